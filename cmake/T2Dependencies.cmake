@@ -1,0 +1,38 @@
+# All third-party packages, found once. Debian packages for the system libraries; LibTorch
+# from the torch wheel that scripts/setup.sh installs (its cmake_prefix_path is passed in).
+find_package(Threads REQUIRED)
+find_package(absl CONFIG REQUIRED)
+find_package(spdlog CONFIG REQUIRED)
+find_package(nlohmann_json CONFIG REQUIRED)
+# Torch's CUDA config otherwise compiles and runs a probe program to detect the local GPU's
+# architecture, which fails with CMake 3.25 + nvcc 13 and means nothing on a GPU-less build
+# machine. Hopper (9.0) and Ampere (8.0) cover the GPUs t2 targets; override via the env.
+if(NOT DEFINED ENV{TORCH_CUDA_ARCH_LIST})
+  set(ENV{TORCH_CUDA_ARCH_LIST} "8.0;9.0")
+endif()
+find_package(Torch CONFIG REQUIRED)
+find_package(GTest CONFIG REQUIRED)
+find_package(benchmark CONFIG)
+
+# The torch wheel is a CUDA build; its config pulls in the CUDA toolkit when present. Our own
+# CUDA sources (none yet in the engine issue) are enabled only when nvcc is found.
+include(CheckLanguage)
+if(T2_WITH_CUDA)
+  check_language(CUDA)
+endif()
+set(T2_HAVE_CUDA_TOOLKIT ${CMAKE_CUDA_COMPILER})
+
+# Torch's exported flags include -D_GLIBCXX_USE_CXX11_ABI=1, matching Debian's libraries.
+# Keep them on an interface target so only model/engine code sees torch headers.
+add_library(t2_torch INTERFACE)
+target_link_libraries(t2_torch INTERFACE ${TORCH_LIBRARIES})
+target_compile_options(t2_torch INTERFACE ${TORCH_CXX_FLAGS})
+add_library(t2::torch ALIAS t2_torch)
+
+set(T2_WARNINGS -Wall -Wextra -Wno-unused-parameter)
+set(T2_FIXTURES_DIR ${PROJECT_BINARY_DIR}/fixtures)
+
+if(NOT T2_PYTHON)
+  find_program(T2_PYTHON_FOUND NAMES python3)
+  set(T2_PYTHON ${T2_PYTHON_FOUND})
+endif()

@@ -1,0 +1,19 @@
+// Locations on disk that every tool agrees on.
+#pragma once
+
+#include <filesystem>
+#include <string>
+
+#include "absl/status/statusor.h"
+
+namespace t2 {
+
+// $T2_HOME, or ~/.cache/t2serve: where scripts/setup.sh puts the default model and the
+// Python environment. Never inside the git checkout.
+std::filesystem::path T2Home();
+
+// Resolves a --model argument: "default" means the bundled SmolLM2-135M-Instruct GGUF under
+// T2Home(); anything else is a path that must exist (a .gguf file or an HF checkpoint folder).
+absl::StatusOr<std::filesystem::path> ResolveModelPath(const std::string& spec);
+
+}  // namespace t2

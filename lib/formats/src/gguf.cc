@@ -1,0 +1,1 @@
+// Implemented in the formats work; see include/t2/formats/.
