@@ -26,6 +26,14 @@ set(T2_HAVE_CUDA_TOOLKIT ${CMAKE_CUDA_COMPILER})
 # Keep them on an interface target so only model/engine code sees torch headers.
 add_library(t2_torch INTERFACE)
 target_link_libraries(t2_torch INTERFACE ${TORCH_LIBRARIES})
+# The torch wheel brings its own CUDA libraries (site-packages/nvidia/*/lib), newer than the
+# system toolkit's; libtorch_cuda was built against those. Search them first when linking
+# (its NCCL symbols are missing from the toolkit's copy) and when running.
+get_filename_component(T2_TORCH_SITE "${TORCH_INSTALL_PREFIX}/.." ABSOLUTE)
+file(GLOB T2_TORCH_NVIDIA_LIBS LIST_DIRECTORIES true "${T2_TORCH_SITE}/nvidia/*/lib")
+foreach(dir ${T2_TORCH_NVIDIA_LIBS})
+  target_link_options(t2_torch INTERFACE "LINKER:-rpath-link,${dir}" "LINKER:-rpath,${dir}")
+endforeach()
 target_compile_options(t2_torch INTERFACE ${TORCH_CXX_FLAGS})
 add_library(t2::torch ALIAS t2_torch)
 

@@ -1,0 +1,213 @@
+#include "t2/engine/generator.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <mutex>
+
+#include "absl/strings/str_cat.h"
+#include "t2/common/status.h"
+#include "t2/engine/stop_strings.h"
+#include "t2/formats/gguf.h"
+#include "t2/model/llama.h"
+
+namespace t2::engine {
+
+std::string_view FinishReasonName(FinishReason reason) {
+  switch (reason) {
+    case FinishReason::kEndOfSequence: return "eos";
+    case FinishReason::kStopString: return "stop";
+    case FinishReason::kLength: return "length";
+  }
+  return "unknown";
+}
+
+absl::Status GeneratorOptions::Validate() const {
+  if (model.empty()) return absl::InvalidArgumentError("generator.model: empty path");
+  if (cpu_threads < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("generator.cpu_threads must be >= 0, got ", cpu_threads));
+  }
+  if (max_batch_size < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("generator.max_batch_size must be >= 1, got ", max_batch_size));
+  }
+  return model::LoadOptions{.device = device, .dtype = dtype}.Validate();
+}
+
+struct Generator::Impl {
+  std::unique_ptr<model::LlamaModel> model;
+  std::unique_ptr<tokenizer::Tokenizer> tokenizer;
+  GeneratorOptions options;
+  std::mutex mutex;  // one batch at a time: the model's Forward is not re-entrant
+
+  absl::Status RunBatch(std::span<const GenerationRequest> requests, size_t first_index,
+                        std::vector<GenerationResult>& results, const TextCallback& on_text);
+};
+
+namespace {
+
+// Everything one request carries through its decode loop.
+struct RequestState {
+  RequestState(const GenerationRequest& r, const tokenizer::Tokenizer& tok)
+      : request(&r), sampler(r.sampling), decoder(tok, /*skip_special=*/true), stops(r.stop_strings) {}
+  const GenerationRequest* request;
+  Sampler sampler;
+  tokenizer::StreamDecoder decoder;
+  StopStringMatcher stops;
+  bool done = false;
+};
+
+}  // namespace
+
+absl::Status Generator::Impl::RunBatch(std::span<const GenerationRequest> requests, size_t first_index,
+                                       std::vector<GenerationResult>& results, const TextCallback& on_text) {
+  const int64_t batch = static_cast<int64_t>(requests.size());
+  const int64_t vocab = model->config().vocab_size;
+  const auto& stop_ids = tokenizer->special().stop_ids;
+  std::vector<RequestState> states;
+  states.reserve(batch);
+  int64_t widest = 0, capacity = 0;
+  for (const auto& r : requests) {
+    states.emplace_back(r, *tokenizer);
+    widest = std::max<int64_t>(widest, r.prompt_ids.size());
+    capacity = std::max<int64_t>(capacity, r.prompt_ids.size() + r.max_new_tokens);
+  }
+  T2_ASSIGN_OR_RETURN(auto cache, model->NewCache(batch, capacity));
+
+  // Prefill: all prompts in one right-padded batch.
+  auto tokens = at::zeros({batch, widest}, at::kLong);
+  std::vector<int64_t> lengths(batch);
+  auto* tok = tokens.data_ptr<int64_t>();
+  for (int64_t b = 0; b < batch; ++b) {
+    const auto& ids = requests[b].prompt_ids;
+    std::copy(ids.begin(), ids.end(), tok + b * widest);
+    lengths[b] = static_cast<int64_t>(ids.size());
+    results[first_index + b].prompt_tokens = lengths[b];
+  }
+  T2_ASSIGN_OR_RETURN(at::Tensor logits, model->Forward(tokens, lengths, cache, false));
+
+  auto emit = [&](int64_t b, const std::string& text) {
+    if (text.empty()) return;
+    results[first_index + b].text += text;
+    if (on_text) on_text(first_index + b, text);
+  };
+  auto finish = [&](int64_t b, FinishReason reason) {
+    RequestState& s = states[b];
+    s.done = true;
+    results[first_index + b].finish_reason = reason;
+    if (reason != FinishReason::kStopString) {
+      emit(b, s.stops.Feed(s.decoder.Finish()));
+      emit(b, s.stops.Flush());
+    }
+  };
+
+  while (true) {
+    const float* rows = logits.data_ptr<float>();
+    auto step = at::zeros({batch, 1}, at::kLong);
+    std::vector<int64_t> step_lengths(batch, 0);
+    bool any_active = false;
+    for (int64_t b = 0; b < batch; ++b) {
+      RequestState& s = states[b];
+      if (s.done) continue;
+      std::span<const float> row(rows + b * vocab, static_cast<size_t>(vocab));
+      int32_t next = s.sampler.Sample(row);
+      GenerationResult& result = results[first_index + b];
+      result.token_ids.push_back(next);
+      if (s.request->return_logprobs) result.logprobs.push_back(LogProbability(row, next));
+      bool is_stop_id = std::binary_search(stop_ids.begin(), stop_ids.end(), next);
+      if (is_stop_id && !s.request->ignore_eos) {
+        finish(b, FinishReason::kEndOfSequence);
+        continue;
+      }
+      emit(b, s.stops.Feed(s.decoder.Push(next)));
+      if (s.stops.stopped()) {
+        finish(b, FinishReason::kStopString);
+      } else if (static_cast<int32_t>(result.token_ids.size()) >= s.request->max_new_tokens) {
+        finish(b, FinishReason::kLength);
+      } else {
+        step[b][0] = next;
+        step_lengths[b] = 1;
+        any_active = true;
+      }
+    }
+    if (!any_active) break;
+    T2_ASSIGN_OR_RETURN(logits, model->Forward(step, step_lengths, cache, false));
+  }
+  return absl::OkStatus();
+}
+
+Generator::Generator(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Generator::~Generator() = default;
+
+absl::StatusOr<std::unique_ptr<Generator>> Generator::Create(const GeneratorOptions& options) {
+  T2_RETURN_IF_ERROR(options.Validate());
+  if (options.cpu_threads > 0) at::set_num_threads(options.cpu_threads);
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  T2_ASSIGN_OR_RETURN(impl->model, model::LlamaModel::Load(options.model,
+                                                           {.device = options.device, .dtype = options.dtype}));
+  if (std::filesystem::is_directory(options.model)) {
+    T2_ASSIGN_OR_RETURN(impl->tokenizer, tokenizer::Tokenizer::FromHfDir(options.model));
+  } else {
+    T2_ASSIGN_OR_RETURN(auto file, formats::GgufFile::Open(options.model));
+    T2_ASSIGN_OR_RETURN(impl->tokenizer, tokenizer::Tokenizer::FromGguf(file));
+  }
+  if (impl->tokenizer->vocab_size() > impl->model->config().vocab_size) {
+    return absl::InvalidArgumentError(absl::StrCat("tokenizer has ", impl->tokenizer->vocab_size(),
+                                                   " tokens but the model's vocabulary is ",
+                                                   impl->model->config().vocab_size));
+  }
+  return std::unique_ptr<Generator>(new Generator(std::move(impl)));
+}
+
+const tokenizer::Tokenizer& Generator::tokenizer() const { return *impl_->tokenizer; }
+const model::ModelConfig& Generator::config() const { return impl_->model->config(); }
+std::string Generator::device_name() const { return impl_->model->device_name(); }
+std::string Generator::dtype_name() const { return impl_->model->dtype_name(); }
+
+absl::Status Generator::ValidateRequest(const GenerationRequest& r) const {
+  const auto& c = impl_->model->config();
+  if (r.prompt_ids.empty()) return absl::InvalidArgumentError("prompt: empty");
+  for (size_t i = 0; i < r.prompt_ids.size(); ++i) {
+    if (r.prompt_ids[i] < 0 || r.prompt_ids[i] >= c.vocab_size) {
+      return absl::InvalidArgumentError(absl::StrCat("prompt_ids[", i, "] = ", r.prompt_ids[i],
+                                                     " is outside the vocabulary of ", c.vocab_size));
+    }
+  }
+  if (r.max_new_tokens < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("max_new_tokens must be >= 1, got ", r.max_new_tokens));
+  }
+  int64_t context = c.sliding_window > 0 ? std::min(c.sliding_window, c.max_position_embeddings)
+                                         : c.max_position_embeddings;
+  int64_t needed = static_cast<int64_t>(r.prompt_ids.size()) + r.max_new_tokens;
+  if (needed > context) {
+    return absl::InvalidArgumentError(absl::StrCat("prompt (", r.prompt_ids.size(), " tokens) + max_new_tokens (",
+                                                   r.max_new_tokens, ") exceeds the context of ", context));
+  }
+  T2_RETURN_IF_ERROR(r.sampling.Validate());
+  if (r.stop_strings.size() > kMaxStopStrings) {
+    return absl::InvalidArgumentError(absl::StrCat("stop_strings: at most ", kMaxStopStrings, " allowed, got ",
+                                                   r.stop_strings.size()));
+  }
+  for (size_t i = 0; i < r.stop_strings.size(); ++i) {
+    if (r.stop_strings[i].empty()) return absl::InvalidArgumentError(absl::StrCat("stop_strings[", i, "] is empty"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<GenerationResult>> Generator::Generate(std::span<const GenerationRequest> requests,
+                                                                  const TextCallback& on_text) {
+  for (size_t i = 0; i < requests.size(); ++i) {
+    if (auto s = ValidateRequest(requests[i]); !s.ok()) return Annotate(s, absl::StrCat("request ", i));
+  }
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  std::vector<GenerationResult> results(requests.size());
+  const size_t chunk = static_cast<size_t>(impl_->options.max_batch_size);
+  for (size_t first = 0; first < requests.size(); first += chunk) {
+    auto part = requests.subspan(first, std::min(chunk, requests.size() - first));
+    T2_RETURN_IF_ERROR(impl_->RunBatch(part, first, results, on_text));
+  }
+  return results;
+}
+
+}  // namespace t2::engine

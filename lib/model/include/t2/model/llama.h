@@ -1,0 +1,101 @@
+// A Llama-family decoder (Llama 2/3, Mistral, Qwen2, SmolLM2) on LibTorch.
+//
+// RMSNorm, rotary embeddings (HF's rotate-half layout, optional Llama-3 scaling), grouped-query
+// attention over a KV cache, SwiGLU MLP, tied or separate output head, Qwen2's q/k/v biases.
+// Computes in float32 on CPU and bfloat16/float16 on CUDA. The numerics follow HF
+// transformers' LlamaForCausalLM so logits match it.
+//
+// Thread safety: Forward() on different KvCaches may not run concurrently (it shares scratch
+// state in LibTorch's thread pool); callers serialise (the engine's scheduler does).
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <ATen/Tensor.h>
+
+#include "absl/status/statusor.h"
+#include "t2/model/config.h"
+#include "t2/model/weights.h"
+
+namespace t2::model {
+
+struct LoadOptions {
+  std::string device = "auto";  // "cpu", "cuda", "cuda:N", or "auto" (cuda if available)
+  std::string dtype = "auto";   // "float32", "bfloat16", "float16", or "auto" (f32 cpu, bf16 cuda)
+  absl::Status Validate() const;
+};
+
+// Keys and values of B sequences ("rows"), per layer [B, kv_heads, capacity, head_dim].
+// Row b holds length(b) valid positions; Forward appends to it.
+class KvCache {
+ public:
+  KvCache() = default;
+  int64_t rows() const { return static_cast<int64_t>(lengths_.size()); }
+  int64_t capacity() const { return capacity_; }
+  int64_t length(int64_t row) const { return lengths_[row]; }
+  // Forgets row's contents (for reuse by another sequence).
+  void ResetRow(int64_t row) { lengths_[row] = 0; }
+
+ private:
+  friend class LlamaModel;
+  std::vector<at::Tensor> k_, v_;
+  std::vector<int64_t> lengths_;
+  int64_t capacity_ = 0;
+};
+
+class LlamaModel {
+ public:
+  // `path` is a .gguf file or an HF checkpoint folder (config.json + safetensors).
+  static absl::StatusOr<std::unique_ptr<LlamaModel>> Load(const std::filesystem::path& path,
+                                                          const LoadOptions& options);
+  // From float32 CPU weights already in memory (validated against the config).
+  static absl::StatusOr<std::unique_ptr<LlamaModel>> FromWeights(const ModelConfig& config,
+                                                                 WeightMap weights,
+                                                                 const LoadOptions& options);
+
+  const ModelConfig& config() const { return config_; }
+  std::string device_name() const;
+  std::string dtype_name() const;
+
+  // HF-named weights, views into the model's own storage on its device and in its dtype
+  // (q/k/v and gate/up are stored fused, so these are slices). Writing into them in place
+  // changes what Forward computes; their shapes must not change.
+  const WeightMap& parameters() const { return parameters_; }
+
+  // A cache for `rows` sequences of up to `capacity` positions each.
+  absl::StatusOr<KvCache> NewCache(int64_t rows, int64_t capacity) const;
+
+  // Runs new tokens of each cache row through the model and appends their keys/values.
+  //   tokens:      [B, T] int64 on CPU, B == cache.rows(); row b's first new_lengths[b] entries
+  //                are real (right padding after them is ignored); they take positions
+  //                cache.length(b) ... cache.length(b) + new_lengths[b] - 1.
+  //   new_lengths: B entries in [0, T]; a row with 0 is left untouched.
+  // Returns float32 CPU logits: [B, T, vocab] if all_positions, else [B, vocab] at each row's
+  // last new token (rows with 0 new tokens get zeros).
+  absl::StatusOr<at::Tensor> Forward(const at::Tensor& tokens, std::span<const int64_t> new_lengths,
+                                     KvCache& cache, bool all_positions);
+
+  ~LlamaModel();
+
+ private:
+  struct Layer;
+  LlamaModel() = default;
+  at::Tensor ForwardImpl(const at::Tensor& tokens, std::span<const int64_t> new_lengths,
+                         KvCache& cache, bool all_positions);
+
+  ModelConfig config_;
+  at::TensorOptions options_;
+  at::Tensor embed_;     // [vocab, hidden]
+  at::Tensor norm_;      // [hidden]
+  at::Tensor lm_head_;   // [vocab, hidden] (== embed_ when tied)
+  at::Tensor inv_freq_;  // [head_dim / 2] float32 on device
+  std::vector<Layer> layers_;
+  WeightMap parameters_;
+};
+
+}  // namespace t2::model

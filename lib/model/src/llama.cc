@@ -1,0 +1,299 @@
+#include "t2/model/llama.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+#include <c10/util/Exception.h>
+
+#include <cmath>
+#include <numbers>
+
+#include "absl/strings/str_cat.h"
+#include "t2/common/status.h"
+#include "t2/formats/gguf.h"
+#include "t2/model/device.h"
+
+namespace t2::model {
+
+struct LlamaModel::Layer {
+  at::Tensor input_norm, post_norm;
+  at::Tensor qkv, qkv_bias;  // [q + 2 kv, hidden], bias undefined unless attention_bias
+  at::Tensor o;              // [hidden, q]
+  at::Tensor gate_up;        // [2 ff, hidden]
+  at::Tensor down;           // [hidden, ff]
+};
+
+LlamaModel::~LlamaModel() = default;
+
+absl::Status LoadOptions::Validate() const { return ResolveDevice(device, dtype).status(); }
+
+namespace {
+
+// HF's base inverse frequencies, in float32 exactly as LlamaRotaryEmbedding computes them,
+// then Llama-3 scaling (from config.json) or llama.cpp's stored per-frequency divisors.
+at::Tensor InverseFrequencies(const ModelConfig& c, const WeightMap& weights) {
+  auto exponents = at::arange(0, c.head_dim, 2, at::kLong).to(at::kFloat) / static_cast<float>(c.head_dim);
+  at::Tensor inv_freq = 1.0 / at::pow(c.rope_theta, exponents);
+  if (c.rope_scaling.enabled) {
+    const auto& s = c.rope_scaling;
+    double old_len = static_cast<double>(s.original_max_position_embeddings);
+    double low_wavelen = old_len / s.low_freq_factor;
+    double high_wavelen = old_len / s.high_freq_factor;
+    auto wavelen = 2 * std::numbers::pi / inv_freq;
+    auto scaled = at::where(wavelen > low_wavelen, inv_freq / s.factor, inv_freq);
+    auto smooth = (old_len / wavelen - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
+    auto smoothed = (1 - smooth) * scaled / s.factor + smooth * scaled;
+    auto medium = at::logical_not(wavelen < high_wavelen) * at::logical_not(wavelen > low_wavelen);
+    inv_freq = at::where(medium, smoothed, scaled);
+  }
+  if (auto it = weights.find(kRopeFreqFactors); it != weights.end()) {
+    inv_freq = inv_freq / it->second;
+  }
+  return inv_freq.to(at::kFloat);
+}
+
+at::Tensor RmsNorm(const at::Tensor& x, const at::Tensor& weight, double eps) {
+  // HF computes the statistics in float32 whatever the activation dtype.
+  auto x32 = x.to(at::kFloat);
+  auto normed = x32 * at::rsqrt(x32.pow(2).mean(-1, /*keepdim=*/true) + eps);
+  return weight * normed.to(x.scalar_type());
+}
+
+at::Tensor RotateHalf(const at::Tensor& x) {
+  auto half = x.size(-1) / 2;
+  return at::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<LlamaModel>> LlamaModel::Load(const std::filesystem::path& path,
+                                                             const LoadOptions& options) {
+  T2_RETURN_IF_ERROR(options.Validate());
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    T2_ASSIGN_OR_RETURN(auto config, ConfigFromHfDir(path));
+    T2_ASSIGN_OR_RETURN(auto weights, LoadHfWeights(path, config));
+    return FromWeights(config, std::move(weights), options);
+  }
+  T2_ASSIGN_OR_RETURN(auto file, formats::GgufFile::Open(path));
+  T2_ASSIGN_OR_RETURN(auto config, ConfigFromGguf(file));
+  T2_ASSIGN_OR_RETURN(auto weights, LoadGgufWeights(file, config));
+  return FromWeights(config, std::move(weights), options);
+}
+
+absl::StatusOr<std::unique_ptr<LlamaModel>> LlamaModel::FromWeights(const ModelConfig& config,
+                                                                    WeightMap weights,
+                                                                    const LoadOptions& options) {
+  T2_RETURN_IF_ERROR(config.Validate());
+  T2_RETURN_IF_ERROR(ValidateWeights(weights, config));
+  T2_ASSIGN_OR_RETURN(auto placement, ResolveDevice(options.device, options.dtype));
+  std::unique_ptr<LlamaModel> m(new LlamaModel());
+  m->config_ = config;
+  m->options_ = at::TensorOptions().device(placement.device).dtype(placement.dtype);
+  try {
+    // Not under InferenceMode: inference tensors cannot be written in place outside it, and
+    // SVF rewrites weights in place. Plain tensors without grad cost nothing extra here.
+    auto put = [&](const at::Tensor& t) { return t.to(m->options_).contiguous(); };
+    auto take = [&](const std::string& name) { return weights.at(name); };
+    m->embed_ = put(take("model.embed_tokens.weight"));
+    m->norm_ = put(take("model.norm.weight"));
+    m->lm_head_ = config.tie_word_embeddings ? m->embed_ : put(take("lm_head.weight"));
+    m->inv_freq_ = InverseFrequencies(config, weights).to(placement.device);
+    m->parameters_["model.embed_tokens.weight"] = m->embed_;
+    m->parameters_["model.norm.weight"] = m->norm_;
+    if (!config.tie_word_embeddings) m->parameters_["lm_head.weight"] = m->lm_head_;
+
+    const int64_t q = config.num_attention_heads * config.head_dim;
+    const int64_t kv = config.num_key_value_heads * config.head_dim;
+    const int64_t ff = config.intermediate_size;
+    m->layers_.resize(config.num_hidden_layers);
+    for (int64_t i = 0; i < config.num_hidden_layers; ++i) {
+      auto p = absl::StrCat("model.layers.", i, ".");
+      Layer& l = m->layers_[i];
+      l.input_norm = put(take(p + "input_layernorm.weight"));
+      l.post_norm = put(take(p + "post_attention_layernorm.weight"));
+      // Fused storage: one GEMM for q/k/v and one for gate/up; HF names map to row slices.
+      l.qkv = put(at::cat({take(p + "self_attn.q_proj.weight"), take(p + "self_attn.k_proj.weight"),
+                           take(p + "self_attn.v_proj.weight")}));
+      l.o = put(take(p + "self_attn.o_proj.weight"));
+      l.gate_up = put(at::cat({take(p + "mlp.gate_proj.weight"), take(p + "mlp.up_proj.weight")}));
+      l.down = put(take(p + "mlp.down_proj.weight"));
+      auto& params = m->parameters_;
+      params[p + "input_layernorm.weight"] = l.input_norm;
+      params[p + "post_attention_layernorm.weight"] = l.post_norm;
+      params[p + "self_attn.q_proj.weight"] = l.qkv.narrow(0, 0, q);
+      params[p + "self_attn.k_proj.weight"] = l.qkv.narrow(0, q, kv);
+      params[p + "self_attn.v_proj.weight"] = l.qkv.narrow(0, q + kv, kv);
+      params[p + "self_attn.o_proj.weight"] = l.o;
+      params[p + "mlp.gate_proj.weight"] = l.gate_up.narrow(0, 0, ff);
+      params[p + "mlp.up_proj.weight"] = l.gate_up.narrow(0, ff, ff);
+      params[p + "mlp.down_proj.weight"] = l.down;
+      if (config.attention_bias) {
+        l.qkv_bias = put(at::cat({take(p + "self_attn.q_proj.bias"), take(p + "self_attn.k_proj.bias"),
+                                  take(p + "self_attn.v_proj.bias")}));
+        params[p + "self_attn.q_proj.bias"] = l.qkv_bias.narrow(0, 0, q);
+        params[p + "self_attn.k_proj.bias"] = l.qkv_bias.narrow(0, q, kv);
+        params[p + "self_attn.v_proj.bias"] = l.qkv_bias.narrow(0, q + kv, kv);
+      }
+    }
+  } catch (const c10::Error& e) {
+    return absl::InternalError(absl::StrCat("model: placing weights: ", e.what_without_backtrace()));
+  }
+  return m;
+}
+
+std::string LlamaModel::device_name() const { return options_.device().str(); }
+std::string LlamaModel::dtype_name() const { return std::string(c10::toString(options_.dtype().toScalarType())); }
+
+absl::StatusOr<KvCache> LlamaModel::NewCache(int64_t rows, int64_t capacity) const {
+  if (rows <= 0 || capacity <= 0) {
+    return absl::InvalidArgumentError(absl::StrCat("kv cache: rows (", rows, ") and capacity (",
+                                                   capacity, ") must be > 0"));
+  }
+  if (capacity > config_.max_position_embeddings) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("kv cache: capacity ", capacity, " exceeds the model's context of ",
+                     config_.max_position_embeddings));
+  }
+  if (config_.sliding_window > 0 && capacity > config_.sliding_window) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("kv cache: capacity ", capacity, " exceeds the sliding window of ",
+                     config_.sliding_window, " (sliding-window attention is not implemented)"));
+  }
+  KvCache cache;
+  try {
+    c10::InferenceMode guard;
+    for (int64_t i = 0; i < config_.num_hidden_layers; ++i) {
+      cache.k_.push_back(at::zeros({rows, config_.num_key_value_heads, capacity, config_.head_dim}, options_));
+      cache.v_.push_back(at::zeros({rows, config_.num_key_value_heads, capacity, config_.head_dim}, options_));
+    }
+  } catch (const c10::Error& e) {
+    return absl::ResourceExhaustedError(absl::StrCat("kv cache: ", e.what_without_backtrace()));
+  }
+  cache.lengths_.assign(rows, 0);
+  cache.capacity_ = capacity;
+  return cache;
+}
+
+absl::StatusOr<at::Tensor> LlamaModel::Forward(const at::Tensor& tokens,
+                                               std::span<const int64_t> new_lengths, KvCache& cache,
+                                               bool all_positions) {
+  if (tokens.dim() != 2 || tokens.scalar_type() != at::kLong) {
+    return absl::InvalidArgumentError("forward: tokens must be a [B, T] int64 tensor");
+  }
+  const int64_t batch = tokens.size(0), steps = tokens.size(1);
+  if (batch != cache.rows() || static_cast<int64_t>(new_lengths.size()) != batch) {
+    return absl::InvalidArgumentError(absl::StrCat("forward: batch ", batch, ", cache rows ",
+                                                   cache.rows(), ", new_lengths ", new_lengths.size()));
+  }
+  for (int64_t b = 0; b < batch; ++b) {
+    if (new_lengths[b] < 0 || new_lengths[b] > steps) {
+      return absl::InvalidArgumentError(absl::StrCat("forward: new_lengths[", b, "] = ", new_lengths[b],
+                                                     " outside [0, ", steps, "]"));
+    }
+    if (cache.length(b) + steps > cache.capacity()) {
+      return absl::OutOfRangeError(absl::StrCat("forward: row ", b, " needs ", cache.length(b) + steps,
+                                                " positions, cache holds ", cache.capacity()));
+    }
+  }
+  auto* data = tokens.data_ptr<int64_t>();
+  for (int64_t i = 0; i < tokens.numel(); ++i) {
+    if (data[i] < 0 || data[i] >= config_.vocab_size) {
+      return absl::InvalidArgumentError(absl::StrCat("forward: token id ", data[i], " outside vocabulary of ",
+                                                     config_.vocab_size));
+    }
+  }
+  try {
+    c10::InferenceMode guard;
+    return ForwardImpl(tokens, new_lengths, cache, all_positions);
+  } catch (const c10::Error& e) {
+    return absl::InternalError(absl::StrCat("forward: ", e.what_without_backtrace()));
+  }
+}
+
+at::Tensor LlamaModel::ForwardImpl(const at::Tensor& tokens, std::span<const int64_t> new_lengths,
+                                   KvCache& cache, bool all_positions) {
+  const auto& c = config_;
+  const int64_t batch = tokens.size(0), steps = tokens.size(1);
+  const int64_t q_dim = c.num_attention_heads * c.head_dim;
+  const int64_t kv_dim = c.num_key_value_heads * c.head_dim;
+  const auto device = options_.device();
+
+  std::vector<int64_t> starts(batch);
+  bool same_start = true;
+  for (int64_t b = 0; b < batch; ++b) {
+    starts[b] = cache.length(b);
+    same_start = same_start && starts[b] == starts[0];
+  }
+  auto start_t = at::tensor(starts, at::kLong).to(device);
+  auto positions = start_t.unsqueeze(1) + at::arange(steps, at::TensorOptions().dtype(at::kLong).device(device));
+  const int64_t keys = *std::max_element(starts.begin(), starts.end()) + steps;
+
+  // Rotary tables for these positions, computed the way HF does (float32 outer product).
+  auto freqs = positions.to(at::kFloat).unsqueeze(-1) * inv_freq_;  // [B, T, D/2]
+  auto emb = at::cat({freqs, freqs}, -1);
+  auto cos = emb.cos().to(options_.dtype()).unsqueeze(1);  // [B, 1, T, D]
+  auto sin = emb.sin().to(options_.dtype()).unsqueeze(1);
+
+  // Which cached keys each query may see: key j for query i of row b iff j <= start_b + i.
+  // A single row starting at 0 (plain prefill) or equal-length decode needs no mask.
+  std::optional<at::Tensor> mask;
+  bool causal = false;
+  if (same_start && starts[0] == 0 && steps > 1) {
+    causal = true;
+  } else if (!(same_start && steps == 1)) {
+    auto key_pos = at::arange(keys, at::TensorOptions().dtype(at::kLong).device(device));
+    mask = (key_pos.view({1, 1, 1, keys}) <= positions.view({batch, 1, steps, 1}));
+  }
+
+  at::Tensor x = at::embedding(embed_, tokens.to(device));  // [B, T, H]
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+    Layer& l = layers_[i];
+    auto h = RmsNorm(x, l.input_norm, c.rms_norm_eps);
+    auto qkv = l.qkv_bias.defined() ? at::linear(h, l.qkv, l.qkv_bias) : at::linear(h, l.qkv);
+    auto q = qkv.narrow(-1, 0, q_dim).view({batch, steps, c.num_attention_heads, c.head_dim}).transpose(1, 2);
+    auto k = qkv.narrow(-1, q_dim, kv_dim).view({batch, steps, c.num_key_value_heads, c.head_dim}).transpose(1, 2);
+    auto v = qkv.narrow(-1, q_dim + kv_dim, kv_dim).view({batch, steps, c.num_key_value_heads, c.head_dim}).transpose(1, 2);
+    q = q * cos + RotateHalf(q) * sin;
+    k = k * cos + RotateHalf(k) * sin;
+
+    auto& kc = cache.k_[i];
+    auto& vc = cache.v_[i];
+    if (same_start) {
+      kc.narrow(2, starts[0], steps).copy_(k);
+      vc.narrow(2, starts[0], steps).copy_(v);
+    } else {
+      for (int64_t b = 0; b < batch; ++b) {
+        kc[b].narrow(1, starts[b], steps).copy_(k[b]);
+        vc[b].narrow(1, starts[b], steps).copy_(v[b]);
+      }
+    }
+    auto keys_k = kc.narrow(2, 0, keys);
+    auto keys_v = vc.narrow(2, 0, keys);
+    auto attn = at::scaled_dot_product_attention(q, keys_k, keys_v, mask, 0.0, causal, std::nullopt,
+                                                 /*enable_gqa=*/true);
+    attn = attn.transpose(1, 2).reshape({batch, steps, q_dim});
+    x = x + at::linear(attn, l.o);
+
+    h = RmsNorm(x, l.post_norm, c.rms_norm_eps);
+    auto gu = at::linear(h, l.gate_up);
+    auto act = at::silu(gu.narrow(-1, 0, c.intermediate_size)) * gu.narrow(-1, c.intermediate_size, c.intermediate_size);
+    x = x + at::linear(act, l.down);
+  }
+  for (int64_t b = 0; b < batch; ++b) cache.lengths_[b] += new_lengths[b];
+
+  if (all_positions) {
+    return at::linear(RmsNorm(x, norm_, c.rms_norm_eps), lm_head_).to(at::kFloat).cpu();
+  }
+  // Only each row's last real token needs the output head.
+  std::vector<int64_t> last(batch);
+  for (int64_t b = 0; b < batch; ++b) last[b] = std::max<int64_t>(new_lengths[b] - 1, 0);
+  auto index = at::tensor(last, at::kLong).to(device).view({batch, 1, 1}).expand({batch, 1, x.size(2)});
+  auto h_last = x.gather(1, index).squeeze(1);  // [B, H]
+  auto logits = at::linear(RmsNorm(h_last, norm_, c.rms_norm_eps), lm_head_).to(at::kFloat).cpu();
+  for (int64_t b = 0; b < batch; ++b) {
+    if (new_lengths[b] == 0) logits[b].zero_();
+  }
+  return logits;
+}
+
+}  // namespace t2::model

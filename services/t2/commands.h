@@ -1,0 +1,12 @@
+// The t2 subcommands. Each returns the process exit code: 0 success, 1 failure, 2 bad usage.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace t2::cli {
+
+int RunGenerate(const std::vector<std::string>& args);
+int RunInfo(const std::vector<std::string>& args);
+
+}  // namespace t2::cli

@@ -1,0 +1,133 @@
+// t2 generate: stream an answer from a local model to stdout.
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <iterator>
+
+#include "absl/strings/str_cat.h"
+#include "commands.h"
+#include "flags.h"
+#include "t2/common/env.h"
+#include "t2/engine/generator.h"
+#include "t2/tokenizer/chat_template.h"
+
+namespace t2::cli {
+namespace {
+
+constexpr const char* kUsage = R"(usage: t2 generate --prompt TEXT [options]
+  --model PATH|default   .gguf file, HF checkpoint folder, or the bundled default (default)
+  --prompt TEXT          the prompt; "-" reads standard input
+  --chat                 format the prompt as a user turn with the model's chat template
+  --system TEXT          system message (with --chat)
+  --max-new-tokens N     default 256
+  --temperature T        0 = greedy (default); top-k/top-p apply when T > 0
+  --top-k K  --top-p P  --seed S
+  --stop STR             stop string (repeatable)
+  --device auto|cpu|cuda[:N]  --dtype auto|float32|bfloat16|float16  --threads N
+)";
+
+int Fail(const absl::Status& status, int code) {
+  std::cerr << "t2 generate: " << status.message() << "\n";
+  if (code == 2) std::cerr << kUsage;
+  return code;
+}
+
+absl::StatusOr<engine::GenerationRequest> BuildRequest(const Flags& flags, const engine::Generator& gen) {
+  std::string prompt = flags.Get("prompt", "");
+  if (prompt == "-") prompt.assign(std::istreambuf_iterator<char>(std::cin), {});
+  if (prompt.empty()) return absl::InvalidArgumentError("--prompt is required and must not be empty");
+
+  std::string text = prompt;
+  bool add_special = true;
+  if (flags.Has("chat")) {
+    const auto& source = gen.tokenizer().chat_template();
+    if (source.empty()) return absl::FailedPreconditionError("--chat: the model has no chat template");
+    auto tmpl = tokenizer::ChatTemplate::FromJinja(source);
+    if (!tmpl.ok()) return tmpl.status();
+    std::vector<tokenizer::ChatMessage> messages;
+    if (flags.Has("system")) messages.push_back({"system", flags.Get("system", "")});
+    messages.push_back({"user", prompt});
+    auto rendered = tmpl->Apply(messages, /*add_generation_prompt=*/true);
+    if (!rendered.ok()) return rendered.status();
+    text = *rendered;
+    add_special = false;  // the template writes its own special tokens
+  }
+  engine::GenerationRequest request;
+  request.prompt_ids = gen.tokenizer().Encode(text, add_special);
+  auto max_new = flags.GetInt("max-new-tokens", 256);
+  if (!max_new.ok()) return max_new.status();
+  request.max_new_tokens = static_cast<int32_t>(*max_new);
+  auto temperature = flags.GetDouble("temperature", 0.0);
+  auto top_k = flags.GetInt("top-k", 0);
+  auto top_p = flags.GetDouble("top-p", 1.0);
+  for (const auto* s : {&temperature.status(), &top_k.status(), &top_p.status()}) {
+    if (!s->ok()) return *s;
+  }
+  request.sampling.temperature = static_cast<float>(*temperature);
+  request.sampling.top_k = static_cast<int32_t>(*top_k);
+  request.sampling.top_p = static_cast<float>(*top_p);
+  if (flags.Has("seed")) {
+    auto seed = flags.GetInt("seed", 0);
+    if (!seed.ok()) return seed.status();
+    request.sampling.seed = static_cast<uint64_t>(*seed);
+  }
+  request.stop_strings = flags.GetAll("stop");
+  return request;
+}
+
+}  // namespace
+
+int RunGenerate(const std::vector<std::string>& args) {
+  FlagSpec spec{.value_flags = {"model", "prompt", "system", "max-new-tokens", "temperature", "top-k", "top-p",
+                                "seed", "stop", "device", "dtype", "threads"},
+                .bool_flags = {"chat", "help"}};
+  auto flags = Flags::Parse(args, spec);
+  if (!flags.ok()) return Fail(flags.status(), 2);
+  if (flags->Has("help")) {
+    std::cout << kUsage;
+    return 0;
+  }
+  if (!flags->positional().empty()) {
+    return Fail(absl::InvalidArgumentError(absl::StrCat("unexpected argument '", flags->positional()[0], "'")), 2);
+  }
+  if (!flags->Has("prompt")) return Fail(absl::InvalidArgumentError("--prompt is required"), 2);
+  auto model_path = ResolveModelPath(flags->Get("model", "default"));
+  if (!model_path.ok()) return Fail(model_path.status(), 1);
+  auto threads = flags->GetInt("threads", 0);
+  if (!threads.ok()) return Fail(threads.status(), 2);
+
+  engine::GeneratorOptions options{.model = *model_path,
+                                   .device = flags->Get("device", "auto"),
+                                   .dtype = flags->Get("dtype", "auto"),
+                                   .cpu_threads = static_cast<int32_t>(*threads),
+                                   .max_batch_size = 1};
+  if (auto s = options.Validate(); !s.ok()) return Fail(s, 2);
+  auto load_start = std::chrono::steady_clock::now();
+  auto generator = engine::Generator::Create(options);
+  if (!generator.ok()) return Fail(generator.status(), 1);
+  double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - load_start).count();
+
+  auto request = BuildRequest(*flags, **generator);
+  if (!request.ok()) return Fail(request.status(), 2);
+  if (auto s = (*generator)->ValidateRequest(*request); !s.ok()) return Fail(s, 2);
+
+  auto start = std::chrono::steady_clock::now();
+  auto results = (*generator)->Generate(std::span(&*request, 1), [](size_t, std::string_view text) {
+    std::fwrite(text.data(), 1, text.size(), stdout);
+    std::fflush(stdout);
+  });
+  if (!results.ok()) return Fail(results.status(), 1);
+  double gen_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const auto& r = results->front();
+  std::cout << std::endl;
+  std::cerr << absl::StrCat("[t2] ", (*generator)->config().name, " on ", (*generator)->device_name(), "/",
+                            (*generator)->dtype_name(), ": loaded in ", static_cast<int>(load_s * 1000),
+                            " ms; prompt ", r.prompt_tokens, " tokens, generated ", r.token_ids.size(),
+                            " tokens in ", static_cast<int>(gen_s * 1000), " ms (",
+                            static_cast<int>(r.token_ids.size() / std::max(gen_s, 1e-9)), " tok/s), finish: ",
+                            engine::FinishReasonName(r.finish_reason))
+            << std::endl;
+  return 0;
+}
+
+}  // namespace t2::cli

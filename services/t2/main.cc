@@ -1,0 +1,31 @@
+// t2: the t2serve command-line tool. Thin: parses the subcommand and hands over.
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "commands.h"
+
+namespace {
+
+constexpr const char* kUsage = R"(usage: t2 <command> [options]
+
+commands:
+  generate   generate text from a local model (t2 generate --help)
+  info       print a model's architecture and tensors (t2 info MODEL)
+)";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+    std::cout << kUsage;
+    return args.empty() ? 2 : 0;
+  }
+  std::string command = args[0];
+  args.erase(args.begin());
+  if (command == "generate") return t2::cli::RunGenerate(args);
+  if (command == "info") return t2::cli::RunInfo(args);
+  std::cerr << "t2: unknown command '" << command << "'\n" << kUsage;
+  return 2;
+}
