@@ -33,6 +33,8 @@ struct SafetensorsTensor {
   std::vector<int64_t> shape;
   std::span<const uint8_t> data;
 
+  // Product of `shape` (1 for a scalar); -1 if a dimension is negative or the product
+  // overflows, which a tensor from Open never has.
   int64_t NumElements() const;
 };
 
