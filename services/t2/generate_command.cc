@@ -8,6 +8,7 @@
 #include "commands.h"
 #include "flags.h"
 #include "t2/common/env.h"
+#include "t2/common/status.h"
 #include "t2/engine/generator.h"
 #include "t2/tokenizer/chat_template.h"
 
@@ -125,7 +126,7 @@ int RunGenerate(const std::vector<std::string>& args) {
                             " ms; prompt ", r.prompt_tokens, " tokens, generated ", r.token_ids.size(),
                             " tokens in ", static_cast<int>(gen_s * 1000), " ms (",
                             static_cast<int>(r.token_ids.size() / std::max(gen_s, 1e-9)), " tok/s), finish: ",
-                            engine::FinishReasonName(r.finish_reason))
+                            AsAbsl(engine::FinishReasonName(r.finish_reason)))
             << std::endl;
   return 0;
 }

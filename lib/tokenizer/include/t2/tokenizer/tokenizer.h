@@ -66,7 +66,23 @@ class Tokenizer {
   // The model's Jinja chat template source, or empty when it has none.
   const std::string& chat_template() const { return chat_template_; }
 
+  // From the contents of an HF tokenizer.json and (optionally empty) tokenizer_config.json,
+  // as FromHfDir reads them. Errors name the malformed or unsupported field.
+  static absl::StatusOr<std::unique_ptr<Tokenizer>> FromHfJson(std::string_view tokenizer_json,
+                                                               std::string_view config_json);
+
  protected:
+  friend class StreamDecoder;
+
+  // Streaming hook behind StreamDecoder: decodes the longest prefix of `ids` whose text no
+  // later id can change, appends that text to *out and returns how many ids it used (with
+  // `final`, all of them). *state starts at 0 for a stream and carries start-of-text rules
+  // (SentencePiece's dropped leading space) between calls; the concatenated outputs of
+  // successive calls equal Decode(all ids). The default decodes with Decode and holds back
+  // text that ends in U+FFFD.
+  virtual size_t DecodePrefix(std::span<const int32_t> ids, bool skip_special, bool final,
+                              uint32_t* state, std::string* out) const;
+
   SpecialTokens special_;
   std::string chat_template_;
 };
@@ -86,8 +102,9 @@ class StreamDecoder {
  private:
   const Tokenizer& tokenizer_;
   bool skip_special_;
-  std::vector<int32_t> ids_;
-  size_t emitted_bytes_ = 0;
+  std::vector<int32_t> ids_;  // pushed ids whose text is still held back
+  size_t emitted_bytes_ = 0;  // total bytes returned so far
+  uint32_t state_ = 0;        // Tokenizer::DecodePrefix's state
 };
 
 }  // namespace t2::tokenizer
