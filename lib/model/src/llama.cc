@@ -11,6 +11,7 @@
 #include "t2/common/status.h"
 #include "t2/formats/gguf.h"
 #include "t2/model/device.h"
+#include "t2/model/cpu_linear.h"
 
 namespace t2::model {
 
@@ -249,7 +250,7 @@ at::Tensor LlamaModel::ForwardImpl(const at::Tensor& tokens, std::span<const int
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
     Layer& l = layers_[i];
     auto h = RmsNorm(x, l.input_norm, c.rms_norm_eps);
-    auto qkv = l.qkv_bias.defined() ? at::linear(h, l.qkv, l.qkv_bias) : at::linear(h, l.qkv);
+    auto qkv = Linear(h, l.qkv, l.qkv_bias);
     auto q = qkv.narrow(-1, 0, q_dim).view({batch, steps, c.num_attention_heads, c.head_dim}).transpose(1, 2);
     auto k = qkv.narrow(-1, q_dim, kv_dim).view({batch, steps, c.num_key_value_heads, c.head_dim}).transpose(1, 2);
     auto v = qkv.narrow(-1, q_dim + kv_dim, kv_dim).view({batch, steps, c.num_key_value_heads, c.head_dim}).transpose(1, 2);
@@ -272,12 +273,12 @@ at::Tensor LlamaModel::ForwardImpl(const at::Tensor& tokens, std::span<const int
     auto attn = at::scaled_dot_product_attention(q, keys_k, keys_v, mask, 0.0, causal, std::nullopt,
                                                  /*enable_gqa=*/true);
     attn = attn.transpose(1, 2).reshape({batch, steps, q_dim});
-    x = x + at::linear(attn, l.o);
+    x = x + Linear(attn, l.o);
 
     h = RmsNorm(x, l.post_norm, c.rms_norm_eps);
-    auto gu = at::linear(h, l.gate_up);
+    auto gu = Linear(h, l.gate_up);
     auto act = at::silu(gu.narrow(-1, 0, c.intermediate_size)) * gu.narrow(-1, c.intermediate_size, c.intermediate_size);
-    x = x + at::linear(act, l.down);
+    x = x + Linear(act, l.down);
   }
   for (int64_t b = 0; b < batch; ++b) cache.lengths_[b] += new_lengths[b];
 
@@ -289,7 +290,7 @@ at::Tensor LlamaModel::ForwardImpl(const at::Tensor& tokens, std::span<const int
   for (int64_t b = 0; b < batch; ++b) last[b] = std::max<int64_t>(new_lengths[b] - 1, 0);
   auto index = at::tensor(last, at::kLong).to(device).view({batch, 1, 1}).expand({batch, 1, x.size(2)});
   auto h_last = x.gather(1, index).squeeze(1);  // [B, H]
-  auto logits = at::linear(RmsNorm(h_last, norm_, c.rms_norm_eps), lm_head_).to(at::kFloat).cpu();
+  auto logits = Linear(RmsNorm(h_last, norm_, c.rms_norm_eps), lm_head_).to(at::kFloat).cpu();
   for (int64_t b = 0; b < batch; ++b) {
     if (new_lengths[b] == 0) logits[b].zero_();
   }
