@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <iostream>
 #include <iterator>
+#include <limits>
 
 #include "absl/strings/str_cat.h"
 #include "commands.h"
@@ -57,6 +58,10 @@ absl::StatusOr<engine::GenerationRequest> BuildRequest(const Flags& flags, const
   request.prompt_ids = gen.tokenizer().Encode(text, add_special);
   auto max_new = flags.GetInt("max-new-tokens", 256);
   if (!max_new.ok()) return max_new.status();
+  // Range checks before narrowing to int32: a wrapped value would pass validation silently.
+  if (*max_new < 1 || *max_new > std::numeric_limits<int32_t>::max()) {
+    return absl::InvalidArgumentError(absl::StrCat("--max-new-tokens must be at least 1, got ", *max_new));
+  }
   request.max_new_tokens = static_cast<int32_t>(*max_new);
   auto temperature = flags.GetDouble("temperature", 0.0);
   auto top_k = flags.GetInt("top-k", 0);
@@ -65,11 +70,15 @@ absl::StatusOr<engine::GenerationRequest> BuildRequest(const Flags& flags, const
     if (!s->ok()) return *s;
   }
   request.sampling.temperature = static_cast<float>(*temperature);
+  if (*top_k < 0 || *top_k > std::numeric_limits<int32_t>::max()) {
+    return absl::InvalidArgumentError(absl::StrCat("--top-k must be 0 (off) or positive, got ", *top_k));
+  }
   request.sampling.top_k = static_cast<int32_t>(*top_k);
   request.sampling.top_p = static_cast<float>(*top_p);
   if (flags.Has("seed")) {
     auto seed = flags.GetInt("seed", 0);
     if (!seed.ok()) return seed.status();
+    if (*seed < 0) return absl::InvalidArgumentError(absl::StrCat("--seed must not be negative, got ", *seed));
     request.sampling.seed = static_cast<uint64_t>(*seed);
   }
   request.stop_strings = flags.GetAll("stop");
@@ -96,6 +105,9 @@ int RunGenerate(const std::vector<std::string>& args) {
   if (!model_path.ok()) return Fail(model_path.status(), 1);
   auto threads = flags->GetInt("threads", 0);
   if (!threads.ok()) return Fail(threads.status(), 2);
+  if (*threads < 0 || *threads > 4096) {
+    return Fail(absl::InvalidArgumentError(absl::StrCat("--threads must be 0 (one per core) to 4096, got ", *threads)), 2);
+  }
 
   engine::GeneratorOptions options{.model = *model_path,
                                    .device = flags->Get("device", "auto"),

@@ -71,7 +71,9 @@ def gguf_reference(model_path: pathlib.Path, out: pathlib.Path) -> None:
             gen = model.generate(torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
                                  max_new_tokens=64, do_sample=False, pad_token_id=tok.eos_token_id)
             new = gen[0, len(ids):].tolist()
-            manifest["greedy"].append({"prompt_ids": ids, "output_ids": new, "text": tok.decode(new)})
+            manifest["greedy"].append({"question": question, "prompt_ids": ids, "output_ids": new,
+                                       "text": tok.decode(new),
+                                       "text_without_special": tok.decode(new, skip_special_tokens=True)})
     manifest["eos_token_id"] = tok.eos_token_id
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
 

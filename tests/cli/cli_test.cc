@@ -1,0 +1,190 @@
+// The t2 binary as a user runs it: a separate process, its stdout, stderr and exit code.
+// Greedy answers are checked against the text transformers generated for the same chat
+// prompts (tests/model/make_reference.py), model facts against SmolLM2-135M's published
+// config, and every bad flag against exit code 2 with a message naming the flag.
+#include <sys/wait.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "testing/reference_data.h"
+
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+struct ProcessResult {
+  int exit_code = -1;
+  std::string out, err;
+};
+
+std::string ShellQuote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) {
+    if (c == '\'') q += "'\\''";
+    else q += c;
+  }
+  return q + "'";
+}
+
+std::string Slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Runs `t2 ARGS...` with stdin from `input` and returns what it printed and its exit code.
+ProcessResult T2(const std::vector<std::string>& args, const std::string& input = "") {
+  const char* binary = std::getenv("T2_BINARY");
+  EXPECT_NE(binary, nullptr) << "T2_BINARY is not set (ctest sets it)";
+  if (binary == nullptr) return {};
+  const std::string dir = ::testing::TempDir();
+  const std::string in = dir + "/t2_cli_in", out = dir + "/t2_cli_out", err = dir + "/t2_cli_err";
+  std::ofstream(in, std::ios::binary) << input;
+  std::string command = ShellQuote(binary);
+  for (const auto& a : args) command += " " + ShellQuote(a);
+  command += " < " + ShellQuote(in) + " > " + ShellQuote(out) + " 2> " + ShellQuote(err);
+  int status = std::system(command.c_str());
+  ProcessResult r;
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  r.out = Slurp(out);
+  r.err = Slurp(err);
+  return r;
+}
+
+std::string DefaultModel() { return t2::testing::DefaultModelPath().string(); }
+
+TEST(CliGenerate, GreedyChatAnswerEqualsTransformers) {
+  auto manifest = t2::testing::ReadJson(t2::testing::FixturesDir("model/gguf") / "manifest.json");
+  ASSERT_GE(manifest["greedy"].size(), 2u);
+  for (int i = 0; i < 2; ++i) {
+    const auto& c = manifest["greedy"][i];
+    // --model default resolves through $T2_HOME like a user's call; the run is greedy.
+    ProcessResult r = T2({"generate", "--model", "default", "--device", "cpu", "--chat", "--prompt",
+                c["question"].get<std::string>(), "--max-new-tokens", "64"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out, c["text_without_special"].get<std::string>() + "\n") << "chat prompt " << i;
+    EXPECT_THAT(r.err, HasSubstr("finish: "));
+  }
+}
+
+TEST(CliGenerate, PromptFromStdinEqualsPromptFlag) {
+  std::vector<std::string> common = {"generate", "--model", DefaultModel(), "--device", "cpu",
+                                     "--max-new-tokens", "12", "--temperature", "0.8", "--seed", "7"};
+  auto with_flag = common;
+  with_flag.insert(with_flag.end(), {"--prompt", "Once upon a time"});
+  auto with_stdin = common;
+  with_stdin.insert(with_stdin.end(), {"--prompt", "-"});
+  ProcessResult a = T2(with_flag);
+  ProcessResult b = T2(with_stdin, "Once upon a time");
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  EXPECT_EQ(a.out, b.out) << "same seed, same prompt: same sampled text";
+  EXPECT_GT(a.out.size(), 1u);
+}
+
+TEST(CliGenerate, StopStringEndsTheAnswerBeforeIt) {
+  auto manifest = t2::testing::ReadJson(t2::testing::FixturesDir("model/gguf") / "manifest.json");
+  const auto& c = manifest["greedy"][0];
+  const std::string full = c["text_without_special"].get<std::string>();
+  const auto cut = full.find(' ', 4);
+  ASSERT_NE(cut, std::string::npos) << full;
+  ProcessResult r = T2({"generate", "--model", "default", "--device", "cpu", "--chat", "--prompt",
+              c["question"].get<std::string>(), "--max-new-tokens", "64", "--stop", " "});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, full.substr(0, full.find(' ')) + "\n");
+  EXPECT_THAT(r.err, HasSubstr("finish: stop"));
+}
+
+struct BadCall {
+  std::vector<std::string> args;
+  std::string message;  // what stderr must say, naming the flag
+};
+
+TEST(CliGenerate, BadFlagsExitTwoNamingTheFlag) {
+  const std::string m = DefaultModel();
+  const std::vector<BadCall> calls = {
+      {{"generate"}, "--prompt is required"},
+      {{"generate", "--model", m, "--prompt", ""}, "--prompt"},
+      {{"generate", "--model", m, "--prompt", "hi", "--bogus"}, "unknown flag --bogus"},
+      {{"generate", "--model", m, "--prompt"}, "--prompt needs a value"},
+      {{"generate", "--model", m, "--prompt", "hi", "--chat=yes"}, "--chat takes no value"},
+      {{"generate", "--model", m, "--prompt", "hi", "extra"}, "unexpected argument 'extra'"},
+      {{"generate", "--model", m, "--prompt", "hi", "--max-new-tokens", "ten"}, "--max-new-tokens must be an integer"},
+      {{"generate", "--model", m, "--prompt", "hi", "--max-new-tokens", "0"}, "--max-new-tokens must be at least 1"},
+      {{"generate", "--model", m, "--prompt", "hi", "--max-new-tokens", "4294967297"}, "--max-new-tokens"},
+      {{"generate", "--model", m, "--prompt", "hi", "--max-new-tokens", "100000"}, "max_new_tokens"},
+      {{"generate", "--model", m, "--prompt", "hi", "--temperature", "-1"}, "temperature"},
+      {{"generate", "--model", m, "--prompt", "hi", "--temperature", "warm"}, "--temperature must be a number"},
+      {{"generate", "--model", m, "--prompt", "hi", "--temperature", "1", "--top-p", "1.5"}, "top_p"},
+      {{"generate", "--model", m, "--prompt", "hi", "--top-k", "-3"}, "--top-k"},
+      {{"generate", "--model", m, "--prompt", "hi", "--seed", "-1"}, "--seed must not be negative"},
+      {{"generate", "--model", m, "--prompt", "hi", "--threads", "-2"}, "--threads"},
+      {{"generate", "--model", m, "--prompt", "hi", "--device", "tpu"}, "tpu"},
+      {{"generate", "--model", m, "--prompt", "hi", "--device", "cpu", "--dtype", "bfloat16"}, "bfloat16"},
+      {{"frobnicate"}, "unknown command 'frobnicate'"},
+      {{"info"}, "expected exactly one MODEL argument"},
+      {{"info", "a", "b"}, "expected exactly one MODEL argument"},
+  };
+  for (const auto& call : calls) {
+    ProcessResult r = T2(call.args);
+    std::string shown;
+    for (const auto& a : call.args) shown += a + " ";
+    EXPECT_EQ(r.exit_code, 2) << "t2 " << shown << "\nstderr: " << r.err;
+    EXPECT_THAT(r.err, HasSubstr(call.message)) << "t2 " << shown;
+    EXPECT_EQ(r.out, "") << "t2 " << shown << ": nothing on stdout for a usage error";
+  }
+}
+
+TEST(CliGenerate, MissingOrCorruptModelExitsOneNamingThePath) {
+  const std::string missing = ::testing::TempDir() + "/no_such_model.gguf";
+  ProcessResult r = T2({"generate", "--model", missing, "--prompt", "hi"});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("no_such_model.gguf"));
+
+  const std::string corrupt = ::testing::TempDir() + "/corrupt.gguf";
+  std::ofstream(corrupt, std::ios::binary) << "GGUF\x03\x00\x00\x00 truncated";
+  r = T2({"generate", "--model", corrupt, "--prompt", "hi"});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_THAT(r.err, Not(HasSubstr("Segmentation")));
+  EXPECT_EQ(r.out, "");
+}
+
+TEST(CliInfo, DefaultModelMatchesSmolLM2PublishedConfig) {
+  // SmolLM2-135M's config.json: 30 layers, hidden 576, intermediate 1536, 9 heads with
+  // 3 KV heads (head_dim 64), vocab 49152, 8192 positions, tied embeddings; its GGUF
+  // holds 272 tensors (9 per layer + token_embd + output_norm).
+  ProcessResult r = T2({"info", "default"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (const char* line : {"architecture:  llama", "layers:        30", "hidden:        576",
+                           "intermediate:  1536", "heads:         9 (kv 3, head_dim 64)", "vocab:         49152",
+                           "context:       8192", "tied head:     yes", "qkv bias:      no", "GGUF v3",
+                           "272 tensors", "token_embd.weight", "blk.0.ffn_down.weight",
+                           "... 261 more in the other layers"}) {
+    EXPECT_THAT(r.out, HasSubstr(line));
+  }
+  EXPECT_THAT(r.out, Not(HasSubstr("blk.29.")));
+  ProcessResult all = T2({"info", "default", "--all"});
+  ASSERT_EQ(all.exit_code, 0) << all.err;
+  EXPECT_THAT(all.out, HasSubstr("blk.29.ffn_down.weight"));
+}
+
+TEST(CliInfo, HfCheckpointFolderShowsHfNamesAndBias) {
+  // The tiny Qwen2 checkpoint transformers saved (make_reference.py): 3 layers, q/k/v biases.
+  ProcessResult r = T2({"info", (t2::testing::FixturesDir("model/tiny") / "qwen2").string(), "--all"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (const char* line : {"architecture:  qwen2", "layers:        3", "hidden:        64", "heads:         4 (kv 2, head_dim 16)",
+                           "vocab:         320", "qkv bias:      yes", "model.layers.2.self_attn.q_proj.bias", "F32"}) {
+    EXPECT_THAT(r.out, HasSubstr(line));
+  }
+}
+
+}  // namespace
