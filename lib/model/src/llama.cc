@@ -12,6 +12,7 @@
 #include "t2/formats/gguf.h"
 #include "t2/model/device.h"
 #include "t2/model/cpu_linear.h"
+#include "factored_linear.h"
 
 namespace t2::model {
 
@@ -57,6 +58,20 @@ at::Tensor RmsNorm(const at::Tensor& x, const at::Tensor& weight, double eps) {
   auto x32 = x.to(at::kFloat);
   auto normed = x32 * at::rsqrt(x32.pow(2).mean(-1, /*keepdim=*/true) + eps);
   return weight * normed.to(x.scalar_type());
+}
+
+// The matrices SVF may adapt: attention and MLP projections of a layer.
+bool IsProjection(const std::string& name) {
+  if (name.rfind("model.layers.", 0) != 0) return false;
+  for (const char* p : {".self_attn.q_proj.weight", ".self_attn.k_proj.weight", ".self_attn.v_proj.weight",
+                        ".self_attn.o_proj.weight", ".mlp.gate_proj.weight", ".mlp.up_proj.weight",
+                        ".mlp.down_proj.weight"}) {
+    std::string_view suffix(p);
+    if (name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0) {
+      return true;
+    }
+  }
+  return false;
 }
 
 at::Tensor RotateHalf(const at::Tensor& x) {
@@ -177,7 +192,7 @@ absl::StatusOr<KvCache> LlamaModel::NewCache(int64_t rows, int64_t capacity) con
 
 absl::StatusOr<at::Tensor> LlamaModel::Forward(const at::Tensor& tokens,
                                                std::span<const int64_t> new_lengths, KvCache& cache,
-                                               bool all_positions) {
+                                               bool all_positions, const RowAdapters* adapters) {
   if (tokens.dim() != 2 || tokens.scalar_type() != at::kLong) {
     return absl::InvalidArgumentError("forward: tokens must be a [B, T] int64 tensor");
   }
@@ -203,16 +218,50 @@ absl::StatusOr<at::Tensor> LlamaModel::Forward(const at::Tensor& tokens,
                                                      config_.vocab_size));
     }
   }
+  if (adapters != nullptr) T2_RETURN_IF_ERROR(ValidateAdapters(*adapters, batch));
   try {
     c10::InferenceMode guard;
-    return ForwardImpl(tokens, new_lengths, cache, all_positions);
+    return ForwardImpl(tokens, new_lengths, cache, all_positions, adapters);
   } catch (const c10::Error& e) {
     return absl::InternalError(absl::StrCat("forward: ", e.what_without_backtrace()));
   }
 }
 
+absl::Status LlamaModel::ValidateAdapters(const RowAdapters& adapters, int64_t batch) const {
+  if (static_cast<int64_t>(adapters.adapted.size()) != batch) {
+    return absl::InvalidArgumentError(absl::StrCat("adapters.adapted: ", adapters.adapted.size(),
+                                                   " entries for a batch of ", batch));
+  }
+  for (const auto& [name, f] : adapters.matrices) {
+    auto it = parameters_.find(name);
+    if (it == parameters_.end() || !IsProjection(name)) {
+      return absl::InvalidArgumentError(absl::StrCat("adapters: '", name, "' is not a projection matrix of the model"));
+    }
+    const int64_t n = it->second.size(0), m = it->second.size(1);
+    if (!f.u.defined() || !f.vt.defined() || !f.scale.defined() || f.u.dim() != 2 || f.vt.dim() != 2 ||
+        f.scale.dim() != 2) {
+      return absl::InvalidArgumentError(absl::StrCat("adapters '", name, "': u, vt and scale must be 2-D tensors"));
+    }
+    const int64_t r = f.u.size(1);
+    if (f.u.size(0) != n || f.vt.size(0) != r || f.vt.size(1) != m || f.scale.size(0) != batch ||
+        f.scale.size(1) != r) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "adapters '", name, "': shapes u ", f.u.size(0), "x", f.u.size(1), ", vt ", f.vt.size(0), "x", f.vt.size(1),
+          ", scale ", f.scale.size(0), "x", f.scale.size(1), " do not fit a ", n, "x", m, " matrix and a batch of ",
+          batch));
+    }
+    for (const auto* t : {&f.u, &f.vt, &f.scale}) {
+      if (t->scalar_type() != at::kFloat || t->device() != options_.device() || !t->is_contiguous()) {
+        return absl::InvalidArgumentError(absl::StrCat("adapters '", name,
+                                                       "': factors must be contiguous float32 on ", device_name()));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
 at::Tensor LlamaModel::ForwardImpl(const at::Tensor& tokens, std::span<const int64_t> new_lengths,
-                                   KvCache& cache, bool all_positions) {
+                                   KvCache& cache, bool all_positions, const RowAdapters* adapters) {
   const auto& c = config_;
   const int64_t batch = tokens.size(0), steps = tokens.size(1);
   const int64_t q_dim = c.num_attention_heads * c.head_dim;
@@ -246,11 +295,27 @@ at::Tensor LlamaModel::ForwardImpl(const at::Tensor& tokens, std::span<const int
     mask = (key_pos.view({1, 1, 1, keys}) <= positions.view({batch, 1, steps, 1}));
   }
 
+  const AdaptedRows rows = SplitRows(adapters, batch, device);
+  // The factored form of layer i's matrix `proj` if this batch adapts it, else nullptr.
+  auto factored = [&](int64_t i, const char* proj) -> const FactoredMatrix* {
+    if (!rows.any) return nullptr;
+    auto it = adapters->matrices.find(absl::StrCat("model.layers.", i, ".", proj, ".weight"));
+    return it == adapters->matrices.end() ? nullptr : &it->second;
+  };
+  const int64_t ff = c.intermediate_size;
+
   at::Tensor x = at::embedding(embed_, tokens.to(device));  // [B, T, H]
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
     Layer& l = layers_[i];
+    const FusedPart qkv_parts[] = {{factored(i, "self_attn.q_proj"), 0, q_dim},
+                                   {factored(i, "self_attn.k_proj"), q_dim, kv_dim},
+                                   {factored(i, "self_attn.v_proj"), q_dim + kv_dim, kv_dim}};
+    const FusedPart o_parts[] = {{factored(i, "self_attn.o_proj"), 0, c.hidden_size}};
+    const FusedPart gate_up_parts[] = {{factored(i, "mlp.gate_proj"), 0, ff}, {factored(i, "mlp.up_proj"), ff, ff}};
+    const FusedPart down_parts[] = {{factored(i, "mlp.down_proj"), 0, c.hidden_size}};
+
     auto h = RmsNorm(x, l.input_norm, c.rms_norm_eps);
-    auto qkv = Linear(h, l.qkv, l.qkv_bias);
+    auto qkv = LinearWithAdapters(h, l.qkv, l.qkv_bias, qkv_parts, rows);
     auto q = qkv.narrow(-1, 0, q_dim).view({batch, steps, c.num_attention_heads, c.head_dim}).transpose(1, 2);
     auto k = qkv.narrow(-1, q_dim, kv_dim).view({batch, steps, c.num_key_value_heads, c.head_dim}).transpose(1, 2);
     auto v = qkv.narrow(-1, q_dim + kv_dim, kv_dim).view({batch, steps, c.num_key_value_heads, c.head_dim}).transpose(1, 2);
@@ -273,12 +338,12 @@ at::Tensor LlamaModel::ForwardImpl(const at::Tensor& tokens, std::span<const int
     auto attn = at::scaled_dot_product_attention(q, keys_k, keys_v, mask, 0.0, causal, std::nullopt,
                                                  /*enable_gqa=*/true);
     attn = attn.transpose(1, 2).reshape({batch, steps, q_dim});
-    x = x + Linear(attn, l.o);
+    x = x + LinearWithAdapters(attn, l.o, {}, o_parts, rows);
 
     h = RmsNorm(x, l.post_norm, c.rms_norm_eps);
-    auto gu = Linear(h, l.gate_up);
-    auto act = at::silu(gu.narrow(-1, 0, c.intermediate_size)) * gu.narrow(-1, c.intermediate_size, c.intermediate_size);
-    x = x + Linear(act, l.down);
+    auto gu = LinearWithAdapters(h, l.gate_up, {}, gate_up_parts, rows);
+    auto act = at::silu(gu.narrow(-1, 0, ff)) * gu.narrow(-1, ff, ff);
+    x = x + LinearWithAdapters(act, l.down, {}, down_parts, rows);
   }
   for (int64_t b = 0; b < batch; ++b) cache.lengths_[b] += new_lengths[b];
 

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <span>
 #include <string>
@@ -48,6 +49,23 @@ class KvCache {
   int64_t capacity_ = 0;
 };
 
+// SVF's factored form: lets the rows of one batch use different experts with no weight
+// rebuild. For each listed matrix W = U diag(σ) Vᵀ, an adapted row b computes
+//   y_b = ((x_b V) ⊙ scale_b) Uᵀ (+ the matrix's bias),   scale_b = c_b · σ ⊙ z_b,
+// instead of x_b Wᵀ. Rows that are not adapted, and matrices not listed, use the weights.
+struct FactoredMatrix {
+  at::Tensor u;      // [n, r] float32, contiguous, on the model's device
+  at::Tensor vt;     // [r, m] float32, contiguous (Vᵀ)
+  at::Tensor scale;  // [B, r] float32 on the device; rows that are not adapted are ignored.
+                     // An adapted row uses every listed matrix: where its expert leaves a
+                     // matrix alone, its scale is σ (z = 1, c = 1).
+};
+struct RowAdapters {
+  // By HF weight name; only q/k/v/o and gate/up/down projections can be listed.
+  std::map<std::string, FactoredMatrix> matrices;
+  std::vector<bool> adapted;  // one entry per batch row
+};
+
 class LlamaModel {
  public:
   // `path` is a .gguf file or an HF checkpoint folder (config.json + safetensors).
@@ -77,8 +95,11 @@ class LlamaModel {
   //   new_lengths: B entries in [0, T]; a row with 0 is left untouched.
   // Returns float32 CPU logits: [B, T, vocab] if all_positions, else [B, vocab] at each row's
   // last new token (rows with 0 new tokens get zeros).
+  // adapters: optional per-row factored experts (see RowAdapters); InvalidArgument naming
+  // the matrix if a name or shape does not fit.
   absl::StatusOr<at::Tensor> Forward(const at::Tensor& tokens, std::span<const int64_t> new_lengths,
-                                     KvCache& cache, bool all_positions);
+                                     KvCache& cache, bool all_positions,
+                                     const RowAdapters* adapters = nullptr);
 
   ~LlamaModel();
 
@@ -86,7 +107,8 @@ class LlamaModel {
   struct Layer;
   LlamaModel() = default;
   at::Tensor ForwardImpl(const at::Tensor& tokens, std::span<const int64_t> new_lengths,
-                         KvCache& cache, bool all_positions);
+                         KvCache& cache, bool all_positions, const RowAdapters* adapters);
+  absl::Status ValidateAdapters(const RowAdapters& adapters, int64_t batch) const;
 
   ModelConfig config_;
   at::TensorOptions options_;
