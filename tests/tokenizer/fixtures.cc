@@ -47,8 +47,9 @@ const std::vector<std::string>& Strings() {
 }
 
 std::vector<std::string> AllTokenizerNames() {
-  return {"smollm_gguf",    "bl_gpt2",       "bl_llama3", "bl_qwen2",   "bl_added", "bl_gpt2_gguf",
-          "bl_llama3_gguf", "bl_qwen2_gguf", "spm_json",  "spm_legacy", "spm_gguf"};
+  return {"smollm_gguf",    "bl_gpt2",       "bl_llama3",     "bl_qwen2",   "bl_qwen2_nfc",
+          "bl_qwen2_nfd",   "bl_qwen2_nfkc", "bl_qwen2_nfkd", "bl_added",   "bl_gpt2_gguf",
+          "bl_llama3_gguf", "bl_qwen2_gguf", "spm_json",      "spm_legacy", "spm_gguf"};
 }
 
 bool IsByteLevel(const std::string& name) {

@@ -5,7 +5,8 @@ Writes into --out:
   strings.json                 the test strings (deterministic, seeded)
   <name>/tokenizer.json, <name>/tokenizer_config.json, <name>/model.gguf
                                tokenizers this script trains itself
-  <name>.ref.json              reference ids and decodes for every string
+  <name>.ref.json              reference ids and decodes for every string (and, where the
+                               tokenizer has a Unicode normalizer, HF's normalized text)
   chat.json                    chat templates, conversations and HF's renders
   summary.json                 counts worth reporting (the smollm digit-split finding)
 
@@ -24,7 +25,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # everything here is local
 
 import gguf
 import sentencepiece as spm
-from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from tokenizers import (Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors,
+                        trainers)
 from tokenizers import AddedToken
 from transformers import AutoTokenizer
 
@@ -71,6 +73,24 @@ CODE = [
     "fn main() -> Result<(), Box<dyn Error>> { Ok(()) }",
     "$ ls -la | grep '.py' && echo done",
     "a_b_c = snake_case + camelCase + PascalCase",
+]
+# Text that NFC, NFD, NFKC or NFKD rewrite (decomposed accents, Hangul jamo, singletons,
+# combining marks out of canonical order, compatibility characters only NFK* touch).
+UNNORMALIZED = [
+    "e\u0301", "A\u030a", "\u1100\u1161", "\u1100\u1161\u11a8",
+    "\u1112\u1161\u11ab\u1100\u1173\u11af",
+    "Cafe\u0301 cre\u0300me bru\u0302le\u0301e", "A\u030angstro\u0308m", "\u212b \u2126 \u212a",
+    "q\u0307\u0323", "o\u0308\u0301", "\u1e9b\u0323", "\u0344", "\u0958\u0959", "\ufb2c",
+    "\U0001d15e\U0001d15f", "caf\u00e9 vs cafe\u0301", "가각한국어", "Ångström", "ﬁ ﬂ ﬀ", "①②",
+    "²³", "ｶﾞｷﾞ", "㌀㍻", "™ … ½", "ǅ ǆ", "\u00a0\u2002\u3000", "Ｆｕｌｌ", "\u03d3\u03d4",
+    "I\u0307stanbul", "\u0041\u0308\u0304", "ḱṷṓn", "n\u0303o\u0308",
+]
+# Normalization next to added tokens (HF matches those in the raw text first and normalizes
+# only the text between them) and the normalized added token of the *_nfc tokenizers.
+NORMALIZER_EDGES = [
+    "e<|im_end|>\u0301", "<|im_start|>e\u0301<|im_end|>", "A\u030a<|endoftext|>\u030a",
+    "<\u1100\u1161\u11a8>", "<각>", "x<\u1100\u1161\u11a8>y <각> z",
+    "\u1100<|im_end|>\u1161", "<|im_start|>user\nCafe\u0301 ①<|im_end|>\n",
 ]
 SPECIALS = ["<|im_start|>", "<|im_end|>", "<|endoftext|>", "<|begin_of_text|>", "<|eot_id|>",
             "<|start_header_id|>", "<|end_header_id|>", "<s>", "</s>", "<unk>", "<think>",
@@ -148,7 +168,16 @@ def test_strings():
         n = rng.randrange(1, 30)
         sep = rng.choice(["", " ", " ", " ", "\n"])
         generated.append(sep.join(random_piece(rng) for _ in range(n)))
-    return fixed + generated
+    # Appended after the first 420 so those stay as they were: text the Unicode normalizers
+    # change, alone and mixed with the rest.
+    rng = random.Random(SEED + 2)
+    mixed = []
+    for _ in range(30):
+        pieces = [random_piece(rng) for _ in range(rng.randrange(1, 12))]
+        for _ in range(rng.randrange(1, 4)):
+            pieces.insert(rng.randrange(len(pieces) + 1), rng.choice(UNNORMALIZED))
+        mixed.append(rng.choice(["", " ", "\n"]).join(pieces))
+    return fixed + generated + UNNORMALIZED + NORMALIZER_EDGES + mixed
 
 
 def training_corpus(rng, lines=6000):
@@ -203,8 +232,11 @@ def smollm_gguf(out, strings, model_path, summary):
     return tok
 
 
-def train_byte_level(corpus, split, specials, added=(), ignore_merges=False, bos=None):
+def train_byte_level(corpus, split, specials, added=(), ignore_merges=False, bos=None,
+                     normalizer=None):
     tok = Tokenizer(models.BPE(ignore_merges=ignore_merges))
+    if normalizer is not None:
+        tok.normalizer = normalizer
     if split is None:
         tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
     else:
@@ -226,7 +258,7 @@ def train_byte_level(corpus, split, specials, added=(), ignore_merges=False, bos
     return tok
 
 
-def save_hf_json(out, name, tok, config, strings):
+def save_hf_json(out, name, tok, config, strings, unicode_normalizer=False):
     directory = os.path.join(out, name)
     os.makedirs(directory, exist_ok=True)
     tok.save(os.path.join(directory, "tokenizer.json"))
@@ -234,6 +266,8 @@ def save_hf_json(out, name, tok, config, strings):
     ref = references(lambda s: tok.encode(s, add_special_tokens=False).ids,
                      lambda i, skip: tok.decode(i, skip_special_tokens=skip), strings)
     ref["ids_add_special"] = [tok.encode(s, add_special_tokens=True).ids for s in strings[:40]]
+    if unicode_normalizer:  # decode(encode(s)) is this, not s
+        ref["normalized"] = [tok.normalizer.normalize_str(s) for s in strings]
     write_json(os.path.join(out, f"{name}.ref.json"), ref)
 
 
@@ -248,8 +282,22 @@ def byte_level_jsons(out, strings, corpus):
     save_hf_json(out, "bl_llama3", llama3,
                  {"bos_token": "<|begin_of_text|>", "eos_token": "<|eot_id|>"}, strings)
     qwen2 = train_byte_level(corpus, QWEN2_SPLIT, ["<|endoftext|>", "<|im_start|>", "<|im_end|>"])
-    save_hf_json(out, "bl_qwen2", qwen2, {"eos_token": "<|im_end|>", "pad_token": "<|endoftext|>"},
-                 strings)
+    qwen2_config = {"eos_token": "<|im_end|>", "pad_token": "<|endoftext|>"}
+    save_hf_json(out, "bl_qwen2", qwen2, qwen2_config, strings)
+    # Real Qwen2 tokenizers NFC-normalize. The same one trained that way, plus a normalized
+    # added token written decomposed (HF matches its normalized form); then that vocabulary with
+    # each other normal form, the last as a Sequence.
+    qwen2_nfc = train_byte_level(corpus, QWEN2_SPLIT,
+                                 ["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+                                 added=[AddedToken("<\u1100\u1161\u11a8>", normalized=True)],
+                                 normalizer=normalizers.NFC())
+    save_hf_json(out, "bl_qwen2_nfc", qwen2_nfc, qwen2_config, strings, unicode_normalizer=True)
+    for name, normalizer in (
+            ("bl_qwen2_nfd", normalizers.NFD()), ("bl_qwen2_nfkc", normalizers.NFKC()),
+            ("bl_qwen2_nfkd", normalizers.Sequence([normalizers.NFC(), normalizers.NFKD()]))):
+        variant = Tokenizer.from_str(qwen2_nfc.to_str())
+        variant.normalizer = normalizer
+        save_hf_json(out, name, variant, qwen2_config, strings, unicode_normalizer=True)
     added = [
         AddedToken("<think>", special=False, normalized=True),
         AddedToken("</think>", special=False, normalized=False),

@@ -2,6 +2,10 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
 #include "fixtures.h"
 #include "t2/formats/gguf.h"
 
@@ -65,8 +69,8 @@ TEST(HfJsonErrorsTest, NameTheField) {
       {R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": [3]}})", "model.merges[0]"},
       {R"({"model": {"type": "BPE", "vocab": {"a": 0}}, "added_tokens": [{"id": 1}]})",
        "added_tokens[0]"},
-      {R"({"model": {"type": "BPE", "vocab": {"a": 0}}, "normalizer": {"type": "NFC"}, )" + bl +
-           "}",
+      {R"({"model": {"type": "BPE", "vocab": {"a": 0}}, "normalizer": {"type": "Lowercase"}, )" +
+           bl + "}",
        "normalizer"},
       {R"({"model": {"type": "BPE", "vocab": {"a": 0}}, "pre_tokenizer": {"type": "Split", "pattern": {"Regex": "("}, "behavior": "Isolated"}, "decoder": {"type": "ByteLevel"}})",
        "pre_tokenizer[0]"},
@@ -83,6 +87,43 @@ TEST(HfJsonErrorsTest, NameTheField) {
   }
   EXPECT_THAT(LoadJson(R"({"model": {"type": "BPE", "vocab": {"a": 0}}})", "{oops").message(),
               HasSubstr("tokenizer_config.json"));
+}
+
+TEST(HfJsonErrorsTest, NormalizersOtherThanUnicodeFormsAreRefusedByName) {
+  const std::string model = R"("model": {"type": "BPE", "vocab": {"a": 0}})";
+  const std::string bl =
+      R"("pre_tokenizer": {"type": "ByteLevel"}, "decoder": {"type": "ByteLevel"})";
+  auto with = [&](const std::string& normalizer, const std::string& pipeline) {
+    return "{" + model + R"(, "normalizer": )" + normalizer + ", " + pipeline + "}";
+  };
+  struct Case {
+    std::string json;
+    std::vector<std::string> named;  // all in the message
+  };
+  const Case cases[] = {
+      {with(R"({"type": "Lowercase"})", bl), {"normalizer[0]", "\"Lowercase\""}},
+      {with(R"({"type": "Sequence", "normalizers": [{"type": "NFC"}, {"type": "Strip"}]})", bl),
+       {"normalizer[1]", "\"Strip\""}},
+      {with(R"({"type": "Sequence", "normalizers": [{"type": "NFKC"}, {"type": "Replace",
+             "pattern": {"String": " "}, "content": "_"}]})",
+            bl),
+       {"normalizer[1]", "\"Replace\""}},
+      // SentencePiece pipelines take Prepend and Replace only.
+      {with(R"({"type": "NFC"})", R"("pre_tokenizer": {"type": "Metaspace"})"),
+       {"normalizer[0]", "\"NFC\""}},
+  };
+  for (const Case& c : cases) {
+    const absl::Status s = LoadJson(c.json);
+    EXPECT_EQ(s.code(), absl::StatusCode::kUnimplemented) << c.json << "\n" << s;
+    for (const std::string& name : c.named) EXPECT_THAT(s.message(), HasSubstr(name)) << c.json;
+  }
+  for (const char* form : {"NFC", "NFD", "NFKC", "NFKD"}) {
+    const std::string alone = with(absl::StrCat(R"({"type": ")", form, R"("})"), bl);
+    EXPECT_TRUE(LoadJson(alone).ok()) << alone << "\n" << LoadJson(alone);
+  }
+  const std::string sequence =
+      with(R"({"type": "Sequence", "normalizers": [{"type": "NFD"}, {"type": "NFC"}]})", bl);
+  EXPECT_TRUE(LoadJson(sequence).ok()) << LoadJson(sequence);
 }
 
 TEST(HfJsonErrorsTest, MissingDirectory) {

@@ -13,14 +13,14 @@ absl::Status BpeTokenizer::Init(BpeTokenizerParts parts,
                                 const std::function<std::string(std::string_view)>& normalize) {
   vocab_size_ = model_.size();
   // HF matches tokens with normalized=false in the raw input first, then the others in the
-  // normalized text left between them (spelled as the normalizer would write them).
+  // normalized text left between them, spelled as the normalizer would write them; that
+  // spelling is also what HF decodes them to, while their id is found under the original.
   std::vector<AddedToken> raw, normalized;
   for (const AddedToken& t : parts.added) {
     if (t.id < 0) {
       return absl::InvalidArgumentError(absl::StrCat("added token \"", t.content, "\" has no id"));
     }
     vocab_size_ = std::max(vocab_size_, t.id + 1);
-    added_content_[t.id] = t.content;
     added_ids_[t.content] = t.id;
     if (!t.normalized) {
       raw.push_back(t);
@@ -28,6 +28,7 @@ absl::Status BpeTokenizer::Init(BpeTokenizerParts parts,
       normalized.push_back(t);
       if (normalize) normalized.back().content = normalize(t.content);
     }
+    added_content_[t.id] = t.normalized ? normalized.back().content : t.content;
   }
   T2_ASSIGN_OR_RETURN(added_raw_, AddedTokenMatcher::Create(std::move(raw)));
   T2_ASSIGN_OR_RETURN(added_normalized_, AddedTokenMatcher::Create(std::move(normalized)));

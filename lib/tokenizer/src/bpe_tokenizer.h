@@ -38,7 +38,8 @@ class BpeTokenizer : public Tokenizer {
  protected:
   explicit BpeTokenizer(BpeModel model) : model_(std::move(model)) {}
   // Takes the added tokens and special ids. `normalize` is the family's normalizer, if it has
-  // one: normalized added tokens are matched in normalized text, spelled as it writes them.
+  // one: normalized added tokens are matched in normalized text, and decoded, spelled as it
+  // writes them.
   absl::Status Init(BpeTokenizerParts parts,
                     const std::function<std::string(std::string_view)>& normalize = nullptr);
 

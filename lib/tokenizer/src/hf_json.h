@@ -7,13 +7,18 @@
 #include "absl/status/statusor.h"
 #include "pre_tokenizer.h"
 #include "spm_tokenizer.h"
+#include "unicode_normalizer.h"
 
 namespace t2::tokenizer::internal {
 
 // Whether the pipeline is byte-level: a ByteLevel decoder or pre-tokenizer step.
 bool IsByteLevelPipeline(const nlohmann::json& tokenizer);
 
-// The pre-tokenizer of a byte-level pipeline (no normalizer allowed).
+// The normalizer of a byte-level pipeline: none, or NFC / NFD / NFKC / NFKD steps, alone or in
+// a Sequence. UnimplementedError naming the first step of another type.
+absl::StatusOr<UnicodeNormalizer> ByteLevelNormalizerFromJson(const nlohmann::json& tokenizer);
+
+// The pre-tokenizer of a byte-level pipeline.
 absl::StatusOr<PreTokenizer> ByteLevelPreTokenizerFromJson(const nlohmann::json& tokenizer);
 
 // The normalizer, Metaspace pre-tokenizer and decoder of a SentencePiece pipeline.

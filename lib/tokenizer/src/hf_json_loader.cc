@@ -218,8 +218,10 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromHfJson(std::string_vie
   T2_ASSIGN_OR_RETURN(parts.added, AddedTokens(tokenizer));
   T2_RETURN_IF_ERROR(ReadSpecial(tokenizer, config, &parts));
   if (internal::IsByteLevelPipeline(tokenizer)) {
+    T2_ASSIGN_OR_RETURN(auto normalizer, internal::ByteLevelNormalizerFromJson(tokenizer));
     T2_ASSIGN_OR_RETURN(auto pre, internal::ByteLevelPreTokenizerFromJson(tokenizer));
-    return internal::ByteLevelTokenizer::Create(std::move(parts), std::move(pre));
+    return internal::ByteLevelTokenizer::Create(std::move(parts), std::move(pre),
+                                                std::move(normalizer));
   }
   T2_ASSIGN_OR_RETURN(auto spm, internal::SpmConfigFromJson(tokenizer));
   return internal::SpmTokenizer::Create(std::move(parts), std::move(spm));

@@ -1,3 +1,4 @@
+#include <optional>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -75,11 +76,22 @@ bool IsByteLevelPipeline(const json& tokenizer) {
   return false;
 }
 
-absl::StatusOr<PreTokenizer> ByteLevelPreTokenizerFromJson(const json& tokenizer) {
-  if (!tokenizer.value("normalizer", json()).is_null()) {
-    return Unsupported("normalizer", absl::StrCat("a normalizer (", TypeOf(tokenizer["normalizer"]),
-                                                  ") in a byte-level tokenizer"));
+absl::StatusOr<UnicodeNormalizer> ByteLevelNormalizerFromJson(const json& tokenizer) {
+  std::vector<NormalForm> forms;
+  const auto steps = Steps(tokenizer.value("normalizer", json()), "normalizers");
+  for (size_t i = 0; i < steps.size(); ++i) {
+    const std::string type = TypeOf(steps[i]);
+    const std::optional<NormalForm> form = NormalFormOf(type);
+    if (!form) {
+      return Unsupported(absl::StrCat("normalizer[", i, "]"),
+                         absl::StrCat("normalizer type \"", type, "\" in a byte-level tokenizer"));
+    }
+    forms.push_back(*form);
   }
+  return UnicodeNormalizer::Create(std::move(forms));
+}
+
+absl::StatusOr<PreTokenizer> ByteLevelPreTokenizerFromJson(const json& tokenizer) {
   PreTokenizer pre;
   const auto steps = Steps(tokenizer.value("pre_tokenizer", json()), "pretokenizers");
   for (size_t i = 0; i < steps.size(); ++i) {
