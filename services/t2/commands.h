@@ -8,5 +8,7 @@ namespace t2::cli {
 
 int RunGenerate(const std::vector<std::string>& args);
 int RunInfo(const std::vector<std::string>& args);
+int RunSvd(const std::vector<std::string>& args);
+int RunExpert(const std::vector<std::string>& args);
 
 }  // namespace t2::cli

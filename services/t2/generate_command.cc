@@ -1,11 +1,14 @@
 // t2 generate: stream an answer from a local model to stdout.
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <cstdio>
 #include <iostream>
 #include <iterator>
 #include <limits>
 
 #include "absl/strings/str_cat.h"
+#include "nlohmann/json.hpp"
 #include "commands.h"
 #include "flags.h"
 #include "t2/common/env.h"
@@ -26,6 +29,13 @@ constexpr const char* kUsage = R"(usage: t2 generate --prompt TEXT [options]
   --top-k K  --top-p P  --seed S
   --stop STR             stop string (repeatable)
   --device auto|cpu|cuda[:N]  --dtype auto|float32|bfloat16|float16  --threads N
+SVF experts (Transformer²):
+  --expert FILE          generate with this expert (.safetensors, see t2 expert inspect)
+  --mixture FILE         generate with a mixture: JSON {"experts": [FILE, ...], "alpha": [a, ...],
+                         "per_layer": false}; expert paths are relative to the JSON file
+  --allow-base-mismatch  accept experts made for another base model of the same shapes
+  --svf-targets mlp|attn|all   matrices the decomposition covers (default: mlp)
+  --svf-cache-dir DIR    where the SVD cache lives (default: beside the model)
 )";
 
 int Fail(const absl::Status& status, int code) {
@@ -85,12 +95,55 @@ absl::StatusOr<engine::GenerationRequest> BuildRequest(const Flags& flags, const
   return request;
 }
 
+// Registers the --expert or --mixture with the generator; returns the adapter's name.
+absl::StatusOr<std::string> LoadAdapter(const Flags& flags, engine::Generator& gen) {
+  const bool allow_mismatch = flags.Has("allow-base-mismatch");
+  if (flags.Has("expert")) {
+    T2_RETURN_IF_ERROR(gen.AddExpert("expert", flags.Get("expert", ""), allow_mismatch));
+    return std::string("expert");
+  }
+  const std::filesystem::path file = flags.Get("mixture", "");
+  std::ifstream in(file);
+  if (!in) return absl::NotFoundError(absl::StrCat("--mixture: cannot read ", file.string()));
+  nlohmann::json spec = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  if (spec.is_discarded() || !spec.is_object()) {
+    return absl::InvalidArgumentError(absl::StrCat("--mixture ", file.string(), ": not a JSON object"));
+  }
+  if (!spec.contains("experts") || !spec["experts"].is_array() || spec["experts"].empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("--mixture ", file.string(), ": \"experts\" must be a non-empty array of files"));
+  }
+  if (!spec.contains("alpha") || !spec["alpha"].is_array()) {
+    return absl::InvalidArgumentError(absl::StrCat("--mixture ", file.string(), ": \"alpha\" must be an array of numbers"));
+  }
+  std::vector<std::string> names;
+  for (size_t k = 0; k < spec["experts"].size(); ++k) {
+    const auto& e = spec["experts"][k];
+    if (!e.is_string()) return absl::InvalidArgumentError(absl::StrCat("--mixture: experts[", k, "] is not a string"));
+    std::filesystem::path path = e.get<std::string>();
+    if (path.is_relative()) path = file.parent_path() / path;
+    names.push_back(absl::StrCat("mixture.", k));
+    T2_RETURN_IF_ERROR(Annotate(gen.AddExpert(names.back(), path, allow_mismatch), absl::StrCat("--mixture experts[", k, "]")));
+  }
+  std::vector<double> alpha;
+  for (size_t k = 0; k < spec["alpha"].size(); ++k) {
+    if (!spec["alpha"][k].is_number()) return absl::InvalidArgumentError(absl::StrCat("--mixture: alpha[", k, "] is not a number"));
+    alpha.push_back(spec["alpha"][k].get<double>());
+  }
+  if (spec.contains("per_layer") && !spec["per_layer"].is_boolean()) {
+    return absl::InvalidArgumentError("--mixture: \"per_layer\" must be true or false");
+  }
+  const bool per_layer = spec.contains("per_layer") && spec["per_layer"].get<bool>();
+  T2_RETURN_IF_ERROR(Annotate(gen.AddMixture("mixture", names, alpha, per_layer), "--mixture"));
+  return std::string("mixture");
+}
+
 }  // namespace
 
 int RunGenerate(const std::vector<std::string>& args) {
   FlagSpec spec{.value_flags = {"model", "prompt", "system", "max-new-tokens", "temperature", "top-k", "top-p",
-                                "seed", "stop", "device", "dtype", "threads"},
-                .bool_flags = {"chat", "help"}};
+                                "seed", "stop", "device", "dtype", "threads", "expert", "mixture", "svf-targets",
+                                "svf-cache-dir"},
+                .bool_flags = {"chat", "help", "allow-base-mismatch"}};
   auto flags = Flags::Parse(args, spec);
   if (!flags.ok()) return Fail(flags.status(), 2);
   if (flags->Has("help")) {
@@ -114,6 +167,13 @@ int RunGenerate(const std::vector<std::string>& args) {
                                    .dtype = flags->Get("dtype", "auto"),
                                    .cpu_threads = static_cast<int32_t>(*threads),
                                    .max_batch_size = 1};
+  if (flags->Has("expert") && flags->Has("mixture")) {
+    return Fail(absl::InvalidArgumentError("--expert and --mixture are exclusive"), 2);
+  }
+  if (flags->Has("expert") || flags->Has("mixture")) {
+    options.svf = engine::SvfOptions{.targets = flags->Get("svf-targets", "mlp"),
+                                     .cache_dir = flags->Get("svf-cache-dir", "")};
+  }
   if (auto s = options.Validate(); !s.ok()) return Fail(s, 2);
   auto load_start = std::chrono::steady_clock::now();
   auto generator = engine::Generator::Create(options);
@@ -122,6 +182,11 @@ int RunGenerate(const std::vector<std::string>& args) {
 
   auto request = BuildRequest(*flags, **generator);
   if (!request.ok()) return Fail(request.status(), 2);
+  if (options.svf.has_value()) {
+    auto adapter = LoadAdapter(*flags, **generator);
+    if (!adapter.ok()) return Fail(adapter.status(), 1);
+    request->adapter = *adapter;
+  }
   if (auto s = (*generator)->ValidateRequest(*request); !s.ok()) return Fail(s, 2);
 
   auto start = std::chrono::steady_clock::now();

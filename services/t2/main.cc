@@ -12,6 +12,8 @@ constexpr const char* kUsage = R"(usage: t2 <command> [options]
 commands:
   generate   generate text from a local model (t2 generate --help)
   info       print a model's architecture and tensors (t2 info MODEL)
+  svd        compute or check a model's SVD cache for SVF experts (t2 svd --help)
+  expert     inspect an SVF expert file, or write a constant one (t2 expert --help)
 )";
 
 }  // namespace
@@ -26,6 +28,8 @@ int main(int argc, char** argv) {
   args.erase(args.begin());
   if (command == "generate") return t2::cli::RunGenerate(args);
   if (command == "info") return t2::cli::RunInfo(args);
+  if (command == "svd") return t2::cli::RunSvd(args);
+  if (command == "expert") return t2::cli::RunExpert(args);
   std::cerr << "t2: unknown command '" << command << "'\n" << kUsage;
   return 2;
 }

@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -186,5 +187,60 @@ TEST(CliInfo, HfCheckpointFolderShowsHfNamesAndBias) {
     EXPECT_THAT(r.out, HasSubstr(line));
   }
 }
+
+namespace svf_cli {
+
+// t2 expert constant → t2 expert inspect → t2 generate --expert / --mixture: a constant
+// expert (nuclear normalisation) must answer exactly what transformers' base model does.
+TEST(CliSvf, ConstantExpertAndMixtureAnswerLikeTheBaseModel) {
+  const std::string dir = ::testing::TempDir() + "/t2_cli_svf";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const std::string expert = dir + "/half.safetensors";
+  ProcessResult r = T2({"expert", "constant", "--model", "default", "--device", "cpu", "--value", "0.5",
+                        "--task", "demo", "--cache-dir", dir, "--out", expert});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+
+  r = T2({"expert", "inspect", expert});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("demo"));
+  EXPECT_THAT(r.out, HasSubstr("mlp"));
+  EXPECT_THAT(r.out, HasSubstr("90"));  // vectors: 30 layers × gate, up, down
+
+  std::ofstream(dir + "/mix.json") << R"({"experts": ["half.safetensors", "half.safetensors"], "alpha": [0.3, 0.7]})";
+  auto manifest = t2::testing::ReadJson(t2::testing::FixturesDir("model/gguf") / "manifest.json");
+  const auto& c = manifest["greedy"][1];
+  for (const std::vector<std::string>& adapter : {std::vector<std::string>{"--expert", expert},
+                                                  std::vector<std::string>{"--mixture", dir + "/mix.json"}}) {
+    std::vector<std::string> args = {"generate", "--model", "default", "--device", "cpu", "--chat", "--prompt",
+                                     c["question"].get<std::string>(), "--max-new-tokens", "64",
+                                     "--svf-cache-dir", dir};
+    args.insert(args.end(), adapter.begin(), adapter.end());
+    r = T2(args);
+    ASSERT_EQ(r.exit_code, 0) << adapter[0] << ": " << r.err;
+    EXPECT_EQ(r.out, c["text_without_special"].get<std::string>() + "\n") << adapter[0];
+  }
+
+  // Bad adapter arguments: usage errors exit 2, unusable files exit 1, naming the problem.
+  r = T2({"generate", "--model", "default", "--prompt", "hi", "--expert", expert, "--mixture", dir + "/mix.json"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("--expert and --mixture are exclusive"));
+  r = T2({"generate", "--model", "default", "--prompt", "hi", "--expert", expert, "--svf-targets", "ffn"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("svf.targets"));
+  std::ofstream(dir + "/bad_alpha.json") << R"({"experts": ["half.safetensors"], "alpha": [-1]})";
+  r = T2({"generate", "--model", "default", "--prompt", "hi", "--svf-cache-dir", dir, "--mixture",
+          dir + "/bad_alpha.json"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("alpha"));
+  std::ofstream(dir + "/garbage.safetensors") << "not a safetensors file";
+  r = T2({"generate", "--model", "default", "--prompt", "hi", "--svf-cache-dir", dir, "--expert",
+          dir + "/garbage.safetensors"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("garbage.safetensors"));
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace svf_cli
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <map>
 #include <mutex>
 
 #include "absl/strings/str_cat.h"
@@ -11,6 +12,8 @@
 #include "t2/engine/stop_strings.h"
 #include "t2/formats/gguf.h"
 #include "t2/model/llama.h"
+#include "t2/svf/mixture.h"
+#include "svf_adapters.h"
 
 namespace t2::engine {
 
@@ -31,6 +34,7 @@ absl::Status GeneratorOptions::Validate() const {
   if (max_batch_size < 1) {
     return absl::InvalidArgumentError(absl::StrCat("generator.max_batch_size must be >= 1, got ", max_batch_size));
   }
+  if (svf.has_value()) T2_RETURN_IF_ERROR(svf->Validate());
   return model::LoadOptions{.device = device, .dtype = dtype}.Validate();
 }
 
@@ -38,9 +42,15 @@ struct Generator::Impl {
   std::unique_ptr<model::LlamaModel> model;
   std::unique_ptr<tokenizer::Tokenizer> tokenizer;
   GeneratorOptions options;
-  std::mutex mutex;  // one batch at a time: the model's Forward is not re-entrant
+  std::unique_ptr<SvfAdapters> svf;  // null without GeneratorOptions::svf
+  mutable std::mutex mutex;  // one batch at a time: the model's Forward is not re-entrant
 
-  absl::Status RunBatch(std::span<const GenerationRequest> requests, size_t first_index,
+  // Runs requests[i] for every i in `indices` as one batch, writing results[i].
+  absl::Status RunBatch(std::span<const GenerationRequest> requests, std::span<const size_t> indices,
+                        std::vector<GenerationResult>& results, const TextCallback& on_text,
+                        const model::RowAdapters* adapters);
+  // One chunk of at most max_batch_size requests, with the SVF policy for its adapters.
+  absl::Status RunChunk(std::span<const GenerationRequest> requests, std::span<const size_t> indices,
                         std::vector<GenerationResult>& results, const TextCallback& on_text);
 };
 
@@ -59,8 +69,31 @@ struct RequestState {
 
 }  // namespace
 
-absl::Status Generator::Impl::RunBatch(std::span<const GenerationRequest> requests, size_t first_index,
+absl::Status Generator::Impl::RunChunk(std::span<const GenerationRequest> requests, std::span<const size_t> indices,
                                        std::vector<GenerationResult>& results, const TextCallback& on_text) {
+  if (svf == nullptr) return RunBatch(requests, indices, results, on_text, nullptr);
+  std::vector<std::string> names;
+  for (size_t i : indices) names.push_back(requests[i].adapter);
+  if (svf->RunFactored(names)) {
+    T2_ASSIGN_OR_RETURN(auto adapters, svf->Factored(names));
+    return RunBatch(requests, indices, results, on_text, &adapters);
+  }
+  // Merged: one sub-batch per adapter, each with its W' in the weights.
+  std::map<std::string, std::vector<size_t>> groups;
+  for (size_t i : indices) groups[requests[i].adapter].push_back(i);
+  for (const auto& [name, group] : groups) {
+    T2_RETURN_IF_ERROR(svf->UseMerged(name));
+    T2_RETURN_IF_ERROR(RunBatch(requests, group, results, on_text, nullptr));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Generator::Impl::RunBatch(std::span<const GenerationRequest> all, std::span<const size_t> indices,
+                                       std::vector<GenerationResult>& results, const TextCallback& on_text,
+                                       const model::RowAdapters* adapters) {
+  std::vector<GenerationRequest> requests;  // this batch's rows, in order
+  requests.reserve(indices.size());
+  for (size_t i : indices) requests.push_back(all[i]);
   const int64_t batch = static_cast<int64_t>(requests.size());
   const int64_t vocab = model->config().vocab_size;
   const auto& stop_ids = tokenizer->special().stop_ids;
@@ -82,19 +115,19 @@ absl::Status Generator::Impl::RunBatch(std::span<const GenerationRequest> reques
     const auto& ids = requests[b].prompt_ids;
     std::copy(ids.begin(), ids.end(), tok + b * widest);
     lengths[b] = static_cast<int64_t>(ids.size());
-    results[first_index + b].prompt_tokens = lengths[b];
+    results[indices[b]].prompt_tokens = lengths[b];
   }
-  T2_ASSIGN_OR_RETURN(at::Tensor logits, model->Forward(tokens, lengths, cache, false));
+  T2_ASSIGN_OR_RETURN(at::Tensor logits, model->Forward(tokens, lengths, cache, false, adapters));
 
   auto emit = [&](int64_t b, const std::string& text) {
     if (text.empty()) return;
-    results[first_index + b].text += text;
-    if (on_text) on_text(first_index + b, text);
+    results[indices[b]].text += text;
+    if (on_text) on_text(indices[b], text);
   };
   auto finish = [&](int64_t b, FinishReason reason) {
     RequestState& s = states[b];
     s.done = true;
-    results[first_index + b].finish_reason = reason;
+    results[indices[b]].finish_reason = reason;
     if (reason != FinishReason::kStopString) {
       emit(b, s.stops.Feed(s.decoder.Finish()));
       emit(b, s.stops.Flush());
@@ -111,7 +144,7 @@ absl::Status Generator::Impl::RunBatch(std::span<const GenerationRequest> reques
       if (s.done) continue;
       std::span<const float> row(rows + b * vocab, static_cast<size_t>(vocab));
       int32_t next = s.sampler.Sample(row);
-      GenerationResult& result = results[first_index + b];
+      GenerationResult& result = results[indices[b]];
       result.token_ids.push_back(next);
       if (s.request->return_logprobs) result.logprobs.push_back(LogProbability(row, next));
       bool is_stop_id = std::binary_search(stop_ids.begin(), stop_ids.end(), next);
@@ -131,7 +164,7 @@ absl::Status Generator::Impl::RunBatch(std::span<const GenerationRequest> reques
       }
     }
     if (!any_active) break;
-    T2_ASSIGN_OR_RETURN(logits, model->Forward(step, step_lengths, cache, false));
+    T2_ASSIGN_OR_RETURN(logits, model->Forward(step, step_lengths, cache, false, adapters));
   }
   return absl::OkStatus();
 }
@@ -157,6 +190,9 @@ absl::StatusOr<std::unique_ptr<Generator>> Generator::Create(const GeneratorOpti
                                                    " tokens but the model's vocabulary is ",
                                                    impl->model->config().vocab_size));
   }
+  if (options.svf.has_value()) {
+    T2_ASSIGN_OR_RETURN(impl->svf, SvfAdapters::Create(*impl->model, *options.svf, options.model));
+  }
   return std::unique_ptr<Generator>(new Generator(std::move(impl)));
 }
 
@@ -168,6 +204,15 @@ std::string Generator::dtype_name() const { return impl_->model->dtype_name(); }
 absl::Status Generator::ValidateRequest(const GenerationRequest& r) const {
   const auto& c = impl_->model->config();
   if (r.prompt_ids.empty()) return absl::InvalidArgumentError("prompt: empty");
+  if (!r.adapter.empty()) {
+    if (impl_->svf == nullptr) {
+      return absl::FailedPreconditionError(absl::StrCat("adapter '", r.adapter,
+                                                        "': this generator was created without SVF"));
+    }
+    if (!impl_->svf->Has(r.adapter)) {
+      return absl::NotFoundError(absl::StrCat("adapter '", r.adapter, "' is not loaded"));
+    }
+  }
   for (size_t i = 0; i < r.prompt_ids.size(); ++i) {
     if (r.prompt_ids[i] < 0 || r.prompt_ids[i] >= c.vocab_size) {
       return absl::InvalidArgumentError(absl::StrCat("prompt_ids[", i, "] = ", r.prompt_ids[i],
@@ -204,10 +249,47 @@ absl::StatusOr<std::vector<GenerationResult>> Generator::Generate(std::span<cons
   std::vector<GenerationResult> results(requests.size());
   const size_t chunk = static_cast<size_t>(impl_->options.max_batch_size);
   for (size_t first = 0; first < requests.size(); first += chunk) {
-    auto part = requests.subspan(first, std::min(chunk, requests.size() - first));
-    T2_RETURN_IF_ERROR(impl_->RunBatch(part, first, results, on_text));
+    std::vector<size_t> indices(std::min(chunk, requests.size() - first));
+    for (size_t k = 0; k < indices.size(); ++k) indices[k] = first + k;
+    T2_RETURN_IF_ERROR(impl_->RunChunk(requests, indices, results, on_text));
   }
   return results;
+}
+
+absl::Status Generator::AddExpert(const std::string& name, const std::filesystem::path& file,
+                                  bool allow_base_mismatch) {
+  if (impl_->svf == nullptr) return absl::FailedPreconditionError("AddExpert: this generator was created without SVF");
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  T2_ASSIGN_OR_RETURN(auto expert, svf::LoadExpert(file, impl_->svf->decomposition(),
+                                                   {.allow_base_mismatch = allow_base_mismatch}));
+  return impl_->svf->AddExpert(name, std::move(expert));
+}
+
+absl::Status Generator::AddMixture(const std::string& name, const std::vector<std::string>& experts,
+                                   const std::vector<double>& alpha, bool per_layer) {
+  if (impl_->svf == nullptr) return absl::FailedPreconditionError("AddMixture: this generator was created without SVF");
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  std::vector<const svf::Expert*> parts;
+  for (size_t k = 0; k < experts.size(); ++k) {
+    const svf::Expert* e = impl_->svf->Find(experts[k]);
+    if (e == nullptr) return absl::NotFoundError(absl::StrCat("mixture '", name, "': expert[", k, "] '", experts[k], "' is not loaded"));
+    parts.push_back(e);
+  }
+  T2_ASSIGN_OR_RETURN(auto mixed, svf::MixExperts(parts, {.alpha = alpha, .per_layer = per_layer},
+                                                  static_cast<int>(impl_->model->config().num_hidden_layers)));
+  return impl_->svf->AddExpert(name, std::move(mixed));
+}
+
+absl::Status Generator::RemoveAdapter(const std::string& name) {
+  if (impl_->svf == nullptr) return absl::NotFoundError(absl::StrCat("adapter '", name, "' is not loaded"));
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  return impl_->svf->Remove(name);
+}
+
+std::vector<std::string> Generator::AdapterNames() const {
+  if (impl_->svf == nullptr) return {};
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  return impl_->svf->Names();
 }
 
 }  // namespace t2::engine

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -23,12 +24,30 @@
 
 namespace t2::engine {
 
+// SVF experts (Transformer²). With these set, the generator decomposes the model's target
+// matrices once (cached on disk) and requests may name an expert or mixture.
+struct SvfOptions {
+  std::string targets = "mlp";    // matrices experts may adapt: mlp | attn | all
+  std::filesystem::path cache_dir;  // SVD cache folder; empty: the model's own folder
+  // How a batch whose requests use different experts runs:
+  //   factored: one batch, each row with its own z (no weight rebuild);
+  //   merged:   one sub-batch per expert, W' written into the weights for each;
+  //   auto:     merged when the whole batch shares one expert, else factored.
+  // A request's result is the same either way (up to float rounding).
+  std::string mode = "auto";
+  int64_t merged_cache_bytes = int64_t{512} << 20;  // LRU of composed W' sets (merged mode)
+  bool verify = false;  // check the decomposition reconstructs W (1e-5 relative) when loaded
+
+  absl::Status Validate() const;
+};
+
 struct GeneratorOptions {
   std::filesystem::path model;  // .gguf file or HF checkpoint folder
   std::string device = "auto";  // see t2::model::LoadOptions
   std::string dtype = "auto";
   int32_t cpu_threads = 0;       // 0: LibTorch's default (one per core)
   int32_t max_batch_size = 32;   // requests decoded together; larger inputs run in chunks
+  std::optional<SvfOptions> svf;  // unset: no experts
 
   absl::Status Validate() const;
 };
@@ -40,6 +59,7 @@ struct GenerationRequest {
   std::vector<std::string> stop_strings;  // at most kMaxStopStrings, each non-empty
   bool ignore_eos = false;             // keep going past end-of-sequence tokens (benchmarks)
   bool return_logprobs = false;        // log p(token) under the unmodified model distribution
+  std::string adapter;                 // "" = base model; else a name given to AddExpert/AddMixture
 };
 
 inline constexpr size_t kMaxStopStrings = 16;
@@ -71,8 +91,20 @@ class Generator {
 
   // InvalidArgumentError naming the field: empty prompt, id outside the vocabulary,
   // max_new_tokens < 1, prompt + max_new_tokens over the context, bad sampling values, too
-  // many or empty stop strings.
+  // many or empty stop strings. NotFoundError for an adapter that is not loaded.
   absl::Status ValidateRequest(const GenerationRequest& request) const;
+
+  // SVF experts (need GeneratorOptions::svf). An expert file is validated against the
+  // model's decomposition (see svf::ValidateExpert); `allow_base_mismatch` accepts one made
+  // for another base model of the same shapes. A name in use is replaced. Mixtures combine
+  // registered experts: alpha has K values, or num_layers × K when per_layer.
+  absl::Status AddExpert(const std::string& name, const std::filesystem::path& file,
+                         bool allow_base_mismatch = false);
+  absl::Status AddMixture(const std::string& name, const std::vector<std::string>& experts,
+                          const std::vector<double>& alpha, bool per_layer = false);
+  // NotFound if no adapter has that name.
+  absl::Status RemoveAdapter(const std::string& name);
+  std::vector<std::string> AdapterNames() const;
 
   // Runs every request to completion; results are in request order. Validates all requests
   // first and runs none if any is invalid (the error names its index).

@@ -1,0 +1,222 @@
+// t2 expert: look inside SVF expert files, and make constant ones (a base-model stand-in for
+// tests and demos: with the nuclear normalisation, any constant z gives back W).
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <iostream>
+#include <limits>
+#include <map>
+#include <string>
+
+#include <ATen/ATen.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "commands.h"
+#include "flags.h"
+#include "t2/common/env.h"
+#include "t2/common/status.h"
+#include "t2/model/llama.h"
+#include "t2/svf/decomposition.h"
+#include "t2/svf/expert.h"
+#include "t2/svf/targets.h"
+
+namespace t2::cli {
+namespace {
+
+constexpr const char* kUsage = R"(usage: t2 expert <inspect|constant> [options]
+  t2 expert inspect FILE
+      prints an expert's metadata, its vector and parameter counts, and z statistics per
+      matrix kind (needs no model)
+  t2 expert constant --value V --out FILE [options]
+      writes an expert with z = V for every target matrix of the model
+      --model PATH|default     .gguf file, HF checkpoint folder, or the bundled default (default)
+      --targets mlp|attn|all   matrices the expert adapts (default: mlp)
+      --normalization nuclear|none   (default: nuclear, with which any V gives back the base)
+      --task NAME              metadata task (default: constant)
+      --cache-dir DIR          where the SVD cache lives (default: beside the model)
+      --device auto|cpu|cuda[:N]  --dtype auto|float32|bfloat16|float16
+                               as the server loads the model: the expert records the
+                               fingerprint of the weights as loaded (default: auto)
+)";
+
+int Fail(const absl::Status& status, int code) {
+  std::cerr << "t2 expert: " << status.message() << "\n";
+  if (code == 2) std::cerr << kUsage;
+  return code;
+}
+
+// "model.layers.3.mlp.up_proj.weight" -> "mlp.up_proj".
+std::string KindOf(const std::string& name) {
+  std::string kind = name;
+  if (svf::LayerOf(name).has_value()) {
+    const size_t layer_dot = name.find('.', std::string("model.layers.").size());
+    kind = name.substr(layer_dot + 1);
+  }
+  constexpr std::string_view kSuffix = ".weight";
+  if (kind.size() > kSuffix.size() && kind.ends_with(kSuffix)) kind.resize(kind.size() - kSuffix.size());
+  return kind;
+}
+
+struct KindStats {
+  int64_t vectors = 0, values = 0;
+  double sum = 0;
+  float min = std::numeric_limits<float>::infinity();
+  float max = -std::numeric_limits<float>::infinity();
+};
+
+int Inspect(const Flags& flags) {
+  if (flags.positional().size() != 2) {
+    return Fail(absl::InvalidArgumentError(flags.positional().size() < 2
+                                               ? "inspect: expected a FILE argument"
+                                               : absl::StrCat("inspect: unexpected argument '",
+                                                              flags.positional()[2], "'")),
+                2);
+  }
+  const std::filesystem::path path = flags.positional()[1];
+  auto expert = svf::ReadExpert(path);
+  if (!expert.ok()) return Fail(expert.status(), 1);
+
+  // Per kind, in the order kinds first appear in a layer (q, k, v, o, gate, up, down).
+  std::map<std::string, KindStats> stats;
+  std::vector<std::string> order;
+  int64_t parameters = 0;
+  for (const auto& [name, z] : expert->z) {
+    const std::string kind = KindOf(name);
+    if (stats.count(kind) == 0) order.push_back(kind);
+    KindStats& s = stats[kind];
+    const at::Tensor values = z.contiguous();
+    const float* p = values.data_ptr<float>();
+    for (int64_t i = 0; i < values.numel(); ++i) {
+      s.min = std::min(s.min, p[i]);
+      s.max = std::max(s.max, p[i]);
+      s.sum += p[i];
+    }
+    s.vectors += 1;
+    s.values += values.numel();
+    parameters += values.numel();
+  }
+  model::ModelConfig one_layer;
+  one_layer.num_hidden_layers = 1;
+  const auto names = svf::TargetMatrixNames(one_layer, expert->metadata.targets);
+  auto rank_of = [&](const std::string& kind) {
+    for (size_t i = 0; i < names.size(); ++i) {
+      if (KindOf(names[i]) == kind) return static_cast<int>(i);
+    }
+    return static_cast<int>(names.size());
+  };
+  std::stable_sort(order.begin(), order.end(),
+                   [&](const std::string& a, const std::string& b) { return rank_of(a) < rank_of(b); });
+
+  const svf::ExpertMetadata& m = expert->metadata;
+  std::cout << absl::StrFormat("file:             %s\n", path.string())
+            << absl::StrFormat("format_version:   %d\n", m.format_version)
+            << absl::StrFormat("base_model:       %s\n", m.base_model)
+            << absl::StrFormat("base_fingerprint: %s\n", m.base_fingerprint)
+            << absl::StrFormat("targets:          %s\n", AsAbsl(svf::TargetSetName(m.targets)))
+            << absl::StrFormat("normalization:    %s\n", AsAbsl(svf::NormalizationName(m.normalization)))
+            << absl::StrFormat("task:             %s\n", m.task)
+            << absl::StrFormat("metrics:          %s\n", m.metrics_json)
+            << absl::StrFormat("created_at:       %s\n", m.created_at)
+            << absl::StrFormat("vectors:          %d\n", expert->z.size())
+            << absl::StrFormat("parameters:       %d\n\n", parameters)
+            << "| matrix kind | vectors | parameters | z min | z mean | z max |\n"
+            << "|---|---:|---:|---:|---:|---:|\n";
+  for (const std::string& kind : order) {
+    const KindStats& s = stats[kind];
+    std::cout << absl::StrFormat("| %s | %d | %d | %.4g | %.4g | %.4g |\n", kind, s.vectors, s.values, s.min,
+                                 s.sum / static_cast<double>(s.values), s.max);
+  }
+  return 0;
+}
+
+int Constant(const Flags& flags) {
+  if (flags.positional().size() > 1) {
+    return Fail(absl::InvalidArgumentError(absl::StrCat("constant: unexpected argument '",
+                                                        flags.positional()[1], "'")),
+                2);
+  }
+  if (!flags.Has("value")) return Fail(absl::InvalidArgumentError("constant: --value is required"), 2);
+  if (!flags.Has("out") || flags.Get("out", "").empty()) {
+    return Fail(absl::InvalidArgumentError("constant: --out is required"), 2);
+  }
+  auto value = flags.GetDouble("value", 0);
+  if (!value.ok()) return Fail(value.status(), 2);
+  // The parsers' messages start with the field, which is the flag's name.
+  auto targets = svf::ParseTargetSet(flags.Get("targets", "mlp"));
+  if (!targets.ok()) return Fail(absl::InvalidArgumentError(absl::StrCat("--", targets.status().message())), 2);
+  auto normalization = svf::ParseNormalization(flags.Get("normalization", "nuclear"));
+  if (!normalization.ok()) {
+    return Fail(absl::InvalidArgumentError(absl::StrCat("--", normalization.status().message())), 2);
+  }
+  // z = 0 under the nuclear normalisation would divide by Σσz = 0.
+  const bool nuclear = *normalization == svf::Normalization::kNuclearNorm;
+  if (!std::isfinite(*value) || *value > std::numeric_limits<float>::max() ||
+      (nuclear ? *value <= 0 : *value < 0)) {
+    return Fail(absl::InvalidArgumentError(absl::StrCat(
+                    "--value must be a finite number ", nuclear ? "> 0" : ">= 0", " for normalization ",
+                    AsAbsl(svf::NormalizationName(*normalization)), ", got ", flags.Get("value", ""))),
+                2);
+  }
+  const model::LoadOptions load{.device = flags.Get("device", "auto"), .dtype = flags.Get("dtype", "auto")};
+  if (auto s = load.Validate(); !s.ok()) {
+    return Fail(absl::InvalidArgumentError(absl::StrCat("--", s.message())), 2);
+  }
+  if (flags.Has("cache-dir") && flags.Get("cache-dir", "").empty()) {
+    return Fail(absl::InvalidArgumentError("--cache-dir must not be empty"), 2);
+  }
+
+  auto model_path = ResolveModelPath(flags.Get("model", "default"));
+  if (!model_path.ok()) return Fail(Annotate(model_path.status(), "--model"), 1);
+  std::filesystem::path cache_dir = flags.Get("cache-dir", "");
+  if (cache_dir.empty()) {
+    cache_dir = std::filesystem::is_directory(*model_path) ? *model_path : model_path->parent_path();
+  }
+  auto model = model::LlamaModel::Load(*model_path, load);
+  if (!model.ok()) return Fail(model.status(), 1);
+  auto decomposition = svf::Decomposition::Build(**model, {.targets = *targets, .cache_dir = cache_dir});
+  if (!decomposition.ok()) return Fail(decomposition.status(), 1);
+
+  svf::Expert expert = svf::ConstantExpert(*decomposition, static_cast<float>(*value), (*model)->config().name);
+  expert.metadata.normalization = *normalization;
+  expert.metadata.task = flags.Get("task", "constant");
+  if (auto s = svf::ValidateExpert(expert, *decomposition); !s.ok()) return Fail(s, 1);
+  const std::filesystem::path out = flags.Get("out", "");
+  if (auto s = svf::WriteExpert(expert, out); !s.ok()) return Fail(s, 1);
+  int64_t parameters = 0;
+  for (const auto& [name, z] : expert.z) parameters += z.numel();
+  std::cout << absl::StrFormat("wrote %s: %s, %d vectors, %d parameters, z = %g (%s)\n", out.string(),
+                               AsAbsl(svf::TargetSetName(*targets)), expert.z.size(), parameters, *value,
+                               AsAbsl(svf::NormalizationName(*normalization)));
+  return 0;
+}
+
+}  // namespace
+
+int RunExpert(const std::vector<std::string>& args) {
+  auto flags = Flags::Parse(args, {.value_flags = {"model", "value", "targets", "normalization", "task", "out",
+                                                   "cache-dir", "device", "dtype"},
+                                   .bool_flags = {"help"}});
+  if (!flags.ok()) return Fail(flags.status(), 2);
+  if (flags->Has("help")) {
+    std::cout << kUsage;
+    return 0;
+  }
+  if (flags->positional().empty()) {
+    return Fail(absl::InvalidArgumentError("expected a subcommand: inspect or constant"), 2);
+  }
+  const std::string& sub = flags->positional()[0];
+  if (sub == "inspect") {
+    for (const char* flag : {"model", "value", "targets", "normalization", "task", "out", "cache-dir", "device",
+                             "dtype"}) {
+      if (flags->Has(flag)) {
+        return Fail(absl::InvalidArgumentError(absl::StrCat("inspect: --", flag, " does not apply")), 2);
+      }
+    }
+    return Inspect(*flags);
+  }
+  if (sub == "constant") return Constant(*flags);
+  return Fail(absl::InvalidArgumentError(absl::StrCat("unknown subcommand '", sub, "'")), 2);
+}
+
+}  // namespace t2::cli
