@@ -102,7 +102,10 @@ int main(int argc, char** argv) {
       if (auto s = (*g)->AddExpert(eight[k], dir / absl::StrFormat("e%d.safetensors", k)); !s.ok()) Die(s);
     }
     if (prompt.empty()) {
-      auto ids = (*g)->tokenizer().Encode("The quick brown fox jumps over the lazy dog while the river runs.", false);
+      auto ids = (*g)->tokenizer().Encode(
+          "The quick brown fox jumps over the lazy dog while the river runs to the sea, and the wind "
+          "turns the old mill by the bridge.", false);
+      if (ids.size() < 16) Die(absl::InternalError("prompt shorter than 16 tokens"));
       prompt.assign(ids.begin(), ids.begin() + 16);
     }
     TimeGenerate(**g, Batch(prompt, eight, 2));  // warm-up
