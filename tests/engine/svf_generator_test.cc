@@ -150,6 +150,26 @@ TEST_F(SvfGeneratorTest, MergedModeRegroupsAMixedBatch) {
   }
 }
 
+TEST_F(SvfGeneratorTest, MergedSetsAreCachedWithinTheBudget) {
+  // One composed MLP set of this model is 318 MB; the default budget (512 MB) holds one.
+  auto run = [&](const std::string& adapter) { Run(*merged_, {Chat(*merged_, kQuestions[0], adapter, 2)}); };
+  run("random3");
+  const auto start = merged_->svf_stats();
+  EXPECT_EQ(start.merged_cache_entries, 1);
+  EXPECT_GT(start.merged_cache_bytes, 300'000'000);
+  EXPECT_LE(start.merged_cache_bytes, SvfOptions{}.merged_cache_bytes);
+  run("random3");  // already in the weights
+  run("");         // base restored: no composition
+  run("random3");  // from the LRU: no composition
+  EXPECT_EQ(merged_->svf_stats().compositions, start.compositions);
+  run("random2");  // composed; evicts random3 to stay within the budget
+  run("random3");  // composed again
+  const auto end = merged_->svf_stats();
+  EXPECT_EQ(end.compositions, start.compositions + 2);
+  EXPECT_EQ(end.merged_cache_entries, 1);
+  EXPECT_LE(end.merged_cache_bytes, SvfOptions{}.merged_cache_bytes);
+}
+
 TEST_F(SvfGeneratorTest, MixtureOfOneExpertEqualsTheExpert) {
   ASSERT_TRUE(factored_->AddMixture("only1", {"random1"}, {1.0}).ok());
   ASSERT_TRUE(factored_->AddMixture("half", {"random1", "random2"}, {3.0, 3.0}).ok());

@@ -286,6 +286,14 @@ absl::Status Generator::RemoveAdapter(const std::string& name) {
   return impl_->svf->Remove(name);
 }
 
+Generator::SvfStats Generator::svf_stats() const {
+  if (impl_->svf == nullptr) return {};
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  return {.compositions = impl_->svf->compositions(),
+          .merged_cache_bytes = impl_->svf->merged_cache_bytes(),
+          .merged_cache_entries = static_cast<int64_t>(impl_->svf->merged_cache_entries())};
+}
+
 std::vector<std::string> Generator::AdapterNames() const {
   if (impl_->svf == nullptr) return {};
   std::lock_guard<std::mutex> lock(impl_->mutex);

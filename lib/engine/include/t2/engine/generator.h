@@ -106,6 +106,14 @@ class Generator {
   absl::Status RemoveAdapter(const std::string& name);
   std::vector<std::string> AdapterNames() const;
 
+  // What the merged form has cost so far (zeros without SVF).
+  struct SvfStats {
+    int64_t compositions = 0;         // W' sets composed (LRU misses)
+    int64_t merged_cache_bytes = 0;   // held by the LRU of composed sets, <= the budget
+    int64_t merged_cache_entries = 0;
+  };
+  SvfStats svf_stats() const;
+
   // Runs every request to completion; results are in request order. Validates all requests
   // first and runs none if any is invalid (the error names its index).
   absl::StatusOr<std::vector<GenerationResult>> Generate(std::span<const GenerationRequest> requests,
