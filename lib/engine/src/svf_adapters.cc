@@ -100,6 +100,9 @@ void SvfAdapters::Evict(const std::string& name) {
 
 absl::Status SvfAdapters::UseMerged(const std::string& name) {
   if (current_valid_ && current_ == name) return absl::OkStatus();
+  // Until this succeeds the weights may hold anything (a failed write restores the base,
+  // but the base is not `current_` either).
+  current_valid_ = false;
   try {
     if (name.empty()) {
       merged_->RestoreBase();
@@ -123,7 +126,6 @@ absl::Status SvfAdapters::UseMerged(const std::string& name) {
       }
     }
   } catch (const c10::Error& e) {
-    current_valid_ = false;
     return absl::InternalError(absl::StrCat("merging adapter '", name, "': ", e.what_without_backtrace()));
   }
   current_ = name;
