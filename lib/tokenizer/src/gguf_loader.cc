@@ -100,6 +100,19 @@ absl::StatusOr<std::vector<std::pair<std::string, std::string>>> Merges(const Gg
   return merges;
 }
 
+
+// Control and user-defined tokens of the vocabulary, registered as added tokens (matched
+// before the model runs); control tokens are the special ones.
+void AppendAddedTokens(std::vector<std::pair<std::string, int64_t>> added, BpeTokenizerParts* parts) {
+  for (auto& [content, type] : added) {
+    AddedToken t;
+    t.id = *parts->model.Find(content);  // every entry was taken from the model's vocabulary
+    t.content = std::move(content);
+    t.special = type == kControl;
+    parts->added.push_back(std::move(t));
+  }
+}
+
 absl::StatusOr<std::unique_ptr<Tokenizer>> ByteLevelFromGguf(const GgufFile& file,
                                                              std::vector<std::string> tokens) {
   T2_ASSIGN_OR_RETURN(auto types, TokenTypes(file, tokens.size()));
@@ -126,13 +139,7 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> ByteLevelFromGguf(const GgufFile& fil
   internal::BpeOptions options;
   options.ignore_merges = pre == "llama3" || pre == "llama-v3" || pre == "llama-bpe";
   T2_ASSIGN_OR_RETURN(parts.model, internal::BpeModel::Create(std::move(tokens), merges, options));
-  for (auto& [content, type] : added) {
-    AddedToken t;
-    t.id = *parts.model.Find(content);
-    t.content = std::move(content);
-    t.special = type == kControl;
-    parts.added.push_back(std::move(t));
-  }
+  AppendAddedTokens(std::move(added), &parts);
   T2_RETURN_IF_ERROR(ReadSpecial(file, n_tokens, /*add_bos_default=*/false, &parts));
   AddSpecialIds(&parts);
   return internal::ByteLevelTokenizer::Create(std::move(parts), std::move(pre_tokenizer));
@@ -164,13 +171,7 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> SentencePieceFromGguf(const GgufFile&
   const size_t n_tokens = tokens.size();
   internal::BpeOptions options{.byte_fallback = true, .fuse_unk = true};
   T2_ASSIGN_OR_RETURN(parts.model, internal::BpeModel::Create(std::move(tokens), merges, options));
-  for (auto& [content, type] : added) {
-    AddedToken t;
-    t.id = *parts.model.Find(content);
-    t.content = std::move(content);
-    t.special = type == kControl;
-    parts.added.push_back(std::move(t));
-  }
+  AppendAddedTokens(std::move(added), &parts);
   T2_RETURN_IF_ERROR(ReadSpecial(file, n_tokens, /*add_bos_default=*/true, &parts));
   AddSpecialIds(&parts);
   // transformers' LlamaTokenizer: Metaspace prepending "▁" to the text's first stretch, and a
