@@ -4,6 +4,10 @@ find_package(Threads REQUIRED)
 find_package(absl CONFIG REQUIRED)
 find_package(spdlog CONFIG REQUIRED)
 find_package(nlohmann_json CONFIG REQUIRED)
+# gRPC's config finds Debian's protobuf (FindProtobuf) and Abseil for us.
+find_package(Protobuf REQUIRED)
+find_package(gRPC CONFIG REQUIRED)
+find_package(SQLite3 REQUIRED)
 # Torch's CUDA config otherwise compiles and runs a probe program to detect the local GPU's
 # architecture, which fails with CMake 3.25 + nvcc 13 and means nothing on a GPU-less build
 # machine. Hopper (9.0) and Ampere (8.0) cover the GPUs t2 targets; override via the env.

@@ -13,7 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "commands.h"
-#include "flags.h"
+#include "t2/common/flags.h"
 #include "t2/common/env.h"
 #include "t2/common/status.h"
 #include "t2/model/llama.h"

@@ -10,7 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
 #include "commands.h"
-#include "flags.h"
+#include "t2/common/flags.h"
 #include "t2/common/env.h"
 #include "t2/common/status.h"
 #include "t2/engine/generator.h"

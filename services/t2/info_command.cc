@@ -7,7 +7,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "commands.h"
-#include "flags.h"
+#include "t2/common/flags.h"
 #include "t2/common/env.h"
 #include "t2/formats/gguf.h"
 #include "t2/formats/safetensors.h"

@@ -4,6 +4,7 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <condition_variable>
 #include <map>
 #include <mutex>
 
@@ -13,6 +14,7 @@
 #include "t2/formats/gguf.h"
 #include "t2/model/llama.h"
 #include "t2/svf/mixture.h"
+#include "scheduler.h"
 #include "svf_adapters.h"
 
 namespace t2::engine {
@@ -43,131 +45,11 @@ struct Generator::Impl {
   std::unique_ptr<tokenizer::Tokenizer> tokenizer;
   GeneratorOptions options;
   std::unique_ptr<SvfAdapters> svf;  // null without GeneratorOptions::svf
-  mutable std::mutex mutex;  // one batch at a time: the model's Forward is not re-entrant
-
-  // Runs requests[i] for every i in `indices` as one batch, writing results[i].
-  absl::Status RunBatch(std::span<const GenerationRequest> requests, std::span<const size_t> indices,
-                        std::vector<GenerationResult>& results, const TextCallback& on_text,
-                        const model::RowAdapters* adapters);
-  // One chunk of at most max_batch_size requests, with the SVF policy for its adapters.
-  absl::Status RunChunk(std::span<const GenerationRequest> requests, std::span<const size_t> indices,
-                        std::vector<GenerationResult>& results, const TextCallback& on_text);
+  mutable std::mutex mutex;  // the model and SVF state: the scheduler thread, AddExpert, ...
+  int64_t context_limit = 0;
+  // Declared last: destroyed first, so its thread stops before the model goes away.
+  std::unique_ptr<Scheduler> scheduler;
 };
-
-namespace {
-
-// Everything one request carries through its decode loop.
-struct RequestState {
-  RequestState(const GenerationRequest& r, const tokenizer::Tokenizer& tok)
-      : request(&r), sampler(r.sampling), decoder(tok, /*skip_special=*/true), stops(r.stop_strings) {}
-  const GenerationRequest* request;
-  Sampler sampler;
-  tokenizer::StreamDecoder decoder;
-  StopStringMatcher stops;
-  bool done = false;
-};
-
-}  // namespace
-
-absl::Status Generator::Impl::RunChunk(std::span<const GenerationRequest> requests, std::span<const size_t> indices,
-                                       std::vector<GenerationResult>& results, const TextCallback& on_text) {
-  if (svf == nullptr) return RunBatch(requests, indices, results, on_text, nullptr);
-  std::vector<std::string> names;
-  for (size_t i : indices) names.push_back(requests[i].adapter);
-  if (svf->RunFactored(names)) {
-    T2_ASSIGN_OR_RETURN(auto adapters, svf->Factored(names));
-    return RunBatch(requests, indices, results, on_text, &adapters);
-  }
-  // Merged: one sub-batch per adapter, each with its W' in the weights.
-  std::map<std::string, std::vector<size_t>> groups;
-  for (size_t i : indices) groups[requests[i].adapter].push_back(i);
-  for (const auto& [name, group] : groups) {
-    T2_RETURN_IF_ERROR(svf->UseMerged(name));
-    T2_RETURN_IF_ERROR(RunBatch(requests, group, results, on_text, nullptr));
-  }
-  return absl::OkStatus();
-}
-
-absl::Status Generator::Impl::RunBatch(std::span<const GenerationRequest> all, std::span<const size_t> indices,
-                                       std::vector<GenerationResult>& results, const TextCallback& on_text,
-                                       const model::RowAdapters* adapters) {
-  std::vector<GenerationRequest> requests;  // this batch's rows, in order
-  requests.reserve(indices.size());
-  for (size_t i : indices) requests.push_back(all[i]);
-  const int64_t batch = static_cast<int64_t>(requests.size());
-  const int64_t vocab = model->config().vocab_size;
-  const auto& stop_ids = tokenizer->special().stop_ids;
-  std::vector<RequestState> states;
-  states.reserve(batch);
-  int64_t widest = 0, capacity = 0;
-  for (const auto& r : requests) {
-    states.emplace_back(r, *tokenizer);
-    widest = std::max<int64_t>(widest, r.prompt_ids.size());
-    capacity = std::max<int64_t>(capacity, r.prompt_ids.size() + r.max_new_tokens);
-  }
-  T2_ASSIGN_OR_RETURN(auto cache, model->NewCache(batch, capacity));
-
-  // Prefill: all prompts in one right-padded batch.
-  auto tokens = at::zeros({batch, widest}, at::kLong);
-  std::vector<int64_t> lengths(batch);
-  auto* tok = tokens.data_ptr<int64_t>();
-  for (int64_t b = 0; b < batch; ++b) {
-    const auto& ids = requests[b].prompt_ids;
-    std::copy(ids.begin(), ids.end(), tok + b * widest);
-    lengths[b] = static_cast<int64_t>(ids.size());
-    results[indices[b]].prompt_tokens = lengths[b];
-  }
-  T2_ASSIGN_OR_RETURN(at::Tensor logits, model->Forward(tokens, lengths, cache, false, adapters));
-
-  auto emit = [&](int64_t b, const std::string& text) {
-    if (text.empty()) return;
-    results[indices[b]].text += text;
-    if (on_text) on_text(indices[b], text);
-  };
-  auto finish = [&](int64_t b, FinishReason reason) {
-    RequestState& s = states[b];
-    s.done = true;
-    results[indices[b]].finish_reason = reason;
-    if (reason != FinishReason::kStopString) {
-      emit(b, s.stops.Feed(s.decoder.Finish()));
-      emit(b, s.stops.Flush());
-    }
-  };
-
-  while (true) {
-    const float* rows = logits.data_ptr<float>();
-    auto step = at::zeros({batch, 1}, at::kLong);
-    std::vector<int64_t> step_lengths(batch, 0);
-    bool any_active = false;
-    for (int64_t b = 0; b < batch; ++b) {
-      RequestState& s = states[b];
-      if (s.done) continue;
-      std::span<const float> row(rows + b * vocab, static_cast<size_t>(vocab));
-      int32_t next = s.sampler.Sample(row);
-      GenerationResult& result = results[indices[b]];
-      result.token_ids.push_back(next);
-      if (s.request->return_logprobs) result.logprobs.push_back(LogProbability(row, next));
-      bool is_stop_id = std::binary_search(stop_ids.begin(), stop_ids.end(), next);
-      if (is_stop_id && !s.request->ignore_eos) {
-        finish(b, FinishReason::kEndOfSequence);
-        continue;
-      }
-      emit(b, s.stops.Feed(s.decoder.Push(next)));
-      if (s.stops.stopped()) {
-        finish(b, FinishReason::kStopString);
-      } else if (static_cast<int32_t>(result.token_ids.size()) >= s.request->max_new_tokens) {
-        finish(b, FinishReason::kLength);
-      } else {
-        step[b][0] = next;
-        step_lengths[b] = 1;
-        any_active = true;
-      }
-    }
-    if (!any_active) break;
-    T2_ASSIGN_OR_RETURN(logits, model->Forward(step, step_lengths, cache, false, adapters));
-  }
-  return absl::OkStatus();
-}
 
 Generator::Generator(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Generator::~Generator() = default;
@@ -193,6 +75,18 @@ absl::StatusOr<std::unique_ptr<Generator>> Generator::Create(const GeneratorOpti
   if (options.svf.has_value()) {
     T2_ASSIGN_OR_RETURN(impl->svf, SvfAdapters::Create(*impl->model, *options.svf, options.model));
   }
+  const auto& c = impl->model->config();
+  impl->context_limit = c.sliding_window > 0 ? std::min(c.sliding_window, c.max_position_embeddings)
+                                             : c.max_position_embeddings;
+  if (options.max_context > 0) impl->context_limit = std::min(impl->context_limit, options.max_context);
+  impl->scheduler = std::make_unique<Scheduler>(Scheduler::Config{
+      .model = impl->model.get(),
+      .tokenizer = impl->tokenizer.get(),
+      .svf = impl->svf.get(),
+      .model_mutex = &impl->mutex,
+      .slots = options.max_batch_size,
+      .max_queue = options.max_queue,
+      .merged_only = options.svf.has_value() && options.svf->mode == "merged"});
   return std::unique_ptr<Generator>(new Generator(std::move(impl)));
 }
 
@@ -222,8 +116,7 @@ absl::Status Generator::ValidateRequest(const GenerationRequest& r) const {
   if (r.max_new_tokens < 1) {
     return absl::InvalidArgumentError(absl::StrCat("max_new_tokens must be >= 1, got ", r.max_new_tokens));
   }
-  int64_t context = c.sliding_window > 0 ? std::min(c.sliding_window, c.max_position_embeddings)
-                                         : c.max_position_embeddings;
+  const int64_t context = impl_->context_limit;
   int64_t needed = static_cast<int64_t>(r.prompt_ids.size()) + r.max_new_tokens;
   if (needed > context) {
     return absl::InvalidArgumentError(absl::StrCat("prompt (", r.prompt_ids.size(), " tokens) + max_new_tokens (",
@@ -245,15 +138,89 @@ absl::StatusOr<std::vector<GenerationResult>> Generator::Generate(std::span<cons
   for (size_t i = 0; i < requests.size(); ++i) {
     if (auto s = ValidateRequest(requests[i]); !s.ok()) return Annotate(s, absl::StrCat("request ", i));
   }
-  std::lock_guard<std::mutex> lock(impl_->mutex);
+  std::mutex mu;
+  std::condition_variable cv;
+  size_t remaining = requests.size();
   std::vector<GenerationResult> results(requests.size());
-  const size_t chunk = static_cast<size_t>(impl_->options.max_batch_size);
-  for (size_t first = 0; first < requests.size(); first += chunk) {
-    std::vector<size_t> indices(std::min(chunk, requests.size() - first));
-    for (size_t k = 0; k < indices.size(); ++k) indices[k] = first + k;
-    T2_RETURN_IF_ERROR(impl_->RunChunk(requests, indices, results, on_text));
+  absl::Status first_error;
+  for (size_t i = 0; i < requests.size(); ++i) {
+    StreamCallbacks callbacks;
+    if (on_text) {
+      callbacks.on_tokens = [&on_text, i](std::string_view text, std::span<const int32_t>, std::span<const float>) {
+        if (!text.empty()) on_text(i, text);
+      };
+    }
+    callbacks.on_done = [&, i](absl::StatusOr<GenerationResult> result) {
+      std::lock_guard<std::mutex> lock(mu);
+      if (result.ok()) {
+        results[i] = std::move(*result);
+      } else if (first_error.ok()) {
+        first_error = Annotate(result.status(), absl::StrCat("request ", i));
+      }
+      if (--remaining == 0) cv.notify_all();
+    };
+    auto handle = impl_->scheduler->Submit(requests[i], std::move(callbacks), absl::InfiniteFuture(),
+                                           /*ignore_queue_cap=*/true);
+    if (!handle.ok()) {
+      std::lock_guard<std::mutex> lock(mu);
+      if (first_error.ok()) first_error = handle.status();
+      remaining -= requests.size() - i;  // never submitted
+      break;
+    }
   }
+  std::unique_lock<std::mutex> lock(mu);
+  cv.wait(lock, [&] { return remaining == 0; });
+  if (!first_error.ok()) return first_error;
   return results;
+}
+
+absl::StatusOr<std::shared_ptr<RequestHandle>> Generator::Submit(GenerationRequest request, StreamCallbacks callbacks,
+                                                                 absl::Time deadline) {
+  T2_RETURN_IF_ERROR(ValidateRequest(request));
+  return impl_->scheduler->Submit(std::move(request), std::move(callbacks), deadline, /*ignore_queue_cap=*/false);
+}
+
+absl::StatusOr<std::vector<CompletionScore>> Generator::Score(const ScoreRequest& request) {
+  GenerationRequest probe;  // reuses the prompt, vocabulary and adapter checks
+  probe.prompt_ids = request.prompt_ids;
+  probe.adapter = request.adapter;
+  probe.max_new_tokens = 1;
+  T2_RETURN_IF_ERROR(Annotate(ValidateRequest(probe), "score"));
+  if (request.completions.empty()) return absl::InvalidArgumentError("score.completions: empty");
+  const int64_t vocab = impl_->model->config().vocab_size;
+  for (size_t i = 0; i < request.completions.size(); ++i) {
+    const auto& c = request.completions[i];
+    if (c.empty()) return absl::InvalidArgumentError(absl::StrCat("score.completions[", i, "]: no tokens"));
+    if (static_cast<int64_t>(request.prompt_ids.size() + c.size()) > impl_->context_limit) {
+      return absl::InvalidArgumentError(absl::StrCat("score.completions[", i, "]: prompt + completion (",
+                                                     request.prompt_ids.size() + c.size(),
+                                                     " tokens) exceeds the context of ", impl_->context_limit));
+    }
+    for (int32_t id : c) {
+      if (id < 0 || id >= vocab) {
+        return absl::InvalidArgumentError(absl::StrCat("score.completions[", i, "]: token id ", id,
+                                                       " outside the vocabulary"));
+      }
+    }
+  }
+  return impl_->scheduler->Score(request);
+}
+
+int64_t Generator::context_limit() const { return impl_->context_limit; }
+const GeneratorOptions& Generator::options() const { return impl_->options; }
+SchedulerStats Generator::scheduler_stats() const { return impl_->scheduler->stats(); }
+void Generator::Drain(absl::Time deadline) { impl_->scheduler->Drain(deadline); }
+
+std::string Generator::base_fingerprint() const {
+  return impl_->svf == nullptr ? "" : impl_->svf->decomposition().base_fingerprint();
+}
+
+std::map<std::string, int64_t> Generator::target_ranks() const {
+  std::map<std::string, int64_t> ranks;
+  if (impl_->svf == nullptr) return ranks;
+  const auto& d = impl_->svf->decomposition();
+  for (const auto& name : d.names()) ranks[name] = d.Find(name)->rank();
+  return ranks;
 }
 
 absl::Status Generator::AddExpert(const std::string& name, const std::filesystem::path& file,
@@ -262,6 +229,7 @@ absl::Status Generator::AddExpert(const std::string& name, const std::filesystem
   std::lock_guard<std::mutex> lock(impl_->mutex);
   T2_ASSIGN_OR_RETURN(auto expert, svf::LoadExpert(file, impl_->svf->decomposition(),
                                                    {.allow_base_mismatch = allow_base_mismatch}));
+  impl_->scheduler->InvalidateAdapters();
   return impl_->svf->AddExpert(name, std::move(expert));
 }
 
@@ -277,12 +245,17 @@ absl::Status Generator::AddMixture(const std::string& name, const std::vector<st
   }
   T2_ASSIGN_OR_RETURN(auto mixed, svf::MixExperts(parts, {.alpha = alpha, .per_layer = per_layer},
                                                   static_cast<int>(impl_->model->config().num_hidden_layers)));
+  impl_->scheduler->InvalidateAdapters();
   return impl_->svf->AddExpert(name, std::move(mixed));
 }
 
 absl::Status Generator::RemoveAdapter(const std::string& name) {
   if (impl_->svf == nullptr) return absl::NotFoundError(absl::StrCat("adapter '", name, "' is not loaded"));
   std::lock_guard<std::mutex> lock(impl_->mutex);
+  if (impl_->scheduler->InUse(name)) {
+    return absl::FailedPreconditionError(absl::StrCat("adapter '", name, "' is used by a queued or running request"));
+  }
+  impl_->scheduler->InvalidateAdapters();
   return impl_->svf->Remove(name);
 }
 

@@ -160,6 +160,48 @@ absl::StatusOr<std::unique_ptr<LlamaModel>> LlamaModel::FromWeights(const ModelC
 std::string LlamaModel::device_name() const { return options_.device().str(); }
 std::string LlamaModel::dtype_name() const { return std::string(c10::toString(options_.dtype().toScalarType())); }
 
+KvCache KvCache::Slice(int64_t first, int64_t count) const {
+  KvCache view;
+  for (size_t i = 0; i < k_.size(); ++i) {
+    view.k_.push_back(k_[i].narrow(0, first, count));
+    view.v_.push_back(v_[i].narrow(0, first, count));
+  }
+  view.lengths_ = lengths_;
+  view.offset_ = offset_ + first;
+  view.rows_ = count;
+  view.capacity_ = capacity_;
+  return view;
+}
+
+void KvCache::MoveRow(int64_t from, int64_t to) {
+  if (from == to) return;
+  c10::InferenceMode guard;
+  const int64_t used = length(from);
+  for (size_t i = 0; i < k_.size(); ++i) {
+    k_[i][to].narrow(1, 0, used).copy_(k_[i][from].narrow(1, 0, used));
+    v_[i][to].narrow(1, 0, used).copy_(v_[i][from].narrow(1, 0, used));
+  }
+  (*lengths_)[offset_ + to] = used;
+  (*lengths_)[offset_ + from] = 0;
+}
+
+void KvCache::CopyRowsFrom(const KvCache& source, int64_t rows) {
+  c10::InferenceMode guard;
+  int64_t used = 0;
+  for (int64_t b = 0; b < rows; ++b) used = std::max(used, source.length(b));
+  for (size_t i = 0; i < k_.size(); ++i) {
+    k_[i].narrow(0, 0, rows).narrow(2, 0, used).copy_(source.k_[i].narrow(0, 0, rows).narrow(2, 0, used));
+    v_[i].narrow(0, 0, rows).narrow(2, 0, used).copy_(source.v_[i].narrow(0, 0, rows).narrow(2, 0, used));
+  }
+  for (int64_t b = 0; b < rows; ++b) (*lengths_)[offset_ + b] = source.length(b);
+}
+
+int64_t KvCache::bytes() const {
+  int64_t total = 0;
+  for (size_t i = 0; i < k_.size(); ++i) total += (k_[i].numel() + v_[i].numel()) * k_[i].element_size();
+  return total;
+}
+
 absl::StatusOr<KvCache> LlamaModel::NewCache(int64_t rows, int64_t capacity) const {
   if (rows <= 0 || capacity <= 0) {
     return absl::InvalidArgumentError(absl::StrCat("kv cache: rows (", rows, ") and capacity (",
@@ -185,7 +227,8 @@ absl::StatusOr<KvCache> LlamaModel::NewCache(int64_t rows, int64_t capacity) con
   } catch (const c10::Error& e) {
     return absl::ResourceExhaustedError(absl::StrCat("kv cache: ", e.what_without_backtrace()));
   }
-  cache.lengths_.assign(rows, 0);
+  cache.lengths_->assign(rows, 0);
+  cache.rows_ = rows;
   cache.capacity_ = capacity;
   return cache;
 }
@@ -345,7 +388,7 @@ at::Tensor LlamaModel::ForwardImpl(const at::Tensor& tokens, std::span<const int
     auto act = at::silu(gu.narrow(-1, 0, ff)) * gu.narrow(-1, ff, ff);
     x = x + LinearWithAdapters(act, l.down, {}, down_parts, rows);
   }
-  for (int64_t b = 0; b < batch; ++b) cache.lengths_[b] += new_lengths[b];
+  for (int64_t b = 0; b < batch; ++b) (*cache.lengths_)[cache.offset_ + b] += new_lengths[b];
 
   if (all_positions) {
     return at::linear(RmsNorm(x, norm_, c.rms_norm_eps), lm_head_).to(at::kFloat).cpu();

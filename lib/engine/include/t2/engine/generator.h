@@ -1,14 +1,19 @@
-// Batched text generation over a loaded model: prefill prompts of different lengths together,
-// then decode every request in lock-step until each stops (EOS, a stop string, or its
-// max_new_tokens). This header is free of LibTorch: services and tools include it.
+// Text generation over a loaded model with continuous batching: requests are submitted at any
+// time, join the running batch at the next step (their prompts prefilled together), decode
+// with everyone else, and leave as soon as they stop (EOS, a stop string, max_new_tokens,
+// cancellation or their deadline), freeing their slot for the next waiting request. Requests
+// in one batch may use different SVF experts. This header is free of LibTorch: services and
+// tools include it.
 //
 // Guarantees: a request's greedy output equals what it gets alone; sampling is seeded per
-// request. Thread safety: Generate() calls are serialised internally (one batch at a time).
+// request. Thread safety: every method may be called from any thread; one scheduler thread
+// runs the model.
 #pragma once
 
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <span>
@@ -18,6 +23,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "t2/engine/sampling.h"
 #include "t2/model/config.h"
 #include "t2/tokenizer/tokenizer.h"
@@ -46,7 +52,9 @@ struct GeneratorOptions {
   std::string device = "auto";  // see t2::model::LoadOptions
   std::string dtype = "auto";
   int32_t cpu_threads = 0;       // 0: LibTorch's default (one per core)
-  int32_t max_batch_size = 32;   // requests decoded together; larger inputs run in chunks
+  int32_t max_batch_size = 32;   // sequences decoded together (batch slots)
+  int32_t max_queue = 256;       // Submit beyond this many waiting requests: ResourceExhausted
+  int64_t max_context = 0;       // cap on prompt + max_new_tokens; 0: the model's context
   std::optional<SvfOptions> svf;  // unset: no experts
 
   absl::Status Validate() const;
@@ -73,11 +81,52 @@ struct GenerationResult {
   FinishReason finish_reason = FinishReason::kLength;
   std::vector<float> logprobs;     // one per token when requested
   int64_t prompt_tokens = 0;
+  double queue_ms = 0;             // time between submission and the start of its prefill
 };
 
 // Called from the generating thread as text becomes safe to emit (never a partial UTF-8
 // character, never a possible prefix of a stop string).
 using TextCallback = std::function<void(size_t request_index, std::string_view text)>;
+
+// What a submitted request reports, from the scheduler thread. Callbacks must not block
+// (hand the data to another thread) and must not call back into the Generator.
+struct StreamCallbacks {
+  // Once, when the request leaves the queue and its prefill starts.
+  std::function<void(double queue_ms)> on_start;
+  // The tokens generated since the last call and the text they made safe to emit (may be
+  // empty while a multi-byte character or a possible stop string is pending).
+  std::function<void(std::string_view text, std::span<const int32_t> tokens, std::span<const float> logprobs)>
+      on_tokens;
+  // Exactly once: the finished result, or why the request ended early (Cancelled,
+  // DeadlineExceeded, Unavailable when the generator shuts down, Internal).
+  std::function<void(absl::StatusOr<GenerationResult> result)> on_done;
+};
+
+// Lets the submitter cancel a request; its slot is freed at the next step.
+class RequestHandle {
+ public:
+  virtual ~RequestHandle() = default;
+  virtual void Cancel() = 0;
+};
+
+// Log-likelihoods of completions after a shared prompt (classification by label, CEM).
+struct ScoreRequest {
+  std::vector<int32_t> prompt_ids;
+  std::vector<std::vector<int32_t>> completions;  // each non-empty
+  std::string adapter;                            // as GenerationRequest::adapter
+};
+struct CompletionScore {
+  double logprob = 0;  // sum of log p(token) over the completion
+  int32_t tokens = 0;
+};
+
+struct SchedulerStats {
+  int32_t active = 0;  // sequences in the batch
+  int32_t queued = 0;
+  int64_t kv_cache_bytes = 0;
+  int64_t steps = 0;            // decode steps run
+  int64_t requests_done = 0;    // finished (any reason)
+};
 
 class Generator {
  public:
@@ -102,7 +151,7 @@ class Generator {
                          bool allow_base_mismatch = false);
   absl::Status AddMixture(const std::string& name, const std::vector<std::string>& experts,
                           const std::vector<double>& alpha, bool per_layer = false);
-  // NotFound if no adapter has that name.
+  // NotFound if no adapter has that name; FailedPrecondition while a request uses it.
   absl::Status RemoveAdapter(const std::string& name);
   std::vector<std::string> AdapterNames() const;
 
@@ -114,8 +163,30 @@ class Generator {
   };
   SvfStats svf_stats() const;
 
+  // Queues one request for the running batch. Validates it first (ValidateRequest); a full
+  // queue is ResourceExhausted. A request still queued at `deadline` is dropped before its
+  // prefill (DeadlineExceeded); one running at its deadline stops there.
+  absl::StatusOr<std::shared_ptr<RequestHandle>> Submit(GenerationRequest request, StreamCallbacks callbacks,
+                                                        absl::Time deadline = absl::InfiniteFuture());
+
+  // Scores completions in one batched prefill, between decode steps. Blocks the caller.
+  absl::StatusOr<std::vector<CompletionScore>> Score(const ScoreRequest& request);
+
+  // The largest prompt + max_new_tokens a request may ask for.
+  int64_t context_limit() const;
+  const GeneratorOptions& options() const;
+  SchedulerStats scheduler_stats() const;
+  // The SVF base fingerprint of the loaded weights ("" without SVF).
+  std::string base_fingerprint() const;
+  // Number of singular values of each target matrix, by HF name (empty without SVF).
+  std::map<std::string, int64_t> target_ranks() const;
+
+  // Stops accepting work (Submit: Unavailable), lets running and queued requests finish.
+  // Blocks until they have, or until `deadline`, after which the rest end with Unavailable.
+  void Drain(absl::Time deadline);
+
   // Runs every request to completion; results are in request order. Validates all requests
-  // first and runs none if any is invalid (the error names its index).
+  // first and runs none if any is invalid (the error names its index). Ignores max_queue.
   absl::StatusOr<std::vector<GenerationResult>> Generate(std::span<const GenerationRequest> requests,
                                                          const TextCallback& on_text = nullptr);
 

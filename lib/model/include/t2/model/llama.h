@@ -33,19 +33,34 @@ struct LoadOptions {
 
 // Keys and values of B sequences ("rows"), per layer [B, kv_heads, capacity, head_dim].
 // Row b holds length(b) valid positions; Forward appends to it.
+//
+// Continuous batching keeps the live sequences in rows [0, n) of one cache: Slice(0, n) runs
+// a decode step over exactly those rows, Slice(n, k) prefills k new arrivals next to them,
+// and MoveRow fills the hole a finished sequence leaves. Slices share memory and lengths
+// with the cache they come from.
 class KvCache {
  public:
   KvCache() = default;
-  int64_t rows() const { return static_cast<int64_t>(lengths_.size()); }
+  int64_t rows() const { return rows_; }
   int64_t capacity() const { return capacity_; }
-  int64_t length(int64_t row) const { return lengths_[row]; }
+  int64_t length(int64_t row) const { return (*lengths_)[offset_ + row]; }
   // Forgets row's contents (for reuse by another sequence).
-  void ResetRow(int64_t row) { lengths_[row] = 0; }
+  void ResetRow(int64_t row) { (*lengths_)[offset_ + row] = 0; }
+  // Rows [first, first + count) as a cache of their own, sharing this one's storage.
+  KvCache Slice(int64_t first, int64_t count) const;
+  // Row `to` takes row `from`'s keys, values and length; `from` is left empty.
+  void MoveRow(int64_t from, int64_t to);
+  // Rows [0, rows) of `source` (same model, capacity <= this one's) copied into this cache.
+  void CopyRowsFrom(const KvCache& source, int64_t rows);
+  // Bytes of key/value memory this cache holds (its slices report the same storage).
+  int64_t bytes() const;
 
  private:
   friend class LlamaModel;
   std::vector<at::Tensor> k_, v_;
-  std::vector<int64_t> lengths_;
+  std::shared_ptr<std::vector<int64_t>> lengths_ = std::make_shared<std::vector<int64_t>>();
+  int64_t offset_ = 0;  // first row of this view in *lengths_
+  int64_t rows_ = 0;
   int64_t capacity_ = 0;
 };
 

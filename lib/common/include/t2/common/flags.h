@@ -10,7 +10,7 @@
 
 #include "absl/status/statusor.h"
 
-namespace t2::cli {
+namespace t2 {
 
 struct FlagSpec {
   std::set<std::string> value_flags;  // take a value ("model", "prompt", "stop", ...)
@@ -34,4 +34,4 @@ class Flags {
   std::vector<std::string> positional_;
 };
 
-}  // namespace t2::cli
+}  // namespace t2

@@ -1,11 +1,11 @@
-#include "flags.h"
+#include "t2/common/flags.h"
 
 #include <charconv>
 #include <cstdlib>
 
 #include "absl/strings/str_cat.h"
 
-namespace t2::cli {
+namespace t2 {
 
 absl::StatusOr<Flags> Flags::Parse(const std::vector<std::string>& args, const FlagSpec& spec) {
   Flags flags;
@@ -69,4 +69,4 @@ absl::StatusOr<double> Flags::GetDouble(const std::string& name, double fallback
   return value;
 }
 
-}  // namespace t2::cli
+}  // namespace t2

@@ -1,0 +1,454 @@
+#include "scheduler.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "t2/common/log.h"
+#include "t2/common/status.h"
+#include "t2/engine/stop_strings.h"
+
+namespace t2::engine {
+
+namespace {
+
+// KV capacity grows in steps of this many positions, so that a stream of slightly longer
+// requests does not reallocate every time.
+constexpr int64_t kCapacityQuantum = 256;
+// Score's all-position logits ([rows, T, vocab] float32) are computed in chunks of rows that
+// keep them under this size.
+constexpr int64_t kScoreLogitBytes = int64_t{256} << 20;
+
+double MillisSince(absl::Time t) { return absl::ToDoubleMilliseconds(absl::Now() - t); }
+
+}  // namespace
+
+struct Scheduler::Entry : RequestHandle {
+  GenerationRequest request;
+  StreamCallbacks callbacks;
+  absl::Time deadline;
+  absl::Time submitted;
+  std::atomic<bool> cancelled{false};
+  void Cancel() override { cancelled = true; }
+};
+
+// A request in the batch: its sampler, streaming decoder and stop matcher.
+struct Scheduler::Sequence {
+  Sequence(std::shared_ptr<Entry> e, const tokenizer::Tokenizer& tok)
+      : entry(std::move(e)),
+        sampler(entry->request.sampling),
+        decoder(tok, /*skip_special=*/true),
+        stops(entry->request.stop_strings) {}
+  std::shared_ptr<Entry> entry;
+  Sampler sampler;
+  tokenizer::StreamDecoder decoder;
+  StopStringMatcher stops;
+  GenerationResult result;
+  int32_t next_token = -1;  // fed to the model at the next decode step
+  bool done = false;
+};
+
+Scheduler::Scheduler(const Config& config) : config_(config), vocab_(config.model->config().vocab_size) {
+  thread_ = std::thread([this] { Loop(); });
+}
+
+Scheduler::~Scheduler() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+}
+
+absl::StatusOr<std::shared_ptr<RequestHandle>> Scheduler::Submit(GenerationRequest request, StreamCallbacks callbacks,
+                                                                 absl::Time deadline, bool ignore_queue_cap) {
+  auto entry = std::make_shared<Entry>();
+  entry->request = std::move(request);
+  entry->callbacks = std::move(callbacks);
+  entry->deadline = deadline;
+  entry->submitted = absl::Now();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (draining_ || stopping_) return absl::UnavailableError("the generator is shutting down");
+    if (!ignore_queue_cap && static_cast<int64_t>(queue_.size()) >= config_.max_queue) {
+      return absl::ResourceExhaustedError(absl::StrCat("queue full: ", queue_.size(), " requests waiting (max_queue ",
+                                                       config_.max_queue, ")"));
+    }
+    queue_.push_back(entry);
+  }
+  cv_.notify_all();
+  return entry;
+}
+
+absl::StatusOr<std::vector<CompletionScore>> Scheduler::Score(const ScoreRequest& request) {
+  std::mutex done_mu;
+  std::condition_variable done_cv;
+  std::optional<absl::StatusOr<std::vector<CompletionScore>>> out;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (draining_ || stopping_) return absl::UnavailableError("the generator is shutting down");
+    tasks_.push_back({[&] {
+      auto result = RunScore(request);
+      std::lock_guard<std::mutex> l(done_mu);
+      out = std::move(result);
+      done_cv.notify_all();
+    }});
+  }
+  cv_.notify_all();
+  std::unique_lock<std::mutex> l(done_mu);
+  done_cv.wait(l, [&] { return out.has_value(); });
+  return std::move(*out);
+}
+
+SchedulerStats Scheduler::stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return {.active = active_,
+          .queued = static_cast<int32_t>(queue_.size()),
+          .kv_cache_bytes = kv_bytes_,
+          .steps = steps_,
+          .requests_done = done_};
+}
+
+bool Scheduler::InUse(const std::string& name) const {
+  for (const auto& seq : live_) {
+    if (seq->entry->request.adapter == name) return true;
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& e : queue_) {
+    if (e->request.adapter == name) return true;
+  }
+  return false;
+}
+
+void Scheduler::Drain(absl::Time deadline) {
+  std::unique_lock<std::mutex> lock(mu_);
+  draining_ = true;
+  idle_cv_.wait_until(lock, absl::ToChronoTime(deadline),
+                      [&] { return queue_.empty() && active_ == 0 && tasks_.empty(); });
+  // Whatever is left ends with Unavailable when the destructor stops the loop.
+}
+
+void Scheduler::Admit(std::vector<std::shared_ptr<Entry>>& out) {
+  const absl::Time now = absl::Now();
+  int64_t free_slots = config_.slots - active_;
+  // With merged weights only, a batch holds one expert: the running one, or the first
+  // waiting request's when the batch is empty. Others wait their turn (in order).
+  std::optional<std::string> only;
+  if (config_.merged_only && config_.svf != nullptr) {
+    if (!live_.empty()) only = live_.front()->entry->request.adapter;
+  }
+  for (auto it = queue_.begin(); it != queue_.end() && free_slots > 0;) {
+    Entry& e = **it;
+    // Dropped before any work: cancelled while waiting, or too late to be of use.
+    if (e.cancelled || now >= e.deadline) {
+      auto dropped = *it;
+      it = queue_.erase(it);
+      ++done_;
+      if (dropped->callbacks.on_done) {
+        dropped->callbacks.on_done(dropped->cancelled ? absl::CancelledError("cancelled while queued")
+                                                      : absl::DeadlineExceededError("deadline passed while queued"));
+      }
+      continue;
+    }
+    if (only.has_value() && e.request.adapter != *only) {
+      ++it;
+      continue;
+    }
+    if (config_.merged_only && !only.has_value()) only = e.request.adapter;
+    out.push_back(*it);
+    it = queue_.erase(it);
+    --free_slots;
+  }
+}
+
+void Scheduler::Loop() {
+  while (true) {
+    std::vector<std::shared_ptr<Entry>> admitted;
+    std::deque<Task> tasks;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [&] { return stopping_ || !queue_.empty() || !tasks_.empty() || active_ > 0; });
+      if (stopping_) break;
+      tasks.swap(tasks_);
+      Admit(admitted);
+      active_ += static_cast<int32_t>(admitted.size());
+    }
+    {
+      std::lock_guard<std::mutex> model_lock(*config_.model_mutex);
+      for (auto& task : tasks) task.run();
+      Step(std::move(admitted));
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    if (queue_.empty() && active_ == 0 && tasks_.empty()) idle_cv_.notify_all();
+  }
+  // Shutting down: everything still waiting or running ends with Unavailable.
+  std::deque<std::shared_ptr<Entry>> queued;
+  std::deque<Task> tasks;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    queued.swap(queue_);
+    tasks.swap(tasks_);
+  }
+  std::lock_guard<std::mutex> model_lock(*config_.model_mutex);
+  for (auto& task : tasks) task.run();  // Score callers are waiting; let them finish
+  for (auto& e : queued) {
+    if (e->callbacks.on_done) e->callbacks.on_done(absl::UnavailableError("the generator shut down"));
+  }
+  for (auto& seq : live_) {
+    if (!seq->done) Finish(*seq, absl::UnavailableError("the generator shut down"));
+  }
+  live_.clear();
+}
+
+absl::Status Scheduler::EnsureCache(int64_t rows, int64_t capacity, int64_t keep) {
+  if (cache_.rows() >= rows && cache_.capacity() >= capacity) return absl::OkStatus();
+  const auto& c = config_.model->config();
+  int64_t limit = c.sliding_window > 0 ? std::min(c.sliding_window, c.max_position_embeddings)
+                                       : c.max_position_embeddings;
+  int64_t new_rows = std::min<int64_t>(config_.slots, std::max({rows, 2 * cache_.rows(), int64_t{1}}));
+  int64_t new_capacity = std::max(capacity, cache_.capacity());
+  new_capacity = std::min(limit, (new_capacity + kCapacityQuantum - 1) / kCapacityQuantum * kCapacityQuantum);
+  T2_ASSIGN_OR_RETURN(model::KvCache bigger, config_.model->NewCache(new_rows, new_capacity));
+  if (keep > 0) bigger.CopyRowsFrom(cache_, keep);
+  cache_ = std::move(bigger);
+  std::lock_guard<std::mutex> lock(mu_);
+  kv_bytes_ = cache_.bytes();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::optional<model::RowAdapters>> Scheduler::PrepareAdapters(const std::vector<std::string>& names) {
+  if (config_.svf == nullptr) return std::nullopt;
+  if (!config_.svf->RunFactored(names)) {
+    T2_RETURN_IF_ERROR(config_.svf->UseMerged(names.empty() ? "" : names.front()));
+    return std::nullopt;
+  }
+  if (!factored_names_.has_value() || *factored_names_ != names) {
+    factored_names_.reset();
+    T2_ASSIGN_OR_RETURN(factored_, config_.svf->Factored(names));
+    factored_names_ = names;
+  } else {
+    // A Score job may have merged an expert in since; the factored form needs the base.
+    T2_RETURN_IF_ERROR(config_.svf->UseMerged(""));
+  }
+  return factored_;
+}
+
+namespace {
+// Rows [first, first + count) of per-row adapters.
+model::RowAdapters SliceAdapters(const model::RowAdapters& all, int64_t first, int64_t count) {
+  model::RowAdapters out;
+  for (const auto& [name, f] : all.matrices) {
+    out.matrices[name] = {f.u, f.vt, f.scale.narrow(0, first, count)};
+  }
+  out.adapted.assign(all.adapted.begin() + first, all.adapted.begin() + first + count);
+  return out;
+}
+}  // namespace
+
+void Scheduler::Finish(Sequence& seq, absl::StatusOr<FinishReason> reason) {
+  seq.done = true;
+  auto& cb = seq.entry->callbacks;
+  if (!reason.ok()) {
+    if (cb.on_done) cb.on_done(reason.status());
+    return;
+  }
+  seq.result.finish_reason = *reason;
+  if (*reason != FinishReason::kStopString) {
+    std::string tail = seq.stops.Feed(seq.decoder.Finish());
+    tail += seq.stops.Flush();
+    if (!tail.empty()) {
+      seq.result.text += tail;
+      if (cb.on_tokens) cb.on_tokens(tail, {}, {});
+    }
+  }
+  if (cb.on_done) cb.on_done(std::move(seq.result));
+}
+
+bool Scheduler::Consume(Sequence& seq, const float* row_logits) {
+  const GenerationRequest& r = seq.entry->request;
+  std::span<const float> row(row_logits, static_cast<size_t>(vocab_));
+  const int32_t next = seq.sampler.Sample(row);
+  seq.result.token_ids.push_back(next);
+  float logprob = 0;
+  if (r.return_logprobs) {
+    logprob = LogProbability(row, next);
+    seq.result.logprobs.push_back(logprob);
+  }
+  const auto& stop_ids = config_.tokenizer->special().stop_ids;
+  auto& cb = seq.entry->callbacks;
+  const int32_t token[1] = {next};
+  const float lp[1] = {logprob};
+  std::span<const float> lps = r.return_logprobs ? std::span<const float>(lp, 1) : std::span<const float>();
+  if (std::binary_search(stop_ids.begin(), stop_ids.end(), next) && !r.ignore_eos) {
+    if (cb.on_tokens) cb.on_tokens("", token, lps);
+    Finish(seq, FinishReason::kEndOfSequence);
+    return false;
+  }
+  std::string text = seq.stops.Feed(seq.decoder.Push(next));
+  seq.result.text += text;
+  if (cb.on_tokens) cb.on_tokens(text, token, lps);
+  if (seq.stops.stopped()) {
+    Finish(seq, FinishReason::kStopString);
+    return false;
+  }
+  if (static_cast<int32_t>(seq.result.token_ids.size()) >= r.max_new_tokens) {
+    Finish(seq, FinishReason::kLength);
+    return false;
+  }
+  seq.next_token = next;
+  return true;
+}
+
+void Scheduler::RemoveFinished() {
+  int64_t removed = 0;
+  for (int64_t i = static_cast<int64_t>(live_.size()) - 1; i >= 0; --i) {
+    if (!live_[i]->done) continue;
+    const int64_t last = static_cast<int64_t>(live_.size()) - 1;
+    if (i != last) {
+      cache_.MoveRow(last, i);
+      live_[i] = std::move(live_[last]);
+    } else {
+      cache_.ResetRow(i);
+    }
+    live_.pop_back();
+    ++removed;
+  }
+  if (removed == 0) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  active_ -= static_cast<int32_t>(removed);
+  done_ += removed;
+  if (live_.empty() && queue_.empty()) {
+    // Idle: give the KV memory back (a burst of long requests must not pin it forever).
+    cache_ = model::KvCache();
+    kv_bytes_ = 0;
+  }
+}
+
+void Scheduler::Step(std::vector<std::shared_ptr<Entry>> admitted) {
+  // Cancelled or expired sequences leave before any compute is spent on them.
+  const absl::Time now = absl::Now();
+  for (auto& seq : live_) {
+    if (seq->entry->cancelled) {
+      Finish(*seq, absl::CancelledError("cancelled"));
+    } else if (now >= seq->entry->deadline) {
+      Finish(*seq, absl::DeadlineExceededError("deadline passed while generating"));
+    }
+  }
+  RemoveFinished();
+
+  auto fail_all = [&](const absl::Status& status, size_t from) {
+    LogError(absl::StrCat("generation step failed: ", status.ToString()));
+    for (size_t i = from; i < live_.size(); ++i) {
+      if (!live_[i]->done) Finish(*live_[i], status);
+    }
+    RemoveFinished();
+  };
+
+  if (!admitted.empty()) {
+    const int64_t first = static_cast<int64_t>(live_.size());
+    const int64_t count = static_cast<int64_t>(admitted.size());
+    int64_t capacity = 0, widest = 0;
+    for (const auto& seq : live_) {
+      capacity = std::max<int64_t>(capacity, seq->entry->request.prompt_ids.size() +
+                                                 seq->entry->request.max_new_tokens);
+    }
+    for (auto& e : admitted) {
+      capacity = std::max<int64_t>(capacity, e->request.prompt_ids.size() + e->request.max_new_tokens);
+      widest = std::max<int64_t>(widest, e->request.prompt_ids.size());
+      auto seq = std::make_unique<Sequence>(e, *config_.tokenizer);
+      seq->result.prompt_tokens = static_cast<int64_t>(e->request.prompt_ids.size());
+      seq->result.queue_ms = MillisSince(e->submitted);
+      if (e->callbacks.on_start) e->callbacks.on_start(seq->result.queue_ms);
+      live_.push_back(std::move(seq));
+    }
+    if (auto s = EnsureCache(first + count, capacity, first); !s.ok()) return fail_all(s, first);
+    std::vector<std::string> names;
+    for (const auto& seq : live_) names.push_back(seq->entry->request.adapter);
+    auto adapters = PrepareAdapters(names);
+    if (!adapters.ok()) return fail_all(adapters.status(), first);
+    std::optional<model::RowAdapters> rows;
+    if (adapters->has_value()) rows = SliceAdapters(**adapters, first, count);
+
+    auto tokens = at::zeros({count, widest}, at::kLong);
+    std::vector<int64_t> lengths(count);
+    auto* tok = tokens.data_ptr<int64_t>();
+    for (int64_t b = 0; b < count; ++b) {
+      const auto& ids = live_[first + b]->entry->request.prompt_ids;
+      std::copy(ids.begin(), ids.end(), tok + b * widest);
+      lengths[b] = static_cast<int64_t>(ids.size());
+    }
+    model::KvCache view = cache_.Slice(first, count);
+    auto logits = config_.model->Forward(tokens, lengths, view, false, rows ? &*rows : nullptr);
+    if (!logits.ok()) return fail_all(logits.status(), first);
+    const float* data = logits->data_ptr<float>();
+    for (int64_t b = 0; b < count; ++b) Consume(*live_[first + b], data + b * vocab_);
+    RemoveFinished();
+  }
+
+  if (live_.empty()) return;
+  const int64_t n = static_cast<int64_t>(live_.size());
+  auto tokens = at::zeros({n, 1}, at::kLong);
+  std::vector<int64_t> lengths(n, 1);
+  std::vector<std::string> names;
+  for (int64_t b = 0; b < n; ++b) {
+    tokens[b][0] = live_[b]->next_token;
+    names.push_back(live_[b]->entry->request.adapter);
+  }
+  auto adapters = PrepareAdapters(names);
+  if (!adapters.ok()) return fail_all(adapters.status(), 0);
+  model::KvCache view = cache_.Slice(0, n);
+  auto logits = config_.model->Forward(tokens, lengths, view, false, adapters->has_value() ? &**adapters : nullptr);
+  if (!logits.ok()) return fail_all(logits.status(), 0);
+  const float* data = logits->data_ptr<float>();
+  for (int64_t b = 0; b < n; ++b) Consume(*live_[b], data + b * vocab_);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++steps_;
+  }
+  RemoveFinished();
+}
+
+absl::StatusOr<std::vector<CompletionScore>> Scheduler::RunScore(const ScoreRequest& request) {
+  const int64_t prompt = static_cast<int64_t>(request.prompt_ids.size());
+  int64_t longest = 0;
+  for (const auto& c : request.completions) longest = std::max<int64_t>(longest, c.size());
+  const int64_t width = prompt + longest;
+  const int64_t total = static_cast<int64_t>(request.completions.size());
+  const int64_t chunk = std::clamp<int64_t>(kScoreLogitBytes / (width * vocab_ * 4), 1, config_.slots);
+  std::vector<CompletionScore> out(total);
+  for (int64_t first = 0; first < total; first += chunk) {
+    const int64_t rows = std::min(chunk, total - first);
+    T2_ASSIGN_OR_RETURN(auto adapters, PrepareAdapters(std::vector<std::string>(rows, request.adapter)));
+    T2_ASSIGN_OR_RETURN(model::KvCache cache, config_.model->NewCache(rows, width));
+    auto tokens = at::zeros({rows, width}, at::kLong);
+    std::vector<int64_t> lengths(rows);
+    auto* tok = tokens.data_ptr<int64_t>();
+    for (int64_t b = 0; b < rows; ++b) {
+      const auto& c = request.completions[first + b];
+      std::copy(request.prompt_ids.begin(), request.prompt_ids.end(), tok + b * width);
+      std::copy(c.begin(), c.end(), tok + b * width + prompt);
+      lengths[b] = prompt + static_cast<int64_t>(c.size());
+    }
+    T2_ASSIGN_OR_RETURN(at::Tensor logits, config_.model->Forward(tokens, lengths, cache, /*all_positions=*/true,
+                                                                  adapters.has_value() ? &*adapters : nullptr));
+    const float* data = logits.data_ptr<float>();
+    for (int64_t b = 0; b < rows; ++b) {
+      const auto& c = request.completions[first + b];
+      CompletionScore& score = out[first + b];
+      score.tokens = static_cast<int32_t>(c.size());
+      for (size_t j = 0; j < c.size(); ++j) {
+        // The logits at position p predict the token at p + 1.
+        const float* row = data + (b * width + prompt - 1 + static_cast<int64_t>(j)) * vocab_;
+        score.logprob += LogProbability(std::span<const float>(row, vocab_), c[j]);
+      }
+    }
+  }
+  return out;
+}
+
+}  // namespace t2::engine

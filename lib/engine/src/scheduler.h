@@ -1,0 +1,102 @@
+// Continuous batching: the one thread that runs the model. Requests wait in a FIFO queue; at
+// each step the scheduler admits as many as there are free slots (prefilling them together
+// next to the running sequences), runs one decode step over every live sequence, streams
+// what each produced, and frees the slots of those that stopped, were cancelled or passed
+// their deadline. Score jobs run between steps.
+//
+// Live sequences always occupy KV rows [0, n): a finished row is filled by moving the last
+// one into it, so each step computes exactly the live rows (model::KvCache::Slice).
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "t2/engine/generator.h"
+#include "t2/model/llama.h"
+#include "svf_adapters.h"
+
+namespace t2::engine {
+
+class Scheduler {
+ public:
+  struct Config {
+    model::LlamaModel* model = nullptr;
+    const tokenizer::Tokenizer* tokenizer = nullptr;
+    SvfAdapters* svf = nullptr;        // null without SVF
+    std::mutex* model_mutex = nullptr;  // held while the model or the SVF state is used
+    int32_t slots = 32;
+    int32_t max_queue = 256;
+    bool merged_only = false;  // SvfOptions::mode == "merged": a batch never mixes experts
+  };
+  explicit Scheduler(const Config& config);
+  ~Scheduler();  // ends every request still queued or running with Unavailable
+
+  // The request must already be validated. `ignore_queue_cap`: for Generator::Generate,
+  // whose caller waits for everything it submitted.
+  absl::StatusOr<std::shared_ptr<RequestHandle>> Submit(GenerationRequest request, StreamCallbacks callbacks,
+                                                        absl::Time deadline, bool ignore_queue_cap);
+  absl::StatusOr<std::vector<CompletionScore>> Score(const ScoreRequest& request);
+  SchedulerStats stats() const;
+  void Drain(absl::Time deadline);
+  // Composed per-row adapters are cached by the rows' adapter names; an expert replaced
+  // under the same name must drop them. Call with the model mutex held.
+  void InvalidateAdapters() { factored_names_.reset(); }
+  // Whether a queued or running request uses adapter `name`. Model mutex held.
+  bool InUse(const std::string& name) const;
+
+ private:
+  struct Entry;
+  struct Sequence;
+  struct Task {
+    std::function<void()> run;  // runs on the scheduler thread with the model mutex held
+  };
+
+  void Loop();
+  // One iteration: admit, prefill, decode, compact. Model mutex held.
+  void Step(std::vector<std::shared_ptr<Entry>> admitted);
+  void Admit(std::vector<std::shared_ptr<Entry>>& out);  // queue mutex held
+  // At least `rows` rows of `capacity` positions; rows [0, keep) survive a reallocation.
+  absl::Status EnsureCache(int64_t rows, int64_t capacity, int64_t keep);
+  // Adapters for a forward over rows with these adapter names: merged weights (nullopt) or
+  // per-row factored ones.
+  absl::StatusOr<std::optional<model::RowAdapters>> PrepareAdapters(const std::vector<std::string>& names);
+  // Samples row `row`'s next token from its logits; returns false if the sequence ended.
+  bool Consume(Sequence& seq, const float* logits);
+  void Finish(Sequence& seq, absl::StatusOr<FinishReason> reason);
+  void RemoveFinished();
+  absl::StatusOr<std::vector<CompletionScore>> RunScore(const ScoreRequest& request);
+
+  Config config_;
+  int64_t vocab_ = 0;
+
+  // Owned by the scheduler thread (under the model mutex).
+  model::KvCache cache_;
+  std::vector<std::unique_ptr<Sequence>> live_;  // live_[i] is in KV row i
+  std::optional<std::vector<std::string>> factored_names_;
+  model::RowAdapters factored_;
+
+  mutable std::mutex mu_;  // guards everything below
+  std::condition_variable cv_;        // wakes the loop
+  std::condition_variable idle_cv_;   // wakes Drain
+  std::deque<std::shared_ptr<Entry>> queue_;
+  std::deque<Task> tasks_;
+  int32_t active_ = 0;
+  int64_t kv_bytes_ = 0;
+  int64_t steps_ = 0;
+  int64_t done_ = 0;
+  bool draining_ = false;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+}  // namespace t2::engine

@@ -1,0 +1,46 @@
+// Starting a t2 gRPC server the same way in every service: the services given, plus
+// grpc.health.v1 and server reflection, on an address whose port may be 0 (the OS picks one
+// and `port` tells which). Also the shutdown-signal handling every binary shares.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/status/statusor.h"
+
+namespace t2::rpc {
+
+struct ServerOptions {
+  std::string address = "127.0.0.1:0";       // host:port; port 0 = any free port
+  int64_t max_receive_message_bytes = 4 << 20;  // larger requests get RESOURCE_EXHAUSTED
+};
+
+struct RunningServer {
+  std::unique_ptr<grpc::Server> server;
+  int port = 0;
+  std::string address;  // host:bound_port
+
+  // Serving status of every service (the "" entry and each service's full name).
+  void SetServing(bool serving) const;
+};
+
+// Health starts NOT_SERVING for every service; call SetServing(true) when ready.
+absl::StatusOr<RunningServer> StartServer(const ServerOptions& options,
+                                          const std::vector<grpc::Service*>& services);
+
+// Blocks SIGINT and SIGTERM in the calling thread and every thread it starts later, so that
+// WaitForShutdownSignal can take them synchronously. Call first thing in main().
+void BlockShutdownSignals();
+// Waits for SIGINT or SIGTERM; returns the signal number.
+int WaitForShutdownSignal();
+
+// Writes `text` to `path` atomically (temp file + rename), so that a process waiting for the
+// file never reads a partial one. Services write their bound address this way.
+absl::Status WriteFileAtomically(const std::filesystem::path& path, const std::string& text);
+
+}  // namespace t2::rpc

@@ -1,0 +1,213 @@
+// Continuous batching on the default model: requests that join a running batch at different
+// steps get exactly what they get alone; the queue cap, cancellation, deadlines, draining
+// and Score behave as Generator's header promises.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include "t2/engine/generator.h"
+#include "testing/reference_data.h"
+
+namespace t2::engine {
+namespace {
+
+using ::testing::HasSubstr;
+
+// Collects one submitted request's stream and waits for its end.
+struct Collector {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<int32_t> tokens;
+  std::string text;
+  std::optional<absl::StatusOr<GenerationResult>> done;
+  std::atomic<int> token_calls{0};
+  bool started = false;
+
+  StreamCallbacks Callbacks() {
+    StreamCallbacks cb;
+    cb.on_start = [this](double) {
+      std::lock_guard<std::mutex> l(mu);
+      started = true;
+    };
+    cb.on_tokens = [this](std::string_view t, std::span<const int32_t> ids, std::span<const float>) {
+      std::lock_guard<std::mutex> l(mu);
+      tokens.insert(tokens.end(), ids.begin(), ids.end());
+      text += t;
+      ++token_calls;
+      cv.notify_all();
+    };
+    cb.on_done = [this](absl::StatusOr<GenerationResult> r) {
+      std::lock_guard<std::mutex> l(mu);
+      done = std::move(r);
+      cv.notify_all();
+    };
+    return cb;
+  }
+  absl::StatusOr<GenerationResult> Wait() {
+    std::unique_lock<std::mutex> l(mu);
+    cv.wait(l, [&] { return done.has_value(); });
+    return *done;
+  }
+  void WaitForTokens(size_t n) {
+    std::unique_lock<std::mutex> l(mu);
+    cv.wait(l, [&] { return tokens.size() >= n || done.has_value(); });
+  }
+};
+
+class SchedulerTest : public ::testing::Test {
+ protected:
+  static std::unique_ptr<Generator> Make(int32_t slots, int32_t queue) {
+    auto g = Generator::Create({.model = t2::testing::DefaultModelPath(), .device = "cpu",
+                                .max_batch_size = slots, .max_queue = queue});
+    EXPECT_TRUE(g.ok()) << g.status();
+    return g.ok() ? std::move(*g) : nullptr;
+  }
+  static GenerationRequest Request(const Generator& g, const std::string& text, int32_t max_new) {
+    GenerationRequest r;
+    r.prompt_ids = g.tokenizer().Encode(text, false);
+    r.max_new_tokens = max_new;
+    r.ignore_eos = true;
+    return r;
+  }
+};
+
+TEST_F(SchedulerTest, RequestsJoiningARunningBatchMatchRunningAlone) {
+  auto g = Make(/*slots=*/4, /*queue=*/16);
+  ASSERT_NE(g, nullptr);
+  const std::vector<std::string> prompts = {"The sea is", "def fibonacci(n):", "Paris is the capital of",
+                                            "My favourite number is", "Once upon a time"};
+  std::vector<GenerationRequest> requests;
+  for (const auto& p : prompts) requests.push_back(Request(*g, p, 20));
+  std::vector<std::vector<int32_t>> alone;
+  for (const auto& r : requests) {
+    auto out = g->Generate(std::span(&r, 1));
+    ASSERT_TRUE(out.ok()) << out.status();
+    alone.push_back((*out)[0].token_ids);
+  }
+  // Staggered: each request arrives after the previous one has produced a few tokens, so
+  // it is prefilled beside sequences that are mid-decode, and with 5 requests on 4 slots the
+  // last one waits for a finished slot (whose KV row another sequence is moved into).
+  std::vector<std::unique_ptr<Collector>> collectors;
+  for (size_t i = 0; i < requests.size(); ++i) {
+    collectors.push_back(std::make_unique<Collector>());
+    auto h = g->Submit(requests[i], collectors[i]->Callbacks());
+    ASSERT_TRUE(h.ok()) << h.status();
+    if (i > 0) collectors[i - 1]->WaitForTokens(3 + i);
+  }
+  for (size_t i = 0; i < requests.size(); ++i) {
+    auto r = collectors[i]->Wait();
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->token_ids, alone[i]) << "request " << i;
+    EXPECT_EQ(collectors[i]->tokens, alone[i]) << "streamed tokens of request " << i;
+    EXPECT_EQ(collectors[i]->text, r->text);
+  }
+  EXPECT_GT(g->scheduler_stats().steps, 0);
+  EXPECT_EQ(g->scheduler_stats().requests_done, static_cast<int64_t>(requests.size()) * 2);
+}
+
+TEST_F(SchedulerTest, FullQueueIsResourceExhaustedAndCancellationFreesTheSlot) {
+  auto g = Make(/*slots=*/1, /*queue=*/1);
+  ASSERT_NE(g, nullptr);
+  Collector running, queued, late;
+  auto h1 = g->Submit(Request(*g, "Count to one thousand:", 400), running.Callbacks());
+  ASSERT_TRUE(h1.ok());
+  running.WaitForTokens(1);  // it holds the only slot now
+  auto h2 = g->Submit(Request(*g, "The sea is", 5), queued.Callbacks());
+  ASSERT_TRUE(h2.ok()) << h2.status();
+  auto h3 = g->Submit(Request(*g, "Another", 5), late.Callbacks());
+  ASSERT_FALSE(h3.ok());
+  EXPECT_EQ(h3.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(std::string(h3.status().message()), HasSubstr("max_queue 1"));
+
+  (*h1)->Cancel();
+  auto r1 = running.Wait();
+  EXPECT_EQ(r1.status().code(), absl::StatusCode::kCancelled);
+  EXPECT_LT(running.tokens.size(), 400u);
+  auto r2 = queued.Wait();  // got the freed slot
+  ASSERT_TRUE(r2.ok()) << r2.status();
+  EXPECT_EQ(r2->token_ids.size(), 5u);
+}
+
+TEST_F(SchedulerTest, QueuedRequestPastItsDeadlineIsDroppedBeforePrefill) {
+  auto g = Make(/*slots=*/1, /*queue=*/4);
+  ASSERT_NE(g, nullptr);
+  Collector running, expired;
+  auto h1 = g->Submit(Request(*g, "Count to one hundred:", 60), running.Callbacks());
+  ASSERT_TRUE(h1.ok());
+  running.WaitForTokens(1);
+  auto h2 = g->Submit(Request(*g, "The sea is", 5), expired.Callbacks(), absl::Now() + absl::Milliseconds(50));
+  ASSERT_TRUE(h2.ok());
+  auto r2 = expired.Wait();
+  EXPECT_EQ(r2.status().code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_FALSE(expired.started) << "a dropped request must never be prefilled";
+  EXPECT_TRUE(expired.tokens.empty());
+  EXPECT_TRUE(running.Wait().ok());
+}
+
+TEST_F(SchedulerTest, DrainFinishesInFlightAndRefusesNewWork) {
+  auto g = Make(/*slots=*/2, /*queue=*/4);
+  ASSERT_NE(g, nullptr);
+  Collector a, b;
+  ASSERT_TRUE(g->Submit(Request(*g, "The sea is", 30), a.Callbacks()).ok());
+  ASSERT_TRUE(g->Submit(Request(*g, "Once upon a time", 30), b.Callbacks()).ok());
+  a.WaitForTokens(1);
+  std::thread drain([&] { g->Drain(absl::Now() + absl::Seconds(60)); });
+  // Drain has started (or is about to): new work is refused either way once it returns.
+  drain.join();
+  auto ra = a.Wait(), rb = b.Wait();
+  ASSERT_TRUE(ra.ok()) << ra.status();
+  ASSERT_TRUE(rb.ok()) << rb.status();
+  EXPECT_EQ(ra->token_ids.size(), 30u);
+  EXPECT_EQ(rb->token_ids.size(), 30u);
+  Collector c;
+  auto refused = g->Submit(Request(*g, "Too late", 5), c.Callbacks());
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(g->scheduler_stats().kv_cache_bytes, 0) << "idle scheduler keeps KV memory";
+}
+
+TEST_F(SchedulerTest, ScoreEqualsTheLogProbabilitiesOfGeneration) {
+  auto g = Make(/*slots=*/4, /*queue=*/4);
+  ASSERT_NE(g, nullptr);
+  GenerationRequest r = Request(*g, "The capital of France is", 8);
+  r.return_logprobs = true;
+  auto out = g->Generate(std::span(&r, 1));
+  ASSERT_TRUE(out.ok());
+  const auto& tokens = (*out)[0].token_ids;
+  double expected = 0;
+  for (float lp : (*out)[0].logprobs) expected += lp;
+  std::vector<int32_t> other = g->tokenizer().Encode(" a banana", false);
+  auto scores = g->Score({.prompt_ids = r.prompt_ids, .completions = {tokens, other, {tokens[0]}}});
+  ASSERT_TRUE(scores.ok()) << scores.status();
+  ASSERT_EQ(scores->size(), 3u);
+  EXPECT_NEAR((*scores)[0].logprob, expected, 1e-3);
+  EXPECT_EQ((*scores)[0].tokens, static_cast<int32_t>(tokens.size()));
+  EXPECT_NEAR((*scores)[2].logprob, (*out)[0].logprobs[0], 1e-4);
+  EXPECT_LT((*scores)[1].logprob, (*scores)[0].logprob) << "the greedy continuation is the most likely";
+
+  auto empty = g->Score({.prompt_ids = r.prompt_ids, .completions = {{}}});
+  EXPECT_EQ(empty.status().code(), absl::StatusCode::kInvalidArgument);
+  auto none = g->Score({.prompt_ids = r.prompt_ids});
+  EXPECT_EQ(none.status().code(), absl::StatusCode::kInvalidArgument);
+  auto unknown = g->Score({.prompt_ids = r.prompt_ids, .completions = {{1}}, .adapter = "nope"});
+  EXPECT_NE(unknown.status().code(), absl::StatusCode::kOk);
+}
+
+TEST_F(SchedulerTest, MaxContextCapsPromptPlusNewTokens) {
+  auto g = Generator::Create({.model = t2::testing::DefaultModelPath(), .device = "cpu", .max_context = 64});
+  ASSERT_TRUE(g.ok());
+  GenerationRequest r = Request(**g, "Hello", 1);
+  r.max_new_tokens = 64 - static_cast<int32_t>(r.prompt_ids.size());
+  EXPECT_TRUE((*g)->ValidateRequest(r).ok());
+  r.max_new_tokens += 1;
+  auto s = (*g)->ValidateRequest(r);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("context of 64"));
+  EXPECT_EQ((*g)->context_limit(), 64);
+}
+
+}  // namespace
+}  // namespace t2::engine
