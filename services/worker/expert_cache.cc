@@ -1,0 +1,217 @@
+#include "expert_cache.h"
+
+#include <cmath>
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "t2/common/log.h"
+#include "t2/common/sha256.h"
+#include "t2/common/status.h"
+#include "t2/rpc/status.h"
+
+namespace t2::worker {
+
+namespace {
+
+bool IsSha256Hex(const std::string& s) {
+  if (s.size() != 64) return false;
+  for (char c : s) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
+}
+
+absl::Status ValidateRef(const t2::v1::ExpertRef& ref, size_t index) {
+  const std::string field = absl::StrCat("adapter.experts[", index, "]");
+  if (ref.name().empty()) return absl::InvalidArgumentError(absl::StrCat(field, ".name: empty"));
+  if (ref.version() < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(field, ".version must be >= 1, got ", ref.version()));
+  }
+  if (!IsSha256Hex(ref.sha256())) {
+    return absl::InvalidArgumentError(absl::StrCat(field, ".sha256: want 64 lowercase hex digits"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> FileSha256(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(path.string());
+  Sha256 hash;
+  std::vector<char> buffer(1 << 20);
+  while (in) {
+    in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
+    hash.Update(std::string_view(buffer.data(), static_cast<size_t>(in.gcount())));
+  }
+  return hash.HexDigest();
+}
+
+}  // namespace
+
+ExpertCache::ExpertCache(engine::Generator& generator, std::shared_ptr<grpc::Channel> registry,
+                         std::filesystem::path blob_dir, int max_loaded)
+    : generator_(generator),
+      registry_(registry ? t2::v1::Registry::NewStub(registry) : nullptr),
+      blob_dir_(std::move(blob_dir)),
+      max_loaded_(max_loaded) {}
+
+absl::StatusOr<std::string> ExpertCache::Resolve(const t2::v1::AdapterSpec& spec, absl::Time deadline) {
+  const int k = spec.experts_size();
+  if (k == 0) {
+    if (spec.alpha_size() != 0) return absl::InvalidArgumentError("adapter.alpha: set without experts");
+    return std::string();
+  }
+  for (int i = 0; i < k; ++i) T2_RETURN_IF_ERROR(ValidateRef(spec.experts(i), i));
+  const bool single = k == 1 && spec.alpha_size() == 0;
+  if (!single) {
+    const int layers = generator_.config().num_hidden_layers;
+    const int want = spec.per_layer() ? layers * k : k;
+    if (spec.alpha_size() != want) {
+      return absl::InvalidArgumentError(absl::StrCat("adapter.alpha: ", spec.alpha_size(), " values, want ", want,
+                                                     spec.per_layer() ? " (num_layers x experts)" : " (one per expert)"));
+    }
+    for (int i = 0; i < spec.alpha_size(); ++i) {
+      if (!std::isfinite(spec.alpha(i)) || spec.alpha(i) < 0) {
+        return absl::InvalidArgumentError(absl::StrCat("adapter.alpha[", i, "] = ", spec.alpha(i),
+                                                       ": must be finite and >= 0"));
+      }
+    }
+  }
+  if (registry_ == nullptr) {
+    return absl::FailedPreconditionError("adapter: this worker was started without --registry; only the base model");
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<std::string> keys;
+  for (int i = 0; i < k; ++i) {
+    T2_ASSIGN_OR_RETURN(std::string key, EnsureExpert(spec.experts(i), deadline));
+    keys.push_back(std::move(key));
+  }
+  if (single) return keys.front();
+  // A mixture is named by what it is, so the same spec from any client reuses one entry.
+  std::string canonical;
+  for (int i = 0; i < k; ++i) absl::StrAppend(&canonical, keys[i], "/", spec.experts(i).sha256(), ";");
+  for (double a : spec.alpha()) absl::StrAppend(&canonical, absl::StrFormat("%.17g", a), ",");
+  absl::StrAppend(&canonical, spec.per_layer() ? "per_layer" : "global");
+  const std::string key = "mix:" + Sha256Hex(canonical).substr(0, 24);
+  auto names = generator_.AdapterNames();
+  if (std::find(names.begin(), names.end(), key) == names.end()) {
+    std::vector<double> alpha(spec.alpha().begin(), spec.alpha().end());
+    T2_RETURN_IF_ERROR(Annotate(generator_.AddMixture(key, keys, alpha, spec.per_layer()), "adapter"));
+  }
+  Touch(key);
+  for (const auto& e : keys) Touch(e);
+  EvictIfNeeded();
+  return key;
+}
+
+absl::StatusOr<std::string> ExpertCache::EnsureExpert(const t2::v1::ExpertRef& ref, absl::Time deadline) {
+  const std::string key = absl::StrCat(ref.name(), "@", ref.version());
+  auto names = generator_.AdapterNames();
+  if (std::find(names.begin(), names.end(), key) != names.end()) {
+    Touch(key);
+    return key;
+  }
+  const std::filesystem::path path = blob_dir_ / (ref.sha256() + ".safetensors");
+  // A blob kept from an earlier run is used only if it still hashes to its name.
+  auto digest = FileSha256(path);
+  if (!digest.ok() || *digest != ref.sha256()) {
+    T2_RETURN_IF_ERROR(Fetch(ref, path, deadline));
+  }
+  absl::Status added = generator_.AddExpert(key, path);
+  if (!added.ok()) {
+    // The registry validated it, so this is a base-model mismatch or a damaged local copy.
+    std::error_code ec;
+    std::filesystem::remove(path, ec);
+    return absl::FailedPreconditionError(absl::StrCat("expert ", key, ": ", added.message()));
+  }
+  LogInfo(absl::StrCat("loaded expert ", key, " (", ref.sha256().substr(0, 12), ")"));
+  Touch(key);
+  return key;
+}
+
+absl::Status ExpertCache::Fetch(const t2::v1::ExpertRef& ref, const std::filesystem::path& path,
+                                absl::Time deadline) {
+  const std::string key = absl::StrCat(ref.name(), "@", ref.version());
+  std::filesystem::create_directories(blob_dir_);
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(deadline));
+  t2::v1::GetExpertRequest request;
+  request.set_name(ref.name());
+  request.set_version(ref.version());
+  auto reader = registry_->GetExpert(&context, request);
+  std::filesystem::path temp = path;
+  temp += absl::StrCat(".tmp", reinterpret_cast<uintptr_t>(&context));
+  std::ofstream out(temp, std::ios::binary | std::ios::trunc);
+  Sha256 hash;
+  t2::v1::GetExpertResponse part;
+  bool have_info = false;
+  std::string declared;
+  while (reader->Read(&part)) {
+    if (part.has_info()) {
+      have_info = true;
+      declared = part.info().sha256();
+      if (declared != ref.sha256()) {
+        context.TryCancel();
+        break;
+      }
+    } else {
+      hash.Update(part.chunk());
+      out.write(part.chunk().data(), static_cast<std::streamsize>(part.chunk().size()));
+    }
+  }
+  grpc::Status status = reader->Finish();
+  out.close();
+  auto cleanup = [&] {
+    std::error_code ec;
+    std::filesystem::remove(temp, ec);
+  };
+  if (have_info && declared != ref.sha256()) {
+    cleanup();
+    return absl::NotFoundError(absl::StrCat("expert ", key, " in the registry has sha256 ", declared,
+                                            ", not the requested ", ref.sha256()));
+  }
+  if (!status.ok()) {
+    cleanup();
+    return Annotate(rpc::FromGrpc(status), absl::StrCat("fetching expert ", key, " from the registry"));
+  }
+  if (!out || hash.HexDigest() != ref.sha256()) {
+    cleanup();
+    return absl::DataLossError(absl::StrCat("expert ", key, ": downloaded bytes do not match sha256 ", ref.sha256()));
+  }
+  std::error_code ec;
+  std::filesystem::rename(temp, path, ec);
+  if (ec) {
+    cleanup();
+    return absl::InternalError(absl::StrCat("storing expert ", key, ": ", ec.message()));
+  }
+  ++fetched_;
+  return absl::OkStatus();
+}
+
+void ExpertCache::Touch(const std::string& key) {
+  lru_.remove(key);
+  lru_.push_front(key);
+}
+
+void ExpertCache::EvictIfNeeded() {
+  // From the least recently used end; an adapter a request still uses stays.
+  for (auto it = lru_.end(); static_cast<int>(lru_.size()) > max_loaded_ && it != lru_.begin();) {
+    --it;
+    if (generator_.RemoveAdapter(*it).ok()) {
+      LogInfo(absl::StrCat("unloaded adapter ", *it));
+      it = lru_.erase(it);
+    }
+  }
+}
+
+std::vector<std::string> ExpertCache::loaded() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return {lru_.begin(), lru_.end()};
+}
+
+int64_t ExpertCache::fetched() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return fetched_;
+}
+
+}  // namespace t2::worker

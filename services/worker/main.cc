@@ -1,0 +1,161 @@
+// t2-worker: serves one model over gRPC (t2.v1.Worker). Thin: flags, wiring, lifecycle.
+//
+// Lifecycle: listen first (health NOT_SERVING, so orchestrators can tell "loading" from
+// "dead"), load the model and its SVD factors, register the base model with the registry,
+// then SERVING. SIGTERM/SIGINT: NOT_SERVING, new calls UNAVAILABLE, running and queued
+// requests finish (up to --drain-seconds), exit 0.
+#include <atomic>
+#include <iostream>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "t2/common/env.h"
+#include "t2/common/flags.h"
+#include "t2/common/log.h"
+#include "t2/rpc/server.h"
+#include "t2/rpc/status.h"
+#include "t2/v1/registry.grpc.pb.h"
+#include "expert_cache.h"
+#include "worker_service.h"
+
+namespace {
+
+constexpr const char* kUsage = R"(usage: t2-worker [options]
+
+  --model SPEC            .gguf file, HF checkpoint folder, or "default" (default: default)
+  --listen HOST:PORT      address to serve on; port 0 picks a free one (default 127.0.0.1:50053)
+  --port-file FILE        write the bound HOST:PORT here once listening
+  --registry HOST:PORT    expert registry; without it only the base model is served
+  --device D, --dtype T   see t2 generate --help (default auto)
+  --threads N             CPU threads (default: one per core)
+  --max-batch-size N      sequences decoded together (default 8)
+  --max-queue N           waiting requests beyond this get RESOURCE_EXHAUSTED (default 64)
+  --max-context N         cap on prompt + max_new_tokens (default 2048; 0 = the model's)
+  --svf-targets T         matrices experts adapt: mlp | attn | all (default mlp)
+  --svf-mode M            auto | merged | factored (default auto)
+  --svf-cache-dir DIR     SVD cache folder (default: beside the model)
+  --expert-dir DIR        local copies of fetched experts (default $T2_HOME/worker-experts)
+  --max-loaded-experts N  adapters kept loaded (default 32)
+  --drain-seconds S       how long SIGTERM waits for running requests (default 30)
+)";
+
+int Fail(const absl::Status& status) {
+  std::cerr << "t2-worker: " << status << "\n";
+  return 1;
+}
+
+// Tells the registry which base model this worker serves, so that it can validate experts
+// published for it. Retries until it succeeds or the worker stops.
+void RegisterBaseModel(const std::shared_ptr<grpc::Channel>& channel, const t2::engine::Generator& generator,
+                       const std::string& name, const std::atomic<bool>& stopping) {
+  auto stub = t2::v1::Registry::NewStub(channel);
+  t2::v1::BaseModel model;
+  model.set_fingerprint(generator.base_fingerprint());
+  model.set_name(name);
+  model.set_targets(generator.options().svf->targets);
+  for (const auto& [matrix, rank] : generator.target_ranks()) (*model.mutable_target_ranks())[matrix] = rank;
+  for (int attempt = 0; !stopping; ++attempt) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    t2::v1::BaseModel reply;
+    grpc::Status status = stub->RegisterBaseModel(&context, model, &reply);
+    if (status.ok()) {
+      t2::LogInfo(absl::StrCat("registered base model ", name, " (", model.fingerprint().substr(0, 12), ")"));
+      return;
+    }
+    if (attempt % 10 == 0) {
+      t2::LogWarning(absl::StrCat("registry: RegisterBaseModel failed (will retry): ", status.error_message()));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  t2::rpc::BlockShutdownSignals();
+  std::vector<std::string> args(argv + 1, argv + argc);
+  t2::FlagSpec spec{.value_flags = {"model", "listen", "port-file", "registry", "device", "dtype", "threads",
+                                    "max-batch-size", "max-queue", "max-context", "svf-targets", "svf-mode",
+                                    "svf-cache-dir", "expert-dir", "max-loaded-experts", "drain-seconds"},
+                    .bool_flags = {"help"}};
+  auto flags = t2::Flags::Parse(args, spec);
+  if (!flags.ok()) {
+    std::cerr << "t2-worker: " << flags.status().message() << "\n" << kUsage;
+    return 2;
+  }
+  if (flags->Has("help")) {
+    std::cout << kUsage;
+    return 0;
+  }
+  auto model_path = t2::ResolveModelPath(flags->Get("model", "default"));
+  if (!model_path.ok()) return Fail(model_path.status());
+
+  t2::engine::GeneratorOptions options;
+  options.model = *model_path;
+  options.device = flags->Get("device", "auto");
+  options.dtype = flags->Get("dtype", "auto");
+  t2::engine::SvfOptions svf;
+  svf.targets = flags->Get("svf-targets", "mlp");
+  svf.mode = flags->Get("svf-mode", "auto");
+  svf.cache_dir = flags->Get("svf-cache-dir", "");
+  options.svf = svf;
+  for (auto [flag, field, fallback] : {std::tuple{"threads", &options.cpu_threads, 0},
+                                       std::tuple{"max-batch-size", &options.max_batch_size, 8},
+                                       std::tuple{"max-queue", &options.max_queue, 64}}) {
+    auto v = flags->GetInt(flag, fallback);
+    if (!v.ok()) return Fail(v.status());
+    *field = static_cast<int32_t>(*v);
+  }
+  auto max_context = flags->GetInt("max-context", 2048);
+  auto max_loaded = flags->GetInt("max-loaded-experts", 32);
+  auto drain_seconds = flags->GetDouble("drain-seconds", 30);
+  for (const auto* s : {&max_context.status(), &max_loaded.status(), &drain_seconds.status()}) {
+    if (!s->ok()) return Fail(*s);
+  }
+  options.max_context = *max_context;
+  if (auto s = options.Validate(); !s.ok()) return Fail(s);
+
+  // Listen before loading: health answers NOT_SERVING and calls UNAVAILABLE meanwhile.
+  t2::worker::WorkerService service;
+  auto server = t2::rpc::StartServer({.address = flags->Get("listen", "127.0.0.1:50053")}, {&service});
+  if (!server.ok()) return Fail(server.status());
+  if (flags->Has("port-file")) {
+    auto s = t2::rpc::WriteFileAtomically(flags->Get("port-file", ""), server->address + "\n");
+    if (!s.ok()) return Fail(s);
+  }
+  t2::LogInfo(absl::StrCat("t2-worker listening on ", server->address, ", loading ", model_path->string()));
+  auto generator = t2::engine::Generator::Create(options);
+  if (!generator.ok()) return Fail(generator.status());
+
+  std::shared_ptr<grpc::Channel> registry;
+  if (flags->Has("registry")) {
+    registry = grpc::CreateChannel(flags->Get("registry", ""), grpc::InsecureChannelCredentials());
+  }
+  std::filesystem::path expert_dir = flags->Get("expert-dir", (t2::T2Home() / "worker-experts").string());
+  t2::worker::ExpertCache experts(**generator, registry, expert_dir, static_cast<int>(*max_loaded));
+  const std::string model_name = model_path->stem().string();
+  service.Attach(**generator, experts, model_name);
+  std::atomic<bool> stopping{false};
+  std::thread registrar;
+  if (registry) {
+    registrar = std::thread([&] { RegisterBaseModel(registry, **generator, model_name, stopping); });
+  }
+  server->SetServing(true);
+  t2::LogInfo(absl::StrCat("t2-worker serving ", model_name, " on ", server->address, " (",
+                           (*generator)->device_name(), ", ", (*generator)->dtype_name(), ")"));
+
+  int signal = t2::rpc::WaitForShutdownSignal();
+  t2::LogInfo(absl::StrCat("t2-worker: signal ", signal, ", draining"));
+  stopping = true;
+  server->SetServing(false);
+  service.StartDraining();
+  const absl::Time drain_deadline = absl::Now() + absl::Seconds(*drain_seconds);
+  (*generator)->Drain(drain_deadline);
+  // Streams whose requests have finished write their last message and return.
+  server->server->Shutdown(absl::ToChronoTime(drain_deadline + absl::Seconds(1)));
+  server->server->Wait();
+  if (registrar.joinable()) registrar.join();
+  t2::LogInfo("t2-worker stopped");
+  return 0;
+}

@@ -1,0 +1,248 @@
+#include "worker_service.h"
+
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+
+#include "absl/strings/str_cat.h"
+#include "t2/common/log.h"
+#include "t2/common/status.h"
+#include "t2/rpc/status.h"
+
+namespace t2::worker {
+
+namespace {
+
+using t2::v1::FinishReason;
+
+FinishReason ToProto(engine::FinishReason reason) {
+  switch (reason) {
+    case engine::FinishReason::kEndOfSequence: return t2::v1::FINISH_REASON_EOS;
+    case engine::FinishReason::kStopString: return t2::v1::FINISH_REASON_STOP;
+    case engine::FinishReason::kLength: return t2::v1::FINISH_REASON_LENGTH;
+  }
+  return t2::v1::FINISH_REASON_UNSPECIFIED;
+}
+
+// The call's deadline for the scheduler (gRPC's "none" is the far future).
+absl::Time DeadlineOf(const grpc::ServerContext& context) {
+  auto deadline = context.deadline();
+  if (deadline >= std::chrono::system_clock::now() + std::chrono::hours(24 * 365)) return absl::InfiniteFuture();
+  return absl::FromChrono(deadline);
+}
+
+absl::Status CheckInput(bool has_chat, bool has_prompt, const t2::v1::Chat& chat, const std::string& prompt) {
+  if (has_chat && chat.messages_size() == 0) return absl::InvalidArgumentError("chat.messages: empty");
+  if (has_prompt && prompt.empty()) return absl::InvalidArgumentError("prompt: empty");
+  if (!has_chat && !has_prompt) return absl::InvalidArgumentError("input: neither chat nor prompt is set");
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+void WorkerService::Attach(engine::Generator& generator, ExpertCache& experts, std::string model_name) {
+  generator_ = &generator;
+  experts_ = &experts;
+  model_name_ = std::move(model_name);
+  const auto& source = generator_->tokenizer().chat_template();
+  if (!source.empty()) {
+    auto tmpl = tokenizer::ChatTemplate::FromJinja(source);
+    if (tmpl.ok()) {
+      chat_template_ = std::move(*tmpl);
+    } else {
+      LogWarning(absl::StrCat("chat requests disabled: ", tmpl.status().ToString()));
+    }
+  }
+  ready_ = true;
+}
+
+grpc::Status WorkerService::Unready() const {
+  if (draining_) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "worker is shutting down");
+  if (!ready_) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "worker is loading its model");
+  return grpc::Status::OK;
+}
+
+absl::StatusOr<std::vector<int32_t>> WorkerService::Tokenize(const t2::v1::Chat* chat,
+                                                             const std::string* prompt) const {
+  if (prompt != nullptr) return generator_->tokenizer().Encode(*prompt, /*add_special=*/true);
+  if (!chat_template_.has_value()) return absl::FailedPreconditionError("chat: the model has no chat template");
+  std::vector<tokenizer::ChatMessage> messages;
+  for (const auto& m : chat->messages()) messages.push_back({m.role(), m.content()});
+  auto text = chat_template_->Apply(messages, /*add_generation_prompt=*/true);
+  if (!text.ok()) return Annotate(text.status(), "chat");
+  // The template writes the special tokens itself.
+  return generator_->tokenizer().Encode(*text, /*add_special=*/false);
+}
+
+absl::StatusOr<engine::GenerationRequest> WorkerService::ToEngineRequest(
+    const t2::v1::WorkerGenerateRequest& r) const {
+  T2_RETURN_IF_ERROR(CheckInput(r.has_chat(), r.input_case() == t2::v1::WorkerGenerateRequest::kPrompt, r.chat(),
+                                r.prompt()));
+  engine::GenerationRequest out;
+  T2_ASSIGN_OR_RETURN(out.prompt_ids,
+                      Tokenize(r.has_chat() ? &r.chat() : nullptr,
+                               r.input_case() == t2::v1::WorkerGenerateRequest::kPrompt ? &r.prompt() : nullptr));
+  out.max_new_tokens = r.max_new_tokens();
+  const auto& s = r.sampling();
+  out.sampling.temperature = s.temperature();
+  out.sampling.top_k = s.top_k();
+  out.sampling.top_p = s.top_p() == 0.0f ? 1.0f : s.top_p();
+  if (s.has_seed()) out.sampling.seed = s.seed();
+  out.stop_strings.assign(r.stop().begin(), r.stop().end());
+  out.return_logprobs = r.return_logprobs();
+  // Everything the engine can check without the adapter, so that bad input never waits
+  // for a registry fetch.
+  T2_RETURN_IF_ERROR(generator_->ValidateRequest(out));
+  return out;
+}
+
+grpc::Status WorkerService::Generate(grpc::ServerContext* context, const t2::v1::WorkerGenerateRequest* request,
+                                     grpc::ServerWriter<t2::v1::WorkerGenerateResponse>* writer) {
+  if (auto s = Unready(); !s.ok()) return s;
+  auto prepared = ToEngineRequest(*request);
+  if (!prepared.ok()) return rpc::ToGrpc(prepared.status());
+  const absl::Time deadline = DeadlineOf(*context);
+  auto adapter = experts_->Resolve(request->adapter(), deadline);
+  if (!adapter.ok()) return rpc::ToGrpc(adapter.status());
+  prepared->adapter = *adapter;
+
+  // The scheduler thread hands messages over; this thread writes them (a slow client never
+  // stalls the batch).
+  struct Stream {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::deque<t2::v1::WorkerGenerateResponse> pending;
+    std::optional<absl::StatusOr<engine::GenerationResult>> done;
+    double queue_ms = 0;
+  };
+  auto stream = std::make_shared<Stream>();
+  engine::StreamCallbacks callbacks;
+  callbacks.on_start = [stream](double queue_ms) {
+    std::lock_guard<std::mutex> lock(stream->mu);
+    stream->queue_ms = queue_ms;
+  };
+  callbacks.on_tokens = [stream](std::string_view text, std::span<const int32_t> tokens,
+                                 std::span<const float> logprobs) {
+    std::lock_guard<std::mutex> lock(stream->mu);
+    t2::v1::WorkerGenerateResponse message;
+    message.set_text(std::string(text));
+    for (int32_t t : tokens) message.add_token_ids(t);
+    for (float lp : logprobs) message.add_logprobs(lp);
+    stream->pending.push_back(std::move(message));
+    stream->cv.notify_all();
+  };
+  callbacks.on_done = [stream](absl::StatusOr<engine::GenerationResult> result) {
+    std::lock_guard<std::mutex> lock(stream->mu);
+    stream->done = std::move(result);
+    stream->cv.notify_all();
+  };
+  auto handle = generator_->Submit(std::move(*prepared), std::move(callbacks), deadline);
+  if (!handle.ok()) return rpc::ToGrpc(handle.status());
+
+  bool first = true, cancelled = false;
+  while (true) {
+    std::deque<t2::v1::WorkerGenerateResponse> batch;
+    std::optional<absl::StatusOr<engine::GenerationResult>> done;
+    double queue_ms = 0;
+    {
+      std::unique_lock<std::mutex> lock(stream->mu);
+      stream->cv.wait_for(lock, std::chrono::milliseconds(20),
+                          [&] { return !stream->pending.empty() || stream->done.has_value(); });
+      batch.swap(stream->pending);
+      if (stream->done.has_value()) done = std::move(stream->done);
+      queue_ms = stream->queue_ms;
+    }
+    if (!cancelled && context->IsCancelled()) {
+      // The client went away or its deadline passed: free the slot at the next step.
+      (*handle)->Cancel();
+      cancelled = true;
+    }
+    // Everything pending goes out as one message; with the end, as the last message.
+    t2::v1::WorkerGenerateResponse message;
+    for (auto& m : batch) {
+      message.mutable_text()->append(m.text());
+      message.mutable_token_ids()->MergeFrom(m.token_ids());
+      message.mutable_logprobs()->MergeFrom(m.logprobs());
+    }
+    if (first) message.set_queue_ms(queue_ms);
+    if (!done.has_value()) {
+      if (!batch.empty() && !cancelled) {
+        if (!writer->Write(message)) {
+          (*handle)->Cancel();
+          cancelled = true;
+        }
+        first = false;
+      }
+      continue;
+    }
+    if (!done->ok()) {
+      if (cancelled) return grpc::Status(grpc::StatusCode::CANCELLED, "cancelled by the client");
+      return rpc::ToGrpc(done->status());
+    }
+    message.set_finish_reason(ToProto((*done)->finish_reason));
+    message.mutable_usage()->set_prompt_tokens((*done)->prompt_tokens);
+    message.mutable_usage()->set_completion_tokens(static_cast<int64_t>((*done)->token_ids.size()));
+    writer->Write(message);
+    return grpc::Status::OK;
+  }
+}
+
+grpc::Status WorkerService::Score(grpc::ServerContext* context, const t2::v1::ScoreRequest* request,
+                                  t2::v1::ScoreResponse* response) {
+  if (auto s = Unready(); !s.ok()) return s;
+  const absl::Time start = absl::Now();
+  const bool has_prompt = request->input_case() == t2::v1::ScoreRequest::kPrompt;
+  if (auto s = CheckInput(request->has_chat(), has_prompt, request->chat(), request->prompt()); !s.ok()) {
+    return rpc::ToGrpc(s);
+  }
+  constexpr int kMaxCompletions = 64;
+  if (request->completions_size() < 1 || request->completions_size() > kMaxCompletions) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        absl::StrCat("completions: want 1..", kMaxCompletions, ", got ", request->completions_size()));
+  }
+  engine::ScoreRequest score;
+  auto ids = Tokenize(request->has_chat() ? &request->chat() : nullptr, has_prompt ? &request->prompt() : nullptr);
+  if (!ids.ok()) return rpc::ToGrpc(ids.status());
+  score.prompt_ids = std::move(*ids);
+  for (int i = 0; i < request->completions_size(); ++i) {
+    if (request->completions(i).empty()) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, absl::StrCat("completions[", i, "]: empty"));
+    }
+    score.completions.push_back(generator_->tokenizer().Encode(request->completions(i), /*add_special=*/false));
+  }
+  auto adapter = experts_->Resolve(request->adapter(), DeadlineOf(*context));
+  if (!adapter.ok()) return rpc::ToGrpc(adapter.status());
+  score.adapter = *adapter;
+  auto scores = generator_->Score(score);
+  if (!scores.ok()) return rpc::ToGrpc(scores.status());
+  for (const auto& s : *scores) {
+    auto* c = response->add_completions();
+    c->set_logprob(s.logprob);
+    c->set_tokens(s.tokens);
+  }
+  response->set_duration_ms(absl::ToDoubleMilliseconds(absl::Now() - start));
+  return grpc::Status::OK;
+}
+
+grpc::Status WorkerService::Info(grpc::ServerContext*, const t2::v1::WorkerInfoRequest*, t2::v1::WorkerInfo* info) {
+  if (!ready_) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "worker is loading its model");
+  const auto& options = generator_->options();
+  const auto stats = generator_->scheduler_stats();
+  info->set_model(model_name_);
+  info->set_base_fingerprint(generator_->base_fingerprint());
+  info->set_svf_targets(options.svf.has_value() ? options.svf->targets : "");
+  info->set_device(generator_->device_name());
+  info->set_dtype(generator_->dtype_name());
+  info->set_context_tokens(generator_->context_limit());
+  info->set_max_batch_size(options.max_batch_size);
+  info->set_max_queue(options.max_queue);
+  info->set_active(stats.active);
+  info->set_queued(stats.queued);
+  info->set_num_layers(static_cast<int32_t>(generator_->config().num_hidden_layers));
+  for (const auto& name : experts_->loaded()) info->add_loaded_experts(name);
+  info->set_experts_fetched(experts_->fetched());
+  return grpc::Status::OK;
+}
+
+}  // namespace t2::worker
