@@ -75,9 +75,13 @@ absl::StatusOr<std::shared_ptr<RequestHandle>> Scheduler::Submit(GenerationReque
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (draining_ || stopping_) return absl::UnavailableError("the generator is shutting down");
-    if (!ignore_queue_cap && static_cast<int64_t>(queue_.size()) >= config_.max_queue) {
-      return absl::ResourceExhaustedError(absl::StrCat("queue full: ", queue_.size(), " requests waiting (max_queue ",
-                                                       config_.max_queue, ")"));
+    // Requests that free slots will take at the next step are not waiting for capacity;
+    // only those beyond them count against max_queue.
+    const int64_t free_slots = std::max<int64_t>(0, config_.slots - active_);
+    if (!ignore_queue_cap && static_cast<int64_t>(queue_.size()) >= config_.max_queue + free_slots) {
+      return absl::ResourceExhaustedError(absl::StrCat("queue full: ", queue_.size() - free_slots,
+                                                       " requests waiting for a slot (max_queue ", config_.max_queue,
+                                                       ")"));
     }
     queue_.push_back(entry);
   }
@@ -142,7 +146,9 @@ void Scheduler::Admit(std::vector<std::shared_ptr<Entry>>& out) {
   if (config_.merged_only && config_.svf != nullptr) {
     if (!live_.empty()) only = live_.front()->entry->request.adapter;
   }
-  for (auto it = queue_.begin(); it != queue_.end() && free_slots > 0;) {
+  // Every waiting request is checked, not only those that get a slot now: a dropped one
+  // must not hold a queue place (or its caller) until a slot frees.
+  for (auto it = queue_.begin(); it != queue_.end();) {
     Entry& e = **it;
     // Dropped before any work: cancelled while waiting, or too late to be of use.
     if (e.cancelled || now >= e.deadline) {
@@ -155,7 +161,7 @@ void Scheduler::Admit(std::vector<std::shared_ptr<Entry>>& out) {
       }
       continue;
     }
-    if (only.has_value() && e.request.adapter != *only) {
+    if (free_slots == 0 || (only.has_value() && e.request.adapter != *only)) {
       ++it;
       continue;
     }
