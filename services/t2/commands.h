@@ -10,5 +10,6 @@ int RunGenerate(const std::vector<std::string>& args);
 int RunInfo(const std::vector<std::string>& args);
 int RunSvd(const std::vector<std::string>& args);
 int RunExpert(const std::vector<std::string>& args);
+int RunUp(const std::vector<std::string>& args);
 
 }  // namespace t2::cli

@@ -14,6 +14,7 @@ commands:
   info       print a model's architecture and tensors (t2 info MODEL)
   svd        compute or check a model's SVD cache for SVF experts (t2 svd --help)
   expert     inspect an SVF expert file, or write a constant one (t2 expert --help)
+  up         run the whole stack (registry, worker, dispatcher) on this machine (t2 up --help)
 )";
 
 }  // namespace
@@ -30,6 +31,7 @@ int main(int argc, char** argv) {
   if (command == "info") return t2::cli::RunInfo(args);
   if (command == "svd") return t2::cli::RunSvd(args);
   if (command == "expert") return t2::cli::RunExpert(args);
+  if (command == "up") return t2::cli::RunUp(args);
   std::cerr << "t2: unknown command '" << command << "'\n" << kUsage;
   return 2;
 }

@@ -1,0 +1,29 @@
+// Talking to a running t2 stack from the command line: one dispatcher request, streamed to a
+// terminal, and the expert registry's publish/list/alias calls.
+#pragma once
+
+#include <filesystem>
+#include <iosfwd>
+#include <memory>
+#include <string>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/status/status.h"
+#include "t2/v1/dispatcher.grpc.pb.h"
+
+namespace t2::cli {
+
+// Sends `request` through Dispatcher.GenerateStream, printing the first pass's choice to
+// `info` and the answer to `out` as it streams.
+absl::Status StreamThroughDispatcher(const std::shared_ptr<grpc::Channel>& channel,
+                                     const t2::v1::GenerateRequest& request, std::ostream& out, std::ostream& info,
+                                     double timeout_seconds);
+
+// Publishes an expert file to the registry (client stream, 1 MiB chunks).
+absl::Status PublishExpertFile(const std::shared_ptr<grpc::Channel>& channel, const std::string& name,
+                               int64_t version, const std::filesystem::path& file, std::ostream& out);
+
+std::string AdaptationName(const t2::v1::Adaptation& adaptation);
+
+}  // namespace t2::cli

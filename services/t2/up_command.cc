@@ -1,0 +1,215 @@
+// t2 up: the whole stack on this machine — registry, one worker, dispatcher — on loopback.
+// Starts them in dependency order, waits for each to report SERVING, prints the addresses,
+// and stops everything (SIGTERM, then SIGKILL after a grace period) on Ctrl-C, on SIGTERM, or
+// when any of them dies. With --once TEXT it sends one request through the dispatcher,
+// prints the first pass's choice and the answer, and stops.
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <iostream>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "commands.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "stack_client.h"
+#include "t2/common/env.h"
+#include "t2/common/flags.h"
+#include "t2/common/process.h"
+
+namespace t2::cli {
+namespace {
+
+constexpr const char* kUsage = R"(usage: t2 up [options]
+  --model PATH|default   model the worker serves (default: the bundled SmolLM2-135M-Instruct)
+  --dir DIR              state and logs: DIR/registry (experts), DIR/logs (default $T2_HOME/stack)
+  --host HOST            address to listen on (default 127.0.0.1)
+  --dispatcher-port N    default 50050 (0 = any free port); registry 50051, worker 50052
+  --registry-port N  --worker-port N
+  --max-batch-size N     worker batch slots (default 8)
+  --once TEXT            send TEXT as a chat turn through the dispatcher (prompt-based first
+                         pass), print the first pass's choice and the answer, then stop
+  --max-new-tokens N     for --once (default 128)
+)";
+
+using grpc::health::v1::HealthCheckResponse;
+
+// The service binaries sit beside t2 when installed, or in sibling folders of a build tree.
+std::string FindBinary(const std::string& name) {
+  std::error_code ec;
+  auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  auto dir = self.parent_path();
+  for (const auto& candidate : {dir / name, dir.parent_path() / name.substr(3) / name}) {
+    if (std::filesystem::exists(candidate)) return candidate.string();
+  }
+  return "";
+}
+
+bool Serving(const std::string& address) {
+  auto channel = grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
+  auto stub = grpc::health::v1::Health::NewStub(channel);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  HealthCheckResponse response;
+  return stub->Check(&context, {}, &response).ok() && response.status() == HealthCheckResponse::SERVING;
+}
+
+struct Service {
+  std::string name;
+  ChildProcess process;
+  std::string address;
+  std::filesystem::path log;
+};
+
+// Starts one service and waits until it is SERVING; false (with its log's tail) otherwise.
+bool Launch(Service& s, const std::string& binary, std::vector<std::string> args, const std::string& host, int port,
+            const std::filesystem::path& run_dir, std::chrono::seconds timeout) {
+  const auto port_file = run_dir / (s.name + ".port");
+  std::filesystem::remove(port_file);
+  s.log = run_dir / (s.name + ".log");
+  std::vector<std::string> argv = {binary};
+  argv.insert(argv.end(), args.begin(), args.end());
+  argv.insert(argv.end(), {"--listen", absl::StrCat(host, ":", port), "--port-file", port_file.string()});
+  std::cerr << "[t2 up] starting " << s.name << " (log: " << s.log.string() << ")\n";
+  if (!s.process.Start(argv, s.log)) {
+    std::cerr << "[t2 up] cannot start " << binary << "\n";
+    return false;
+  }
+  s.address = WaitForFile(port_file, s.process, timeout);
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!s.address.empty() && s.process.running() && std::chrono::steady_clock::now() < deadline) {
+    if (Serving(s.address)) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  std::cerr << "[t2 up] " << s.name << " did not become ready; its log ends with:\n" << Tail(s.log) << "\n";
+  return false;
+}
+
+int StopAll(std::vector<Service*>& services, int code) {
+  // Front door first, so that nothing new reaches the worker while it drains.
+  for (auto it = services.rbegin(); it != services.rend(); ++it) {
+    if ((*it)->process.running()) {
+      std::cerr << "[t2 up] stopping " << (*it)->name << "\n";
+      (*it)->process.Stop(std::chrono::seconds(30));
+    }
+  }
+  return code;
+}
+
+}  // namespace
+
+int RunUp(const std::vector<std::string>& args) {
+  FlagSpec spec{.value_flags = {"model", "dir", "host", "dispatcher-port", "registry-port", "worker-port",
+                                "max-batch-size", "once", "max-new-tokens"},
+                .bool_flags = {"help"}};
+  auto flags = Flags::Parse(args, spec);
+  if (!flags.ok()) {
+    std::cerr << "t2 up: " << flags.status().message() << "\n" << kUsage;
+    return 2;
+  }
+  if (flags->Has("help")) {
+    std::cout << kUsage;
+    return 0;
+  }
+  std::map<std::string, int> ports;
+  for (auto [flag, fallback] : {std::pair{"dispatcher-port", 50050}, std::pair{"registry-port", 50051},
+                                std::pair{"worker-port", 50052}}) {
+    auto port = flags->GetInt(flag, fallback);
+    if (!port.ok() || *port < 0 || *port > 65535) {
+      std::cerr << "t2 up: --" << flag << " must be a port number 0..65535\n";
+      return 2;
+    }
+    ports[flag] = static_cast<int>(*port);
+  }
+  auto max_new = flags->GetInt("max-new-tokens", 128);
+  if (!max_new.ok() || *max_new < 1) {
+    std::cerr << "t2 up: --max-new-tokens must be >= 1\n";
+    return 2;
+  }
+  std::map<std::string, std::string> binaries;
+  for (const char* name : {"t2-registry", "t2-worker", "t2-dispatcher"}) {
+    binaries[name] = FindBinary(name);
+    if (binaries[name].empty()) {
+      std::cerr << "t2 up: cannot find " << name << " next to this t2 binary (build it: scripts/build.sh)\n";
+      return 1;
+    }
+  }
+  auto model = ResolveModelPath(flags->Get("model", "default"));
+  if (!model.ok()) {
+    std::cerr << "t2 up: " << model.status().message() << "\n";
+    return 1;
+  }
+  const std::filesystem::path dir = flags->Get("dir", (T2Home() / "stack").string());
+  const std::filesystem::path run_dir = dir / "logs";
+  std::filesystem::create_directories(run_dir);
+  const std::string host = flags->Get("host", "127.0.0.1");
+
+  // Signals are taken synchronously below; children get a clean mask (ChildProcess::Start).
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  Service registry{.name = "registry"}, worker{.name = "worker"}, dispatcher{.name = "dispatcher"};
+  std::vector<Service*> started;
+  started.push_back(&registry);
+  if (!Launch(registry, binaries["t2-registry"], {"--root", (dir / "registry").string()}, host,
+              ports["registry-port"], run_dir, std::chrono::seconds(30))) {
+    return StopAll(started, 1);
+  }
+  started.push_back(&worker);
+  // The first start decomposes the model (cached beside it afterwards).
+  if (!Launch(worker, binaries["t2-worker"],
+              {"--model", model->string(), "--registry", registry.address, "--max-batch-size",
+               flags->Get("max-batch-size", "8")},
+              host, ports["worker-port"], run_dir, std::chrono::seconds(600))) {
+    return StopAll(started, 1);
+  }
+  started.push_back(&dispatcher);
+  if (!Launch(dispatcher, binaries["t2-dispatcher"], {"--registry", registry.address, "--worker", worker.address},
+              host, ports["dispatcher-port"], run_dir, std::chrono::seconds(60))) {
+    return StopAll(started, 1);
+  }
+  std::cout << "t2 stack is up (model " << model->filename().string() << ")\n"
+            << "  dispatcher  " << dispatcher.address << "   <- applications call this (t2.v1.Dispatcher)\n"
+            << "  registry    " << registry.address << "   (t2.v1.Registry, experts in " << (dir / "registry").string()
+            << ")\n"
+            << "  worker      " << worker.address << "   (t2.v1.Worker)\n"
+            << "  logs        " << run_dir.string() << "\n"
+            << std::flush;
+
+  if (flags->Has("once")) {
+    t2::v1::GenerateRequest request;
+    auto* m = request.mutable_chat()->add_messages();
+    m->set_role("user");
+    m->set_content(flags->Get("once", ""));
+    request.set_max_new_tokens(static_cast<int32_t>(*max_new));
+    request.mutable_adaptation()->mutable_prompt()->set_mode(t2::v1::CLASSIFY_MODE_LABEL_SCORE);
+    std::cout << "> " << m->content() << "\n";
+    auto channel = grpc::CreateChannel(dispatcher.address, grpc::InsecureChannelCredentials());
+    absl::Status s = StreamThroughDispatcher(channel, request, std::cout, std::cout, 300);
+    if (!s.ok()) std::cerr << "t2 up: request failed: " << s << "\n";
+    return StopAll(started, s.ok() ? 0 : 1);
+  }
+
+  std::cout << "Ctrl-C stops everything.\n" << std::flush;
+  while (true) {
+    timespec wait{.tv_sec = 0, .tv_nsec = 200'000'000};
+    int signal = sigtimedwait(&stop_signals, nullptr, &wait);
+    if (signal == SIGINT || signal == SIGTERM) {
+      std::cerr << "\n[t2 up] stopping the stack\n";
+      return StopAll(started, 0);
+    }
+    for (Service* s : started) {
+      if (!s->process.running()) {
+        std::cerr << "[t2 up] " << s->name << " exited; its log ends with:\n" << Tail(s->log) << "\n";
+        return StopAll(started, 1);
+      }
+    }
+  }
+}
+
+}  // namespace t2::cli
