@@ -1,0 +1,96 @@
+// t2-registry: the expert registry service. Thin: flags, the store, the gRPC server.
+#include <chrono>
+#include <climits>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "registry_service.h"
+#include "t2/common/flags.h"
+#include "t2/common/log.h"
+#include "t2/rpc/server.h"
+#include "t2/store/expert_store.h"
+
+namespace {
+
+constexpr const char* kUsage = R"(usage: t2-registry --root DIR [options]
+  Serves t2.v1.Registry (plus grpc.health.v1 and reflection) over the expert store in DIR.
+  --root DIR               the store's folder (created if missing); one process per folder
+  --listen HOST:PORT       address to listen on (default: 127.0.0.1:50051; port 0: any)
+  --port-file FILE         once serving, write the bound HOST:PORT to FILE (atomically)
+  --max-message-bytes N    largest request message accepted (default: 4194304; publish
+                           chunks are at most 1 MiB, so at least 1049600)
+)";
+
+constexpr int64_t kMinMessageBytes = (int64_t{1} << 20) + 1024;
+// How long in-flight calls get to finish after a shutdown signal before they are cancelled.
+constexpr auto kShutdownGrace = std::chrono::seconds(5);
+
+int Usage(const std::string& problem) {
+  std::cerr << "t2-registry: " << problem << "\n" << kUsage;
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Before any thread exists, so every thread inherits the mask and the signal is taken
+  // only by WaitForShutdownSignal.
+  t2::rpc::BlockShutdownSignals();
+
+  const t2::FlagSpec spec{.value_flags = {"root", "listen", "port-file", "max-message-bytes"},
+                          .bool_flags = {"help"}};
+  auto flags = t2::Flags::Parse(std::vector<std::string>(argv + 1, argv + argc), spec);
+  if (!flags.ok()) return Usage(std::string(flags.status().message()));
+  if (flags->Has("help")) {
+    std::cout << kUsage;
+    return 0;
+  }
+  if (!flags->positional().empty()) return Usage("unexpected argument " + flags->positional()[0]);
+  if (!flags->Has("root")) return Usage("--root is required");
+  auto max_message = flags->GetInt("max-message-bytes", 4 << 20);
+  if (!max_message.ok()) return Usage(std::string(max_message.status().message()));
+  if (*max_message < kMinMessageBytes || *max_message > INT_MAX) {
+    return Usage(absl::StrCat("--max-message-bytes: ", *max_message, " is not in [",
+                              kMinMessageBytes, ", ", INT_MAX, "]"));
+  }
+
+  auto store = t2::store::ExpertStore::Open({.root = flags->Get("root", "")});
+  if (!store.ok()) {
+    t2::LogError(absl::StrCat("t2-registry: ", store.status().message()));
+    return 1;
+  }
+  t2::registry::RegistryService service(store->get());
+  auto server = t2::rpc::StartServer({.address = flags->Get("listen", "127.0.0.1:50051"),
+                                      .max_receive_message_bytes = *max_message},
+                                     {&service});
+  if (!server.ok()) {
+    t2::LogError(absl::StrCat("t2-registry: ", server.status().message()));
+    return 1;
+  }
+  // lib/rpc's SetServing covers the "" entry; the per-service entry is added here.
+  server->server->GetHealthCheckService()->SetServingStatus(t2::v1::Registry::service_full_name(),
+                                                            true);
+  server->SetServing(true);
+  if (flags->Has("port-file")) {
+    absl::Status written =
+        t2::rpc::WriteFileAtomically(flags->Get("port-file", ""), server->address);
+    if (!written.ok()) {
+      t2::LogError(absl::StrCat("t2-registry: --port-file: ", written.message()));
+      server->server->Shutdown(std::chrono::system_clock::now());
+      return 1;
+    }
+  }
+  t2::LogInfo(absl::StrCat("t2-registry: serving on ", server->address, ", store ",
+                           (*store)->root().string()));
+
+  const int signal = t2::rpc::WaitForShutdownSignal();
+  t2::LogInfo(absl::StrCat("t2-registry: signal ", signal, ", shutting down"));
+  server->SetServing(false);
+  service.BeginShutdown();
+  server->server->Shutdown(std::chrono::system_clock::now() + kShutdownGrace);
+  server->server->Wait();
+  t2::LogInfo("t2-registry: stopped");
+  return 0;
+}

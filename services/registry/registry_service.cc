@@ -1,0 +1,290 @@
+#include "registry_service.h"
+
+#include <chrono>
+#include <exception>
+#include <string>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "proto_convert.h"
+#include "t2/common/log.h"
+#include "t2/common/status.h"
+#include "t2/rpc/status.h"
+#include "t2/store/names.h"
+
+namespace t2::registry {
+namespace {
+
+grpc::Status InvalidArgument(std::string message) {
+  return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, std::move(message));
+}
+
+// Server-side trouble is logged; a client's mistakes are only reported back to it.
+void Report(std::string_view method, const grpc::Status& status) {
+  switch (status.error_code()) {
+    case grpc::StatusCode::INTERNAL:
+    case grpc::StatusCode::DATA_LOSS:
+    case grpc::StatusCode::UNKNOWN:
+    case grpc::StatusCode::RESOURCE_EXHAUSTED:
+      LogError(absl::StrCat("registry ", AsAbsl(method), ": ", status.error_message()));
+      break;
+    default:
+      break;
+  }
+}
+
+// Runs a handler body so that no exception (a std::bad_alloc from a huge request, say)
+// reaches gRPC, which would terminate the process.
+template <typename Body>
+grpc::Status Guarded(std::string_view method, Body&& body) {
+  grpc::Status status;
+  try {
+    status = body();
+  } catch (const std::exception& e) {
+    status = grpc::Status(grpc::StatusCode::INTERNAL,
+                          absl::StrCat(AsAbsl(method), ": internal error: ", e.what()));
+  } catch (...) {
+    status =
+        grpc::Status(grpc::StatusCode::INTERNAL, absl::StrCat(AsAbsl(method), ": internal error"));
+  }
+  Report(method, status);
+  return status;
+}
+
+}  // namespace
+
+void RegistryService::BeginShutdown() {
+  shutting_down_ = true;
+  store_->Close();
+}
+
+grpc::Status RegistryService::PublishExpert(grpc::ServerContext* context,
+                                            grpc::ServerReader<v1::PublishExpertRequest>* reader,
+                                            v1::ExpertInfo* response) {
+  return Guarded("PublishExpert", [&] { return DoPublish(context, reader, response); });
+}
+
+grpc::Status RegistryService::DoPublish(grpc::ServerContext* context,
+                                        grpc::ServerReader<v1::PublishExpertRequest>* reader,
+                                        v1::ExpertInfo* response) {
+  v1::PublishExpertRequest message;
+  if (!reader->Read(&message)) {
+    return InvalidArgument("publish.header: the stream ended before the header");
+  }
+  if (!message.has_header()) {
+    return InvalidArgument("publish.header: the first message must be the header");
+  }
+  const store::PublishHeader header = FromProto(message.header());
+  // Checked before any byte is accepted, so a bad header never costs a 256 MiB upload.
+  absl::Status valid = store::CheckPublishHeader(header);
+  if (!valid.ok()) return rpc::ToGrpc(valid);
+
+  absl::StatusOr<store::StagedBlob> staged = store_->StageBlob();
+  if (!staged.ok()) return rpc::ToGrpc(staged.status());
+  int64_t chunks = 0;
+  while (reader->Read(&message)) {
+    ++chunks;
+    switch (message.part_case()) {
+      case v1::PublishExpertRequest::kHeader:
+        return InvalidArgument(
+            absl::StrCat("publish.header: a second header (message ", chunks + 1, ")"));
+      case v1::PublishExpertRequest::PART_NOT_SET:
+        return InvalidArgument(
+            absl::StrCat("publish.chunk: message ", chunks + 1, " has neither header nor chunk"));
+      case v1::PublishExpertRequest::kChunk:
+        break;
+    }
+    const std::string& chunk = message.chunk();
+    if (static_cast<int64_t>(chunk.size()) > kChunkBytes) {
+      return InvalidArgument(absl::StrCat("publish.chunk: chunk ", chunks, " holds ", chunk.size(),
+                                          " bytes; at most ", kChunkBytes, " are allowed"));
+    }
+    if (static_cast<int64_t>(chunk.size()) > header.size_bytes - staged->size()) {
+      return InvalidArgument(absl::StrCat("publish.chunk: more bytes than the ", header.size_bytes,
+                                          " that publish.header.size_bytes declares"));
+    }
+    absl::Status appended = staged->Append(chunk);
+    if (!appended.ok()) return rpc::ToGrpc(appended);
+  }
+  if (context->IsCancelled()) {
+    return grpc::Status(grpc::StatusCode::CANCELLED, "publish: the client cancelled");
+  }
+  absl::StatusOr<store::ExpertInfo> info = store_->Publish(header, *std::move(staged));
+  if (!info.ok()) return rpc::ToGrpc(info.status());
+  ToProto(*info, response);
+  return grpc::Status::OK;
+}
+
+grpc::Status RegistryService::GetExpert(grpc::ServerContext* context,
+                                        const v1::GetExpertRequest* request,
+                                        grpc::ServerWriter<v1::GetExpertResponse>* writer) {
+  return Guarded("GetExpert", [&] { return DoGetExpert(context, *request, writer); });
+}
+
+grpc::Status RegistryService::DoGetExpert(grpc::ServerContext* context,
+                                          const v1::GetExpertRequest& request,
+                                          grpc::ServerWriter<v1::GetExpertResponse>* writer) {
+  absl::StatusOr<store::ExpertInfo> info = store_->ResolveExpert(request.name(), request.version());
+  if (!info.ok()) return rpc::ToGrpc(info.status());
+  // Opening checks the whole blob, so a damaged one fails before anything is sent.
+  absl::StatusOr<store::BlobReader> blob = store_->OpenBlob(*info);
+  if (!blob.ok()) return rpc::ToGrpc(blob.status());
+  v1::GetExpertResponse response;
+  ToProto(*info, response.mutable_info());
+  if (!writer->Write(response)) {
+    return grpc::Status(grpc::StatusCode::CANCELLED, "get: the client went away");
+  }
+  while (true) {
+    if (context->IsCancelled()) {
+      return grpc::Status(grpc::StatusCode::CANCELLED, "get: the client cancelled");
+    }
+    absl::StatusOr<std::string> chunk = blob->Next(kChunkBytes);
+    if (!chunk.ok()) return rpc::ToGrpc(chunk.status());
+    if (chunk->empty()) break;
+    response.Clear();
+    response.set_chunk(*std::move(chunk));
+    if (!writer->Write(response)) {
+      return grpc::Status(grpc::StatusCode::CANCELLED, "get: the client went away");
+    }
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status RegistryService::ListExperts(grpc::ServerContext*,
+                                          const v1::ListExpertsRequest* request,
+                                          v1::ListExpertsResponse* response) {
+  return Guarded("ListExperts", [&] {
+    auto experts = store_->ListExperts(request->name(), request->include_deprecated());
+    if (!experts.ok()) return rpc::ToGrpc(experts.status());
+    for (const store::ExpertInfo& info : *experts) ToProto(info, response->add_experts());
+    return grpc::Status::OK;
+  });
+}
+
+grpc::Status RegistryService::DeprecateExpert(grpc::ServerContext*,
+                                              const v1::DeprecateExpertRequest* request,
+                                              v1::ExpertInfo* response) {
+  return Guarded("DeprecateExpert", [&] {
+    auto info = store_->Deprecate(request->name(), request->version());
+    if (!info.ok()) return rpc::ToGrpc(info.status());
+    ToProto(*info, response);
+    return grpc::Status::OK;
+  });
+}
+
+grpc::Status RegistryService::SetAlias(grpc::ServerContext*, const v1::SetAliasRequest* request,
+                                       v1::Alias* response) {
+  return Guarded("SetAlias", [&] {
+    auto alias = store_->SetAlias(request->alias(), request->name(), request->version());
+    if (!alias.ok()) return rpc::ToGrpc(alias.status());
+    ToProto(*alias, response);
+    return grpc::Status::OK;
+  });
+}
+
+grpc::Status RegistryService::GetAlias(grpc::ServerContext*, const v1::GetAliasRequest* request,
+                                       v1::Alias* response) {
+  return Guarded("GetAlias", [&] {
+    auto alias = store_->GetAlias(request->alias());
+    if (!alias.ok()) return rpc::ToGrpc(alias.status());
+    ToProto(*alias, response);
+    return grpc::Status::OK;
+  });
+}
+
+grpc::Status RegistryService::ListAliases(grpc::ServerContext*, const v1::ListAliasesRequest*,
+                                          v1::ListAliasesResponse* response) {
+  return Guarded("ListAliases", [&] {
+    auto aliases = store_->ListAliases();
+    if (!aliases.ok()) return rpc::ToGrpc(aliases.status());
+    for (const store::Alias& alias : *aliases) ToProto(alias, response->add_aliases());
+    return grpc::Status::OK;
+  });
+}
+
+grpc::Status RegistryService::DeleteAlias(grpc::ServerContext*,
+                                          const v1::DeleteAliasRequest* request,
+                                          v1::DeleteAliasResponse*) {
+  return Guarded("DeleteAlias", [&] { return rpc::ToGrpc(store_->DeleteAlias(request->alias())); });
+}
+
+grpc::Status RegistryService::PutMixture(grpc::ServerContext*, const v1::PutMixtureRequest* request,
+                                         v1::Mixture* response) {
+  return Guarded("PutMixture", [&] {
+    auto mixture = store_->PutMixture(FromProto(request->mixture()));
+    if (!mixture.ok()) return rpc::ToGrpc(mixture.status());
+    ToProto(*mixture, response);
+    return grpc::Status::OK;
+  });
+}
+
+grpc::Status RegistryService::GetMixture(grpc::ServerContext*, const v1::GetMixtureRequest* request,
+                                         v1::Mixture* response) {
+  return Guarded("GetMixture", [&] {
+    auto mixture = store_->GetMixture(request->name());
+    if (!mixture.ok()) return rpc::ToGrpc(mixture.status());
+    ToProto(*mixture, response);
+    return grpc::Status::OK;
+  });
+}
+
+grpc::Status RegistryService::ListMixtures(grpc::ServerContext*, const v1::ListMixturesRequest*,
+                                           v1::ListMixturesResponse* response) {
+  return Guarded("ListMixtures", [&] {
+    auto mixtures = store_->ListMixtures();
+    if (!mixtures.ok()) return rpc::ToGrpc(mixtures.status());
+    for (const store::Mixture& m : *mixtures) ToProto(m, response->add_mixtures());
+    return grpc::Status::OK;
+  });
+}
+
+grpc::Status RegistryService::RegisterBaseModel(grpc::ServerContext*, const v1::BaseModel* request,
+                                                v1::BaseModel* response) {
+  return Guarded("RegisterBaseModel", [&] {
+    auto base = store_->RegisterBaseModel(FromProto(*request));
+    if (!base.ok()) return rpc::ToGrpc(base.status());
+    ToProto(*base, response);
+    return grpc::Status::OK;
+  });
+}
+
+grpc::Status RegistryService::Watch(grpc::ServerContext* context, const v1::WatchRequest* request,
+                                    grpc::ServerWriter<v1::RegistryEvent>* writer) {
+  return Guarded("Watch", [&] { return DoWatch(context, *request, writer); });
+}
+
+grpc::Status RegistryService::DoWatch(grpc::ServerContext* context, const v1::WatchRequest& request,
+                                      grpc::ServerWriter<v1::RegistryEvent>* writer) {
+  if (request.from_sequence() < 0) {
+    return InvalidArgument(
+        absl::StrCat("watch.from_sequence: ", request.from_sequence(), " is negative"));
+  }
+  const grpc::Status unavailable(grpc::StatusCode::UNAVAILABLE, "the registry is shutting down");
+  if (shutting_down_) return unavailable;
+  int64_t after = request.from_sequence() > 0 ? request.from_sequence() : store_->LatestSequence();
+  // Tells the client the watch is established: every change it makes from now on will be
+  // streamed to it, even with from_sequence 0.
+  writer->SendInitialMetadata();
+  auto stop = [&] { return shutting_down_.load() || context->IsCancelled(); };
+  while (true) {
+    absl::StatusOr<std::vector<store::Event>> events =
+        store_->WaitForEvents(after, std::chrono::seconds(1), stop);
+    if (!events.ok()) {
+      if (events.status().code() != absl::StatusCode::kCancelled) {
+        return rpc::ToGrpc(events.status());
+      }
+      if (shutting_down_) return unavailable;
+      return grpc::Status(grpc::StatusCode::CANCELLED, "watch cancelled");
+    }
+    for (const store::Event& event : *events) {
+      v1::RegistryEvent message;
+      ToProto(event, &message);
+      if (!writer->Write(message)) {
+        return grpc::Status(grpc::StatusCode::CANCELLED, "watch: the client went away");
+      }
+      after = event.sequence;
+    }
+  }
+}
+
+}  // namespace t2::registry

@@ -1,0 +1,72 @@
+// The t2.v1.Registry gRPC service over an ExpertStore (synchronous API: every handler runs on
+// a gRPC thread and may block on the store). Store errors map one to one to gRPC codes
+// (t2::rpc::ToGrpc); no exception escapes a handler.
+//
+// Lifetime: the store must outlive the service, and the service the gRPC server. Call
+// BeginShutdown() before Server::Shutdown so that open Watch streams end promptly.
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <atomic>
+#include <cstdint>
+
+#include "t2/store/expert_store.h"
+#include "t2/v1/registry.grpc.pb.h"
+
+namespace t2::registry {
+
+// Largest chunk a publisher may send and the size of the chunks GetExpert sends (the proto's
+// limit).
+inline constexpr int64_t kChunkBytes = 1 << 20;
+
+class RegistryService final : public v1::Registry::Service {
+ public:
+  explicit RegistryService(store::ExpertStore* store) : store_(store) {}
+
+  // Ends every Watch stream (status UNAVAILABLE) and refuses new ones.
+  void BeginShutdown();
+
+  grpc::Status PublishExpert(grpc::ServerContext* context,
+                             grpc::ServerReader<v1::PublishExpertRequest>* reader,
+                             v1::ExpertInfo* response) override;
+  grpc::Status GetExpert(grpc::ServerContext* context, const v1::GetExpertRequest* request,
+                         grpc::ServerWriter<v1::GetExpertResponse>* writer) override;
+  grpc::Status ListExperts(grpc::ServerContext* context, const v1::ListExpertsRequest* request,
+                           v1::ListExpertsResponse* response) override;
+  grpc::Status DeprecateExpert(grpc::ServerContext* context,
+                               const v1::DeprecateExpertRequest* request,
+                               v1::ExpertInfo* response) override;
+  grpc::Status SetAlias(grpc::ServerContext* context, const v1::SetAliasRequest* request,
+                        v1::Alias* response) override;
+  grpc::Status GetAlias(grpc::ServerContext* context, const v1::GetAliasRequest* request,
+                        v1::Alias* response) override;
+  grpc::Status ListAliases(grpc::ServerContext* context, const v1::ListAliasesRequest* request,
+                           v1::ListAliasesResponse* response) override;
+  grpc::Status DeleteAlias(grpc::ServerContext* context, const v1::DeleteAliasRequest* request,
+                           v1::DeleteAliasResponse* response) override;
+  grpc::Status PutMixture(grpc::ServerContext* context, const v1::PutMixtureRequest* request,
+                          v1::Mixture* response) override;
+  grpc::Status GetMixture(grpc::ServerContext* context, const v1::GetMixtureRequest* request,
+                          v1::Mixture* response) override;
+  grpc::Status ListMixtures(grpc::ServerContext* context, const v1::ListMixturesRequest* request,
+                            v1::ListMixturesResponse* response) override;
+  grpc::Status RegisterBaseModel(grpc::ServerContext* context, const v1::BaseModel* request,
+                                 v1::BaseModel* response) override;
+  grpc::Status Watch(grpc::ServerContext* context, const v1::WatchRequest* request,
+                     grpc::ServerWriter<v1::RegistryEvent>* writer) override;
+
+ private:
+  grpc::Status DoPublish(grpc::ServerContext* context,
+                         grpc::ServerReader<v1::PublishExpertRequest>* reader,
+                         v1::ExpertInfo* response);
+  grpc::Status DoGetExpert(grpc::ServerContext* context, const v1::GetExpertRequest& request,
+                           grpc::ServerWriter<v1::GetExpertResponse>* writer);
+  grpc::Status DoWatch(grpc::ServerContext* context, const v1::WatchRequest& request,
+                       grpc::ServerWriter<v1::RegistryEvent>* writer);
+
+  store::ExpertStore* store_;
+  std::atomic<bool> shutting_down_{false};
+};
+
+}  // namespace t2::registry

@@ -1,0 +1,590 @@
+// t2-registry as a real process on loopback: the gRPC surface, the publish stream protocol,
+// Watch, restarts, kill -9 in the middle of a publish, and a damaged blob on disk.
+#include <grpcpp/grpcpp.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "gtest/gtest.h"
+#include "store/expert_fixture.h"
+#include "t2/common/sha256.h"
+#include "t2/v1/registry.grpc.pb.h"
+#include "testing/process.h"
+
+namespace t2::registry {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+using store::testing::ExpertBytes;
+using store::testing::ScratchDir;
+using store::testing::TinyBase;
+using store::testing::TinyExpert;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+constexpr int64_t kMiB = 1 << 20;
+
+std::chrono::system_clock::time_point In(std::chrono::milliseconds d) {
+  return std::chrono::system_clock::now() + d;
+}
+
+// The status code and message of a finished call, for readable failures.
+MATCHER_P2(GrpcIs, code, substring, "") {
+  *result_listener << "which is " << arg.error_code() << ": " << arg.error_message();
+  return arg.error_code() == code && arg.error_message().find(substring) != std::string::npos;
+}
+
+MATCHER(GrpcOk, "") {
+  *result_listener << "which is " << arg.error_code() << ": " << arg.error_message();
+  return arg.ok();
+}
+
+struct GetResult {
+  grpc::Status status;
+  int messages = 0;
+  v1::ExpertInfo info;
+  std::string bytes;
+};
+
+class RegistryTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const char* binary = std::getenv("T2_REGISTRY_BINARY");
+    ASSERT_NE(binary, nullptr) << "T2_REGISTRY_BINARY is not set; run through ctest";
+    binary_ = binary;
+    StartServer();
+  }
+
+  void TearDown() override {
+    if (HasFailure()) std::cerr << "--- t2-registry log ---\n" << t2::testing::Tail(log()) << "\n";
+  }
+
+  std::filesystem::path root() const { return scratch_ / "root"; }
+  std::filesystem::path log() const { return scratch_ / "registry.log"; }
+
+  void StartServer() {
+    const std::filesystem::path port_file = scratch_ / "registry.port";
+    std::filesystem::remove(port_file);
+    ASSERT_TRUE(server_.Start({binary_, "--root", root().string(), "--listen", "127.0.0.1:0",
+                               "--port-file", port_file.string()},
+                              log()));
+    address_ = t2::testing::WaitForFile(port_file, server_, seconds(30));
+    ASSERT_FALSE(address_.empty()) << "t2-registry did not start:\n" << t2::testing::Tail(log());
+    channel_ = grpc::CreateChannel(address_, grpc::InsecureChannelCredentials());
+    ASSERT_TRUE(channel_->WaitForConnected(In(seconds(10))));
+    stub_ = v1::Registry::NewStub(channel_);
+  }
+
+  // SIGTERM; the server must exit 0 within a few seconds. The client's connection is closed
+  // first: gRPC's server waits (up to its shutdown grace) for connected clients to go away.
+  void StopServer() {
+    stub_.reset();
+    channel_.reset();
+    server_.Signal(SIGTERM);
+    const int status = server_.Wait(seconds(10));
+    ASSERT_NE(status, -1) << "t2-registry did not stop on SIGTERM";
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "wait status " << status;
+  }
+
+  void KillServer() {
+    server_.Signal(SIGKILL);
+    server_.Wait(seconds(10));
+  }
+
+  void RegisterBase() {
+    v1::BaseModel request;
+    request.set_fingerprint(base_.fingerprint);
+    request.set_name(base_.name);
+    request.set_targets(base_.targets);
+    for (const auto& [name, rank] : base_.target_ranks)
+      (*request.mutable_target_ranks())[name] = rank;
+    grpc::ClientContext context;
+    context.set_deadline(In(seconds(10)));
+    v1::BaseModel response;
+    ASSERT_THAT(stub_->RegisterBaseModel(&context, request, &response), GrpcOk());
+  }
+
+  std::string Bytes(float value) { return ExpertBytes(TinyExpert(base_, value), scratch_); }
+
+  static v1::PublishExpertRequest Header(const std::string& name, int64_t version,
+                                         const std::string& bytes) {
+    v1::PublishExpertRequest message;
+    auto* header = message.mutable_header();
+    header->set_name(name);
+    header->set_version(version);
+    header->set_size_bytes(static_cast<int64_t>(bytes.size()));
+    header->set_sha256(Sha256Hex(bytes));
+    return message;
+  }
+
+  static v1::PublishExpertRequest Chunk(const std::string& bytes) {
+    v1::PublishExpertRequest message;
+    message.set_chunk(bytes);
+    return message;
+  }
+
+  // Sends `messages` as one publish stream; the final status.
+  grpc::Status PublishMessages(const std::vector<v1::PublishExpertRequest>& messages,
+                               v1::ExpertInfo* info = nullptr) {
+    grpc::ClientContext context;
+    context.set_deadline(In(seconds(20)));
+    v1::ExpertInfo response;
+    auto writer = stub_->PublishExpert(&context, &response);
+    for (const auto& m : messages) {
+      if (!writer->Write(m)) break;  // the server has answered already
+    }
+    writer->WritesDone();
+    grpc::Status status = writer->Finish();
+    if (info != nullptr) *info = response;
+    return status;
+  }
+
+  grpc::Status Publish(const std::string& name, int64_t version, const std::string& bytes,
+                       size_t chunk_bytes = 64, v1::ExpertInfo* info = nullptr) {
+    std::vector<v1::PublishExpertRequest> messages = {Header(name, version, bytes)};
+    for (size_t at = 0; at < bytes.size(); at += chunk_bytes) {
+      messages.push_back(Chunk(bytes.substr(at, chunk_bytes)));
+    }
+    return PublishMessages(messages, info);
+  }
+
+  GetResult Get(const std::string& name, int64_t version) {
+    grpc::ClientContext context;
+    context.set_deadline(In(seconds(20)));
+    v1::GetExpertRequest request;
+    request.set_name(name);
+    request.set_version(version);
+    auto reader = stub_->GetExpert(&context, request);
+    GetResult result;
+    v1::GetExpertResponse message;
+    while (reader->Read(&message)) {
+      if (result.messages++ == 0) {
+        EXPECT_TRUE(message.has_info()) << "the first message carries the info";
+        result.info = message.info();
+      } else {
+        EXPECT_TRUE(message.has_chunk());
+        EXPECT_LE(static_cast<int64_t>(message.chunk().size()), kMiB);
+        result.bytes += message.chunk();
+      }
+    }
+    result.status = reader->Finish();
+    return result;
+  }
+
+  template <typename Request, typename Response, typename Method>
+  grpc::Status Call(Method method, const Request& request, Response* response) {
+    grpc::ClientContext context;
+    context.set_deadline(In(seconds(10)));
+    return (stub_.get()->*method)(&context, request, response);
+  }
+
+  std::vector<std::string> ListedLabels(const std::string& name, bool include_deprecated) {
+    v1::ListExpertsRequest request;
+    request.set_name(name);
+    request.set_include_deprecated(include_deprecated);
+    v1::ListExpertsResponse response;
+    EXPECT_THAT(Call(&v1::Registry::Stub::ListExperts, request, &response), GrpcOk());
+    std::vector<std::string> out;
+    for (const auto& e : response.experts())
+      out.push_back(e.name() + "@" + std::to_string(e.version()));
+    return out;
+  }
+
+  grpc::Status SetAlias(const std::string& alias, const std::string& name, int64_t version,
+                        v1::Alias* out = nullptr) {
+    v1::SetAliasRequest request;
+    request.set_alias(alias);
+    request.set_name(name);
+    request.set_version(version);
+    v1::Alias response;
+    grpc::Status status = Call(&v1::Registry::Stub::SetAlias, request, &response);
+    if (out != nullptr) *out = response;
+    return status;
+  }
+
+  std::filesystem::path BlobFile(const std::string& bytes) const {
+    const std::string sha = Sha256Hex(bytes);
+    return root() / "blobs" / sha.substr(0, 2) / sha;
+  }
+
+  ScratchDir scratch_;
+  store::BaseModel base_ = TinyBase();
+  std::string binary_;
+  t2::testing::ChildProcess server_;
+  std::string address_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::Registry::Stub> stub_;
+};
+
+TEST_F(RegistryTest, HealthIsServing) {
+  auto health = grpc::health::v1::Health::NewStub(channel_);
+  for (const std::string& service : std::vector<std::string>{"", "t2.v1.Registry"}) {
+    grpc::ClientContext context;
+    context.set_deadline(In(seconds(5)));
+    grpc::health::v1::HealthCheckRequest request;
+    request.set_service(service);
+    grpc::health::v1::HealthCheckResponse response;
+    ASSERT_THAT(health->Check(&context, request, &response), GrpcOk()) << service;
+    EXPECT_EQ(response.status(), grpc::health::v1::HealthCheckResponse::SERVING) << service;
+  }
+}
+
+TEST_F(RegistryTest, PublishInChunksAndGetTheSameBytesBack) {
+  RegisterBase();
+  const std::string v1 = Bytes(1.0f);
+  ASSERT_GT(v1.size(), 64u * 4) << "the blob should take several chunks";
+  v1::ExpertInfo info;
+  ASSERT_THAT(Publish("math", 1, v1, 64, &info), GrpcOk());
+  EXPECT_EQ(info.name(), "math");
+  EXPECT_EQ(info.version(), 1);
+  EXPECT_EQ(info.sha256(), Sha256Hex(v1));
+  EXPECT_EQ(info.size_bytes(), static_cast<int64_t>(v1.size()));
+  EXPECT_EQ(info.base_fingerprint(), base_.fingerprint);
+  EXPECT_EQ(info.task(), "math");
+  EXPECT_EQ(info.targets(), "mlp");
+
+  // Odd chunk sizes, one byte at a time included.
+  const std::string v2 = Bytes(2.0f);
+  ASSERT_THAT(Publish("math", 2, v2, 1), GrpcOk());
+  ASSERT_THAT(Publish("code", 1, Bytes(3.0f), 1000), GrpcOk());
+  // A repeat is fine; other bytes under the same version are not.
+  ASSERT_THAT(Publish("math", 1, v1, 100), GrpcOk());
+  EXPECT_THAT(Publish("math", 1, Bytes(4.0f)),
+              GrpcIs(grpc::StatusCode::ALREADY_EXISTS, "publish.header.version"));
+
+  GetResult got = Get("math", 1);
+  ASSERT_THAT(got.status, GrpcOk());
+  EXPECT_EQ(got.bytes, v1);
+  EXPECT_EQ(got.info.sha256(), Sha256Hex(v1));
+  got = Get("math", 0);
+  ASSERT_THAT(got.status, GrpcOk());
+  EXPECT_EQ(got.info.version(), 2);
+  EXPECT_EQ(got.bytes, v2);
+  EXPECT_THAT(Get("math", 5).status, GrpcIs(grpc::StatusCode::NOT_FOUND, "get.version"));
+  EXPECT_THAT(Get("nope", 0).status, GrpcIs(grpc::StatusCode::NOT_FOUND, "'nope'"));
+
+  EXPECT_THAT(ListedLabels("", false), ElementsAre("code@1", "math@1", "math@2"));
+  EXPECT_THAT(ListedLabels("math", false), ElementsAre("math@1", "math@2"));
+}
+
+TEST_F(RegistryTest, BlobChecksAndStoreErrorsKeepTheirCodes) {
+  // No base model registered yet.
+  const std::string bytes = Bytes(1.0f);
+  EXPECT_THAT(Publish("math", 1, bytes),
+              GrpcIs(grpc::StatusCode::FAILED_PRECONDITION, base_.fingerprint));
+  RegisterBase();
+  auto spec = TinyExpert(base_, 1.0f);
+  spec.z.begin()->second.push_back(1.0f);
+  EXPECT_THAT(Publish("math", 1, ExpertBytes(spec, scratch_)),
+              GrpcIs(grpc::StatusCode::INVALID_ARGUMENT, "publish.blob: tensor"));
+  EXPECT_THAT(Publish("math", 1, "garbage bytes"),
+              GrpcIs(grpc::StatusCode::INVALID_ARGUMENT, "publish.blob"));
+
+  v1::BaseModel other;
+  other.set_fingerprint(base_.fingerprint);
+  other.set_name("another");
+  other.set_targets("mlp");
+  (*other.mutable_target_ranks())["model.layers.0.mlp.up_proj.weight"] = 3;
+  v1::BaseModel response;
+  EXPECT_THAT(Call(&v1::Registry::Stub::RegisterBaseModel, other, &response),
+              GrpcIs(grpc::StatusCode::ALREADY_EXISTS, "base_model.fingerprint"));
+  EXPECT_THAT(ListedLabels("", true), ElementsAre());
+}
+
+TEST_F(RegistryTest, ProtocolErrorsAreInvalidArgument) {
+  RegisterBase();
+  const std::string bytes = Bytes(1.0f);
+  // No header at all, and a chunk where the header should be.
+  EXPECT_THAT(PublishMessages({}), GrpcIs(grpc::StatusCode::INVALID_ARGUMENT, "before the header"));
+  EXPECT_THAT(PublishMessages({Chunk(bytes)}),
+              GrpcIs(grpc::StatusCode::INVALID_ARGUMENT, "first message must be the header"));
+  EXPECT_THAT(PublishMessages({Header("math", 1, bytes), Header("math", 1, bytes), Chunk(bytes)}),
+              GrpcIs(grpc::StatusCode::INVALID_ARGUMENT, "second header"));
+  // A chunk over 1 MiB, though the message itself is within gRPC's limit.
+  std::string big(kMiB + 1, 'x');
+  v1::PublishExpertRequest big_header = Header("math", 1, big + big);
+  EXPECT_THAT(PublishMessages({big_header, Chunk(big)}),
+              GrpcIs(grpc::StatusCode::INVALID_ARGUMENT, "at most 1048576"));
+  // More bytes than declared.
+  v1::PublishExpertRequest short_header = Header("math", 1, bytes);
+  short_header.mutable_header()->set_size_bytes(static_cast<int64_t>(bytes.size()) - 10);
+  EXPECT_THAT(
+      PublishMessages({short_header, Chunk(bytes.substr(0, 100)), Chunk(bytes.substr(100))}),
+      GrpcIs(grpc::StatusCode::INVALID_ARGUMENT, "more bytes than"));
+  // Fewer bytes than declared.
+  EXPECT_THAT(PublishMessages({Header("math", 1, bytes), Chunk(bytes.substr(0, 100))}),
+              GrpcIs(grpc::StatusCode::INVALID_ARGUMENT, "publish.header.size_bytes"));
+  // A bad header is refused before any byte.
+  EXPECT_THAT(Publish("Math!", 1, bytes),
+              GrpcIs(grpc::StatusCode::INVALID_ARGUMENT, "publish.header.name"));
+  EXPECT_THAT(Publish("math", 0, bytes),
+              GrpcIs(grpc::StatusCode::INVALID_ARGUMENT, "publish.header.version"));
+  v1::PublishExpertRequest huge = Header("math", 1, bytes);
+  huge.mutable_header()->set_size_bytes(257 * kMiB);
+  EXPECT_THAT(PublishMessages({huge}), GrpcIs(grpc::StatusCode::INVALID_ARGUMENT, "size_bytes"));
+  v1::PublishExpertRequest bad_sha = Header("math", 1, bytes);
+  bad_sha.mutable_header()->set_sha256(Sha256Hex(std::string("other")));
+  EXPECT_THAT(PublishMessages({bad_sha, Chunk(bytes)}),
+              GrpcIs(grpc::StatusCode::INVALID_ARGUMENT, "publish.header.sha256"));
+
+  EXPECT_THAT(ListedLabels("", true), ElementsAre());
+  // The server is unharmed and no staged upload is left behind.
+  ASSERT_THAT(Publish("math", 1, bytes), GrpcOk());
+  EXPECT_TRUE(std::filesystem::is_empty(root() / "tmp"));
+}
+
+TEST_F(RegistryTest, AliasesMixturesDeprecation) {
+  RegisterBase();
+  const std::string v1 = Bytes(1.0f);
+  const std::string v2 = Bytes(2.0f);
+  ASSERT_THAT(Publish("math", 1, v1), GrpcOk());
+  ASSERT_THAT(Publish("math", 2, v2), GrpcOk());
+
+  v1::Alias alias;
+  ASSERT_THAT(SetAlias("math-prod", "math", 2, &alias), GrpcOk());
+  EXPECT_EQ(alias.target().sha256(), Sha256Hex(v2));
+  EXPECT_EQ(Get("math-prod", 0).bytes, v2);
+  ASSERT_THAT(SetAlias("math-prod", "math", 1), GrpcOk());  // rollback
+  GetResult got = Get("math-prod", 0);
+  ASSERT_THAT(got.status, GrpcOk());
+  EXPECT_EQ(got.info.version(), 1);
+  EXPECT_EQ(got.bytes, v1);
+  v1::GetAliasRequest get_alias;
+  get_alias.set_alias("math-prod");
+  ASSERT_THAT(Call(&v1::Registry::Stub::GetAlias, get_alias, &alias), GrpcOk());
+  EXPECT_EQ(alias.target().version(), 1);
+  EXPECT_THAT(SetAlias("math", "math", 1),
+              GrpcIs(grpc::StatusCode::ALREADY_EXISTS, "set_alias.alias"));
+
+  v1::DeprecateExpertRequest deprecate;
+  deprecate.set_name("math");
+  deprecate.set_version(2);
+  v1::ExpertInfo info;
+  ASSERT_THAT(Call(&v1::Registry::Stub::DeprecateExpert, deprecate, &info), GrpcOk());
+  EXPECT_TRUE(info.deprecated());
+  EXPECT_THAT(SetAlias("math-prod", "math", 2),
+              GrpcIs(grpc::StatusCode::FAILED_PRECONDITION, "deprecated"));
+  EXPECT_EQ(Get("math", 0).info.version(), 1);
+  EXPECT_THAT(ListedLabels("math", false), ElementsAre("math@1"));
+  EXPECT_THAT(ListedLabels("math", true), ElementsAre("math@1", "math@2"));
+
+  v1::ListAliasesResponse aliases;
+  ASSERT_THAT(Call(&v1::Registry::Stub::ListAliases, v1::ListAliasesRequest(), &aliases), GrpcOk());
+  ASSERT_EQ(aliases.aliases_size(), 1);
+  EXPECT_EQ(aliases.aliases(0).alias(), "math-prod");
+  v1::DeleteAliasRequest delete_alias;
+  delete_alias.set_alias("math-prod");
+  v1::DeleteAliasResponse deleted;
+  ASSERT_THAT(Call(&v1::Registry::Stub::DeleteAlias, delete_alias, &deleted), GrpcOk());
+  EXPECT_THAT(Call(&v1::Registry::Stub::DeleteAlias, delete_alias, &deleted),
+              GrpcIs(grpc::StatusCode::NOT_FOUND, "delete_alias.alias"));
+
+  v1::PutMixtureRequest put;
+  v1::Mixture* mixture = put.mutable_mixture();
+  mixture->set_name("few-shot");
+  mixture->set_source("cem: 8 x 12");
+  for (auto [version, bytes] : {std::pair<int64_t, const std::string*>{1, &v1}, {2, &v2}}) {
+    v1::ExpertRef* ref = mixture->mutable_spec()->add_experts();
+    ref->set_name("math");
+    ref->set_version(version);
+    ref->set_sha256(Sha256Hex(*bytes));
+  }
+  mixture->mutable_spec()->add_alpha(0.3);
+  mixture->mutable_spec()->add_alpha(0.7);
+  v1::Mixture stored;
+  ASSERT_THAT(Call(&v1::Registry::Stub::PutMixture, put, &stored), GrpcOk());
+  EXPECT_GT(stored.updated_unix_ms(), 0);
+  v1::GetMixtureRequest get_mixture;
+  get_mixture.set_name("few-shot");
+  ASSERT_THAT(Call(&v1::Registry::Stub::GetMixture, get_mixture, &stored), GrpcOk());
+  EXPECT_EQ(stored.spec().experts_size(), 2);
+  EXPECT_THAT(stored.spec().alpha(), ElementsAre(0.3, 0.7));
+  EXPECT_EQ(stored.source(), "cem: 8 x 12");
+  v1::ListMixturesResponse mixtures;
+  ASSERT_THAT(Call(&v1::Registry::Stub::ListMixtures, v1::ListMixturesRequest(), &mixtures),
+              GrpcOk());
+  EXPECT_EQ(mixtures.mixtures_size(), 1);
+
+  mixture->mutable_spec()->add_alpha(0.1);
+  EXPECT_THAT(Call(&v1::Registry::Stub::PutMixture, put, &stored),
+              GrpcIs(grpc::StatusCode::INVALID_ARGUMENT, "mixture.spec.alpha"));
+  mixture->mutable_spec()->clear_alpha();
+  mixture->mutable_spec()->add_alpha(0.5);
+  mixture->mutable_spec()->add_alpha(0.5);
+  mixture->mutable_spec()->mutable_experts(0)->set_sha256(Sha256Hex(v2));
+  EXPECT_THAT(Call(&v1::Registry::Stub::PutMixture, put, &stored),
+              GrpcIs(grpc::StatusCode::INVALID_ARGUMENT, "mixture.spec.experts[0].sha256"));
+}
+
+TEST_F(RegistryTest, WatchStreamsEventsInOrder) {
+  RegisterBase();
+  const std::string v1 = Bytes(1.0f);
+  ASSERT_THAT(Publish("math", 1, v1), GrpcOk());  // before the watch: not seen with from 0
+
+  grpc::ClientContext context;
+  context.set_deadline(In(seconds(20)));
+  v1::WatchRequest request;
+  auto reader = stub_->Watch(&context, request);
+  reader->WaitForInitialMetadata();  // the server has taken its starting point
+
+  ASSERT_THAT(Publish("math", 2, Bytes(2.0f)), GrpcOk());
+  ASSERT_THAT(SetAlias("prod", "math", 2), GrpcOk());
+  ASSERT_THAT(SetAlias("prod", "math", 1), GrpcOk());
+  v1::DeprecateExpertRequest deprecate;
+  deprecate.set_name("math");
+  deprecate.set_version(2);
+  v1::ExpertInfo info;
+  ASSERT_THAT(Call(&v1::Registry::Stub::DeprecateExpert, deprecate, &info), GrpcOk());
+
+  std::vector<std::string> seen;
+  int64_t last_sequence = 0;
+  v1::RegistryEvent event;
+  while (seen.size() < 4 && reader->Read(&event)) {
+    EXPECT_GT(event.sequence(), last_sequence);
+    last_sequence = event.sequence();
+    seen.push_back(absl::StrCat(v1::RegistryEvent::Kind_Name(event.kind()), " ", event.name(), " ",
+                                event.version(), " ", event.target()));
+  }
+  EXPECT_THAT(seen, ElementsAre("KIND_EXPERT_PUBLISHED math 2 ", "KIND_ALIAS_SET prod 2 math",
+                                "KIND_ALIAS_SET prod 1 math", "KIND_EXPERT_DEPRECATED math 2 "));
+  EXPECT_EQ(last_sequence, 5);
+  context.TryCancel();
+  EXPECT_THAT(reader->Finish(), GrpcIs(grpc::StatusCode::CANCELLED, ""));
+
+  // from_sequence replays what is in the log after it.
+  grpc::ClientContext replay_context;
+  replay_context.set_deadline(In(seconds(20)));
+  request.set_from_sequence(3);
+  auto replay = stub_->Watch(&replay_context, request);
+  std::vector<int64_t> sequences;
+  while (sequences.size() < 2 && replay->Read(&event)) sequences.push_back(event.sequence());
+  EXPECT_THAT(sequences, ElementsAre(4, 5));
+  replay_context.TryCancel();
+  replay->Finish();
+}
+
+TEST_F(RegistryTest, ShutdownEndsOpenWatchStreams) {
+  auto context = std::make_unique<grpc::ClientContext>();
+  context->set_deadline(In(seconds(30)));
+  auto reader = stub_->Watch(context.get(), v1::WatchRequest());
+  reader->WaitForInitialMetadata();
+  // The client is blocked in Read, as a real watcher is.
+  bool read = true;
+  std::chrono::steady_clock::time_point ended;
+  std::thread watcher([&] {
+    v1::RegistryEvent event;
+    read = reader->Read(&event);
+    ended = std::chrono::steady_clock::now();
+  });
+  const auto start = std::chrono::steady_clock::now();
+  server_.Signal(SIGTERM);
+  watcher.join();
+  EXPECT_FALSE(read);
+  EXPECT_LT(ended - start, seconds(2)) << "an open Watch must end when the server shuts down";
+  EXPECT_THAT(reader->Finish(), GrpcIs(grpc::StatusCode::UNAVAILABLE, "shutting down"));
+  reader.reset();
+  context.reset();  // holds the call, and so the connection
+  StopServer();     // exits 0, and promptly once the client has let go of its connection
+}
+
+TEST_F(RegistryTest, RestartKeepsEverything) {
+  RegisterBase();
+  const std::string v1 = Bytes(1.0f);
+  ASSERT_THAT(Publish("math", 1, v1), GrpcOk());
+  ASSERT_THAT(SetAlias("prod", "math", 1), GrpcOk());
+  StopServer();
+  StartServer();
+  GetResult got = Get("prod", 0);
+  ASSERT_THAT(got.status, GrpcOk());
+  EXPECT_EQ(got.bytes, v1);
+  EXPECT_THAT(ListedLabels("", true), ElementsAre("math@1"));
+  // The base model is still registered, and event numbering goes on.
+  ASSERT_THAT(Publish("math", 2, Bytes(2.0f)), GrpcOk());
+  grpc::ClientContext context;
+  context.set_deadline(In(seconds(20)));
+  v1::WatchRequest request;
+  request.set_from_sequence(2);
+  auto reader = stub_->Watch(&context, request);
+  v1::RegistryEvent event;
+  ASSERT_TRUE(reader->Read(&event));
+  EXPECT_EQ(event.sequence(), 3);
+  EXPECT_EQ(event.kind(), v1::RegistryEvent::KIND_EXPERT_PUBLISHED);
+  EXPECT_EQ(event.version(), 2);
+  context.TryCancel();
+  reader->Finish();
+}
+
+TEST_F(RegistryTest, KillNineDuringAPublishLeavesAConsistentStore) {
+  RegisterBase();
+  const std::string v1 = Bytes(1.0f);
+  const std::string v2 = Bytes(2.0f);
+  ASSERT_THAT(Publish("math", 1, v1), GrpcOk());
+
+  {
+    grpc::ClientContext context;
+    context.set_deadline(In(seconds(20)));
+    v1::ExpertInfo response;
+    auto writer = stub_->PublishExpert(&context, &response);
+    ASSERT_TRUE(writer->Write(Header("math", 2, v2)));
+    ASSERT_TRUE(writer->Write(Chunk(v2.substr(0, 64))));
+    // Wait until the server has staged those bytes: the kill lands mid-stream.
+    bool staged = false;
+    for (int i = 0; i < 500 && !staged; ++i) {
+      for (const auto& entry : std::filesystem::directory_iterator(root() / "tmp")) {
+        staged = staged || entry.file_size() == 64;
+      }
+      if (!staged) std::this_thread::sleep_for(milliseconds(10));
+    }
+    ASSERT_TRUE(staged) << "the server never staged the first chunk";
+    KillServer();
+    writer->Write(Chunk(v2.substr(64)));
+    writer->WritesDone();
+    EXPECT_THAT(writer->Finish(), GrpcIs(grpc::StatusCode::UNAVAILABLE, ""));
+  }
+
+  StartServer();
+  GetResult old_version = Get("math", 1);
+  ASSERT_THAT(old_version.status, GrpcOk());
+  EXPECT_EQ(old_version.bytes, v1);
+  EXPECT_THAT(Get("math", 2).status, GrpcIs(grpc::StatusCode::NOT_FOUND, "get.version"));
+  EXPECT_THAT(ListedLabels("", true), ElementsAre("math@1"));
+  EXPECT_TRUE(std::filesystem::is_empty(root() / "tmp")) << "the half upload is gone";
+  // The publisher retries.
+  ASSERT_THAT(Publish("math", 2, v2), GrpcOk());
+  EXPECT_EQ(Get("math", 2).bytes, v2);
+}
+
+TEST_F(RegistryTest, DamagedBlobIsDataLossWhileOthersKeepServing) {
+  RegisterBase();
+  const std::string v1 = Bytes(1.0f);
+  const std::string v2 = Bytes(2.0f);
+  ASSERT_THAT(Publish("math", 1, v1), GrpcOk());
+  ASSERT_THAT(Publish("math", 2, v2), GrpcOk());
+  std::string damaged = v1;
+  damaged[damaged.size() - 5] ^= 0x40;
+  store::testing::WriteFileBytes(BlobFile(v1), damaged);
+
+  GetResult bad = Get("math", 1);
+  EXPECT_THAT(bad.status, GrpcIs(grpc::StatusCode::DATA_LOSS, "corrupt"));
+  EXPECT_EQ(bad.messages, 0) << "nothing of a damaged blob is sent";
+  GetResult good = Get("math", 2);
+  ASSERT_THAT(good.status, GrpcOk());
+  EXPECT_EQ(good.bytes, v2);
+  EXPECT_THAT(ListedLabels("math", true), ElementsAre("math@1", "math@2"));
+  // Publishing the same version's bytes again repairs it.
+  ASSERT_THAT(Publish("math", 1, v1), GrpcOk());
+  EXPECT_EQ(Get("math", 1).bytes, v1);
+}
+
+}  // namespace
+}  // namespace t2::registry
