@@ -1,0 +1,112 @@
+#include "t2/adapt/classify.h"
+
+#include <algorithm>
+#include <cctype>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "t2/common/status.h"
+
+namespace t2::adapt {
+
+std::string ClassificationPrompt(std::string_view request) {
+  // Each category is named by what it covers, so that a small base model has a chance; the
+  // answer is asked for alone, since a long one costs decode steps in GENERATE mode. No
+  // example answer: a literal "\boxed{<label>}" in the prompt primes that label, which skews
+  // label scoring towards it.
+  return absl::StrCat(
+      "Classify the request below into one of these categories: code, math, reasoning, "
+      "other.\n"
+      "- code: writing, completing, fixing or explaining computer programs\n"
+      "- math: arithmetic, algebra, word problems and other questions that need calculation\n"
+      "- reasoning: logic, common sense or science questions, including picking one of "
+      "several given options\n"
+      "- other: anything that is none of the above\n"
+      "\n"
+      "Request:\n\"\"\"\n",
+      AsAbsl(request),
+      "\n\"\"\"\n"
+      "\n"
+      "Do not solve the request. Reply with the category only, written as \\boxed{category}.");
+}
+
+std::optional<std::string> LastBoxed(std::string_view text) {
+  static constexpr std::string_view kMarker = "\\boxed";
+  std::optional<std::string> last;
+  size_t pos = 0;
+  while ((pos = text.find(kMarker, pos)) != std::string_view::npos) {
+    size_t open = pos + kMarker.size();
+    while (open < text.size() && (text[open] == ' ' || text[open] == '\t')) ++open;
+    pos += kMarker.size();
+    if (open >= text.size() || text[open] != '{') continue;
+    int depth = 0;
+    size_t close = std::string_view::npos;
+    for (size_t i = open; i < text.size(); ++i) {
+      if (text[i] == '{') {
+        ++depth;
+      } else if (text[i] == '}') {
+        if (--depth == 0) {
+          close = i;
+          break;
+        }
+      }
+    }
+    if (close == std::string_view::npos) break;  // unclosed: nothing later can close either
+    last = std::string(text.substr(open + 1, close - open - 1));
+    pos = close + 1;
+  }
+  return last;
+}
+
+namespace {
+
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
+  return s;
+}
+
+}  // namespace
+
+std::string NormalizeCategory(std::string_view label) {
+  std::string_view s = Trim(label);
+  for (std::string_view wrapper : {"\\text{", "\\textbf{", "\\mathrm{", "\\texttt{"}) {
+    if (s.size() > wrapper.size() && s.substr(0, wrapper.size()) == wrapper && s.back() == '}') {
+      s = Trim(s.substr(wrapper.size(), s.size() - wrapper.size() - 1));
+      break;
+    }
+  }
+  if (!s.empty() && s.back() == '.') s = Trim(s.substr(0, s.size() - 1));
+  if (s.size() >= 2 && (s.front() == '"' || s.front() == '\'') && s.back() == s.front()) {
+    s = Trim(s.substr(1, s.size() - 2));
+  }
+  std::string lower = absl::AsciiStrToLower(AsAbsl(s));
+  for (std::string_view category : kCategories) {
+    if (lower == category) return lower;
+  }
+  return std::string(kOtherCategory);
+}
+
+std::string CategoryFromGenerated(std::string_view text) {
+  std::optional<std::string> boxed = LastBoxed(text);
+  return boxed.has_value() ? NormalizeCategory(*boxed) : std::string(kOtherCategory);
+}
+
+std::vector<std::string> LabelCompletions() {
+  std::vector<std::string> completions;
+  completions.reserve(kCategories.size());
+  for (std::string_view category : kCategories) {
+    completions.push_back(absl::StrCat("\\boxed{", AsAbsl(category), "}"));
+  }
+  return completions;
+}
+
+size_t ArgMax(std::span<const double> values) {
+  size_t best = 0;
+  for (size_t i = 1; i < values.size(); ++i) {
+    if (values[i] > values[best]) best = i;
+  }
+  return best;
+}
+
+}  // namespace t2::adapt

@@ -1,0 +1,173 @@
+#include "t2/adapt/verifier.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <cstdlib>
+
+#include "absl/strings/str_cat.h"
+#include "t2/common/status.h"
+
+namespace t2::adapt {
+namespace {
+
+bool IsDigit(char c) { return c >= '0' && c <= '9'; }
+bool IsAlnum(char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0; }
+
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
+  return s;
+}
+
+bool IsChoice(char c) { return c >= 'A' && c <= 'J'; }
+
+// One regex per process: std::regex construction is slow and these never change.
+const std::regex& AnswerStatement() {
+  static const std::regex re(R"(answer\s*(?:is)?\s*:?\s*\(?([a-j])\)?(?![a-z0-9]))",
+                             std::regex::ECMAScript | std::regex::icase);
+  return re;
+}
+
+}  // namespace
+
+std::optional<double> LastNumber(std::string_view text) {
+  std::optional<double> last;
+  size_t i = 0;
+  const size_t n = text.size();
+  while (i < n) {
+    char c = text[i];
+    const bool prev_word = i > 0 && (IsAlnum(text[i - 1]) || text[i - 1] == '.');
+    const bool sign = c == '-' && i + 1 < n && IsDigit(text[i + 1]) && !prev_word;
+    const bool leading_dot =
+        c == '.' && i + 1 < n && IsDigit(text[i + 1]) && !(i > 0 && IsDigit(text[i - 1]));
+    if (!IsDigit(c) && !sign && !leading_dot) {
+      ++i;
+      continue;
+    }
+    std::string number;
+    if (sign) {
+      number.push_back('-');
+      ++i;
+    }
+    while (i < n && IsDigit(text[i])) number.push_back(text[i++]);
+    // A comma counts as a thousands separator only before exactly three digits, so that a
+    // list "1,2,3" stays three numbers while "1,234,567" is one.
+    while (!number.empty() && i + 3 < n && text[i] == ',' && IsDigit(text[i + 1]) &&
+           IsDigit(text[i + 2]) && IsDigit(text[i + 3]) && (i + 4 >= n || !IsDigit(text[i + 4]))) {
+      number.append(text.substr(i + 1, 3));
+      i += 4;
+    }
+    if (i + 1 < n && text[i] == '.' && IsDigit(text[i + 1])) {
+      number.push_back('.');
+      ++i;
+      while (i < n && IsDigit(text[i])) number.push_back(text[i++]);
+    }
+    char* end = nullptr;
+    double value = std::strtod(number.c_str(), &end);
+    if (end == number.c_str() + number.size()) last = value;
+  }
+  return last;
+}
+
+std::optional<char> ChoiceLetter(std::string_view text) {
+  std::string s(text);
+  // An explicit statement wins; the last one, since models restate their final choice.
+  std::optional<char> stated;
+  for (auto it = std::sregex_iterator(s.begin(), s.end(), AnswerStatement());
+       it != std::sregex_iterator(); ++it) {
+    stated = static_cast<char>(std::toupper(static_cast<unsigned char>((*it)[1].str()[0])));
+  }
+  if (stated.has_value()) return stated;
+  for (size_t i = 0; i + 2 < s.size(); ++i) {
+    if (s[i] == '(' && IsChoice(s[i + 1]) && s[i + 2] == ')') return s[i + 1];
+  }
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (!IsChoice(s[i])) continue;
+    const bool alone_before = i == 0 || !IsAlnum(s[i - 1]);
+    const bool alone_after = i + 1 == s.size() || !IsAlnum(s[i + 1]);
+    if (alone_before && alone_after) return s[i];
+  }
+  return std::nullopt;
+}
+
+bool NumbersEqual(double a, double b) {
+  if (a == b) return true;
+  return std::fabs(a - b) <= 1e-6 * std::max(std::fabs(a), std::fabs(b));
+}
+
+absl::StatusOr<Verifier> Verifier::Create(VerifierKind kind, std::string_view expected) {
+  Verifier v;
+  v.kind_ = kind;
+  switch (kind) {
+    case VerifierKind::kExact:
+      v.expected_text_ = std::string(Trim(expected));
+      return v;
+    case VerifierKind::kNumeric: {
+      std::optional<double> number = LastNumber(expected);
+      if (!number.has_value()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("expected answer '", AsAbsl(expected), "' has no number"));
+      }
+      v.expected_number_ = *number;
+      return v;
+    }
+    case VerifierKind::kChoiceLetter: {
+      std::string_view t = Trim(expected);
+      if (t.size() == 3 && t.front() == '(' && t.back() == ')') t = t.substr(1, 1);
+      if (t.size() == 2 && (t.back() == '.' || t.back() == ')')) t = t.substr(0, 1);
+      std::optional<char> letter;
+      // A bare lower-case letter ("b", "(b)", "b.") is a fine way to write the expected
+      // choice, although a lower-case letter inside an answer is too ambiguous ("a") to count.
+      if (t.size() == 1 &&
+          IsChoice(static_cast<char>(std::toupper(static_cast<unsigned char>(t[0]))))) {
+        letter = static_cast<char>(std::toupper(static_cast<unsigned char>(t[0])));
+      } else {
+        letter = ChoiceLetter(t);
+      }
+      if (!letter.has_value()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("expected answer '", AsAbsl(expected), "' has no choice letter A-J"));
+      }
+      v.expected_letter_ = *letter;
+      return v;
+    }
+    case VerifierKind::kRegex:
+      try {
+        v.regex_ =
+            std::make_shared<const std::regex>(std::string(expected), std::regex::ECMAScript);
+      } catch (const std::regex_error& e) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("invalid regular expression '", AsAbsl(expected), "': ", e.what()));
+      }
+      v.expected_text_ = std::string(expected);
+      return v;
+  }
+  return absl::InvalidArgumentError("unknown verifier kind");
+}
+
+bool Verifier::Accepts(std::string_view answer) const {
+  switch (kind_) {
+    case VerifierKind::kExact:
+      return Trim(answer) == expected_text_;
+    case VerifierKind::kNumeric: {
+      std::optional<double> number = LastNumber(answer);
+      return number.has_value() && NumbersEqual(*number, expected_number_);
+    }
+    case VerifierKind::kChoiceLetter: {
+      std::optional<char> letter = ChoiceLetter(answer);
+      return letter.has_value() && *letter == expected_letter_;
+    }
+    case VerifierKind::kRegex:
+      try {
+        return std::regex_search(answer.begin(), answer.end(), *regex_);
+      } catch (const std::regex_error&) {
+        // Matching can run out of stack or steps on a hostile pattern; that answer fails
+        // rather than the request.
+        return false;
+      }
+  }
+  return false;
+}
+
+}  // namespace t2::adapt

@@ -1,0 +1,342 @@
+#include "expert_resolver.h"
+
+#include <algorithm>
+#include <charconv>
+
+#include "absl/strings/str_cat.h"
+#include "t2/common/log.h"
+#include "t2/common/status.h"
+#include "t2/rpc/status.h"
+
+namespace t2::dispatcher {
+namespace {
+
+std::string ExpertLabel(const t2::v1::ExpertRef& ref) {
+  return absl::StrCat(ref.name(), "@", ref.version());
+}
+
+ResolvedAdapter SingleExpert(const t2::v1::ExpertRef& ref) {
+  ResolvedAdapter r;
+  *r.spec.add_experts() = ref;
+  r.label = ExpertLabel(ref);
+  return r;
+}
+
+bool Cacheable(const absl::Status& s) { return s.ok() || absl::IsNotFound(s); }
+
+// Registry errors other than NOT_FOUND keep their code; the message says it was the registry.
+absl::Status RegistryError(const grpc::Status& status, std::string_view call) {
+  return Annotate(rpc::FromGrpc(status), absl::StrCat("registry ", AsAbsl(call)));
+}
+
+}  // namespace
+
+bool IsValidName(std::string_view name) {
+  if (name.empty() || name.size() > 64) return false;
+  auto lower_or_digit = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
+  if (!lower_or_digit(name[0])) return false;
+  return std::all_of(name.begin(), name.end(),
+                     [&](char c) { return lower_or_digit(c) || c == '.' || c == '_' || c == '-'; });
+}
+
+absl::StatusOr<ExpertName> ParseExpertName(std::string_view spec) {
+  ExpertName out;
+  std::string_view name = spec;
+  if (size_t at = spec.find('@'); at != std::string_view::npos) {
+    name = spec.substr(0, at);
+    std::string_view version = spec.substr(at + 1);
+    auto [end, ec] = std::from_chars(version.data(), version.data() + version.size(), out.version);
+    if (version.empty() || ec != std::errc() || end != version.data() + version.size() ||
+        out.version < 1) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("'", AsAbsl(spec), "': the version after @ must be an integer >= 1"));
+    }
+  }
+  if (!IsValidName(name)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", AsAbsl(spec),
+                     "' is not a valid name ([a-z0-9][a-z0-9._-]{0,63}, optionally @version)"));
+  }
+  out.name = std::string(name);
+  return out;
+}
+
+ResolvedAdapter BaseAdapter() { return ResolvedAdapter{.spec = {}, .label = "base"}; }
+
+ExpertResolver::ExpertResolver(const std::shared_ptr<grpc::Channel>& registry, Options options)
+    : stub_(t2::v1::Registry::NewStub(registry)), options_(options) {}
+
+ExpertResolver::~ExpertResolver() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+    if (watch_context_ != nullptr) watch_context_->TryCancel();
+  }
+  stop_cv_.notify_all();
+  if (watcher_.joinable()) watcher_.join();
+}
+
+void ExpertResolver::StartWatch() {
+  std::lock_guard lock(mu_);
+  if (!watcher_.joinable() && !stopping_) watcher_ = std::thread([this] { WatchLoop(); });
+}
+
+absl::Status ExpertResolver::Ping(std::chrono::milliseconds timeout) {
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + timeout);
+  t2::v1::ListAliasesResponse response;
+  grpc::Status status = stub_->ListAliases(&context, t2::v1::ListAliasesRequest(), &response);
+  if (!status.ok()) return RegistryError(status, "ListAliases");
+  return absl::OkStatus();
+}
+
+ExpertResolver::Stats ExpertResolver::stats() const {
+  std::lock_guard lock(mu_);
+  return stats_;
+}
+
+bool ExpertResolver::watching() const {
+  std::lock_guard lock(mu_);
+  return watching_;
+}
+
+std::optional<absl::StatusOr<ResolvedAdapter>> ExpertResolver::Lookup(const std::string& key,
+                                                                      uint64_t* generation) {
+  std::lock_guard lock(mu_);
+  *generation = generation_;
+  auto it = cache_.find(key);
+  if (watching_ && it != cache_.end() &&
+      std::chrono::steady_clock::now() - it->second.stored < options_.cache_ttl) {
+    ++stats_.hits;
+    return it->second.value;
+  }
+  ++stats_.misses;
+  return std::nullopt;
+}
+
+void ExpertResolver::Store(const std::string& key, const std::string& name, uint64_t generation,
+                           const absl::StatusOr<ResolvedAdapter>& value) {
+  if (!Cacheable(value.status())) return;
+  std::lock_guard lock(mu_);
+  if (!watching_ || generation != generation_) return;
+  cache_[key] = Entry{.value = value, .name = name, .stored = std::chrono::steady_clock::now()};
+}
+
+template <typename Fn>
+absl::StatusOr<ResolvedAdapter> ExpertResolver::Cached(const std::string& key,
+                                                       const std::string& name, Fn fetch) {
+  uint64_t generation = 0;
+  if (auto hit = Lookup(key, &generation); hit.has_value()) return *hit;
+  absl::StatusOr<ResolvedAdapter> value = fetch();
+  Store(key, name, generation, value);
+  return value;
+}
+
+absl::StatusOr<ResolvedAdapter> ExpertResolver::ResolveExpert(std::string_view spec,
+                                                              const CallScope& scope) {
+  T2_ASSIGN_OR_RETURN(ExpertName name, ParseExpertName(spec));
+  return Cached(absl::StrCat("expert:", AsAbsl(spec)), name.name,
+                [&]() -> absl::StatusOr<ResolvedAdapter> {
+                  if (name.version == 0) {
+                    absl::StatusOr<ResolvedAdapter> alias = FetchAlias(name.name, scope);
+                    if (!absl::IsNotFound(alias.status())) return alias;
+                  }
+                  return FetchExpert(name, scope);
+                });
+}
+
+absl::StatusOr<ResolvedAdapter> ExpertResolver::ResolveAlias(std::string_view alias,
+                                                             const CallScope& scope) {
+  if (!IsValidName(alias)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", AsAbsl(alias), "' is not a valid alias name"));
+  }
+  std::string name(alias);
+  return Cached(absl::StrCat("alias:", name), name, [&] { return FetchAlias(name, scope); });
+}
+
+absl::StatusOr<ResolvedAdapter> ExpertResolver::ResolveMixture(std::string_view mixture,
+                                                               std::string_view what,
+                                                               const CallScope& scope) {
+  if (!IsValidName(mixture)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", AsAbsl(mixture), "' is not a valid ", AsAbsl(what), " name"));
+  }
+  std::string name(mixture);
+  // The key leaves out `what`: both spellings name the same registry object.
+  return Cached(absl::StrCat("mixture:", name), name,
+                [&] { return FetchMixture(name, what, scope); });
+}
+
+absl::StatusOr<ResolvedAdapter> ExpertResolver::FetchAlias(const std::string& alias,
+                                                           const CallScope& scope) {
+  grpc::ClientContext context;
+  context.set_deadline(scope.Capped(options_.call_timeout));
+  t2::v1::GetAliasRequest request;
+  request.set_alias(alias);
+  t2::v1::Alias response;
+  grpc::Status status = stub_->GetAlias(&context, request, &response);
+  if (status.error_code() == grpc::StatusCode::NOT_FOUND) {
+    return absl::NotFoundError(absl::StrCat("no alias named '", alias, "'"));
+  }
+  if (!status.ok()) return RegistryError(status, absl::StrCat("GetAlias('", alias, "')"));
+  return SingleExpert(response.target());
+}
+
+absl::StatusOr<ResolvedAdapter> ExpertResolver::FetchExpert(const ExpertName& name,
+                                                            const CallScope& scope) {
+  grpc::ClientContext context;
+  context.set_deadline(scope.Capped(options_.call_timeout));
+  t2::v1::ListExpertsRequest request;
+  request.set_name(name.name);
+  // A pinned version stays usable after deprecation (in-flight work keeps going); a plain
+  // name means the newest version that is not deprecated.
+  request.set_include_deprecated(name.version != 0);
+  t2::v1::ListExpertsResponse response;
+  grpc::Status status = stub_->ListExperts(&context, request, &response);
+  if (!status.ok() && status.error_code() != grpc::StatusCode::NOT_FOUND) {
+    return RegistryError(status, absl::StrCat("ListExperts('", name.name, "')"));
+  }
+  const t2::v1::ExpertInfo* best = nullptr;
+  for (const t2::v1::ExpertInfo& info : response.experts()) {
+    if (info.name() != name.name) continue;
+    if (name.version != 0) {
+      if (info.version() == name.version) best = &info;
+    } else if (!info.deprecated() && (best == nullptr || info.version() > best->version())) {
+      best = &info;
+    }
+  }
+  if (best == nullptr) {
+    if (name.version != 0) {
+      return absl::NotFoundError(
+          absl::StrCat("expert '", name.name, "@", name.version, "' not found"));
+    }
+    return absl::NotFoundError(absl::StrCat("no expert or alias named '", name.name, "'"));
+  }
+  t2::v1::ExpertRef ref;
+  ref.set_name(best->name());
+  ref.set_version(best->version());
+  ref.set_sha256(best->sha256());
+  return SingleExpert(ref);
+}
+
+absl::StatusOr<ResolvedAdapter> ExpertResolver::FetchMixture(const std::string& name,
+                                                             std::string_view what,
+                                                             const CallScope& scope) {
+  grpc::ClientContext context;
+  context.set_deadline(scope.Capped(options_.call_timeout));
+  t2::v1::GetMixtureRequest request;
+  request.set_name(name);
+  t2::v1::Mixture response;
+  grpc::Status status = stub_->GetMixture(&context, request, &response);
+  if (status.error_code() == grpc::StatusCode::NOT_FOUND) {
+    return absl::NotFoundError(absl::StrCat("no ", AsAbsl(what), " named '", name, "'"));
+  }
+  if (!status.ok()) return RegistryError(status, absl::StrCat("GetMixture('", name, "')"));
+  return ResolvedAdapter{.spec = response.spec(), .label = absl::StrCat("mixture:", name)};
+}
+
+absl::StatusOr<std::vector<t2::v1::ExpertRef>> ExpertResolver::AliasTargets(
+    const std::set<std::string>& except, const CallScope& scope) {
+  grpc::ClientContext context;
+  context.set_deadline(scope.Capped(options_.call_timeout));
+  t2::v1::ListAliasesResponse response;
+  grpc::Status status = stub_->ListAliases(&context, t2::v1::ListAliasesRequest(), &response);
+  if (!status.ok()) return RegistryError(status, "ListAliases");
+  std::vector<t2::v1::Alias> aliases(response.aliases().begin(), response.aliases().end());
+  std::sort(aliases.begin(), aliases.end(),
+            [](const auto& a, const auto& b) { return a.alias() < b.alias(); });
+  std::vector<t2::v1::ExpertRef> out;
+  for (const t2::v1::Alias& alias : aliases) {
+    if (except.count(alias.alias()) != 0) continue;
+    const t2::v1::ExpertRef& ref = alias.target();
+    bool seen = std::any_of(out.begin(), out.end(), [&](const t2::v1::ExpertRef& r) {
+      return r.name() == ref.name() && r.version() == ref.version();
+    });
+    if (!seen) out.push_back(ref);
+  }
+  return out;
+}
+
+absl::StatusOr<t2::v1::Mixture> ExpertResolver::PutMixture(const t2::v1::Mixture& mixture,
+                                                           const CallScope& scope) {
+  grpc::ClientContext context;
+  context.set_deadline(scope.Capped(options_.call_timeout));
+  t2::v1::PutMixtureRequest request;
+  *request.mutable_mixture() = mixture;
+  t2::v1::Mixture response;
+  grpc::Status status = stub_->PutMixture(&context, request, &response);
+  if (!status.ok()) {
+    return RegistryError(status, absl::StrCat("PutMixture('", mixture.name(), "')"));
+  }
+  // Our own write: a client that adapts and then generates with the task must not meet a
+  // cached NOT_FOUND before the Watch event arrives.
+  std::lock_guard lock(mu_);
+  EraseName(mixture.name());
+  return response;
+}
+
+void ExpertResolver::EraseName(const std::string& name) {
+  ++generation_;
+  for (auto it = cache_.begin(); it != cache_.end();) {
+    it = it->second.name == name ? cache_.erase(it) : std::next(it);
+  }
+}
+
+void ExpertResolver::WatchLoop() {
+  std::chrono::milliseconds backoff(100);
+  bool logged_down = false;
+  while (true) {
+    grpc::ClientContext context;
+    t2::v1::WatchRequest request;
+    {
+      std::lock_guard lock(mu_);
+      if (stopping_) return;
+      watch_context_ = &context;
+      request.set_from_sequence(last_sequence_);
+      // Events may have been missed while no stream was open.
+      cache_.clear();
+      ++generation_;
+      watching_ = true;
+    }
+    const auto opened = std::chrono::steady_clock::now();
+    std::unique_ptr<grpc::ClientReader<t2::v1::RegistryEvent>> reader =
+        stub_->Watch(&context, request);
+    t2::v1::RegistryEvent event;
+    bool got_event = false;
+    while (reader->Read(&event)) {
+      got_event = true;
+      std::lock_guard lock(mu_);
+      last_sequence_ = std::max(last_sequence_, event.sequence());
+      ++stats_.events;
+      // An event names the expert, alias or mixture it changed; every cached lookup of that
+      // name may now be stale ("math" resolved through an alias, "math@2", ...).
+      EraseName(event.name());
+    }
+    grpc::Status status = reader->Finish();
+    std::unique_lock lock(mu_);
+    watch_context_ = nullptr;
+    watching_ = false;
+    cache_.clear();
+    ++generation_;
+    if (stopping_) return;
+    ++stats_.reconnects;
+    // A stream that fails at once is a registry still down: back off, and log once an outage.
+    const bool was_up =
+        got_event || std::chrono::steady_clock::now() - opened > std::chrono::seconds(1);
+    if (was_up) {
+      backoff = std::chrono::milliseconds(100);
+      logged_down = false;
+    }
+    if (!logged_down) {
+      LogWarning(absl::StrCat("registry watch ended (", status.error_message(),
+                              "); lookups go uncached until it reconnects"));
+      logged_down = true;
+    }
+    stop_cv_.wait_for(lock, backoff, [&] { return stopping_; });
+    if (stopping_) return;
+    backoff = std::min(backoff * 2, options_.max_backoff);
+  }
+}
+
+}  // namespace t2::dispatcher

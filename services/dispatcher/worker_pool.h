@@ -1,0 +1,117 @@
+// The dispatcher's view of its workers: one gRPC channel each, their health (probed in the
+// background with grpc.health.v1 and corrected at once when a call finds a worker gone),
+// their capacity (Worker.Info) and how many requests each has outstanding from us.
+//
+// Choice: the serving worker with the fewest outstanding requests; equal counts rotate, so an
+// idle pool spreads requests. Workers not known to be serving are still used as a last
+// resort, so that a request never fails only because a probe ran before a worker came up.
+//
+// Thread-safe. Owns a probe thread from construction until destruction.
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "t2/v1/worker.grpc.pb.h"
+
+namespace t2::dispatcher {
+
+class WorkerPool {
+ public:
+  struct Options {
+    std::vector<std::string> addresses;  // host:port, at least one
+    std::chrono::milliseconds probe_interval{1000};
+    std::chrono::milliseconds probe_timeout{1000};
+  };
+
+  enum class Health { kUnknown, kServing, kNotServing };
+
+  struct WorkerState {
+    std::string address;
+    Health health = Health::kUnknown;
+    int outstanding = 0;
+    bool info_known = false;
+    t2::v1::WorkerInfo info;
+  };
+
+  // An outstanding request on one worker: counted from Acquire until the lease is destroyed.
+  class Lease {
+   public:
+    Lease(Lease&& other) noexcept;
+    Lease& operator=(Lease&& other) noexcept;
+    Lease(const Lease&) = delete;
+    Lease& operator=(const Lease&) = delete;
+    ~Lease();
+
+    size_t index() const { return index_; }
+    const std::string& address() const;
+    t2::v1::Worker::Stub* stub() const;
+
+   private:
+    friend class WorkerPool;
+    Lease(WorkerPool* pool, size_t index) : pool_(pool), index_(index) {}
+    WorkerPool* pool_ = nullptr;
+    size_t index_ = 0;
+  };
+
+  explicit WorkerPool(Options options);
+  ~WorkerPool();
+  WorkerPool(const WorkerPool&) = delete;
+  WorkerPool& operator=(const WorkerPool&) = delete;
+
+  size_t size() const { return workers_.size(); }
+
+  // The best worker not in `exclude` (indices), or nullopt when every worker is excluded.
+  std::optional<Lease> Acquire(const std::vector<size_t>& exclude = {});
+  // A call found the worker unreachable: skip it until a probe sees it serving again.
+  void ReportUnavailable(size_t index);
+
+  // Layers of the served model (WorkerInfo.num_layers of any worker that reported it), 0 if
+  // none has yet.
+  int NumLayers() const;
+  // How many calls a batch (CEM evaluation) should keep in flight across the pool: for each
+  // worker not known to be down, its batch size plus half its queue (the other half stays
+  // free for interactive requests), or 16 while its Info is unknown.
+  int BatchWindow() const;
+
+  std::vector<WorkerState> Snapshot() const;
+  // Runs one probe round now and waits for it (tests, and start-up logging).
+  void ProbeNow();
+
+ private:
+  struct Worker {
+    std::string address;
+    std::shared_ptr<grpc::Channel> channel;
+    std::unique_ptr<t2::v1::Worker::Stub> stub;
+    Health health = Health::kUnknown;  // guarded by mu_
+    int outstanding = 0;               // guarded by mu_
+    bool info_known = false;           // guarded by mu_
+    t2::v1::WorkerInfo info;           // guarded by mu_
+  };
+
+  void Release(size_t index);
+  void ProbeLoop();
+  void ProbeRound();
+
+  Options options_;
+  std::vector<std::unique_ptr<Worker>> workers_;  // fixed after construction
+  mutable std::mutex mu_;
+  size_t rotation_ = 0;  // guarded by mu_
+  std::mutex probe_mu_;  // one probe round at a time
+  std::mutex stop_mu_;
+  std::condition_variable stop_cv_;
+  bool stopping_ = false;  // guarded by stop_mu_
+  std::thread prober_;
+};
+
+}  // namespace t2::dispatcher
