@@ -5,6 +5,7 @@
 // then SERVING. SIGTERM/SIGINT: NOT_SERVING, new calls UNAVAILABLE, running and queued
 // requests finish (up to --drain-seconds), exit 0.
 #include <atomic>
+#include <future>
 #include <iostream>
 #include <thread>
 
@@ -137,9 +138,18 @@ int main(int argc, char** argv) {
   const std::string model_name = model_path->stem().string();
   service.Attach(**generator, experts, model_name);
   std::atomic<bool> stopping{false};
+  // Experts for this model can only be published once the registry knows it: SERVING waits
+  // for the registration (a registry that is down delays it at most 10 s, then it goes on
+  // retrying in the background).
   std::thread registrar;
   if (registry) {
-    registrar = std::thread([&] { RegisterBaseModel(registry, **generator, model_name, stopping); });
+    auto registered = std::make_shared<std::promise<void>>();
+    auto done = registered->get_future();
+    registrar = std::thread([&, registered] {
+      RegisterBaseModel(registry, **generator, model_name, stopping);
+      registered->set_value();
+    });
+    done.wait_for(std::chrono::seconds(10));
   }
   server->SetServing(true);
   t2::LogInfo(absl::StrCat("t2-worker serving ", model_name, " on ", server->address, " (",

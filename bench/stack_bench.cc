@@ -1,0 +1,183 @@
+// Services overhead and the first pass's cost, against a running stack (`t2 up`).
+//
+//   build/bench/stack_bench DISPATCHER_ADDR [requests] [max_new_tokens]
+//
+// 1. The same greedy chat requests, one at a time, (a) through the engine in-process and
+//    (b) through Dispatcher.GenerateStream with no adaptation: time to first token and time
+//    per token, p50 and p99, and the difference (what gRPC, the dispatcher and the worker's
+//    queue add).
+// 2. The first pass as a share of the second pass for each classification mode, on answers
+//    of max_new_tokens tokens (the paper measured 13-47% with generated classification).
+// Run on a quiet machine; the in-process engine runs first and is freed before (b).
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include <grpcpp/grpcpp.h>
+
+#include "t2/common/env.h"
+#include "t2/engine/generator.h"
+#include "t2/tokenizer/chat_template.h"
+#include "t2/v1/dispatcher.grpc.pb.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double Ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
+
+double Percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  size_t i = static_cast<size_t>(p * (v.size() - 1) + 0.5);
+  return v[std::min(i, v.size() - 1)];
+}
+
+const std::vector<std::string> kQuestions = {
+    "What is 12 times 12?", "Write a Python function that reverses a string.", "Why is the sky blue?",
+    "List three prime numbers.", "If all cats are animals and Tom is a cat, what is Tom?",
+    "Explain recursion in one paragraph.", "What is the capital of Japan?", "Sort these: 5, 2, 9, 1."};
+
+struct Timing {
+  std::vector<double> ttft_ms, per_token_ms;
+};
+
+void Print(const char* label, const Timing& t) {
+  std::printf("| %-28s | %8.1f | %8.1f | %8.2f | %8.2f |\n", label, Percentile(t.ttft_ms, 0.5),
+              Percentile(t.ttft_ms, 0.99), Percentile(t.per_token_ms, 0.5), Percentile(t.per_token_ms, 0.99));
+}
+
+Timing InProcess(int requests, int max_new) {
+  Timing out;
+  auto model = t2::ResolveModelPath("default");
+  auto g = t2::engine::Generator::Create({.model = *model, .device = "cpu", .max_batch_size = 8});
+  if (!g.ok()) {
+    std::fprintf(stderr, "engine: %s\n", g.status().ToString().c_str());
+    return out;
+  }
+  auto tmpl = t2::tokenizer::ChatTemplate::FromJinja((*g)->tokenizer().chat_template());
+  for (int i = 0; i < requests; ++i) {
+    std::vector<t2::tokenizer::ChatMessage> messages = {{"user", kQuestions[i % kQuestions.size()]}};
+    t2::engine::GenerationRequest r;
+    r.prompt_ids = (*g)->tokenizer().Encode(*tmpl->Apply(messages, true), false);
+    r.max_new_tokens = max_new;
+    Clock::time_point start = Clock::now(), first{}, last{};
+    int tokens = 0;
+    std::mutex mu;
+    std::condition_variable cv;
+    bool done = false;
+    t2::engine::StreamCallbacks cb;
+    cb.on_tokens = [&](std::string_view, std::span<const int32_t> ids, std::span<const float>) {
+      if (ids.empty()) return;
+      auto now = Clock::now();
+      if (tokens == 0) first = now;
+      last = now;
+      tokens += static_cast<int>(ids.size());
+    };
+    cb.on_done = [&](absl::StatusOr<t2::engine::GenerationResult>) {
+      std::lock_guard<std::mutex> l(mu);
+      done = true;
+      cv.notify_all();
+    };
+    if (!(*g)->Submit(r, cb).ok()) continue;
+    std::unique_lock<std::mutex> l(mu);
+    cv.wait(l, [&] { return done; });
+    out.ttft_ms.push_back(Ms(first - start));
+    if (tokens > 1) out.per_token_ms.push_back(Ms(last - first) / (tokens - 1));
+  }
+  return out;
+}
+
+t2::v1::GenerateRequest Request(int i, int max_new) {
+  t2::v1::GenerateRequest r;
+  auto* m = r.mutable_chat()->add_messages();
+  m->set_role("user");
+  m->set_content(kQuestions[i % kQuestions.size()]);
+  r.set_max_new_tokens(max_new);
+  return r;
+}
+
+// Streams one request; returns (ttft, per-token, first pass ms, total ms).
+struct Measured {
+  double ttft = 0, per_token = 0, first_pass = 0, total = 0;
+  bool ok = false;
+};
+
+Measured Through(t2::v1::Dispatcher::Stub& stub, const t2::v1::GenerateRequest& request) {
+  Measured m;
+  grpc::ClientContext context;
+  Clock::time_point start = Clock::now(), first{}, last{};
+  auto reader = stub.GenerateStream(&context, request);
+  t2::v1::GenerateStreamResponse message;
+  int64_t tokens = 0;
+  while (reader->Read(&message)) {
+    if (message.has_first_pass()) m.first_pass = message.first_pass().duration_ms();
+    if (!message.text().empty()) {
+      auto now = Clock::now();
+      if (first == Clock::time_point{}) first = now;
+      last = now;
+    }
+    if (message.has_usage()) tokens = message.usage().completion_tokens();
+  }
+  m.ok = reader->Finish().ok();
+  m.total = Ms(Clock::now() - start);
+  m.ttft = Ms(first - start);
+  if (tokens > 1) m.per_token = Ms(last - first) / static_cast<double>(tokens - 1);
+  return m;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::fprintf(stderr, "usage: stack_bench DISPATCHER_ADDR [requests] [max_new_tokens]\n");
+    return 2;
+  }
+  const std::string address = argv[1];
+  const int requests = argc > 2 ? std::atoi(argv[2]) : 16;
+  const int max_new = argc > 3 ? std::atoi(argv[3]) : 128;
+  auto channel = grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
+  auto stub = t2::v1::Dispatcher::NewStub(channel);
+
+  Timing engine = InProcess(requests, max_new);
+  Timing stack;
+  Through(*stub, Request(0, 4));  // connect and warm up
+  for (int i = 0; i < requests; ++i) {
+    auto m = Through(*stub, Request(i, max_new));
+    if (!m.ok) continue;
+    stack.ttft_ms.push_back(m.ttft);
+    stack.per_token_ms.push_back(m.per_token);
+  }
+  std::printf("\n%d greedy chat requests, one at a time, up to %d new tokens\n\n", requests, max_new);
+  std::printf("| %-28s | %8s | %8s | %8s | %8s |\n", "path", "TTFT p50", "TTFT p99", "tok p50", "tok p99");
+  std::printf("|------------------------------|----------|----------|----------|----------|\n");
+  Print("engine in-process (ms)", engine);
+  Print("dispatcher -> worker (ms)", stack);
+  std::printf("\nservices add %.2f ms to TTFT and %.3f ms per token at p50\n",
+              Percentile(stack.ttft_ms, 0.5) - Percentile(engine.ttft_ms, 0.5),
+              Percentile(stack.per_token_ms, 0.5) - Percentile(engine.per_token_ms, 0.5));
+
+  std::printf("\nFirst pass as a share of the second pass (%d-token answers)\n\n", max_new);
+  std::printf("| %-24s | %12s | %12s | %7s |\n", "strategy", "first ms p50", "second ms p50", "share");
+  std::printf("|--------------------------|--------------|---------------|---------|\n");
+  for (auto mode : {t2::v1::CLASSIFY_MODE_LABEL_SCORE, t2::v1::CLASSIFY_MODE_GENERATE}) {
+    std::vector<double> first, second;
+    for (int i = 0; i < std::max(4, requests / 2); ++i) {
+      auto r = Request(i, max_new);
+      r.mutable_adaptation()->mutable_prompt()->set_mode(mode);
+      auto m = Through(*stub, r);
+      if (!m.ok) continue;
+      first.push_back(m.first_pass);
+      second.push_back(m.total - m.first_pass);
+    }
+    double f = Percentile(first, 0.5), s = Percentile(second, 0.5);
+    std::printf("| %-24s | %12.1f | %13.1f | %6.1f%% |\n",
+                mode == t2::v1::CLASSIFY_MODE_LABEL_SCORE ? "prompt, label scoring" : "prompt, generate \\boxed",
+                f, s, s > 0 ? 100.0 * f / s : 0.0);
+  }
+  return 0;
+}

@@ -1,0 +1,296 @@
+// The whole stack as real processes on loopback: registry, two workers and the dispatcher,
+// each started by the test on an ephemeral port. Answers through the dispatcher (unary and
+// streaming) equal the engine's own in-process output, with and without an expert; unknown
+// names are NOT_FOUND; moving an alias while a stream is in flight does not disturb it; a
+// dead worker is routed around.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <signal.h>
+
+#include <fstream>
+#include <iterator>
+#include <thread>
+
+#include "integration/service_process.h"
+#include "t2/common/process.h"
+#include "t2/common/sha256.h"
+#include "t2/engine/generator.h"
+#include "t2/tokenizer/chat_template.h"
+#include "t2/v1/dispatcher.grpc.pb.h"
+#include "t2/v1/registry.grpc.pb.h"
+#include "testing/reference_data.h"
+
+namespace t2 {
+namespace {
+
+using t2::testing::ServiceProcess;
+using t2::testing::StartService;
+using ::testing::HasSubstr;
+
+constexpr const char* kQuestion = "What is 12 times 12?";
+
+struct Answer {
+  grpc::Status status;
+  std::string text;
+  v1::FirstPass first_pass;
+  v1::FinishReason finish = v1::FINISH_REASON_UNSPECIFIED;
+  int messages = 0;
+};
+
+v1::GenerateRequest ChatRequest(const std::string& question, int max_new) {
+  v1::GenerateRequest r;
+  auto* m = r.mutable_chat()->add_messages();
+  m->set_role("user");
+  m->set_content(question);
+  r.set_max_new_tokens(max_new);
+  return r;
+}
+
+Answer Stream(v1::Dispatcher::Stub& stub, const v1::GenerateRequest& request,
+              const std::function<void(const Answer&)>& on_message = nullptr) {
+  Answer out;
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::minutes(3));
+  auto reader = stub.GenerateStream(&context, request);
+  v1::GenerateStreamResponse m;
+  while (reader->Read(&m)) {
+    if (m.has_first_pass()) out.first_pass = m.first_pass();
+    out.text += m.text();
+    if (m.finish_reason() != v1::FINISH_REASON_UNSPECIFIED) out.finish = m.finish_reason();
+    ++out.messages;
+    if (on_message) on_message(out);
+  }
+  out.status = reader->Finish();
+  return out;
+}
+
+Answer Unary(v1::Dispatcher::Stub& stub, const v1::GenerateRequest& request) {
+  Answer out;
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::minutes(3));
+  v1::GenerateResponse response;
+  out.status = stub.Generate(&context, request, &response);
+  out.text = response.text();
+  out.first_pass = response.first_pass();
+  out.finish = response.finish_reason();
+  return out;
+}
+
+class StackTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = t2::testing::MakeTempDir("t2-stack-test");
+    const std::string model = t2::testing::DefaultModelPath().string();
+    // Two real experts: every singular value scaled by 0.9 and by 1.1 (no renormalisation),
+    // written by `t2 expert constant`, as a trainer would publish them.
+    for (auto [name, value] : {std::pair{"v1", "0.9"}, std::pair{"v2", "1.1"}}) {
+      const auto path = dir_ / (std::string(name) + ".safetensors");
+      ChildProcess maker;
+      ASSERT_TRUE(maker.Start({t2::testing::BinaryFromEnv("T2_BINARY"), "expert", "constant", "--model", model,
+                               "--value", value, "--normalization", "none", "--task", "math", "--device", "cpu",
+                               "--out", path.string()},
+                              dir_ / "expert.log"));
+      int status = maker.Wait(std::chrono::minutes(5));
+      ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << t2::Tail(dir_ / "expert.log");
+      expert_files_[name] = path;
+    }
+    auto registry = StartService(t2::testing::BinaryFromEnv("T2_REGISTRY_BINARY"), {"--root", (dir_ / "registry").string()},
+                                 dir_, "registry");
+    ASSERT_TRUE(registry.ok()) << registry.status();
+    registry_ = registry->release();
+    for (int i = 0; i < 2; ++i) {
+      auto worker = StartService(t2::testing::BinaryFromEnv("T2_WORKER_BINARY"),
+                                 {"--model", model, "--device", "cpu", "--registry", registry_->address,
+                                  "--max-batch-size", "4", "--max-context", "1024", "--expert-dir",
+                                  (dir_ / ("experts" + std::to_string(i))).string()},
+                                 dir_, "worker" + std::to_string(i));
+      ASSERT_TRUE(worker.ok()) << worker.status();
+      workers_.push_back(worker->release());
+    }
+    auto dispatcher = StartService(t2::testing::BinaryFromEnv("T2_DISPATCHER_BINARY"),
+                                   {"--registry", registry_->address, "--worker", workers_[0]->address, "--worker",
+                                    workers_[1]->address},
+                                   dir_, "dispatcher");
+    ASSERT_TRUE(dispatcher.ok()) << dispatcher.status();
+    dispatcher_ = dispatcher->release();
+
+    auto engine = engine::Generator::Create(
+        {.model = t2::testing::DefaultModelPath(), .device = "cpu", .svf = engine::SvfOptions{}});
+    ASSERT_TRUE(engine.ok()) << engine.status();
+    engine_ = engine->release();
+    for (const auto& [name, path] : expert_files_) ASSERT_TRUE(engine_->AddExpert(name, path).ok());
+  }
+  static void TearDownTestSuite() {
+    delete dispatcher_;
+    for (auto* w : workers_) delete w;
+    workers_.clear();
+    delete registry_;
+    delete engine_;
+    std::filesystem::remove_all(dir_);
+  }
+  void SetUp() override {
+    ASSERT_NE(dispatcher_, nullptr);
+    dispatcher_stub_ = v1::Dispatcher::NewStub(dispatcher_->channel);
+    registry_stub_ = v1::Registry::NewStub(registry_->channel);
+  }
+
+  // What the engine generates in-process for a chat turn ("" adapter = base model).
+  static std::string EngineAnswer(const std::string& question, int max_new, const std::string& adapter) {
+    auto tmpl = tokenizer::ChatTemplate::FromJinja(engine_->tokenizer().chat_template());
+    std::vector<tokenizer::ChatMessage> messages = {{"user", question}};
+    engine::GenerationRequest r;
+    r.prompt_ids = engine_->tokenizer().Encode(*tmpl->Apply(messages, true), false);
+    r.max_new_tokens = max_new;
+    r.adapter = adapter;
+    auto out = engine_->Generate(std::span(&r, 1));
+    EXPECT_TRUE(out.ok()) << out.status();
+    return out.ok() ? (*out)[0].text : "";
+  }
+
+  v1::ExpertInfo Publish(const std::string& name, int64_t version, const std::filesystem::path& file) {
+    std::ifstream in(file, std::ios::binary);
+    std::string blob((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    grpc::ClientContext context;
+    v1::ExpertInfo info;
+    auto writer = registry_stub_->PublishExpert(&context, &info);
+    v1::PublishExpertRequest header;
+    header.mutable_header()->set_name(name);
+    header.mutable_header()->set_version(version);
+    header.mutable_header()->set_size_bytes(static_cast<int64_t>(blob.size()));
+    header.mutable_header()->set_sha256(Sha256Hex(blob));
+    EXPECT_TRUE(writer->Write(header));
+    for (size_t offset = 0; offset < blob.size(); offset += 1 << 20) {
+      v1::PublishExpertRequest chunk;
+      chunk.set_chunk(blob.substr(offset, 1 << 20));
+      EXPECT_TRUE(writer->Write(chunk));
+    }
+    writer->WritesDone();
+    grpc::Status status = writer->Finish();
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return info;
+  }
+
+  void SetAlias(const std::string& alias, const std::string& name, int64_t version) {
+    grpc::ClientContext context;
+    v1::SetAliasRequest request;
+    request.set_alias(alias);
+    request.set_name(name);
+    request.set_version(version);
+    v1::Alias reply;
+    grpc::Status status = registry_stub_->SetAlias(&context, request, &reply);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+  }
+
+  static std::filesystem::path dir_;
+  static std::map<std::string, std::filesystem::path> expert_files_;
+  static ServiceProcess* registry_;
+  static std::vector<ServiceProcess*> workers_;
+  static ServiceProcess* dispatcher_;
+  static engine::Generator* engine_;
+  std::unique_ptr<v1::Dispatcher::Stub> dispatcher_stub_;
+  std::unique_ptr<v1::Registry::Stub> registry_stub_;
+};
+std::filesystem::path StackTest::dir_;
+std::map<std::string, std::filesystem::path> StackTest::expert_files_;
+ServiceProcess* StackTest::registry_ = nullptr;
+std::vector<ServiceProcess*> StackTest::workers_;
+ServiceProcess* StackTest::dispatcher_ = nullptr;
+engine::Generator* StackTest::engine_ = nullptr;
+
+TEST_F(StackTest, ChatAnswerThroughTheDispatcherEqualsTheEngine) {
+  const std::string expected = EngineAnswer(kQuestion, 40, "");
+  auto unary = Unary(*dispatcher_stub_, ChatRequest(kQuestion, 40));
+  ASSERT_TRUE(unary.status.ok()) << unary.status.error_message() << "\n" << dispatcher_->LogTail();
+  EXPECT_EQ(unary.text, expected);
+  EXPECT_EQ(unary.first_pass.adapter(), "base");
+  auto stream = Stream(*dispatcher_stub_, ChatRequest(kQuestion, 40));
+  ASSERT_TRUE(stream.status.ok()) << stream.status.error_message();
+  EXPECT_EQ(stream.text, expected);
+  EXPECT_GT(stream.messages, 2) << "the answer must stream";
+}
+
+TEST_F(StackTest, NamedExpertIsAppliedAndUnknownNamesAreNotFound) {
+  auto info = Publish("scaled", 1, expert_files_["v1"]);
+  ASSERT_EQ(info.version(), 1);
+  auto request = ChatRequest(kQuestion, 40);
+  request.mutable_adaptation()->set_expert("scaled");
+  auto got = Unary(*dispatcher_stub_, request);
+  ASSERT_TRUE(got.status.ok()) << got.status.error_message() << "\n" << dispatcher_->LogTail();
+  EXPECT_EQ(got.first_pass.adapter(), "scaled@1");
+  EXPECT_EQ(got.text, EngineAnswer(kQuestion, 40, "v1"));
+  EXPECT_NE(got.text, EngineAnswer(kQuestion, 40, "")) << "the expert should change the answer";
+
+  for (auto edit : std::vector<std::function<void(v1::Adaptation&)>>{
+           [](auto& a) { a.set_expert("no-such-expert"); }, [](auto& a) { a.set_expert("scaled@7"); },
+           [](auto& a) { a.set_mixture("no-such-mixture"); }, [](auto& a) { a.set_few_shot_task("no-such-task"); }}) {
+    auto bad = ChatRequest(kQuestion, 8);
+    edit(*bad.mutable_adaptation());
+    auto answer = Unary(*dispatcher_stub_, bad);
+    EXPECT_EQ(answer.status.error_code(), grpc::NOT_FOUND)
+        << bad.adaptation().ShortDebugString() << ": " << answer.status.error_message();
+    EXPECT_TRUE(answer.text.empty());
+  }
+}
+
+TEST_F(StackTest, MovingAnAliasDuringAStreamDoesNotDisturbItAndTheNextRequestUsesTheNewVersion) {
+  Publish("hot", 1, expert_files_["v1"]);
+  SetAlias("math", "hot", 1);
+  auto request = ChatRequest(kQuestion, 64);
+  request.mutable_adaptation()->set_expert("math");
+  std::atomic<bool> streaming{false};
+  Answer in_flight;
+  std::thread client([&] { in_flight = Stream(*dispatcher_stub_, request, [&](const Answer&) { streaming = true; }); });
+  while (!streaming) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  Publish("hot", 2, expert_files_["v2"]);
+  SetAlias("math", "hot", 2);
+  client.join();
+  ASSERT_TRUE(in_flight.status.ok()) << in_flight.status.error_message();
+  EXPECT_EQ(in_flight.first_pass.adapter(), "hot@1");
+  EXPECT_EQ(in_flight.text, EngineAnswer(kQuestion, 64, "v1"));
+
+  // The dispatcher hears of the move through Registry.Watch; give it a moment.
+  Answer next;
+  for (int attempt = 0; attempt < 50; ++attempt) {
+    next = Unary(*dispatcher_stub_, request);
+    if (next.first_pass.adapter() == "hot@2") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_TRUE(next.status.ok()) << next.status.error_message();
+  EXPECT_EQ(next.first_pass.adapter(), "hot@2");
+  EXPECT_EQ(next.text, EngineAnswer(kQuestion, 64, "v2"));
+}
+
+TEST_F(StackTest, PromptClassificationChoosesACategory) {
+  v1::ClassifyRequest request;
+  auto* m = request.mutable_chat()->add_messages();
+  m->set_role("user");
+  m->set_content("Solve for x: 3x + 5 = 20.");
+  request.mutable_adaptation()->mutable_prompt()->set_mode(v1::CLASSIFY_MODE_LABEL_SCORE);
+  grpc::ClientContext context;
+  v1::ClassifyResponse response;
+  grpc::Status status = dispatcher_stub_->Classify(&context, request, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_THAT(std::vector<std::string>({"code", "math", "reasoning", "other"}),
+              ::testing::Contains(response.first_pass().category()));
+  EXPECT_EQ(response.label_logprobs_size(), 4);
+  EXPECT_GT(response.first_pass().duration_ms(), 0);
+}
+
+// Last: it kills a worker.
+TEST_F(StackTest, ZDeadWorkerIsRoutedAround) {
+  workers_[1]->process.Signal(SIGKILL);
+  workers_[1]->process.Wait(std::chrono::seconds(10));
+  const std::string expected = EngineAnswer(kQuestion, 16, "");
+  // Several requests: the pool must not keep choosing the dead worker, and one that does
+  // retries on the live one (no token had been sent).
+  for (int i = 0; i < 4; ++i) {
+    auto got = Unary(*dispatcher_stub_, ChatRequest(kQuestion, 16));
+    ASSERT_TRUE(got.status.ok()) << "request " << i << ": " << got.status.error_message() << "\n"
+                                 << dispatcher_->LogTail();
+    EXPECT_EQ(got.text, expected);
+  }
+}
+
+}  // namespace
+}  // namespace t2
