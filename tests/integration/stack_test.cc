@@ -277,6 +277,55 @@ TEST_F(StackTest, PromptClassificationChoosesACategory) {
   EXPECT_GT(response.first_pass().duration_ms(), 0);
 }
 
+TEST_F(StackTest, FewShotAdaptStoresAMixtureThatLaterRequestsUse) {
+  Publish("fa", 1, expert_files_["v1"]);
+  Publish("fb", 1, expert_files_["v2"]);
+  v1::AdaptRequest request;
+  request.set_task("arith");
+  for (auto [q, a] : {std::pair{"What is 2 + 3? Answer with a number.", "5"},
+                      std::pair{"What is 4 + 4? Answer with a number.", "8"},
+                      std::pair{"What is 10 - 7? Answer with a number.", "3"}}) {
+    auto* e = request.add_examples();
+    e->set_question(q);
+    e->set_answer(a);
+  }
+  request.set_verifier(v1::VERIFIER_KIND_NUMERIC);
+  request.add_experts("fa");
+  request.add_experts("fb");
+  request.set_population(4);
+  request.set_generations(2);
+  request.set_max_new_tokens(12);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::minutes(5));
+  v1::AdaptResponse response;
+  grpc::Status status = dispatcher_stub_->Adapt(&context, request, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message() << "\n" << dispatcher_->LogTail();
+  ASSERT_EQ(response.spec().experts_size(), 2);
+  ASSERT_EQ(response.spec().alpha_size(), 2);
+  EXPECT_NEAR(response.spec().alpha(0) + response.spec().alpha(1), 1.0, 1e-9);
+  EXPECT_EQ(response.spec().experts(0).name(), "fa");
+  // The base model once, then generations x population candidates, on every example.
+  EXPECT_EQ(response.evaluations(), 3 + 2 * 4 * 3);
+  EXPECT_GE(response.best_accuracy(), response.base_accuracy() - 1e-9);
+
+  // Stored in the registry under the task name, and used by requests naming the task: the
+  // answer equals the engine's with the same mixture.
+  grpc::ClientContext get_context;
+  v1::GetMixtureRequest get;
+  get.set_name("arith");
+  v1::Mixture stored;
+  ASSERT_TRUE(registry_stub_->GetMixture(&get_context, get, &stored).ok());
+  EXPECT_EQ(stored.spec().alpha(0), response.spec().alpha(0));
+  auto generate = ChatRequest(kQuestion, 32);
+  generate.mutable_adaptation()->set_few_shot_task("arith");
+  auto got = Unary(*dispatcher_stub_, generate);
+  ASSERT_TRUE(got.status.ok()) << got.status.error_message();
+  EXPECT_EQ(got.first_pass.adapter(), "mixture:arith");
+  std::vector<double> alpha(response.spec().alpha().begin(), response.spec().alpha().end());
+  ASSERT_TRUE(engine_->AddMixture("arith", {"v1", "v2"}, alpha).ok());
+  EXPECT_EQ(got.text, EngineAnswer(kQuestion, 32, "arith"));
+}
+
 // Last: it kills a worker.
 TEST_F(StackTest, ZDeadWorkerIsRoutedAround) {
   workers_[1]->process.Signal(SIGKILL);

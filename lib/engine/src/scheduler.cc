@@ -420,38 +420,60 @@ void Scheduler::Step(std::vector<std::shared_ptr<Entry>> admitted) {
 }
 
 absl::StatusOr<std::vector<CompletionScore>> Scheduler::RunScore(const ScoreRequest& request) {
+  // The prompt is prefilled once; its keys and values are copied to one row per completion,
+  // and the completions run together. Label scoring costs one prompt prefill, not one per
+  // label.
   const int64_t prompt = static_cast<int64_t>(request.prompt_ids.size());
   int64_t longest = 0;
   for (const auto& c : request.completions) longest = std::max<int64_t>(longest, c.size());
-  const int64_t width = prompt + longest;
   const int64_t total = static_cast<int64_t>(request.completions.size());
-  const int64_t chunk = std::clamp<int64_t>(kScoreLogitBytes / (width * vocab_ * 4), 1, config_.slots);
+  const int64_t chunk = std::clamp<int64_t>(kScoreLogitBytes / (longest * vocab_ * 4), 1, config_.slots);
   std::vector<CompletionScore> out(total);
+  T2_ASSIGN_OR_RETURN(auto adapters, PrepareAdapters(std::vector<std::string>(std::min(chunk, total), request.adapter)));
+  T2_ASSIGN_OR_RETURN(model::KvCache cache, config_.model->NewCache(std::min(chunk, total), prompt + longest));
+  auto prompt_tokens = at::zeros({1, prompt}, at::kLong);
+  std::copy(request.prompt_ids.begin(), request.prompt_ids.end(), prompt_tokens.data_ptr<int64_t>());
+  std::optional<model::RowAdapters> first_row;
+  if (adapters.has_value()) first_row = SliceAdapters(*adapters, 0, 1);
+  model::KvCache prompt_row = cache.Slice(0, 1);
+  const int64_t prompt_length[1] = {prompt};
+  T2_ASSIGN_OR_RETURN(at::Tensor next, config_.model->Forward(prompt_tokens, prompt_length, prompt_row, false,
+                                                              first_row ? &*first_row : nullptr));
+  std::vector<float> after_prompt(next.data_ptr<float>(), next.data_ptr<float>() + vocab_);
+
   for (int64_t first = 0; first < total; first += chunk) {
     const int64_t rows = std::min(chunk, total - first);
-    T2_ASSIGN_OR_RETURN(auto adapters, PrepareAdapters(std::vector<std::string>(rows, request.adapter)));
-    T2_ASSIGN_OR_RETURN(model::KvCache cache, config_.model->NewCache(rows, width));
-    auto tokens = at::zeros({rows, width}, at::kLong);
+    for (int64_t b = 1; b < rows; ++b) cache.CopyRow(0, b);
+    model::KvCache view = cache.Slice(0, rows);
+    auto tokens = at::zeros({rows, longest}, at::kLong);
     std::vector<int64_t> lengths(rows);
     auto* tok = tokens.data_ptr<int64_t>();
     for (int64_t b = 0; b < rows; ++b) {
       const auto& c = request.completions[first + b];
-      std::copy(request.prompt_ids.begin(), request.prompt_ids.end(), tok + b * width);
-      std::copy(c.begin(), c.end(), tok + b * width + prompt);
-      lengths[b] = prompt + static_cast<int64_t>(c.size());
+      std::copy(c.begin(), c.end(), tok + b * longest);
+      lengths[b] = static_cast<int64_t>(c.size());
     }
-    T2_ASSIGN_OR_RETURN(at::Tensor logits, config_.model->Forward(tokens, lengths, cache, /*all_positions=*/true,
-                                                                  adapters.has_value() ? &*adapters : nullptr));
+    std::optional<model::RowAdapters> sliced;
+    if (adapters.has_value()) sliced = SliceAdapters(*adapters, 0, rows);
+    T2_ASSIGN_OR_RETURN(at::Tensor logits, config_.model->Forward(tokens, lengths, view, /*all_positions=*/true,
+                                                                  sliced ? &*sliced : nullptr));
     const float* data = logits.data_ptr<float>();
     for (int64_t b = 0; b < rows; ++b) {
       const auto& c = request.completions[first + b];
       CompletionScore& score = out[first + b];
       score.tokens = static_cast<int32_t>(c.size());
-      for (size_t j = 0; j < c.size(); ++j) {
-        // The logits at position p predict the token at p + 1.
-        const float* row = data + (b * width + prompt - 1 + static_cast<int64_t>(j)) * vocab_;
+      // The prompt's last logits predict the first token; completion position j the next.
+      score.logprob = LogProbability(after_prompt, c[0]);
+      for (size_t j = 1; j < c.size(); ++j) {
+        const float* row = data + (b * longest + static_cast<int64_t>(j) - 1) * vocab_;
         score.logprob += LogProbability(std::span<const float>(row, vocab_), c[j]);
       }
+      cache.ResetRow(b);
+    }
+    // Row 0 must hold the prompt again for the next chunk.
+    if (first + chunk < total) {
+      T2_ASSIGN_OR_RETURN(next, config_.model->Forward(prompt_tokens, prompt_length, prompt_row, false,
+                                                       first_row ? &*first_row : nullptr));
     }
   }
   return out;

@@ -173,7 +173,7 @@ KvCache KvCache::Slice(int64_t first, int64_t count) const {
   return view;
 }
 
-void KvCache::MoveRow(int64_t from, int64_t to) {
+void KvCache::CopyRow(int64_t from, int64_t to) {
   if (from == to) return;
   c10::InferenceMode guard;
   const int64_t used = length(from);
@@ -182,6 +182,11 @@ void KvCache::MoveRow(int64_t from, int64_t to) {
     v_[i][to].narrow(1, 0, used).copy_(v_[i][from].narrow(1, 0, used));
   }
   (*lengths_)[offset_ + to] = used;
+}
+
+void KvCache::MoveRow(int64_t from, int64_t to) {
+  if (from == to) return;
+  CopyRow(from, to);
   (*lengths_)[offset_ + from] = 0;
 }
 

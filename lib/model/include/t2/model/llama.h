@@ -50,6 +50,8 @@ class KvCache {
   KvCache Slice(int64_t first, int64_t count) const;
   // Row `to` takes row `from`'s keys, values and length; `from` is left empty.
   void MoveRow(int64_t from, int64_t to);
+  // Row `to` gets a copy of row `from` (a shared prompt continued several ways).
+  void CopyRow(int64_t from, int64_t to);
   // Rows [0, rows) of `source` (same model, capacity <= this one's) copied into this cache.
   void CopyRowsFrom(const KvCache& source, int64_t rows);
   // Bytes of key/value memory this cache holds (its slices report the same storage).
