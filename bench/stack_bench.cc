@@ -1,6 +1,7 @@
 // Services overhead and the first pass's cost, against a running stack (`t2 up`).
 //
 //   build/bench/stack_bench DISPATCHER_ADDR [requests] [max_new_tokens]
+//                           [SEQUENTIAL_DISPATCHER_ADDR EXPERT,EXPERT...]
 //
 // 1. The same greedy chat requests, one at a time, (a) through the engine in-process and
 //    (b) through Dispatcher.GenerateStream with no adaptation: time to first token and time
@@ -8,7 +9,11 @@
 //    queue add).
 // 2. The first pass as a share of the second pass for each classification mode, on answers
 //    of max_new_tokens tokens (the paper measured 13-47% with generated classification).
-// Run on a quiet machine; the in-process engine runs first and is freed before (b).
+// 3. With a second dispatcher started with --cem-sequential (same registry and worker) and
+//    the names of published experts: Adapt's wall time evaluating each CEM population in one
+//    batch of concurrent calls against one candidate at a time.
+// bench/run_stack_bench.sh starts all of it. Run on a quiet machine; the in-process engine
+// runs first and is freed before (b).
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
@@ -140,6 +145,8 @@ int main(int argc, char** argv) {
   const std::string address = argv[1];
   const int requests = argc > 2 ? std::atoi(argv[2]) : 16;
   const int max_new = argc > 3 ? std::atoi(argv[3]) : 128;
+  const std::string sequential = argc > 5 ? argv[4] : "";
+  const std::string experts = argc > 5 ? argv[5] : "";
   auto channel = grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
   auto stub = t2::v1::Dispatcher::NewStub(channel);
 
@@ -178,6 +185,46 @@ int main(int argc, char** argv) {
     std::printf("| %-24s | %12.1f | %13.1f | %6.1f%% |\n",
                 mode == t2::v1::CLASSIFY_MODE_LABEL_SCORE ? "prompt, label scoring" : "prompt, generate \\boxed",
                 f, s, s > 0 ? 100.0 * f / s : 0.0);
+  }
+  if (!sequential.empty()) {
+    std::printf("\nFew-shot Adapt (CEM): 4 examples, population 8, 2 generations, 16-token answers\n\n");
+    std::printf("| %-34s | %9s | %11s | %8s |\n", "population evaluation", "wall s", "evaluations", "speedup");
+    std::printf("|------------------------------------|-----------|-------------|----------|\n");
+    double batched_s = 0;
+    for (const auto& [label, addr] : {std::pair{"batched (whole population at once)", address},
+                                      std::pair{"one candidate at a time", sequential}}) {
+      auto adapt_stub = t2::v1::Dispatcher::NewStub(grpc::CreateChannel(addr, grpc::InsecureChannelCredentials()));
+      t2::v1::AdaptRequest request;
+      request.set_task(std::string("bench-") + (addr == address ? "batched" : "sequential"));
+      for (auto [q, a] : {std::pair{"What is 2 + 3?", "5"}, std::pair{"What is 4 + 4?", "8"},
+                          std::pair{"What is 10 - 7?", "3"}, std::pair{"What is 3 times 3?", "9"}}) {
+        auto* e = request.add_examples();
+        e->set_question(q);
+        e->set_answer(a);
+      }
+      request.set_verifier(t2::v1::VERIFIER_KIND_NUMERIC);
+      for (size_t start = 0; start < experts.size();) {
+        size_t comma = experts.find(',', start);
+        if (comma == std::string::npos) comma = experts.size();
+        request.add_experts(experts.substr(start, comma - start));
+        start = comma + 1;
+      }
+      request.set_population(8);
+      request.set_generations(2);
+      request.set_max_new_tokens(16);
+      grpc::ClientContext context;
+      t2::v1::AdaptResponse response;
+      auto start = Clock::now();
+      grpc::Status status = adapt_stub->Adapt(&context, request, &response);
+      double seconds = Ms(Clock::now() - start) / 1000;
+      if (!status.ok()) {
+        std::printf("| %-34s | failed: %s\n", label, status.error_message().c_str());
+        continue;
+      }
+      if (addr == address) batched_s = seconds;
+      std::printf("| %-34s | %9.1f | %11d | %7.2fx |\n", label, seconds, response.evaluations(),
+                  batched_s > 0 ? seconds / batched_s : 0.0);
+    }
   }
   return 0;
 }

@@ -11,5 +11,8 @@ int RunInfo(const std::vector<std::string>& args);
 int RunSvd(const std::vector<std::string>& args);
 int RunExpert(const std::vector<std::string>& args);
 int RunUp(const std::vector<std::string>& args);
+// Clients of a running stack: a failed call exits 1 printing the gRPC code name and message.
+int RunExperts(const std::vector<std::string>& args);
+int RunAdapt(const std::vector<std::string>& args);
 
 }  // namespace t2::cli

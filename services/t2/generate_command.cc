@@ -1,4 +1,5 @@
-// t2 generate: stream an answer from a local model to stdout.
+// t2 generate: stream an answer to stdout, from a local model or through a running stack
+// (--server: the dispatcher).
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -10,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
 #include "commands.h"
+#include "stack_client.h"
 #include "t2/common/flags.h"
 #include "t2/common/env.h"
 #include "t2/common/status.h"
@@ -20,6 +22,7 @@ namespace t2::cli {
 namespace {
 
 constexpr const char* kUsage = R"(usage: t2 generate --prompt TEXT [options]
+       t2 generate --server HOST:PORT --prompt TEXT [options]
   --model PATH|default   .gguf file, HF checkpoint folder, or the bundled default (default)
   --prompt TEXT          the prompt; "-" reads standard input
   --chat                 format the prompt as a user turn with the model's chat template
@@ -36,7 +39,23 @@ SVF experts (Transformer²):
   --allow-base-mismatch  accept experts made for another base model of the same shapes
   --svf-targets mlp|attn|all   matrices the decomposition covers (default: mlp)
   --svf-cache-dir DIR    where the SVD cache lives (default: beside the model)
+Through a running stack (no local model; --model, --device, --dtype, --threads and the --svf
+flags do not apply):
+  --server HOST:PORT     send the request to this dispatcher (Dispatcher.GenerateStream)
+  --expert NAME[@V]      a registry expert name or alias (not a file)
+  --mixture NAME         a mixture stored in the registry
+  --task NAME            the mixture `t2 adapt` made for this few-shot task
+  --classify prompt|prompt-generate|cls
+                         let a first pass choose the expert: the base model scores the
+                         category labels (prompt) or answers the classification prompt
+                         (prompt-generate), or the classification expert "cls" scores them
+  --timeout SECONDS      default 300
 )";
+
+// Flags that only make sense with a local model, and ones that only make sense with --server.
+const char* const kLocalOnlyFlags[] = {"model", "device", "dtype", "threads", "svf-targets", "svf-cache-dir",
+                                       "allow-base-mismatch"};
+const char* const kServerOnlyFlags[] = {"task", "classify", "timeout"};
 
 int Fail(const absl::Status& status, int code) {
   std::cerr << "t2 generate: " << status.message() << "\n";
@@ -44,11 +63,51 @@ int Fail(const absl::Status& status, int code) {
   return code;
 }
 
-absl::StatusOr<engine::GenerationRequest> BuildRequest(const Flags& flags, const engine::Generator& gen) {
+// The length and sampling flags, checked the same way for a local model and a stack.
+struct LengthAndSampling {
+  int32_t max_new_tokens = 256;
+  engine::SamplingParams sampling;
+};
+
+absl::StatusOr<LengthAndSampling> ParseLengthAndSampling(const Flags& flags) {
+  LengthAndSampling out;
+  auto max_new = flags.GetInt("max-new-tokens", 256);
+  if (!max_new.ok()) return max_new.status();
+  // Range checks before narrowing to int32: a wrapped value would pass validation silently.
+  if (*max_new < 1 || *max_new > std::numeric_limits<int32_t>::max()) {
+    return absl::InvalidArgumentError(absl::StrCat("--max-new-tokens must be at least 1, got ", *max_new));
+  }
+  out.max_new_tokens = static_cast<int32_t>(*max_new);
+  auto temperature = flags.GetDouble("temperature", 0.0);
+  auto top_k = flags.GetInt("top-k", 0);
+  auto top_p = flags.GetDouble("top-p", 1.0);
+  for (const auto* s : {&temperature.status(), &top_k.status(), &top_p.status()}) {
+    if (!s->ok()) return *s;
+  }
+  out.sampling.temperature = static_cast<float>(*temperature);
+  if (*top_k < 0 || *top_k > std::numeric_limits<int32_t>::max()) {
+    return absl::InvalidArgumentError(absl::StrCat("--top-k must be 0 (off) or positive, got ", *top_k));
+  }
+  out.sampling.top_k = static_cast<int32_t>(*top_k);
+  out.sampling.top_p = static_cast<float>(*top_p);
+  if (flags.Has("seed")) {
+    auto seed = flags.GetInt("seed", 0);
+    if (!seed.ok()) return seed.status();
+    if (*seed < 0) return absl::InvalidArgumentError(absl::StrCat("--seed must not be negative, got ", *seed));
+    out.sampling.seed = static_cast<uint64_t>(*seed);
+  }
+  return out;
+}
+
+absl::StatusOr<std::string> ReadPrompt(const Flags& flags) {
   std::string prompt = flags.Get("prompt", "");
   if (prompt == "-") prompt.assign(std::istreambuf_iterator<char>(std::cin), {});
   if (prompt.empty()) return absl::InvalidArgumentError("--prompt is required and must not be empty");
+  return prompt;
+}
 
+absl::StatusOr<engine::GenerationRequest> BuildRequest(const Flags& flags, const engine::Generator& gen) {
+  T2_ASSIGN_OR_RETURN(std::string prompt, ReadPrompt(flags));
   std::string text = prompt;
   bool add_special = true;
   if (flags.Has("chat")) {
@@ -66,31 +125,9 @@ absl::StatusOr<engine::GenerationRequest> BuildRequest(const Flags& flags, const
   }
   engine::GenerationRequest request;
   request.prompt_ids = gen.tokenizer().Encode(text, add_special);
-  auto max_new = flags.GetInt("max-new-tokens", 256);
-  if (!max_new.ok()) return max_new.status();
-  // Range checks before narrowing to int32: a wrapped value would pass validation silently.
-  if (*max_new < 1 || *max_new > std::numeric_limits<int32_t>::max()) {
-    return absl::InvalidArgumentError(absl::StrCat("--max-new-tokens must be at least 1, got ", *max_new));
-  }
-  request.max_new_tokens = static_cast<int32_t>(*max_new);
-  auto temperature = flags.GetDouble("temperature", 0.0);
-  auto top_k = flags.GetInt("top-k", 0);
-  auto top_p = flags.GetDouble("top-p", 1.0);
-  for (const auto* s : {&temperature.status(), &top_k.status(), &top_p.status()}) {
-    if (!s->ok()) return *s;
-  }
-  request.sampling.temperature = static_cast<float>(*temperature);
-  if (*top_k < 0 || *top_k > std::numeric_limits<int32_t>::max()) {
-    return absl::InvalidArgumentError(absl::StrCat("--top-k must be 0 (off) or positive, got ", *top_k));
-  }
-  request.sampling.top_k = static_cast<int32_t>(*top_k);
-  request.sampling.top_p = static_cast<float>(*top_p);
-  if (flags.Has("seed")) {
-    auto seed = flags.GetInt("seed", 0);
-    if (!seed.ok()) return seed.status();
-    if (*seed < 0) return absl::InvalidArgumentError(absl::StrCat("--seed must not be negative, got ", *seed));
-    request.sampling.seed = static_cast<uint64_t>(*seed);
-  }
+  T2_ASSIGN_OR_RETURN(LengthAndSampling ls, ParseLengthAndSampling(flags));
+  request.max_new_tokens = ls.max_new_tokens;
+  request.sampling = ls.sampling;
   request.stop_strings = flags.GetAll("stop");
   return request;
 }
@@ -137,12 +174,108 @@ absl::StatusOr<std::string> LoadAdapter(const Flags& flags, engine::Generator& g
   return std::string("mixture");
 }
 
+// Which adaptation the dispatcher applies: at most one of --expert, --mixture, --task, --classify.
+absl::StatusOr<t2::v1::Adaptation> RemoteAdaptation(const Flags& flags) {
+  t2::v1::Adaptation a;
+  int chosen = 0;
+  for (const char* name : {"expert", "mixture", "task", "classify"}) chosen += flags.Has(name) ? 1 : 0;
+  if (chosen > 1) return absl::InvalidArgumentError("--expert, --mixture, --task and --classify are exclusive");
+  auto value = [&](const char* name) -> absl::StatusOr<std::string> {
+    std::string v = flags.Get(name, "");
+    if (v.empty()) return absl::InvalidArgumentError(absl::StrCat("--", name, " must not be empty"));
+    return v;
+  };
+  if (flags.Has("expert")) {
+    T2_ASSIGN_OR_RETURN(std::string v, value("expert"));
+    a.set_expert(v);
+  } else if (flags.Has("mixture")) {
+    T2_ASSIGN_OR_RETURN(std::string v, value("mixture"));
+    a.set_mixture(v);
+  } else if (flags.Has("task")) {
+    T2_ASSIGN_OR_RETURN(std::string v, value("task"));
+    a.set_few_shot_task(v);
+  } else if (flags.Has("classify")) {
+    const std::string mode = flags.Get("classify", "");
+    if (mode == "prompt") {
+      a.mutable_prompt()->set_mode(t2::v1::CLASSIFY_MODE_LABEL_SCORE);
+    } else if (mode == "prompt-generate") {
+      a.mutable_prompt()->set_mode(t2::v1::CLASSIFY_MODE_GENERATE);
+    } else if (mode == "cls") {
+      a.mutable_classifier_expert()->set_mode(t2::v1::CLASSIFY_MODE_LABEL_SCORE);
+    } else {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--classify must be prompt, prompt-generate or cls, got '", mode, "'"));
+    }
+  } else {
+    a.mutable_none();
+  }
+  return a;
+}
+
+absl::StatusOr<t2::v1::GenerateRequest> BuildRemoteRequest(const Flags& flags) {
+  for (const char* name : kLocalOnlyFlags) {
+    if (flags.Has(name)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--", name, " cannot be used with --server (the stack's worker holds the model)"));
+    }
+  }
+  if (flags.Get("server", "").empty()) return absl::InvalidArgumentError("--server must not be empty");
+  T2_ASSIGN_OR_RETURN(LengthAndSampling ls, ParseLengthAndSampling(flags));
+  T2_RETURN_IF_ERROR(ls.sampling.Validate());
+  T2_ASSIGN_OR_RETURN(t2::v1::Adaptation adaptation, RemoteAdaptation(flags));
+  T2_ASSIGN_OR_RETURN(std::string prompt, ReadPrompt(flags));
+
+  t2::v1::GenerateRequest request;
+  if (flags.Has("chat")) {
+    // The worker formats the conversation with its model's chat template.
+    if (flags.Has("system")) {
+      auto* m = request.mutable_chat()->add_messages();
+      m->set_role("system");
+      m->set_content(flags.Get("system", ""));
+    }
+    auto* m = request.mutable_chat()->add_messages();
+    m->set_role("user");
+    m->set_content(prompt);
+  } else {
+    request.set_prompt(prompt);
+  }
+  request.set_max_new_tokens(ls.max_new_tokens);
+  auto* sampling = request.mutable_sampling();
+  sampling->set_temperature(ls.sampling.temperature);
+  sampling->set_top_k(ls.sampling.top_k);
+  sampling->set_top_p(ls.sampling.top_p);
+  if (ls.sampling.seed.has_value()) sampling->set_seed(*ls.sampling.seed);
+  for (const auto& stop : flags.GetAll("stop")) request.add_stop(stop);
+  *request.mutable_adaptation() = std::move(adaptation);
+  return request;
+}
+
+// t2 generate --server: the request goes through the dispatcher; the answer streams to stdout,
+// the first pass's choice and the finish line to stderr (as the local summary does).
+int RunRemote(const Flags& flags) {
+  auto request = BuildRemoteRequest(flags);
+  if (!request.ok()) return Fail(request.status(), 2);
+  auto timeout = flags.GetDouble("timeout", 300);
+  if (!timeout.ok()) return Fail(timeout.status(), 2);
+  if (!(*timeout > 0 && *timeout <= 86400)) {
+    return Fail(absl::InvalidArgumentError("--timeout must be in (0, 86400] seconds"), 2);
+  }
+  auto channel = grpc::CreateChannel(flags.Get("server", ""), grpc::InsecureChannelCredentials());
+  absl::Status status = StreamThroughDispatcher(channel, *request, std::cout, std::cerr, *timeout);
+  std::cout << std::flush;
+  if (!status.ok()) {
+    std::cerr << "t2 generate: " << absl::StatusCodeToString(status.code()) << ": " << status.message() << "\n";
+    return 1;
+  }
+  return 0;
+}
+
 }  // namespace
 
 int RunGenerate(const std::vector<std::string>& args) {
   FlagSpec spec{.value_flags = {"model", "prompt", "system", "max-new-tokens", "temperature", "top-k", "top-p",
                                 "seed", "stop", "device", "dtype", "threads", "expert", "mixture", "svf-targets",
-                                "svf-cache-dir"},
+                                "svf-cache-dir", "server", "task", "classify", "timeout"},
                 .bool_flags = {"chat", "help", "allow-base-mismatch"}};
   auto flags = Flags::Parse(args, spec);
   if (!flags.ok()) return Fail(flags.status(), 2);
@@ -154,6 +287,10 @@ int RunGenerate(const std::vector<std::string>& args) {
     return Fail(absl::InvalidArgumentError(absl::StrCat("unexpected argument '", flags->positional()[0], "'")), 2);
   }
   if (!flags->Has("prompt")) return Fail(absl::InvalidArgumentError("--prompt is required"), 2);
+  if (flags->Has("server")) return RunRemote(*flags);
+  for (const char* name : kServerOnlyFlags) {
+    if (flags->Has(name)) return Fail(absl::InvalidArgumentError(absl::StrCat("--", name, " needs --server")), 2);
+  }
   auto model_path = ResolveModelPath(flags->Get("model", "default"));
   if (!model_path.ok()) return Fail(model_path.status(), 1);
   auto threads = flags->GetInt("threads", 0);

@@ -10,11 +10,13 @@ namespace {
 constexpr const char* kUsage = R"(usage: t2 <command> [options]
 
 commands:
-  generate   generate text from a local model (t2 generate --help)
+  generate   generate text from a local model, or through a stack with --server (t2 generate --help)
   info       print a model's architecture and tensors (t2 info MODEL)
   svd        compute or check a model's SVD cache for SVF experts (t2 svd --help)
   expert     inspect an SVF expert file, or write a constant one (t2 expert --help)
   up         run the whole stack (registry, worker, dispatcher) on this machine (t2 up --help)
+  experts    list, publish, download, alias and deprecate experts in a registry (t2 experts --help)
+  adapt      few-shot adaptation: fit a mixture of experts to solved examples (t2 adapt --help)
 )";
 
 }  // namespace
@@ -32,6 +34,8 @@ int main(int argc, char** argv) {
   if (command == "svd") return t2::cli::RunSvd(args);
   if (command == "expert") return t2::cli::RunExpert(args);
   if (command == "up") return t2::cli::RunUp(args);
+  if (command == "experts") return t2::cli::RunExperts(args);
+  if (command == "adapt") return t2::cli::RunAdapt(args);
   std::cerr << "t2: unknown command '" << command << "'\n" << kUsage;
   return 2;
 }

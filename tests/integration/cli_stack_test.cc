@@ -1,0 +1,301 @@
+// The t2 client subcommands against a real stack (registry, one worker, dispatcher as
+// processes on loopback), each run as a separate t2 process as a user runs it: `t2 experts`
+// publish/list/alias/get/deprecate, `t2 generate --server` with a registry expert and with an
+// unknown one, `t2 adapt` over two experts and generation with the task it stored, and usage
+// errors (exit 2 with a message naming the flag) that never reach the stack.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <sys/wait.h>
+
+#include <atomic>
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "integration/service_process.h"
+#include "t2/common/process.h"
+#include "t2/common/sha256.h"
+#include "testing/reference_data.h"
+
+namespace t2 {
+namespace {
+
+using t2::testing::ServiceProcess;
+using t2::testing::StartService;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+std::string Slurp(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+struct CliRun {
+  int exit_code = -1;
+  std::string output;  // stdout and stderr together
+};
+
+class CliStackTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = t2::testing::MakeTempDir("t2-cli-stack-test");
+    const std::string model = t2::testing::DefaultModelPath().string();
+    // Two experts that change the model (every singular value x0.9 and x1.1), written while
+    // the services start.
+    std::vector<ChildProcess> makers(2);
+    const std::pair<const char*, const char*> values[] = {{"low", "0.9"}, {"high", "1.1"}};
+    for (size_t i = 0; i < makers.size(); ++i) {
+      const auto path = dir_ / (std::string(values[i].first) + ".safetensors");
+      ASSERT_TRUE(makers[i].Start({t2::testing::BinaryFromEnv("T2_BINARY"), "expert", "constant", "--model", model,
+                                   "--value", values[i].second, "--normalization", "none", "--task", "math",
+                                   "--device", "cpu", "--out", path.string()},
+                                  dir_ / "expert.log"));
+      files_[values[i].first] = path;
+    }
+    auto registry = StartService(t2::testing::BinaryFromEnv("T2_REGISTRY_BINARY"),
+                                 {"--root", (dir_ / "registry").string()}, dir_, "registry");
+    ASSERT_TRUE(registry.ok()) << registry.status();
+    registry_ = registry->release();
+    auto worker = StartService(t2::testing::BinaryFromEnv("T2_WORKER_BINARY"),
+                               {"--model", model, "--device", "cpu", "--registry", registry_->address,
+                                "--max-batch-size", "4", "--max-context", "1024", "--expert-dir",
+                                (dir_ / "worker-experts").string()},
+                               dir_, "worker");
+    ASSERT_TRUE(worker.ok()) << worker.status();
+    worker_ = worker->release();
+    auto dispatcher = StartService(t2::testing::BinaryFromEnv("T2_DISPATCHER_BINARY"),
+                                   {"--registry", registry_->address, "--worker", worker_->address}, dir_,
+                                   "dispatcher");
+    ASSERT_TRUE(dispatcher.ok()) << dispatcher.status();
+    dispatcher_ = dispatcher->release();
+    for (auto& maker : makers) {
+      int status = maker.Wait(std::chrono::minutes(5));
+      ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << t2::Tail(dir_ / "expert.log");
+    }
+  }
+  static void TearDownTestSuite() {
+    delete dispatcher_;
+    delete worker_;
+    delete registry_;
+    dispatcher_ = nullptr;
+    worker_ = nullptr;
+    registry_ = nullptr;
+    std::filesystem::remove_all(dir_);
+  }
+  void SetUp() override { ASSERT_NE(dispatcher_, nullptr) << "the stack did not start"; }
+
+  // Runs `t2 ARGS...` as a process; its output goes to a file that is read back.
+  static CliRun T2(const std::vector<std::string>& args) {
+    static std::atomic<int> counter{0};
+    const auto log = dir_ / ("t2-" + std::to_string(counter++) + ".log");
+    std::vector<std::string> argv = {t2::testing::BinaryFromEnv("T2_BINARY")};
+    argv.insert(argv.end(), args.begin(), args.end());
+    ChildProcess child;
+    CliRun run;
+    if (!child.Start(argv, log)) return run;
+    int status = child.Wait(std::chrono::minutes(3));
+    if (status == -1) status = child.Stop(std::chrono::seconds(1));
+    run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    run.output = Slurp(log);
+    return run;
+  }
+
+  static std::string Shown(const std::vector<std::string>& args) {
+    std::string shown = "t2";
+    for (const auto& a : args) shown += " " + a;
+    return shown;
+  }
+
+  // `t2 experts COMMAND --registry ADDR ARGS...`
+  static CliRun Experts(const std::string& command, std::vector<std::string> args) {
+    args.insert(args.begin(), {"experts", command, "--registry", registry_->address});
+    return T2(args);
+  }
+
+  static void PublishAndAlias(const std::string& name, const std::string& file, const std::string& alias) {
+    CliRun r = Experts("publish", {"--name", name, "--version", "1", files_[file].string()});
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    r = Experts("alias", {alias, name + "@1"});
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+  }
+
+  static std::filesystem::path dir_;
+  static std::map<std::string, std::filesystem::path> files_;
+  static ServiceProcess* registry_;
+  static ServiceProcess* worker_;
+  static ServiceProcess* dispatcher_;
+};
+std::filesystem::path CliStackTest::dir_;
+std::map<std::string, std::filesystem::path> CliStackTest::files_;
+ServiceProcess* CliStackTest::registry_ = nullptr;
+ServiceProcess* CliStackTest::worker_ = nullptr;
+ServiceProcess* CliStackTest::dispatcher_ = nullptr;
+
+TEST_F(CliStackTest, ExpertsPublishListAliasGetDeprecate) {
+  const std::string blob = Slurp(files_["low"]);
+  const std::string sha = Sha256Hex(blob);
+
+  CliRun r = Experts("publish", {"--name", "scaled", "--version", "1", files_["low"].string()});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("published scaled@1 sha256 " + sha));
+
+  r = Experts("alias", {"fav", "scaled@1"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("alias fav -> scaled@1"));
+
+  r = Experts("list", {});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  for (const char* column : {"NAME", "VERSION", "SHA256", "SIZE", "TASK", "BASE MODEL", "DEPRECATED"}) {
+    EXPECT_THAT(r.output, HasSubstr(column));
+  }
+  EXPECT_THAT(r.output, HasSubstr(sha.substr(0, 12)));
+  EXPECT_THAT(r.output, Not(HasSubstr(sha.substr(0, 13))));
+  EXPECT_THAT(r.output, HasSubstr(std::to_string(blob.size())));
+  EXPECT_THAT(r.output, HasSubstr("math"));
+  EXPECT_THAT(r.output, HasSubstr("fav -> scaled@1"));
+
+  // Through the alias and pinned: the bytes come back unchanged.
+  const auto out = dir_ / "downloaded.safetensors";
+  r = Experts("get", {"fav", "--out", out.string()});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("scaled@1"));
+  EXPECT_THAT(r.output, HasSubstr("verified"));
+  EXPECT_EQ(Slurp(out), blob);
+  const auto pinned = dir_ / "pinned.safetensors";
+  r = Experts("get", {"scaled@1", "--out", pinned.string()});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(Slurp(pinned), blob);
+
+  // Refusals are exit 1 with the gRPC code name; a failed download leaves no file behind.
+  const auto missing = dir_ / "missing.safetensors";
+  r = Experts("get", {"no-such-expert", "--out", missing.string()});
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("t2 experts: NOT_FOUND: "));
+  EXPECT_FALSE(std::filesystem::exists(missing));
+  for (const auto& entry : std::filesystem::directory_iterator(dir_)) {
+    EXPECT_THAT(entry.path().filename().string(), Not(HasSubstr("missing.safetensors"))) << "temp file left behind";
+  }
+  r = Experts("publish", {"--name", "scaled", "--version", "1", files_["high"].string()});
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("ALREADY_EXISTS"));
+
+  r = Experts("deprecate", {"scaled@1"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("deprecated scaled@1"));
+  r = Experts("list", {"--name", "scaled"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("no expert named scaled"));
+  r = Experts("list", {"--name", "scaled", "--all"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr(sha.substr(0, 12)));
+  EXPECT_THAT(r.output, HasSubstr("yes"));
+  r = Experts("alias", {"other", "scaled@1"});
+  EXPECT_EQ(r.exit_code, 1) << "an alias cannot point at a deprecated version\n" << r.output;
+
+  r = Experts("alias", {"--delete", "fav"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = Experts("list", {});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, Not(HasSubstr("fav ->")));
+}
+
+TEST_F(CliStackTest, GenerateThroughTheDispatcherWithARegistryExpert) {
+  PublishAndAlias("gen", "low", "gen-alias");
+  CliRun r = T2({"generate", "--server", dispatcher_->address, "--chat", "--prompt", "What is 2 plus 3?",
+              "--expert", "gen-alias", "--max-new-tokens", "8"});
+  ASSERT_EQ(r.exit_code, 0) << r.output << "\n" << dispatcher_->LogTail();
+  EXPECT_THAT(r.output, HasSubstr("first pass: strategy expert"));
+  EXPECT_THAT(r.output, HasSubstr("adapter gen@1"));
+  EXPECT_THAT(r.output, HasSubstr("[t2] finish: "));
+  // Some answer text besides the [t2] lines.
+  std::string text;
+  std::istringstream lines(r.output);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind("[t2]", 0) != 0) text += line;
+  }
+  EXPECT_FALSE(text.empty()) << r.output;
+
+  r = T2({"generate", "--server", dispatcher_->address, "--prompt", "hi", "--expert", "no-such", "--max-new-tokens",
+          "4"});
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("t2 generate: NOT_FOUND: "));
+}
+
+TEST_F(CliStackTest, AdaptFitsAMixtureThatGenerateUsesByTask) {
+  PublishAndAlias("lower", "low", "math");
+  PublishAndAlias("higher", "high", "code");
+  const auto examples = dir_ / "examples.jsonl";
+  std::ofstream(examples) << R"({"question": "What is 2 plus 3? Answer with a number.", "answer": "5"})" << "\n"
+                          << R"({"question": "What is 4 plus 4? Answer with a number.", "answer": "8"})" << "\n\n"
+                          << R"({"question": "What is 10 minus 3? Answer with a number.", "answer": 7})" << "\n";
+  CliRun r = T2({"adapt", "--server", dispatcher_->address, "--task", "arith", "--examples", examples.string(),
+              "--verifier", "numeric", "--experts", "math,code", "--population", "4", "--generations", "2",
+              "--max-new-tokens", "8"});
+  ASSERT_EQ(r.exit_code, 0) << r.output << "\n" << dispatcher_->LogTail();
+  EXPECT_THAT(r.output, HasSubstr("task arith: mixture of 2 experts"));
+  EXPECT_THAT(r.output, HasSubstr("lower@1"));
+  EXPECT_THAT(r.output, HasSubstr("higher@1"));
+  EXPECT_THAT(r.output, HasSubstr("alpha "));
+  EXPECT_THAT(r.output, HasSubstr("best accuracy "));
+  // 3 base answers + 2 generations x 4 candidates x 3 examples.
+  EXPECT_THAT(r.output, HasSubstr("27 evaluations in "));
+
+  r = T2({"generate", "--server", dispatcher_->address, "--chat", "--prompt", "What is 6 plus 1?", "--task", "arith",
+          "--max-new-tokens", "8"});
+  ASSERT_EQ(r.exit_code, 0) << r.output << "\n" << dispatcher_->LogTail();
+  EXPECT_THAT(r.output, HasSubstr("strategy few_shot"));
+  EXPECT_THAT(r.output, HasSubstr("adapter mixture:arith"));
+}
+
+TEST_F(CliStackTest, UsageErrorsExitTwoNamingTheFlag) {
+  const std::string reg = registry_->address, disp = dispatcher_->address;
+  const auto good = dir_ / "good.jsonl";
+  std::ofstream(good) << R"({"question": "1+1?", "answer": "2"})" << "\n";
+  const auto bad = dir_ / "bad.jsonl";
+  std::ofstream(bad) << R"({"question": "1+1?", "answer": "2"})" << "\n" << R"({"question": "no answer"})" << "\n";
+  const std::string file = files_["low"].string();
+  const std::vector<std::pair<std::vector<std::string>, std::string>> calls = {
+      {{"experts"}, "usage: t2 experts"},
+      {{"experts", "frob", "--registry", reg}, "unknown command 'frob'"},
+      {{"experts", "list"}, "--registry is required"},
+      {{"experts", "list", "--registry", reg, "--bogus"}, "unknown flag --bogus"},
+      {{"experts", "publish", "--registry", reg, "--name", "x", file}, "--version is required"},
+      {{"experts", "publish", "--registry", reg, "--name", "x", "--version", "0", file}, "--version must be >= 1"},
+      {{"experts", "publish", "--registry", reg, "--version", "1", file}, "--name is required"},
+      {{"experts", "get", "--registry", reg, "x"}, "--out is required"},
+      {{"experts", "get", "--registry", reg, "x@abc", "--out", "y"}, "version in 'x@abc'"},
+      {{"experts", "deprecate", "--registry", reg, "x"}, "NAME@VERSION"},
+      {{"experts", "alias", "--registry", reg, "only-one"}, "expected ALIAS NAME[@VERSION]"},
+      {{"experts", "list", "--registry", reg, "--timeout", "0"}, "--timeout"},
+      {{"generate", "--server", disp, "--prompt", "hi", "--model", "default"}, "--model cannot be used with --server"},
+      {{"generate", "--server", disp, "--prompt", "hi", "--device", "cpu"}, "--device cannot be used with --server"},
+      {{"generate", "--server", disp, "--prompt", "hi", "--expert", "a", "--task", "b"}, "exclusive"},
+      {{"generate", "--server", disp, "--prompt", "hi", "--classify", "maybe"}, "--classify must be"},
+      {{"generate", "--server", disp, "--prompt", "hi", "--max-new-tokens", "0"}, "--max-new-tokens"},
+      {{"generate", "--server", disp, "--prompt", "hi", "--temperature", "-1"}, "temperature"},
+      {{"generate", "--server", disp}, "--prompt is required"},
+      {{"generate", "--prompt", "hi", "--task", "b"}, "--task needs --server"},
+      {{"generate", "--prompt", "hi", "--classify", "prompt"}, "--classify needs --server"},
+      {{"adapt", "--server", disp, "--task", "t", "--verifier", "numeric"}, "--examples is required"},
+      {{"adapt", "--server", disp, "--task", "t", "--examples", good.string(), "--verifier", "fuzzy"},
+       "--verifier must be exact, numeric, choice or regex"},
+      {{"adapt", "--server", disp, "--task", "t", "--examples", bad.string(), "--verifier", "numeric"},
+       "line 2: \"answer\" is missing"},
+      {{"adapt", "--server", disp, "--task", "t", "--examples", good.string(), "--verifier", "numeric",
+        "--population", "0"},
+       "--population must be a positive integer"},
+      {{"adapt", "--task", "t", "--examples", good.string(), "--verifier", "numeric"}, "--server is required"},
+  };
+  for (const auto& [args, message] : calls) {
+    CliRun r = T2(args);
+    EXPECT_EQ(r.exit_code, 2) << Shown(args) << "\n" << r.output;
+    EXPECT_THAT(r.output, HasSubstr(message)) << Shown(args);
+  }
+}
+
+}  // namespace
+}  // namespace t2
