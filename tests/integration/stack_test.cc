@@ -19,6 +19,7 @@
 #include "t2/tokenizer/chat_template.h"
 #include "t2/v1/dispatcher.grpc.pb.h"
 #include "t2/v1/registry.grpc.pb.h"
+#include "t2/v1/worker.grpc.pb.h"
 #include "testing/reference_data.h"
 
 namespace t2 {
@@ -327,12 +328,35 @@ TEST_F(StackTest, FewShotAdaptStoresAMixtureThatLaterRequestsUse) {
 }
 
 // Last: it kills a worker.
-TEST_F(StackTest, ZDeadWorkerIsRoutedAround) {
-  workers_[1]->process.Signal(SIGKILL);
-  workers_[1]->process.Wait(std::chrono::seconds(10));
+TEST_F(StackTest, ZWorkerDyingMidStreamIsUnavailableAndLaterRequestsGoToTheOther) {
+  // A long answer; find the worker generating it and kill it mid-stream.
+  auto request = ChatRequest("Count from 1 to 500, separated by commas.", 400);
+  std::atomic<int> messages{0};
+  Answer interrupted;
+  std::thread client([&] { interrupted = Stream(*dispatcher_stub_, request, [&](const Answer&) { ++messages; }); });
+  while (messages < 3) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  int victim = -1;
+  for (int i = 0; i < 2 && victim < 0; ++i) {
+    auto stub = v1::Worker::NewStub(workers_[i]->channel);
+    grpc::ClientContext context;
+    v1::WorkerInfo info;
+    if (stub->Info(&context, {}, &info).ok() && info.active() > 0) victim = i;
+  }
+  ASSERT_GE(victim, 0) << "no worker is generating";
+  const auto killed_at = std::chrono::steady_clock::now();
+  workers_[victim]->process.Signal(SIGKILL);
+  client.join();
+  EXPECT_EQ(interrupted.status.error_code(), grpc::UNAVAILABLE) << interrupted.status.error_message();
+  EXPECT_LT(std::chrono::steady_clock::now() - killed_at, std::chrono::seconds(10));
+  // What arrived is a prefix of the answer, never repeated by a retry elsewhere.
+  const std::string full = EngineAnswer("Count from 1 to 500, separated by commas.", 400, "");
+  EXPECT_FALSE(interrupted.text.empty());
+  EXPECT_EQ(full.substr(0, interrupted.text.size()), interrupted.text);
+  workers_[victim]->process.Wait(std::chrono::seconds(10));
+
+  // Later requests go to the live worker (one that picks the dead one retries there: no
+  // token had been sent).
   const std::string expected = EngineAnswer(kQuestion, 16, "");
-  // Several requests: the pool must not keep choosing the dead worker, and one that does
-  // retries on the live one (no token had been sent).
   for (int i = 0; i < 4; ++i) {
     auto got = Unary(*dispatcher_stub_, ChatRequest(kQuestion, 16));
     ASSERT_TRUE(got.status.ok()) << "request " << i << ": " << got.status.error_message() << "\n"
