@@ -258,6 +258,12 @@ model::RowAdapters SliceAdapters(const model::RowAdapters& all, int64_t first, i
 
 void Scheduler::Finish(Sequence& seq, absl::StatusOr<FinishReason> reason) {
   seq.done = true;
+  {
+    // Counted before the callbacks run, so that a caller woken by on_done sees the slot free.
+    std::lock_guard<std::mutex> lock(mu_);
+    --active_;
+    ++done_;
+  }
   auto& cb = seq.entry->callbacks;
   if (!reason.ok()) {
     if (cb.on_done) cb.on_done(reason.status());
@@ -326,8 +332,6 @@ void Scheduler::RemoveFinished() {
   }
   if (removed == 0) return;
   std::lock_guard<std::mutex> lock(mu_);
-  active_ -= static_cast<int32_t>(removed);
-  done_ += removed;
   if (live_.empty() && queue_.empty()) {
     // Idle: give the KV memory back (a burst of long requests must not pin it forever).
     cache_ = model::KvCache();

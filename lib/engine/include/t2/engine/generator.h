@@ -120,6 +120,7 @@ struct CompletionScore {
   int32_t tokens = 0;
 };
 
+// A finished request is counted (and its slot shown free) before its on_done runs.
 struct SchedulerStats {
   int32_t active = 0;  // sequences in the batch
   int32_t queued = 0;
