@@ -33,7 +33,8 @@ sys.exit(1)
 PYEOF
 }
 registry=$(start registry "$B/services/registry/t2-registry" --root "$work/registry"); wait_serving "$registry"
-worker=$(start worker "$B/services/worker/t2-worker" --model default --registry "$registry" --max-batch-size 8); wait_serving "$worker"
+# T2_WORKER_ARGS: extra worker flags, e.g. "--threads 1".
+worker=$(start worker "$B/services/worker/t2-worker" --model default --registry "$registry" --max-batch-size 8 ${T2_WORKER_ARGS:-}); wait_serving "$worker"
 dispatcher=$(start dispatcher "$B/services/dispatcher/t2-dispatcher" --registry "$registry" --worker "$worker"); wait_serving "$dispatcher"
 sequential=$(start sequential "$B/services/dispatcher/t2-dispatcher" --registry "$registry" --worker "$worker" --cem-sequential); wait_serving "$sequential"
 for v in 0.9 1.1; do
