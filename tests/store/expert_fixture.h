@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "testing/scratch_dir.h"
 #include "t2/common/sha256.h"
 #include "t2/formats/safetensors.h"
 #include "t2/store/types.h"
@@ -25,28 +26,7 @@ namespace t2::store::testing {
 inline constexpr char kFingerprint[] = "00112233445566778899aabbccddeeff";
 inline constexpr char kOtherFingerprint[] = "ffeeddccbbaa99887766554433221100";
 
-// A fresh folder under the system temp dir, removed with its contents on destruction.
-class ScratchDir {
- public:
-  ScratchDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "t2-store-XXXXXX").string();
-    char* made = ::mkdtemp(pattern.data());
-    EXPECT_NE(made, nullptr) << pattern;
-    path_ = pattern;
-  }
-  ~ScratchDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  ScratchDir(const ScratchDir&) = delete;
-  ScratchDir& operator=(const ScratchDir&) = delete;
-
-  const std::filesystem::path& path() const { return path_; }
-  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
-
- private:
-  std::filesystem::path path_;
-};
+using ::t2::testing::ScratchDir;
 
 inline std::string ReadFileBytes(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);

@@ -25,7 +25,7 @@ struct RunningServer {
   int port = 0;
   std::string address;  // host:bound_port
 
-  // Serving status of every service (the "" entry and each service's full name).
+  // The server's overall status (the "" entry) and every per-service entry already set.
   void SetServing(bool serving) const;
 };
 
