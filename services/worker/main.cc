@@ -32,6 +32,9 @@ constexpr const char* kUsage = R"(usage: t2-worker [options]
   --max-batch-size N      sequences decoded together (default 8)
   --max-queue N           waiting requests beyond this get RESOURCE_EXHAUSTED (default 64)
   --max-context N         cap on prompt + max_new_tokens (default 2048; 0 = the model's)
+  --prefix-cache-mb N     keys/values of recent prompts kept so that a prompt beginning like
+                          one of them (a system prompt, the first pass's instructions) skips
+                          that part of its prefill (default 64; 0 = off)
   --svf-targets T         matrices experts adapt: mlp | attn | all (default mlp)
   --svf-mode M            auto | merged | factored (default auto)
   --svf-cache-dir DIR     SVD cache folder (default: beside the model)
@@ -77,8 +80,8 @@ int main(int argc, char** argv) {
   t2::rpc::BlockShutdownSignals();
   std::vector<std::string> args(argv + 1, argv + argc);
   t2::FlagSpec spec{.value_flags = {"model", "listen", "port-file", "registry", "device", "dtype", "threads",
-                                    "max-batch-size", "max-queue", "max-context", "svf-targets", "svf-mode",
-                                    "svf-cache-dir", "expert-dir", "max-loaded-experts", "drain-seconds"},
+                                    "max-batch-size", "max-queue", "max-context", "prefix-cache-mb", "svf-targets",
+                                    "svf-mode", "svf-cache-dir", "expert-dir", "max-loaded-experts", "drain-seconds"},
                     .bool_flags = {"help"}};
   auto flags = t2::Flags::Parse(args, spec);
   if (!flags.ok()) {
@@ -111,10 +114,17 @@ int main(int argc, char** argv) {
   auto max_context = flags->GetInt("max-context", 2048);
   auto max_loaded = flags->GetInt("max-loaded-experts", 32);
   auto drain_seconds = flags->GetDouble("drain-seconds", 30);
-  for (const auto* s : {&max_context.status(), &max_loaded.status(), &drain_seconds.status()}) {
+  auto prefix_cache_mb = flags->GetInt("prefix-cache-mb", 64);
+  for (const auto* s : {&max_context.status(), &max_loaded.status(), &drain_seconds.status(),
+                        &prefix_cache_mb.status()}) {
     if (!s->ok()) return Fail(*s);
   }
+  if (*prefix_cache_mb < 0 || *prefix_cache_mb > (int64_t{1} << 20)) {
+    return Fail(absl::InvalidArgumentError(
+        absl::StrCat("--prefix-cache-mb must be in [0, 1048576], got ", *prefix_cache_mb)));
+  }
   options.max_context = *max_context;
+  options.prefix_cache_bytes = *prefix_cache_mb << 20;
   if (auto s = options.Validate(); !s.ok()) return Fail(s);
 
   // Listen before loading: health answers NOT_SERVING and calls UNAVAILABLE meanwhile.

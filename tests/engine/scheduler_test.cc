@@ -210,5 +210,113 @@ TEST_F(SchedulerTest, MaxContextCapsPromptPlusNewTokens) {
   EXPECT_EQ((*g)->context_limit(), 64);
 }
 
+// A shared beginning (a system prompt) is copied from the prefix cache instead of being
+// prefilled again; what comes out equals computing every position, alone or in a batch whose
+// rows reuse different lengths, for generation and for Score.
+TEST_F(SchedulerTest, PrefixCacheReuseEqualsComputingEveryPosition) {
+  auto plain = Make(/*slots=*/4, /*queue=*/16);
+  ASSERT_NE(plain, nullptr);
+  auto made = Generator::Create({.model = t2::testing::DefaultModelPath(), .device = "cpu", .max_batch_size = 2,
+                                 .max_queue = 16, .prefix_cache_bytes = int64_t{64} << 20});
+  ASSERT_TRUE(made.ok()) << made.status();
+  Generator& cached = **made;
+  const std::string system =
+      "<|im_start|>system\nYou are a careful assistant. Answer in one short sentence and say nothing "
+      "else. Give units where they apply.<|im_end|>\n<|im_start|>user\n";
+  const std::vector<std::string> questions = {"How far is the Moon?", "How hot is the Sun?",
+                                              "How tall is Mount Everest?", "How long is a marathon?"};
+  auto request = [&](const Generator& g, const std::string& q) {
+    GenerationRequest r = Request(g, system + q + "<|im_end|>\n<|im_start|>assistant\n", 12);
+    r.return_logprobs = true;
+    return r;
+  };
+  const int64_t system_tokens = static_cast<int64_t>(cached.tokenizer().Encode(system, false).size());
+  ASSERT_GE(system_tokens, 16) << "the shared beginning must be long enough to be reused";
+
+  std::vector<GenerationResult> expected;
+  for (const auto& q : questions) {
+    GenerationRequest r = request(*plain, q);
+    auto out = plain->Generate(std::span(&r, 1));
+    ASSERT_TRUE(out.ok()) << out.status();
+    expected.push_back((*out)[0]);
+  }
+  auto check = [&](const GenerationResult& got, size_t i) {
+    EXPECT_EQ(got.token_ids, expected[i].token_ids) << questions[i];
+    ASSERT_EQ(got.logprobs.size(), expected[i].logprobs.size());
+    for (size_t j = 0; j < got.logprobs.size(); ++j) EXPECT_NEAR(got.logprobs[j], expected[i].logprobs[j], 1e-4);
+  };
+  // One at a time: the first fills the cache, the second reuses the system prompt.
+  for (size_t i = 0; i < 2; ++i) {
+    GenerationRequest r = request(cached, questions[i]);
+    auto out = cached.Generate(std::span(&r, 1));
+    ASSERT_TRUE(out.ok()) << out.status();
+    check((*out)[0], i);
+  }
+  SchedulerStats stats = cached.scheduler_stats();
+  EXPECT_EQ(stats.prefix_hits, 1);
+  EXPECT_GE(stats.prefix_reused_tokens, system_tokens);
+  EXPECT_GE(stats.prefix_cache_entries, 2);
+  // Together: one row repeats a whole earlier prompt (all but its last token reused), the
+  // other reuses only the system prompt, so the rows start their prefill at different depths.
+  std::vector<GenerationRequest> batch = {request(cached, questions[0]), request(cached, questions[2])};
+  auto out = cached.Generate(batch);
+  ASSERT_TRUE(out.ok()) << out.status();
+  check((*out)[0], 0);
+  check((*out)[1], 2);
+  stats = cached.scheduler_stats();
+  EXPECT_EQ(stats.prefix_hits, 3);
+  EXPECT_GE(stats.prefix_reused_tokens,
+            system_tokens * 2 + static_cast<int64_t>(batch[0].prompt_ids.size()) - 1);
+
+  // Score: five labels on two slots run in three chunks; the prompt's beginning is reused.
+  ScoreRequest score{.prompt_ids = request(cached, questions[3]).prompt_ids};
+  for (const char* label : {" 42 km", " 42.195 kilometres", " about 26 miles", " one hour", " far"}) {
+    score.completions.push_back(cached.tokenizer().Encode(label, false));
+  }
+  auto want = plain->Score(score);
+  auto got = cached.Score(score);
+  ASSERT_TRUE(want.ok()) << want.status();
+  ASSERT_TRUE(got.ok()) << got.status();
+  for (size_t i = 0; i < score.completions.size(); ++i) {
+    EXPECT_NEAR((*got)[i].logprob, (*want)[i].logprob, 1e-4) << i;
+    EXPECT_EQ((*got)[i].tokens, (*want)[i].tokens);
+  }
+  EXPECT_EQ(cached.scheduler_stats().prefix_hits, 4);
+  EXPECT_EQ(plain->scheduler_stats().prefix_hits, 0) << "the cache is off by default";
+}
+
+TEST_F(SchedulerTest, PrefixCacheStaysWithinItsBudget) {
+  // SmolLM2-135M keeps 30 layers x 2 x 3 heads x 64 floats = 46080 bytes per position: a
+  // 2 MB budget holds one prompt of 24 to 43 tokens, not two.
+  const int64_t budget = 2'000'000;
+  auto made = Generator::Create({.model = t2::testing::DefaultModelPath(), .device = "cpu", .max_batch_size = 2,
+                                 .max_queue = 4, .prefix_cache_bytes = budget});
+  ASSERT_TRUE(made.ok()) << made.status();
+  Generator& g = **made;
+  const std::vector<std::string> prompts = {
+      "The history of the printing press begins in the fifteenth century, when a goldsmith in Mainz "
+      "combined movable metal type with an oil-based ink and a screw press.",
+      "Photosynthesis converts light energy into chemical energy: chlorophyll absorbs red and blue "
+      "light, water is split, and carbon dioxide is fixed into sugars."};
+  for (const auto& p : prompts) {
+    GenerationRequest r = Request(g, p, 2);
+    ASSERT_GE(r.prompt_ids.size(), 24u);
+    ASSERT_LE(r.prompt_ids.size(), 43u);
+    ASSERT_TRUE(g.Generate(std::span(&r, 1)).ok());
+    const SchedulerStats stats = g.scheduler_stats();
+    EXPECT_EQ(stats.prefix_cache_entries, 1) << "the older prompt is evicted";
+    EXPECT_GT(stats.prefix_cache_bytes, 0);
+    EXPECT_LE(stats.prefix_cache_bytes, budget);
+  }
+  // The evicted prompt is computed again, not reused.
+  GenerationRequest again = Request(g, prompts[0], 2);
+  ASSERT_TRUE(g.Generate(std::span(&again, 1)).ok());
+  EXPECT_EQ(g.scheduler_stats().prefix_hits, 0);
+
+  auto bad = Generator::Create({.model = t2::testing::DefaultModelPath(), .device = "cpu", .prefix_cache_bytes = -1});
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(bad.status().message()), HasSubstr("prefix_cache_bytes"));
+}
+
 }  // namespace
 }  // namespace t2::engine

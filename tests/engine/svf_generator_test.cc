@@ -183,6 +183,45 @@ TEST_F(SvfGeneratorTest, MixtureOfOneExpertEqualsTheExpert) {
   EXPECT_TRUE(factored_->RemoveAdapter("half_again").ok());
 }
 
+// Cached prompt beginnings belong to the adapter they were computed with: another adapter
+// never reuses them, and replacing an expert under the same name drops them.
+TEST_F(SvfGeneratorTest, PrefixCacheIsKeptPerAdapterAndDroppedWhenTheExpertIsReplaced) {
+  auto made = Generator::Create({.model = t2::testing::DefaultModelPath(), .device = "cpu",
+                                 .prefix_cache_bytes = int64_t{64} << 20,
+                                 .svf = SvfOptions{.targets = "mlp", .cache_dir = *dir_, .mode = "factored"}});
+  ASSERT_TRUE(made.ok()) << made.status();
+  Generator& g = **made;
+  ASSERT_TRUE(g.AddExpert("e", *dir_ / "random0.safetensors").ok());
+  auto request = [&](const std::string& question, const std::string& adapter) {
+    GenerationRequest r = Chat(g, question, adapter, 8);
+    const std::vector<int32_t> system = g.tokenizer().Encode(
+        "<|im_start|>system\nYou are a careful assistant. Answer in one short sentence and say nothing "
+        "else.<|im_end|>\n",
+        false);
+    r.prompt_ids.insert(r.prompt_ids.begin(), system.begin(), system.end());
+    return r;
+  };
+  auto expect_same = [&](const GenerationRequest& cached, const std::string& reference_adapter) {
+    GenerationRequest reference = cached;
+    reference.adapter = reference_adapter;
+    auto want = Run(*factored_, {reference});
+    auto got = Run(g, {cached});
+    EXPECT_EQ(got[0].token_ids, want[0].token_ids) << reference_adapter;
+  };
+  Run(g, {request(kQuestions[0], "e")});
+  EXPECT_EQ(g.scheduler_stats().prefix_cache_entries, 1);
+  Run(g, {request(kQuestions[1], "")});
+  EXPECT_EQ(g.scheduler_stats().prefix_hits, 0) << "the base model reused an expert's keys and values";
+  expect_same(request(kQuestions[2], "e"), "random0");
+  EXPECT_EQ(g.scheduler_stats().prefix_hits, 1);
+  EXPECT_EQ(g.scheduler_stats().prefix_cache_entries, 3);
+
+  ASSERT_TRUE(g.AddExpert("e", *dir_ / "random1.safetensors").ok());
+  EXPECT_EQ(g.scheduler_stats().prefix_cache_entries, 1) << "only the base model's prompt is left";
+  expect_same(request(kQuestions[3], "e"), "random1");
+  EXPECT_EQ(g.scheduler_stats().prefix_hits, 1) << "a replaced expert's prompts were reused";
+}
+
 TEST_F(SvfGeneratorTest, CallerErrorsNameTheAdapter) {
   const std::vector<GenerationRequest> requests = {Chat(*factored_, kQuestions[0], ""),
                                                    Chat(*factored_, kQuestions[0], "nope")};

@@ -133,6 +133,7 @@ ServiceProcess* WorkerTest::worker_ = nullptr;
 engine::Generator* WorkerTest::engine_ = nullptr;
 
 TEST_F(WorkerTest, StreamedGreedyChatEqualsTheEngine) {
+  const v1::WorkerInfo before = Info();
   for (const char* question : {"What is the capital of France?", "Write a haiku about the sea."}) {
     auto expected = EngineChat(question, 48);
     grpc::ClientContext context;
@@ -146,6 +147,12 @@ TEST_F(WorkerTest, StreamedGreedyChatEqualsTheEngine) {
     EXPECT_EQ(got.finish, expected.finish_reason == engine::FinishReason::kEndOfSequence ? v1::FINISH_REASON_EOS
                                                                                           : v1::FINISH_REASON_LENGTH);
   }
+  // The second chat turn began with the template's system prompt, which the worker's prefix
+  // cache (on by default) kept from the first: it was reused, and changed nothing above.
+  const v1::WorkerInfo after = Info();
+  EXPECT_GT(after.prefix_cache_hits(), before.prefix_cache_hits());
+  EXPECT_GE(after.prefix_reused_tokens() - before.prefix_reused_tokens(), 16);
+  EXPECT_GT(after.prefix_cache_bytes(), 0);
 }
 
 TEST_F(WorkerTest, BadRequestsGetTheRightCodeAndChangeNothing) {

@@ -36,6 +36,10 @@ absl::Status GeneratorOptions::Validate() const {
   if (max_batch_size < 1) {
     return absl::InvalidArgumentError(absl::StrCat("generator.max_batch_size must be >= 1, got ", max_batch_size));
   }
+  if (prefix_cache_bytes < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("generator.prefix_cache_bytes must be >= 0, got ", prefix_cache_bytes));
+  }
   if (svf.has_value()) T2_RETURN_IF_ERROR(svf->Validate());
   return model::LoadOptions{.device = device, .dtype = dtype}.Validate();
 }
@@ -86,7 +90,8 @@ absl::StatusOr<std::unique_ptr<Generator>> Generator::Create(const GeneratorOpti
       .model_mutex = &impl->mutex,
       .slots = options.max_batch_size,
       .max_queue = options.max_queue,
-      .merged_only = options.svf.has_value() && options.svf->mode == "merged"});
+      .merged_only = options.svf.has_value() && options.svf->mode == "merged",
+      .prefix_cache_bytes = options.prefix_cache_bytes});
   return std::unique_ptr<Generator>(new Generator(std::move(impl)));
 }
 
@@ -229,7 +234,7 @@ absl::Status Generator::AddExpert(const std::string& name, const std::filesystem
   std::lock_guard<std::mutex> lock(impl_->mutex);
   T2_ASSIGN_OR_RETURN(auto expert, svf::LoadExpert(file, impl_->svf->decomposition(),
                                                    {.allow_base_mismatch = allow_base_mismatch}));
-  impl_->scheduler->InvalidateAdapters();
+  impl_->scheduler->InvalidateAdapter(name);
   return impl_->svf->AddExpert(name, std::move(expert));
 }
 
@@ -245,7 +250,7 @@ absl::Status Generator::AddMixture(const std::string& name, const std::vector<st
   }
   T2_ASSIGN_OR_RETURN(auto mixed, svf::MixExperts(parts, {.alpha = alpha, .per_layer = per_layer},
                                                   static_cast<int>(impl_->model->config().num_hidden_layers)));
-  impl_->scheduler->InvalidateAdapters();
+  impl_->scheduler->InvalidateAdapter(name);
   return impl_->svf->AddExpert(name, std::move(mixed));
 }
 
@@ -255,7 +260,7 @@ absl::Status Generator::RemoveAdapter(const std::string& name) {
   if (impl_->scheduler->InUse(name)) {
     return absl::FailedPreconditionError(absl::StrCat("adapter '", name, "' is used by a queued or running request"));
   }
-  impl_->scheduler->InvalidateAdapters();
+  impl_->scheduler->InvalidateAdapter(name);
   return impl_->svf->Remove(name);
 }
 

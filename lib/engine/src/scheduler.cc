@@ -23,6 +23,10 @@ constexpr int64_t kCapacityQuantum = 256;
 // keep them under this size.
 constexpr int64_t kScoreLogitBytes = int64_t{256} << 20;
 
+// Prompts shorter than this are not kept in the prefix cache, and shorter matches are not
+// reused: copying a handful of positions saves less than the bookkeeping costs.
+constexpr int64_t kMinPrefixTokens = 16;
+
 double MillisSince(absl::Time t) { return absl::ToDoubleMilliseconds(absl::Now() - t); }
 
 }  // namespace
@@ -52,7 +56,10 @@ struct Scheduler::Sequence {
   bool done = false;
 };
 
-Scheduler::Scheduler(const Config& config) : config_(config), vocab_(config.model->config().vocab_size) {
+Scheduler::Scheduler(const Config& config)
+    : config_(config),
+      vocab_(config.model->config().vocab_size),
+      prefix_(config.prefix_cache_bytes, kMinPrefixTokens) {
   thread_ = std::thread([this] { Loop(); });
 }
 
@@ -115,7 +122,11 @@ SchedulerStats Scheduler::stats() const {
           .queued = static_cast<int32_t>(queue_.size()),
           .kv_cache_bytes = kv_bytes_,
           .steps = steps_,
-          .requests_done = done_};
+          .requests_done = done_,
+          .prefix_cache_bytes = prefix_stats_.bytes,
+          .prefix_cache_entries = prefix_stats_.entries,
+          .prefix_hits = prefix_stats_.hits,
+          .prefix_reused_tokens = prefix_stats_.reused_tokens};
 }
 
 bool Scheduler::InUse(const std::string& name) const {
@@ -211,11 +222,14 @@ void Scheduler::Loop() {
   live_.clear();
 }
 
+int64_t Scheduler::CacheLimit() const {
+  const auto& c = config_.model->config();
+  return c.sliding_window > 0 ? std::min(c.sliding_window, c.max_position_embeddings) : c.max_position_embeddings;
+}
+
 absl::Status Scheduler::EnsureCache(int64_t rows, int64_t capacity, int64_t keep) {
   if (cache_.rows() >= rows && cache_.capacity() >= capacity) return absl::OkStatus();
-  const auto& c = config_.model->config();
-  int64_t limit = c.sliding_window > 0 ? std::min(c.sliding_window, c.max_position_embeddings)
-                                       : c.max_position_embeddings;
+  const int64_t limit = CacheLimit();
   int64_t new_rows = std::min<int64_t>(config_.slots, std::max({rows, 2 * cache_.rows(), int64_t{1}}));
   int64_t new_capacity = std::max(capacity, cache_.capacity());
   new_capacity = std::min(limit, (new_capacity + kCapacityQuantum - 1) / kCapacityQuantum * kCapacityQuantum);
@@ -339,6 +353,89 @@ void Scheduler::RemoveFinished() {
   }
 }
 
+void Scheduler::FailFrom(const absl::Status& status, size_t from) {
+  LogError(absl::StrCat("generation step failed: ", status.ToString()));
+  for (size_t i = from; i < live_.size(); ++i) {
+    if (!live_[i]->done) Finish(*live_[i], status);
+  }
+  RemoveFinished();
+}
+
+void Scheduler::PrefillAdmitted(int64_t first) {
+  const int64_t count = static_cast<int64_t>(live_.size()) - first;
+  // Prompt beginnings computed before (a shared system prompt, the first pass's fixed
+  // instructions) are copied from the prefix cache; only the rest of each prompt runs.
+  std::vector<PrefixCache::Match> reuse(count);
+  int64_t capacity = 0, widest_rest = 0, deepest = 0, widest = 0;
+  for (const auto& seq : live_) {
+    const auto& r = seq->entry->request;
+    capacity = std::max<int64_t>(capacity, r.prompt_ids.size() + r.max_new_tokens);
+  }
+  for (int64_t b = 0; b < count; ++b) {
+    const auto& r = live_[first + b]->entry->request;
+    reuse[b] = prefix_.Find(r.adapter, r.prompt_ids);
+    widest = std::max<int64_t>(widest, r.prompt_ids.size());
+    widest_rest = std::max<int64_t>(widest_rest, r.prompt_ids.size() - reuse[b].length);
+    deepest = std::max(deepest, reuse[b].length);
+  }
+  // One prefill gives every row the same number of (padded) steps, so a row whose reused
+  // beginning is long needs room for it plus the widest remainder. Near the context limit
+  // that may not fit: then everything is computed.
+  if (deepest + widest_rest > CacheLimit()) {
+    std::fill(reuse.begin(), reuse.end(), PrefixCache::Match{});
+    widest_rest = widest;
+    deepest = 0;
+  }
+  capacity = std::max(capacity, deepest + widest_rest);
+  if (auto s = EnsureCache(first + count, capacity, first); !s.ok()) return FailFrom(s, first);
+  for (int64_t b = 0; b < count; ++b) {
+    if (reuse[b].length > 0) {
+      cache_.CopyPrefixFrom(*reuse[b].source, 0, first + b, reuse[b].length);
+      prefix_.CountReuse(reuse[b].length);
+    }
+  }
+
+  std::vector<std::string> names;
+  for (const auto& seq : live_) names.push_back(seq->entry->request.adapter);
+  auto adapters = PrepareAdapters(names);
+  if (!adapters.ok()) return FailFrom(adapters.status(), first);
+  std::optional<model::RowAdapters> rows;
+  if (adapters->has_value()) rows = SliceAdapters(**adapters, first, count);
+
+  auto tokens = at::zeros({count, widest_rest}, at::kLong);
+  std::vector<int64_t> lengths(count);
+  auto* tok = tokens.data_ptr<int64_t>();
+  for (int64_t b = 0; b < count; ++b) {
+    const auto& ids = live_[first + b]->entry->request.prompt_ids;
+    std::copy(ids.begin() + reuse[b].length, ids.end(), tok + b * widest_rest);
+    lengths[b] = static_cast<int64_t>(ids.size()) - reuse[b].length;
+  }
+  model::KvCache view = cache_.Slice(first, count);
+  auto logits = config_.model->Forward(tokens, lengths, view, false, rows ? &*rows : nullptr);
+  if (!logits.ok()) return FailFrom(logits.status(), first);
+  for (int64_t b = 0; b < count; ++b) {
+    const auto& r = live_[first + b]->entry->request;
+    if (auto s = prefix_.Insert(*config_.model, r.adapter, r.prompt_ids, cache_, first + b); !s.ok()) {
+      LogWarning(absl::StrCat("prefix cache: prompt not kept: ", s.ToString()));
+    }
+  }
+  PublishPrefixStats();
+  const float* data = logits->data_ptr<float>();
+  for (int64_t b = 0; b < count; ++b) Consume(*live_[first + b], data + b * vocab_);
+  RemoveFinished();
+}
+
+void Scheduler::InvalidateAdapter(const std::string& name) {
+  factored_names_.reset();
+  prefix_.Forget(name);
+  PublishPrefixStats();
+}
+
+void Scheduler::PublishPrefixStats() {
+  std::lock_guard<std::mutex> lock(mu_);
+  prefix_stats_ = prefix_.stats();
+}
+
 void Scheduler::Step(std::vector<std::shared_ptr<Entry>> admitted) {
   // Cancelled or expired sequences leave before any compute is spent on them.
   const absl::Time now = absl::Now();
@@ -351,53 +448,16 @@ void Scheduler::Step(std::vector<std::shared_ptr<Entry>> admitted) {
   }
   RemoveFinished();
 
-  auto fail_all = [&](const absl::Status& status, size_t from) {
-    LogError(absl::StrCat("generation step failed: ", status.ToString()));
-    for (size_t i = from; i < live_.size(); ++i) {
-      if (!live_[i]->done) Finish(*live_[i], status);
-    }
-    RemoveFinished();
-  };
-
   if (!admitted.empty()) {
     const int64_t first = static_cast<int64_t>(live_.size());
-    const int64_t count = static_cast<int64_t>(admitted.size());
-    int64_t capacity = 0, widest = 0;
-    for (const auto& seq : live_) {
-      capacity = std::max<int64_t>(capacity, seq->entry->request.prompt_ids.size() +
-                                                 seq->entry->request.max_new_tokens);
-    }
     for (auto& e : admitted) {
-      capacity = std::max<int64_t>(capacity, e->request.prompt_ids.size() + e->request.max_new_tokens);
-      widest = std::max<int64_t>(widest, e->request.prompt_ids.size());
       auto seq = std::make_unique<Sequence>(e, *config_.tokenizer);
       seq->result.prompt_tokens = static_cast<int64_t>(e->request.prompt_ids.size());
       seq->result.queue_ms = MillisSince(e->submitted);
       if (e->callbacks.on_start) e->callbacks.on_start(seq->result.queue_ms);
       live_.push_back(std::move(seq));
     }
-    if (auto s = EnsureCache(first + count, capacity, first); !s.ok()) return fail_all(s, first);
-    std::vector<std::string> names;
-    for (const auto& seq : live_) names.push_back(seq->entry->request.adapter);
-    auto adapters = PrepareAdapters(names);
-    if (!adapters.ok()) return fail_all(adapters.status(), first);
-    std::optional<model::RowAdapters> rows;
-    if (adapters->has_value()) rows = SliceAdapters(**adapters, first, count);
-
-    auto tokens = at::zeros({count, widest}, at::kLong);
-    std::vector<int64_t> lengths(count);
-    auto* tok = tokens.data_ptr<int64_t>();
-    for (int64_t b = 0; b < count; ++b) {
-      const auto& ids = live_[first + b]->entry->request.prompt_ids;
-      std::copy(ids.begin(), ids.end(), tok + b * widest);
-      lengths[b] = static_cast<int64_t>(ids.size());
-    }
-    model::KvCache view = cache_.Slice(first, count);
-    auto logits = config_.model->Forward(tokens, lengths, view, false, rows ? &*rows : nullptr);
-    if (!logits.ok()) return fail_all(logits.status(), first);
-    const float* data = logits->data_ptr<float>();
-    for (int64_t b = 0; b < count; ++b) Consume(*live_[first + b], data + b * vocab_);
-    RemoveFinished();
+    PrefillAdmitted(first);
   }
 
   if (live_.empty()) return;
@@ -410,10 +470,10 @@ void Scheduler::Step(std::vector<std::shared_ptr<Entry>> admitted) {
     names.push_back(live_[b]->entry->request.adapter);
   }
   auto adapters = PrepareAdapters(names);
-  if (!adapters.ok()) return fail_all(adapters.status(), 0);
+  if (!adapters.ok()) return FailFrom(adapters.status(), 0);
   model::KvCache view = cache_.Slice(0, n);
   auto logits = config_.model->Forward(tokens, lengths, view, false, adapters->has_value() ? &**adapters : nullptr);
-  if (!logits.ok()) return fail_all(logits.status(), 0);
+  if (!logits.ok()) return FailFrom(logits.status(), 0);
   const float* data = logits->data_ptr<float>();
   for (int64_t b = 0; b < n; ++b) Consume(*live_[b], data + b * vocab_);
   {
@@ -435,15 +495,32 @@ absl::StatusOr<std::vector<CompletionScore>> Scheduler::RunScore(const ScoreRequ
   std::vector<CompletionScore> out(total);
   T2_ASSIGN_OR_RETURN(auto adapters, PrepareAdapters(std::vector<std::string>(std::min(chunk, total), request.adapter)));
   T2_ASSIGN_OR_RETURN(model::KvCache cache, config_.model->NewCache(std::min(chunk, total), prompt + longest));
-  auto prompt_tokens = at::zeros({1, prompt}, at::kLong);
-  std::copy(request.prompt_ids.begin(), request.prompt_ids.end(), prompt_tokens.data_ptr<int64_t>());
   std::optional<model::RowAdapters> first_row;
   if (adapters.has_value()) first_row = SliceAdapters(*adapters, 0, 1);
   model::KvCache prompt_row = cache.Slice(0, 1);
-  const int64_t prompt_length[1] = {prompt};
-  T2_ASSIGN_OR_RETURN(at::Tensor next, config_.model->Forward(prompt_tokens, prompt_length, prompt_row, false,
+  // The prompt's beginning may be cached (the classification instructions are the same for
+  // every request); the rest is prefilled, and the whole prompt kept for the next request.
+  const PrefixCache::Match reuse = prefix_.Find(request.adapter, request.prompt_ids);
+  if (reuse.length > 0) {
+    cache.CopyPrefixFrom(*reuse.source, 0, 0, reuse.length);
+    prefix_.CountReuse(reuse.length);
+  }
+  auto rest_tokens = at::zeros({1, prompt - reuse.length}, at::kLong);
+  std::copy(request.prompt_ids.begin() + reuse.length, request.prompt_ids.end(), rest_tokens.data_ptr<int64_t>());
+  const int64_t rest_length[1] = {prompt - reuse.length};
+  T2_ASSIGN_OR_RETURN(at::Tensor next, config_.model->Forward(rest_tokens, rest_length, prompt_row, false,
                                                               first_row ? &*first_row : nullptr));
   std::vector<float> after_prompt(next.data_ptr<float>(), next.data_ptr<float>() + vocab_);
+  if (auto s = prefix_.Insert(*config_.model, request.adapter, request.prompt_ids, cache, 0); !s.ok()) {
+    LogWarning(absl::StrCat("prefix cache: prompt not kept: ", s.ToString()));
+  }
+  PublishPrefixStats();
+  // For a second chunk of completions, row 0 gets the prompt back from this copy.
+  model::KvCache prompt_copy;
+  if (chunk < total) {
+    T2_ASSIGN_OR_RETURN(prompt_copy, config_.model->NewCache(1, prompt));
+    prompt_copy.CopyPrefixFrom(cache, 0, 0, prompt);
+  }
 
   for (int64_t first = 0; first < total; first += chunk) {
     const int64_t rows = std::min(chunk, total - first);
@@ -475,10 +552,7 @@ absl::StatusOr<std::vector<CompletionScore>> Scheduler::RunScore(const ScoreRequ
       cache.ResetRow(b);
     }
     // Row 0 must hold the prompt again for the next chunk.
-    if (first + chunk < total) {
-      T2_ASSIGN_OR_RETURN(next, config_.model->Forward(prompt_tokens, prompt_length, prompt_row, false,
-                                                       first_row ? &*first_row : nullptr));
-    }
+    if (first + chunk < total) cache.CopyPrefixFrom(prompt_copy, 0, 0, prompt);
   }
   return out;
 }

@@ -23,6 +23,7 @@
 #include "absl/time/time.h"
 #include "t2/engine/generator.h"
 #include "t2/model/llama.h"
+#include "prefix_cache.h"
 #include "svf_adapters.h"
 
 namespace t2::engine {
@@ -37,6 +38,7 @@ class Scheduler {
     int32_t slots = 32;
     int32_t max_queue = 256;
     bool merged_only = false;  // SvfOptions::mode == "merged": a batch never mixes experts
+    int64_t prefix_cache_bytes = 0;  // GeneratorOptions::prefix_cache_bytes
   };
   explicit Scheduler(const Config& config);
   ~Scheduler();  // ends every request still queued or running with Unavailable
@@ -48,9 +50,9 @@ class Scheduler {
   absl::StatusOr<std::vector<CompletionScore>> Score(const ScoreRequest& request);
   SchedulerStats stats() const;
   void Drain(absl::Time deadline);
-  // Composed per-row adapters are cached by the rows' adapter names; an expert replaced
-  // under the same name must drop them. Call with the model mutex held.
-  void InvalidateAdapters() { factored_names_.reset(); }
+  // Composed per-row adapters and prompt prefixes are cached by adapter name; an adapter
+  // added, replaced or removed under `name` must drop them. Call with the model mutex held.
+  void InvalidateAdapter(const std::string& name);
   // Whether a queued or running request uses adapter `name`. Model mutex held.
   bool InUse(const std::string& name) const;
 
@@ -67,6 +69,15 @@ class Scheduler {
   void Admit(std::vector<std::shared_ptr<Entry>>& out);  // queue mutex held
   // At least `rows` rows of `capacity` positions; rows [0, keep) survive a reallocation.
   absl::Status EnsureCache(int64_t rows, int64_t capacity, int64_t keep);
+  // The most positions a KV row may hold (the model's context or sliding window).
+  int64_t CacheLimit() const;
+  // Prefills the rows admitted this step, [first, live_.size()), reusing cached prompt
+  // beginnings. On an error those rows end with it.
+  void PrefillAdmitted(int64_t first);
+  // Ends live rows [from, n) with `status` (a failed model step) and removes them.
+  void FailFrom(const absl::Status& status, size_t from);
+  // Copies the prefix cache's counters where stats() can read them.
+  void PublishPrefixStats();
   // Adapters for a forward over rows with these adapter names: merged weights (nullopt) or
   // per-row factored ones.
   absl::StatusOr<std::optional<model::RowAdapters>> PrepareAdapters(const std::vector<std::string>& names);
@@ -84,6 +95,7 @@ class Scheduler {
   std::vector<std::unique_ptr<Sequence>> live_;  // live_[i] is in KV row i
   std::optional<std::vector<std::string>> factored_names_;
   model::RowAdapters factored_;
+  PrefixCache prefix_;
 
   mutable std::mutex mu_;  // guards everything below
   std::condition_variable cv_;        // wakes the loop
@@ -92,6 +104,7 @@ class Scheduler {
   std::deque<Task> tasks_;
   int32_t active_ = 0;
   int64_t kv_bytes_ = 0;
+  PrefixCache::Stats prefix_stats_;
   int64_t steps_ = 0;
   int64_t done_ = 0;
   bool draining_ = false;

@@ -201,6 +201,15 @@ void KvCache::CopyRowsFrom(const KvCache& source, int64_t rows) {
   for (int64_t b = 0; b < rows; ++b) (*lengths_)[offset_ + b] = source.length(b);
 }
 
+void KvCache::CopyPrefixFrom(const KvCache& source, int64_t from, int64_t to, int64_t length) {
+  c10::InferenceMode guard;
+  for (size_t i = 0; i < k_.size(); ++i) {
+    k_[i][to].narrow(1, 0, length).copy_(source.k_[i][from].narrow(1, 0, length));
+    v_[i][to].narrow(1, 0, length).copy_(source.v_[i][from].narrow(1, 0, length));
+  }
+  (*lengths_)[offset_ + to] = length;
+}
+
 int64_t KvCache::bytes() const {
   int64_t total = 0;
   for (size_t i = 0; i < k_.size(); ++i) total += (k_[i].numel() + v_[i].numel()) * k_[i].element_size();

@@ -55,6 +55,10 @@ struct GeneratorOptions {
   int32_t max_batch_size = 32;   // sequences decoded together (batch slots)
   int32_t max_queue = 256;       // Submit beyond this many waiting requests: ResourceExhausted
   int64_t max_context = 0;       // cap on prompt + max_new_tokens; 0: the model's context
+  // Keys and values of recent prompts (per adapter) kept for reuse by prompts that begin the
+  // same way: a shared system prompt or the first pass's classification instructions is then
+  // prefilled once. 0 disables. Reused positions equal recomputed ones up to float rounding.
+  int64_t prefix_cache_bytes = 0;
   std::optional<SvfOptions> svf;  // unset: no experts
 
   absl::Status Validate() const;
@@ -127,6 +131,11 @@ struct SchedulerStats {
   int64_t kv_cache_bytes = 0;
   int64_t steps = 0;            // decode steps run
   int64_t requests_done = 0;    // finished (any reason)
+  // Prompt beginnings reused from the prefix cache (GeneratorOptions::prefix_cache_bytes).
+  int64_t prefix_cache_bytes = 0;
+  int64_t prefix_cache_entries = 0;
+  int64_t prefix_hits = 0;           // prompts (generation or Score) that reused one
+  int64_t prefix_reused_tokens = 0;  // prompt positions copied instead of computed
 };
 
 class Generator {

@@ -54,6 +54,10 @@ class KvCache {
   void CopyRow(int64_t from, int64_t to);
   // Rows [0, rows) of `source` (same model, capacity <= this one's) copied into this cache.
   void CopyRowsFrom(const KvCache& source, int64_t rows);
+  // Row `to` gets the first `length` positions of `source`'s row `from` (same model; a
+  // cached prompt prefix reused by a new sequence). `length` <= source.length(from) and this
+  // cache's capacity.
+  void CopyPrefixFrom(const KvCache& source, int64_t from, int64_t to, int64_t length);
   // Bytes of key/value memory this cache holds (its slices report the same storage).
   int64_t bytes() const;
 
