@@ -68,6 +68,8 @@ absl::Status FirstPassRunner::Classify(t2::v1::ClassifyMode mode, const Resolved
   const std::vector<std::string> completions = adapt::LabelCompletions();
   for (const std::string& c : completions) request.add_completions(c);
   *request.mutable_adapter() = classifier.spec;
+  // The labels differ from their first token after "\boxed{" on: one prefill decides.
+  request.set_first_token_only(true);
   absl::StatusOr<t2::v1::ScoreResponse> scored_or = Score(pool_, request, scope);
   if (!scored_or.ok()) return Annotate(scored_or.status(), "first pass (label score)");
   const t2::v1::ScoreResponse& scored = *scored_or;

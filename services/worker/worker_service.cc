@@ -214,6 +214,7 @@ grpc::Status WorkerService::Score(grpc::ServerContext* context, const t2::v1::Sc
   auto adapter = experts_->Resolve(request->adapter(), DeadlineOf(*context));
   if (!adapter.ok()) return rpc::ToGrpc(adapter.status());
   score.adapter = *adapter;
+  score.first_token_only = request->first_token_only();
   auto scores = generator_->Score(score);
   if (!scores.ok()) return rpc::ToGrpc(scores.status());
   for (const auto& s : *scores) {

@@ -68,6 +68,13 @@ TEST(ClassificationPromptTest, NamesEveryCategoryAndTheRequest) {
   EXPECT_THAT(prompt, HasSubstr("Write a Python function that reverses a list."));
   EXPECT_THAT(prompt, HasSubstr("\\boxed{"));
   for (std::string_view c : kCategories) EXPECT_THAT(prompt, HasSubstr(std::string(c) + ":"));
+  // The request is last, so that the instructions before it are the same text every time
+  // (a worker's prefix cache computes them once).
+  std::string other = ClassificationPrompt("What is 2 + 2?");
+  const size_t request_at = prompt.find("Write a Python");
+  EXPECT_EQ(prompt.substr(0, request_at), other.substr(0, request_at));
+  EXPECT_EQ(prompt.substr(request_at + std::string("Write a Python function that reverses a list.").size()),
+            "\n\"\"\"");
 }
 
 TEST(LabelScoringTest, CompletionsFollowCategoryOrder) {

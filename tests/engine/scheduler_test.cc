@@ -188,6 +188,30 @@ TEST_F(SchedulerTest, ScoreEqualsTheLogProbabilitiesOfGeneration) {
   EXPECT_EQ((*scores)[0].tokens, static_cast<int32_t>(tokens.size()));
   EXPECT_NEAR((*scores)[2].logprob, (*out)[0].logprobs[0], 1e-4);
   EXPECT_LT((*scores)[1].logprob, (*scores)[0].logprob) << "the greedy continuation is the most likely";
+  // Completions that begin alike (as labels "\boxed{code}", "\boxed{math}" do) have their
+  // shared beginning scored once; each sum is still the generation's.
+  ASSERT_GE(tokens.size(), 6u);
+  std::vector<int32_t> first4(tokens.begin(), tokens.begin() + 4), first5(tokens.begin(), tokens.begin() + 5);
+  auto alike = g->Score({.prompt_ids = r.prompt_ids, .completions = {first5, tokens, first4}});
+  ASSERT_TRUE(alike.ok()) << alike.status();
+  double expected4 = 0;
+  for (int j = 0; j < 4; ++j) expected4 += (*out)[0].logprobs[j];
+  EXPECT_NEAR((*alike)[0].logprob, expected4 + (*out)[0].logprobs[4], 1e-3);
+  EXPECT_NEAR((*alike)[1].logprob, expected, 1e-3);
+  EXPECT_NEAR((*alike)[2].logprob, expected4, 1e-3);
+  EXPECT_EQ((*alike)[2].tokens, 4);
+  // first_token_only: through the shared 4 tokens and one own token, in one prefill.
+  std::vector<int32_t> departs = first4;
+  departs.push_back(tokens[4] == 0 ? 1 : 0);
+  auto firsts = g->Score({.prompt_ids = r.prompt_ids, .completions = {tokens, departs}, .first_token_only = true});
+  ASSERT_TRUE(firsts.ok()) << firsts.status();
+  EXPECT_NEAR((*firsts)[0].logprob, expected4 + (*out)[0].logprobs[4], 1e-3);
+  EXPECT_EQ((*firsts)[0].tokens, 5);
+  EXPECT_LT((*firsts)[1].logprob, (*firsts)[0].logprob);
+  auto same_first = g->Score({.prompt_ids = r.prompt_ids, .completions = {tokens, first5, departs},
+                              .first_token_only = true});
+  EXPECT_EQ(same_first.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(same_first.status().message()), HasSubstr("completions[0] and [1]"));
 
   auto empty = g->Score({.prompt_ids = r.prompt_ids, .completions = {{}}});
   EXPECT_EQ(empty.status().code(), absl::StatusCode::kInvalidArgument);

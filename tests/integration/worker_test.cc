@@ -296,6 +296,14 @@ TEST_F(WorkerTest, BadRequestsGetTheRightCodeAndChangeNothing) {
     s.add_completions("");
     grpc::ClientContext c3;
     EXPECT_EQ(stub_->Score(&c3, s, &reply).error_code(), grpc::INVALID_ARGUMENT) << "empty completion";
+    s.clear_completions();
+    s.add_completions(" the sea");
+    s.add_completions(" the sea is");
+    s.set_first_token_only(true);
+    grpc::ClientContext c4;
+    grpc::Status same = stub_->Score(&c4, s, &reply);
+    EXPECT_EQ(same.error_code(), grpc::INVALID_ARGUMENT) << "first_token_only, completions alike";
+    EXPECT_THAT(same.error_message(), HasSubstr("completions[0] and [1]"));
   }
   const v1::WorkerInfo after = Info();
   EXPECT_EQ(after.active(), 0);

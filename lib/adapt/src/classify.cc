@@ -13,21 +13,22 @@ std::string ClassificationPrompt(std::string_view request) {
   // Each category is named by what it covers, so that a small base model has a chance; the
   // answer is asked for alone, since a long one costs decode steps in GENERATE mode. No
   // example answer: a literal "\boxed{<label>}" in the prompt primes that label, which skews
-  // label scoring towards it.
+  // label scoring towards it. The request comes last: everything before it is the same for
+  // every request, so a worker's prefix cache prefills it once, and only the request's own
+  // tokens remain to prefill.
   return absl::StrCat(
-      "Classify the request below into one of these categories: code, math, reasoning, "
-      "other.\n"
+      "Classify the request at the end of this message into one of these categories: code, "
+      "math, reasoning, other.\n"
       "- code: writing, completing, fixing or explaining computer programs\n"
       "- math: arithmetic, algebra, word problems and other questions that need calculation\n"
       "- reasoning: logic, common sense or science questions, including picking one of "
       "several given options\n"
       "- other: anything that is none of the above\n"
       "\n"
-      "Request:\n\"\"\"\n",
-      AsAbsl(request),
-      "\n\"\"\"\n"
+      "Do not solve the request. Reply with the category only, written as \\boxed{category}.\n"
       "\n"
-      "Do not solve the request. Reply with the category only, written as \\boxed{category}.");
+      "Request:\n\"\"\"\n",
+      AsAbsl(request), "\n\"\"\"");
 }
 
 std::optional<std::string> LastBoxed(std::string_view text) {

@@ -208,6 +208,19 @@ absl::StatusOr<std::vector<CompletionScore>> Generator::Score(const ScoreRequest
       }
     }
   }
+  if (request.first_token_only) {
+    // Completions that begin alike beyond their shared part would get the same score.
+    const int64_t shared = SharedCompletionTokens(request.completions);
+    std::map<int32_t, size_t> first_own;
+    for (size_t i = 0; i < request.completions.size(); ++i) {
+      auto [it, added] = first_own.emplace(request.completions[i][shared], i);
+      if (!added) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "score.completions[", it->second, "] and [", i, "] continue with the same token after the ", shared,
+            " tokens all completions share: first_token_only cannot tell them apart"));
+      }
+    }
+  }
   return impl_->scheduler->Score(request);
 }
 

@@ -483,45 +483,82 @@ void Scheduler::Step(std::vector<std::shared_ptr<Entry>> admitted) {
   RemoveFinished();
 }
 
+int64_t SharedCompletionTokens(std::span<const std::vector<int32_t>> completions) {
+  // The shared part ends where the completions differ or where the shortest would be used up.
+  int64_t shared = static_cast<int64_t>(completions[0].size()) - 1;
+  for (const auto& c : completions) {
+    const int64_t n = std::min<int64_t>(shared, static_cast<int64_t>(c.size()) - 1);
+    shared = std::mismatch(c.begin(), c.begin() + n, completions[0].begin()).first - c.begin();
+  }
+  return shared;
+}
+
 absl::StatusOr<std::vector<CompletionScore>> Scheduler::RunScore(const ScoreRequest& request) {
-  // The prompt is prefilled once; its keys and values are copied to one row per completion,
-  // and the completions run together. Label scoring costs one prompt prefill, not one per
-  // label.
+  // The prompt is prefilled once, and so is the beginning all completions share (the
+  // "\boxed{" of every label): that part's log-probability is the same for each. Its keys
+  // and values are then copied to one row per completion, and the completions' own tails
+  // run together. Label scoring costs one prefill, not one per label.
+  const auto& completions = request.completions;
+  const int64_t total = static_cast<int64_t>(completions.size());
+  const int64_t shared = SharedCompletionTokens(completions);
+  std::vector<int32_t> context = request.prompt_ids;
+  context.insert(context.end(), completions[0].begin(), completions[0].begin() + shared);
   const int64_t prompt = static_cast<int64_t>(request.prompt_ids.size());
+  const int64_t length = static_cast<int64_t>(context.size());
+  // The tails run without their last token, whose output nothing needs; a one-token tail's
+  // log-probability comes straight from the context's last logits.
   int64_t longest = 0;
-  for (const auto& c : request.completions) longest = std::max<int64_t>(longest, c.size());
-  const int64_t total = static_cast<int64_t>(request.completions.size());
-  const int64_t chunk = std::clamp<int64_t>(kScoreLogitBytes / (longest * vocab_ * 4), 1, config_.slots);
-  std::vector<CompletionScore> out(total);
-  T2_ASSIGN_OR_RETURN(auto adapters, PrepareAdapters(std::vector<std::string>(std::min(chunk, total), request.adapter)));
-  T2_ASSIGN_OR_RETURN(model::KvCache cache, config_.model->NewCache(std::min(chunk, total), prompt + longest));
+  for (const auto& c : completions) {
+    if (!request.first_token_only) longest = std::max<int64_t>(longest, static_cast<int64_t>(c.size()) - shared - 1);
+  }
+  const int64_t chunk =
+      longest == 0 ? total : std::clamp<int64_t>(kScoreLogitBytes / (longest * vocab_ * 4), 1, config_.slots);
+  const int64_t rows_needed = longest == 0 ? 1 : std::min(chunk, total);
+  T2_ASSIGN_OR_RETURN(auto adapters, PrepareAdapters(std::vector<std::string>(rows_needed, request.adapter)));
+  T2_ASSIGN_OR_RETURN(model::KvCache cache, config_.model->NewCache(rows_needed, length + longest));
   std::optional<model::RowAdapters> first_row;
   if (adapters.has_value()) first_row = SliceAdapters(*adapters, 0, 1);
-  model::KvCache prompt_row = cache.Slice(0, 1);
+  model::KvCache context_row = cache.Slice(0, 1);
+
   // The prompt's beginning may be cached (the classification instructions are the same for
-  // every request); the rest is prefilled, and the whole prompt kept for the next request.
+  // every request); the rest is prefilled, then the shared beginning of the completions.
   const PrefixCache::Match reuse = prefix_.Find(request.adapter, request.prompt_ids);
   if (reuse.length > 0) {
     cache.CopyPrefixFrom(*reuse.source, 0, 0, reuse.length);
     prefix_.CountReuse(reuse.length);
   }
-  auto rest_tokens = at::zeros({1, prompt - reuse.length}, at::kLong);
-  std::copy(request.prompt_ids.begin() + reuse.length, request.prompt_ids.end(), rest_tokens.data_ptr<int64_t>());
-  const int64_t rest_length[1] = {prompt - reuse.length};
-  T2_ASSIGN_OR_RETURN(at::Tensor next, config_.model->Forward(rest_tokens, rest_length, prompt_row, false,
-                                                              first_row ? &*first_row : nullptr));
-  std::vector<float> after_prompt(next.data_ptr<float>(), next.data_ptr<float>() + vocab_);
-  if (auto s = prefix_.Insert(*config_.model, request.adapter, request.prompt_ids, cache, 0); !s.ok()) {
+  // One forward runs the rest of the prompt and the shared beginning; the logits from the
+  // prompt's last position on give the shared tokens' log-probabilities and the first own
+  // token's distribution.
+  auto tokens = at::zeros({1, length - reuse.length}, at::kLong);
+  std::copy(context.begin() + reuse.length, context.end(), tokens.data_ptr<int64_t>());
+  const int64_t new_length[1] = {length - reuse.length};
+  T2_ASSIGN_OR_RETURN(at::Tensor context_logits, config_.model->Forward(tokens, new_length, context_row, shared > 0,
+                                                                        first_row ? &*first_row : nullptr));
+  // Row i of `at` is the distribution after context position prompt - 1 + i.
+  const float* at = context_logits.data_ptr<float>() + (shared > 0 ? (prompt - 1 - reuse.length) * vocab_ : 0);
+  double shared_logprob = 0;
+  for (int64_t j = 0; j < shared; ++j) {
+    shared_logprob += LogProbability(std::span<const float>(at + j * vocab_, vocab_), context[prompt + j]);
+  }
+  const std::vector<float> next(at + shared * vocab_, at + (shared + 1) * vocab_);
+  if (auto s = prefix_.Insert(*config_.model, request.adapter, context, cache, 0); !s.ok()) {
     LogWarning(absl::StrCat("prefix cache: prompt not kept: ", s.ToString()));
   }
   PublishPrefixStats();
-  // For a second chunk of completions, row 0 gets the prompt back from this copy.
-  model::KvCache prompt_copy;
+  // For a second chunk of completions, row 0 gets the context back from this copy.
+  model::KvCache context_copy;
   if (chunk < total) {
-    T2_ASSIGN_OR_RETURN(prompt_copy, config_.model->NewCache(1, prompt));
-    prompt_copy.CopyPrefixFrom(cache, 0, 0, prompt);
+    T2_ASSIGN_OR_RETURN(context_copy, config_.model->NewCache(1, length));
+    context_copy.CopyPrefixFrom(cache, 0, 0, length);
   }
 
+  std::vector<CompletionScore> out(total);
+  for (int64_t i = 0; i < total; ++i) {
+    out[i].tokens = static_cast<int32_t>(request.first_token_only ? shared + 1 : completions[i].size());
+    out[i].logprob = shared_logprob + LogProbability(next, completions[i][shared]);
+  }
+  if (longest == 0) return out;
   for (int64_t first = 0; first < total; first += chunk) {
     const int64_t rows = std::min(chunk, total - first);
     for (int64_t b = 1; b < rows; ++b) cache.CopyRow(0, b);
@@ -530,9 +567,9 @@ absl::StatusOr<std::vector<CompletionScore>> Scheduler::RunScore(const ScoreRequ
     std::vector<int64_t> lengths(rows);
     auto* tok = tokens.data_ptr<int64_t>();
     for (int64_t b = 0; b < rows; ++b) {
-      const auto& c = request.completions[first + b];
-      std::copy(c.begin(), c.end(), tok + b * longest);
-      lengths[b] = static_cast<int64_t>(c.size());
+      const auto& c = completions[first + b];
+      std::copy(c.begin() + shared, c.end() - 1, tok + b * longest);
+      lengths[b] = static_cast<int64_t>(c.size()) - shared - 1;
     }
     std::optional<model::RowAdapters> sliced;
     if (adapters.has_value()) sliced = SliceAdapters(*adapters, 0, rows);
@@ -540,19 +577,16 @@ absl::StatusOr<std::vector<CompletionScore>> Scheduler::RunScore(const ScoreRequ
                                                                   sliced ? &*sliced : nullptr));
     const float* data = logits.data_ptr<float>();
     for (int64_t b = 0; b < rows; ++b) {
-      const auto& c = request.completions[first + b];
-      CompletionScore& score = out[first + b];
-      score.tokens = static_cast<int32_t>(c.size());
-      // The prompt's last logits predict the first token; completion position j the next.
-      score.logprob = LogProbability(after_prompt, c[0]);
-      for (size_t j = 1; j < c.size(); ++j) {
-        const float* row = data + (b * longest + static_cast<int64_t>(j) - 1) * vocab_;
-        score.logprob += LogProbability(std::span<const float>(row, vocab_), c[j]);
+      // Own token j (after the first) is predicted at the tail position before it.
+      const auto& c = completions[first + b];
+      for (int64_t j = 1; j <= lengths[b]; ++j) {
+        const float* row = data + (b * longest + j - 1) * vocab_;
+        out[first + b].logprob += LogProbability(std::span<const float>(row, vocab_), c[shared + j]);
       }
       cache.ResetRow(b);
     }
-    // Row 0 must hold the prompt again for the next chunk.
-    if (first + chunk < total) cache.CopyPrefixFrom(prompt_copy, 0, 0, prompt);
+    // Row 0 must hold the context again for the next chunk.
+    if (first + chunk < total) cache.CopyPrefixFrom(context_copy, 0, 0, length);
   }
   return out;
 }

@@ -28,6 +28,10 @@
 
 namespace t2::engine {
 
+// How many leading tokens all `completions` (each non-empty) share, leaving each at least one
+// token of its own.
+int64_t SharedCompletionTokens(std::span<const std::vector<int32_t>> completions);
+
 class Scheduler {
  public:
   struct Config {

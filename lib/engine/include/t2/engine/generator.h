@@ -118,10 +118,15 @@ struct ScoreRequest {
   std::vector<int32_t> prompt_ids;
   std::vector<std::vector<int32_t>> completions;  // each non-empty
   std::string adapter;                            // as GenerationRequest::adapter
+  // Scores each completion only up to its first own token: the beginning all completions
+  // share, then the token where it departs from the others (which must differ pairwise). The
+  // whole request is then one prefill; the best score picks the completion greedy decoding
+  // constrained to the completions would begin. For choosing among labels.
+  bool first_token_only = false;
 };
 struct CompletionScore {
-  double logprob = 0;  // sum of log p(token) over the completion
-  int32_t tokens = 0;
+  double logprob = 0;  // sum of log p(token) over the scored tokens
+  int32_t tokens = 0;  // tokens scored
 };
 
 // A finished request is counted (and its slot shown free) before its on_done runs.
