@@ -6,35 +6,13 @@
 #   bench/run_stack_bench.sh [requests] [max_new_tokens]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-B=${T2_BUILD_DIR:-build}
-PY=${T2_HOME:-$HOME/.cache/t2serve}/venv/bin/python
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-start() {  # name binary args...
-  local name=$1; shift
-  "$@" --listen 127.0.0.1:0 --port-file "$work/$name.port" > "$work/$name.log" 2>&1 &
-  pids+=($!)
-  for _ in $(seq 600); do [ -s "$work/$name.port" ] && break; sleep 0.2; done
-  cat "$work/$name.port"
-}
-wait_serving() {  # address
-  "$PY" - "$1" <<'PYEOF'
-import sys, time, grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-stub = health_pb2_grpc.HealthStub(grpc.insecure_channel(sys.argv[1]))
-for _ in range(1200):
-    try:
-        if stub.Check(health_pb2.HealthCheckRequest(), timeout=2).status == 1: sys.exit(0)
-    except grpc.RpcError: pass
-    time.sleep(0.25)
-sys.exit(1)
-PYEOF
-}
+source bench/stack_env.sh
 registry=$(start registry "$B/services/registry/t2-registry" --root "$work/registry"); wait_serving "$registry"
-# T2_WORKER_ARGS: extra worker flags, e.g. "--threads 1".
-worker=$(start worker "$B/services/worker/t2-worker" --model default --registry "$registry" --max-batch-size 8 ${T2_WORKER_ARGS:-}); wait_serving "$worker"
+# T2_THREADS: torch threads of both the worker and the in-process engine (default: one per
+# core). T2_WORKER_ARGS: extra worker flags.
+threads=()
+if [ -n "${T2_THREADS:-}" ]; then threads=(--threads "$T2_THREADS"); export T2_ENGINE_THREADS=$T2_THREADS; fi
+worker=$(start worker "$B/services/worker/t2-worker" --model default --registry "$registry" --max-batch-size 8 "${threads[@]}" ${T2_WORKER_ARGS:-}); wait_serving "$worker"
 dispatcher=$(start dispatcher "$B/services/dispatcher/t2-dispatcher" --registry "$registry" --worker "$worker"); wait_serving "$dispatcher"
 sequential=$(start sequential "$B/services/dispatcher/t2-dispatcher" --registry "$registry" --worker "$worker" --cem-sequential); wait_serving "$sequential"
 for v in 0.9 1.1; do

@@ -12,18 +12,21 @@
 // 3. With a second dispatcher started with --cem-sequential (same registry and worker) and
 //    the names of published experts: Adapt's wall time evaluating each CEM population in one
 //    batch of concurrent calls against one candidate at a time.
-// bench/run_stack_bench.sh starts all of it. Run on a quiet machine; the in-process engine
-// runs first and is freed before (b).
+// bench/run_stack_bench.sh starts all of it. Run on a quiet machine; (a) and (b) alternate
+// request by request.
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
+#include <memory>
 #include <mutex>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
 #include <grpcpp/grpcpp.h>
 
+#include "bench_common.h"
 #include "t2/common/env.h"
 #include "t2/engine/generator.h"
 #include "t2/tokenizer/chat_template.h"
@@ -31,21 +34,10 @@
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-double Ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
-
-double Percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  size_t i = static_cast<size_t>(p * (v.size() - 1) + 0.5);
-  return v[std::min(i, v.size() - 1)];
-}
-
-const std::vector<std::string> kQuestions = {
-    "What is 12 times 12?", "Write a Python function that reverses a string.", "Why is the sky blue?",
-    "List three prime numbers.", "If all cats are animals and Tom is a cat, what is Tom?",
-    "Explain recursion in one paragraph.", "What is the capital of Japan?", "Sort these: 5, 2, 9, 1."};
+using t2::bench::Clock;
+using t2::bench::kQuestions;
+using t2::bench::Ms;
+using t2::bench::Percentile;
 
 struct Timing {
   std::vector<double> ttft_ms, per_token_ms;
@@ -56,59 +48,86 @@ void Print(const char* label, const Timing& t) {
               Percentile(t.ttft_ms, 0.99), Percentile(t.per_token_ms, 0.5), Percentile(t.per_token_ms, 0.99));
 }
 
-Timing InProcess(int requests, int max_new) {
-  Timing out;
+// The engine in the bench's own process, configured as the worker is (bench/run_stack_bench.sh):
+// batch 8, its default 64 MiB prefix cache, and T2_ENGINE_THREADS torch threads when the
+// script pins the worker's.
+std::unique_ptr<t2::engine::Generator> InProcessEngine() {
   auto model = t2::ResolveModelPath("default");
-  auto g = t2::engine::Generator::Create({.model = *model, .device = "cpu", .max_batch_size = 8});
+  const char* threads = std::getenv("T2_ENGINE_THREADS");
+  auto g = t2::engine::Generator::Create({.model = *model,
+                                          .device = "cpu",
+                                          .cpu_threads = threads != nullptr ? std::atoi(threads) : 0,
+                                          .max_batch_size = 8,
+                                          .prefix_cache_bytes = int64_t{64} << 20});
   if (!g.ok()) {
     std::fprintf(stderr, "engine: %s\n", g.status().ToString().c_str());
-    return out;
+    return nullptr;
   }
-  auto tmpl = t2::tokenizer::ChatTemplate::FromJinja((*g)->tokenizer().chat_template());
-  for (int i = 0; i < requests; ++i) {
-    std::vector<t2::tokenizer::ChatMessage> messages = {{"user", kQuestions[i % kQuestions.size()]}};
-    t2::engine::GenerationRequest r;
-    r.prompt_ids = (*g)->tokenizer().Encode(*tmpl->Apply(messages, true), false);
-    r.max_new_tokens = max_new;
-    Clock::time_point start = Clock::now(), first{}, last{};
-    int tokens = 0;
-    std::mutex mu;
-    std::condition_variable cv;
-    bool done = false;
-    t2::engine::StreamCallbacks cb;
-    cb.on_tokens = [&](std::string_view, std::span<const int32_t> ids, std::span<const float>) {
-      if (ids.empty()) return;
-      auto now = Clock::now();
-      if (tokens == 0) first = now;
-      last = now;
-      tokens += static_cast<int>(ids.size());
-    };
-    cb.on_done = [&](absl::StatusOr<t2::engine::GenerationResult>) {
-      std::lock_guard<std::mutex> l(mu);
-      done = true;
-      cv.notify_all();
-    };
-    if (!(*g)->Submit(r, cb).ok()) continue;
-    std::unique_lock<std::mutex> l(mu);
-    cv.wait(l, [&] { return done; });
-    out.ttft_ms.push_back(Ms(first - start));
-    if (tokens > 1) out.per_token_ms.push_back(Ms(last - first) / (tokens - 1));
-  }
-  return out;
+  return std::move(*g);
 }
 
-t2::v1::GenerateRequest Request(int i, int max_new) {
+// One greedy chat request through the engine in-process; adds its timing to `out`.
+void InProcess(t2::engine::Generator& g, const t2::tokenizer::ChatTemplate& tmpl, const std::string& question,
+               int max_new, Timing& out) {
+  std::vector<t2::tokenizer::ChatMessage> messages = {{"user", question}};
+  t2::engine::GenerationRequest r;
+  r.prompt_ids = g.tokenizer().Encode(*tmpl.Apply(messages, true), false);
+  r.max_new_tokens = max_new;
+  Clock::time_point start = Clock::now(), first{}, last{};
+  int tokens = 0;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  t2::engine::StreamCallbacks cb;
+  cb.on_tokens = [&](std::string_view, std::span<const int32_t> ids, std::span<const float>) {
+    if (ids.empty()) return;
+    auto now = Clock::now();
+    if (tokens == 0) first = now;
+    last = now;
+    tokens += static_cast<int>(ids.size());
+  };
+  cb.on_done = [&](absl::StatusOr<t2::engine::GenerationResult>) {
+    std::lock_guard<std::mutex> l(mu);
+    done = true;
+    cv.notify_all();
+  };
+  if (!g.Submit(r, cb).ok()) return;
+  std::unique_lock<std::mutex> l(mu);
+  cv.wait(l, [&] { return done; });
+  out.ttft_ms.push_back(Ms(first - start));
+  if (tokens > 1) out.per_token_ms.push_back(Ms(last - first) / (tokens - 1));
+}
+
+// Requests whose answers run long, so that the second pass is max_new_tokens tokens (or close)
+// when the first pass is set against it; one for each category.
+const std::vector<std::string> kLongAnswers = {
+    "Write a Python class for a bank account with deposit, withdraw and a transaction history, "
+    "with docstrings.",
+    "Explain step by step how to solve the equation 3x + 7 = 2x - 5, and check the answer.",
+    "Three friends each own a different pet. Reason through who owns which, explaining every step "
+    "in detail.",
+    "Write a long story about a lighthouse keeper who finds a message in a bottle.",
+    "Write a JavaScript function that validates an email address, and explain each part of it.",
+    "Explain in detail how compound interest works, with a worked example over five years.",
+    "Describe in detail why the seasons change on Earth, and correct two common misconceptions.",
+    "Write a detailed travel guide for a weekend in Kyoto."};
+
+t2::v1::GenerateRequest Request(const std::string& question, int max_new) {
   t2::v1::GenerateRequest r;
   auto* m = r.mutable_chat()->add_messages();
   m->set_role("user");
-  m->set_content(kQuestions[i % kQuestions.size()]);
+  m->set_content(question);
   r.set_max_new_tokens(max_new);
+  r.mutable_sampling()->set_temperature(0);  // greedy, as the engine in-process
   return r;
 }
+
+t2::v1::GenerateRequest Request(int i, int max_new) { return Request(kQuestions[i % kQuestions.size()], max_new); }
 
 // Streams one request; returns (ttft, per-token, first pass ms, total ms).
 struct Measured {
   double ttft = 0, per_token = 0, first_pass = 0, total = 0;
+  int64_t tokens = 0;  // of the answer
   bool ok = false;
 };
 
@@ -128,6 +147,7 @@ Measured Through(t2::v1::Dispatcher::Stub& stub, const t2::v1::GenerateRequest& 
     }
     if (message.has_usage()) tokens = message.usage().completion_tokens();
   }
+  m.tokens = tokens;
   m.ok = reader->Finish().ok();
   m.total = Ms(Clock::now() - start);
   m.ttft = Ms(first - start);
@@ -150,15 +170,23 @@ int main(int argc, char** argv) {
   auto channel = grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
   auto stub = t2::v1::Dispatcher::NewStub(channel);
 
-  Timing engine = InProcess(requests, max_new);
-  Timing stack;
-  Through(*stub, Request(0, 4));  // connect and warm up
+  // The two paths alternate request by request, so that whatever else the machine does at
+  // the time weighs on both alike; each has answered one request before timing starts.
+  std::unique_ptr<t2::engine::Generator> g = InProcessEngine();
+  if (g == nullptr) return 1;
+  auto tmpl = t2::tokenizer::ChatTemplate::FromJinja(g->tokenizer().chat_template());
+  if (!tmpl.ok()) return 1;
+  Timing engine, stack, warm_up;
+  InProcess(*g, *tmpl, kQuestions[0], 4, warm_up);
+  Through(*stub, Request(0, 4));
   for (int i = 0; i < requests; ++i) {
+    InProcess(*g, *tmpl, kQuestions[i % kQuestions.size()], max_new, engine);
     auto m = Through(*stub, Request(i, max_new));
     if (!m.ok) continue;
     stack.ttft_ms.push_back(m.ttft);
     stack.per_token_ms.push_back(m.per_token);
   }
+  g.reset();  // frees its memory before the rest
   std::printf("\n%d greedy chat requests, one at a time, up to %d new tokens\n\n", requests, max_new);
   std::printf("| %-28s | %8s | %8s | %8s | %8s |\n", "path", "TTFT p50", "TTFT p99", "tok p50", "tok p99");
   std::printf("|------------------------------|----------|----------|----------|----------|\n");
@@ -168,23 +196,25 @@ int main(int argc, char** argv) {
               Percentile(stack.ttft_ms, 0.5) - Percentile(engine.ttft_ms, 0.5),
               Percentile(stack.per_token_ms, 0.5) - Percentile(engine.per_token_ms, 0.5));
 
-  std::printf("\nFirst pass as a share of the second pass (%d-token answers)\n\n", max_new);
-  std::printf("| %-24s | %12s | %12s | %7s |\n", "strategy", "first ms p50", "second ms p50", "share");
-  std::printf("|--------------------------|--------------|---------------|---------|\n");
+  std::printf("\nFirst pass as a share of the second pass (answers of up to %d tokens)\n\n", max_new);
+  std::printf("| %-24s | %12s | %13s | %13s | %7s |\n", "strategy", "first ms p50", "second ms p50",
+              "answer tok p50", "share");
+  std::printf("|--------------------------|--------------|---------------|----------------|---------|\n");
   for (auto mode : {t2::v1::CLASSIFY_MODE_LABEL_SCORE, t2::v1::CLASSIFY_MODE_GENERATE}) {
-    std::vector<double> first, second;
+    std::vector<double> first, second, answer_tokens;
     for (int i = 0; i < std::max(4, requests / 2); ++i) {
-      auto r = Request(i, max_new);
+      auto r = Request(kLongAnswers[i % kLongAnswers.size()], max_new);
       r.mutable_adaptation()->mutable_prompt()->set_mode(mode);
       auto m = Through(*stub, r);
       if (!m.ok) continue;
       first.push_back(m.first_pass);
       second.push_back(m.total - m.first_pass);
+      answer_tokens.push_back(static_cast<double>(m.tokens));
     }
     double f = Percentile(first, 0.5), s = Percentile(second, 0.5);
-    std::printf("| %-24s | %12.1f | %13.1f | %6.1f%% |\n",
+    std::printf("| %-24s | %12.1f | %13.1f | %14.0f | %6.1f%% |\n",
                 mode == t2::v1::CLASSIFY_MODE_LABEL_SCORE ? "prompt, label scoring" : "prompt, generate \\boxed",
-                f, s, s > 0 ? 100.0 * f / s : 0.0);
+                f, s, Percentile(answer_tokens, 0.5), s > 0 ? 100.0 * f / s : 0.0);
   }
   if (!sequential.empty()) {
     std::printf("\nFew-shot Adapt (CEM): 4 examples, population 8, 2 generations, 16-token answers\n\n");
