@@ -1,5 +1,7 @@
 #include "expert_cache.h"
 
+#include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <fstream>
 
@@ -54,6 +56,119 @@ ExpertCache::ExpertCache(engine::Generator& generator, std::shared_ptr<grpc::Cha
       registry_(registry ? t2::v1::Registry::NewStub(registry) : nullptr),
       blob_dir_(std::move(blob_dir)),
       max_loaded_(max_loaded) {}
+
+ExpertCache::~ExpertCache() {
+  {
+    std::lock_guard<std::mutex> lock(watch_mu_);
+    stopping_ = true;
+    if (watch_context_ != nullptr) watch_context_->TryCancel();
+  }
+  watch_cv_.notify_all();
+  if (watcher_.joinable()) watcher_.join();
+}
+
+void ExpertCache::StartWatch() {
+  if (registry_ == nullptr || watcher_.joinable()) return;
+  watcher_ = std::thread([this] { WatchLoop(); });
+}
+
+void ExpertCache::WatchLoop() {
+  std::chrono::milliseconds backoff(100);
+  int64_t last_sequence = 0;  // 0: changes from now on
+  bool logged_down = false;
+  while (true) {
+    grpc::ClientContext context;
+    {
+      std::lock_guard<std::mutex> lock(watch_mu_);
+      if (stopping_) return;
+      watch_context_ = &context;
+    }
+    t2::v1::WatchRequest request;
+    request.set_from_sequence(last_sequence);  // after a reconnect: what was missed meanwhile
+    const auto opened = std::chrono::steady_clock::now();
+    auto reader = registry_->Watch(&context, request);
+    t2::v1::RegistryEvent event;
+    bool got_event = false;
+    while (reader->Read(&event)) {
+      got_event = true;
+      last_sequence = std::max(last_sequence, event.sequence());
+      OnEvent(event);
+    }
+    const grpc::Status status = reader->Finish();
+    std::unique_lock<std::mutex> lock(watch_mu_);
+    watch_context_ = nullptr;
+    if (stopping_) return;
+    if (got_event || std::chrono::steady_clock::now() - opened > std::chrono::seconds(1)) {
+      backoff = std::chrono::milliseconds(100);
+      logged_down = false;
+    }
+    if (!logged_down) {
+      LogWarning(absl::StrCat("registry watch ended (", status.error_message(),
+                              "); experts are still fetched on first use"));
+      logged_down = true;
+    }
+    watch_cv_.wait_for(lock, backoff, [&] { return stopping_; });
+    backoff = std::min(backoff * 2, std::chrono::milliseconds(10'000));
+  }
+}
+
+void ExpertCache::OnEvent(const t2::v1::RegistryEvent& event) {
+  using Kind = t2::v1::RegistryEvent;
+  if (event.kind() == Kind::KIND_ALIAS_SET) {
+    // Worth loading only where this worker already serves the expert: its requests will
+    // follow the alias to the new version.
+    const std::string key = absl::StrCat(event.target(), "@", event.version());
+    const std::string prefix = event.target() + "@";
+    bool serves_expert = false, has_version = false;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (const std::string& k : lru_) {
+        has_version |= k == key;
+        serves_expert |= k.rfind(prefix, 0) == 0;
+      }
+    }
+    if (serves_expert && !has_version) Prefetch(event.target(), event.version());
+  } else if (event.kind() == Kind::KIND_EXPERT_DEPRECATED) {
+    const std::string key = absl::StrCat(event.name(), "@", event.version());
+    std::lock_guard<std::mutex> lock(mu_);
+    if (std::find(lru_.begin(), lru_.end(), key) == lru_.end()) return;
+    // In use by a request: it stays until the LRU evicts it.
+    if (generator_.RemoveAdapter(key).ok()) {
+      lru_.remove(key);
+      LogInfo(absl::StrCat("unloaded deprecated expert ", key));
+    }
+  }
+}
+
+void ExpertCache::Prefetch(const std::string& name, int64_t version) {
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(deadline));
+  t2::v1::ListExpertsRequest request;
+  request.set_name(name);
+  t2::v1::ListExpertsResponse response;
+  const grpc::Status listed = registry_->ListExperts(&context, request, &response);
+  if (!listed.ok()) {
+    LogWarning(absl::StrCat("prefetching expert ", name, "@", version, ": ", listed.error_message()));
+    return;
+  }
+  for (const auto& info : response.experts()) {
+    if (info.version() != version) continue;
+    t2::v1::ExpertRef ref;
+    ref.set_name(name);
+    ref.set_version(version);
+    ref.set_sha256(info.sha256());
+    std::lock_guard<std::mutex> lock(mu_);
+    absl::StatusOr<std::string> key = EnsureExpert(ref, deadline);
+    if (!key.ok()) {
+      LogWarning(absl::StrCat("prefetching expert ", name, "@", version, ": ", key.status().message()));
+      return;
+    }
+    ++prefetched_;
+    EvictIfNeeded();
+    return;
+  }
+}
 
 absl::StatusOr<std::string> ExpertCache::Resolve(const t2::v1::AdapterSpec& spec, absl::Time deadline) {
   const int k = spec.experts_size();
@@ -212,6 +327,11 @@ std::vector<std::string> ExpertCache::loaded() const {
 int64_t ExpertCache::fetched() const {
   std::lock_guard<std::mutex> lock(mu_);
   return fetched_;
+}
+
+int64_t ExpertCache::prefetched() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return prefetched_;
 }
 
 }  // namespace t2::worker

@@ -243,6 +243,7 @@ grpc::Status WorkerService::Info(grpc::ServerContext*, const t2::v1::WorkerInfoR
   info->set_num_layers(static_cast<int32_t>(generator_->config().num_hidden_layers));
   for (const auto& name : experts_->loaded()) info->add_loaded_experts(name);
   info->set_experts_fetched(experts_->fetched());
+  info->set_experts_prefetched(experts_->prefetched());
   info->set_prefix_cache_bytes(stats.prefix_cache_bytes);
   info->set_prefix_cache_hits(stats.prefix_hits);
   info->set_prefix_reused_tokens(stats.prefix_reused_tokens);

@@ -8,6 +8,7 @@
 
 #include <signal.h>
 
+#include <algorithm>
 #include <fstream>
 #include <iterator>
 #include <thread>
@@ -260,6 +261,63 @@ TEST_F(StackTest, MovingAnAliasDuringAStreamDoesNotDisturbItAndTheNextRequestUse
   ASSERT_TRUE(next.status.ok()) << next.status.error_message();
   EXPECT_EQ(next.first_pass.adapter(), "hot@2");
   EXPECT_EQ(next.text, EngineAnswer(kQuestion, 64, "v2"));
+}
+
+// Workers follow Registry.Watch: the version an alias moves to is loaded where the expert is
+// already served, before any request asks for it, and a deprecated version is unloaded.
+TEST_F(StackTest, WorkersLoadTheVersionAnAliasMovesToAndUnloadDeprecatedOnes) {
+  Publish("warm", 1, expert_files_["v1"]);
+  Publish("warm", 2, expert_files_["v2"]);
+  SetAlias("warmed", "warm", 1);
+  auto request = ChatRequest(kQuestion, 4);
+  request.mutable_adaptation()->set_expert("warmed");
+  auto first = Unary(*dispatcher_stub_, request);
+  ASSERT_TRUE(first.status.ok()) << first.status.error_message();
+  ASSERT_EQ(first.first_pass.adapter(), "warm@1");
+
+  auto info = [](ServiceProcess* worker) {
+    v1::WorkerInfo out;
+    grpc::ClientContext context;
+    EXPECT_TRUE(v1::Worker::NewStub(worker->channel)->Info(&context, {}, &out).ok());
+    return out;
+  };
+  auto has = [](const v1::WorkerInfo& i, const std::string& key) {
+    return std::find(i.loaded_experts().begin(), i.loaded_experts().end(), key) != i.loaded_experts().end();
+  };
+  // Waits up to 30 s for `loaded` to become what is wanted.
+  auto wait_until = [&](ServiceProcess* worker, const std::string& key, bool loaded) {
+    for (int attempt = 0; attempt < 300 && has(info(worker), key) != loaded; ++attempt) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return has(info(worker), key) == loaded;
+  };
+  ServiceProcess* serving = nullptr;
+  for (ServiceProcess* w : workers_) {
+    if (has(info(w), "warm@1")) serving = w;
+  }
+  ASSERT_NE(serving, nullptr) << "no worker loaded warm@1";
+  const int64_t prefetched = info(serving).experts_prefetched();
+
+  SetAlias("warmed", "warm", 2);
+  EXPECT_TRUE(wait_until(serving, "warm@2", true)) << serving->LogTail();
+  EXPECT_EQ(info(serving).experts_prefetched(), prefetched + 1);
+  for (ServiceProcess* w : workers_) {
+    if (w != serving) EXPECT_FALSE(has(info(w), "warm@2")) << "a worker that never served warm loaded it";
+  }
+
+  grpc::ClientContext context;
+  v1::DeprecateExpertRequest deprecate;
+  deprecate.set_name("warm");
+  deprecate.set_version(1);
+  v1::ExpertInfo deprecated;
+  ASSERT_TRUE(registry_stub_->DeprecateExpert(&context, deprecate, &deprecated).ok());
+  EXPECT_TRUE(wait_until(serving, "warm@1", false)) << serving->LogTail();
+  // The moved alias's requests are served by the loaded version, without another fetch.
+  const int64_t fetched = info(serving).experts_fetched();
+  auto next = Unary(*dispatcher_stub_, request);
+  ASSERT_TRUE(next.status.ok()) << next.status.error_message();
+  EXPECT_EQ(next.first_pass.adapter(), "warm@2");
+  EXPECT_EQ(info(serving).experts_fetched(), fetched);
 }
 
 TEST_F(StackTest, PromptClassificationChoosesACategory) {
