@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "t2/common/log.h"
 #include "t2/common/status.h"
+#include "t2/rpc/reconnect_backoff.h"
 #include "t2/rpc/status.h"
 
 namespace t2::dispatcher {
@@ -284,8 +285,7 @@ void ExpertResolver::EraseName(const std::string& name) {
 }
 
 void ExpertResolver::WatchLoop() {
-  std::chrono::milliseconds backoff(100);
-  bool logged_down = false;
+  rpc::ReconnectBackoff backoff(std::chrono::milliseconds(100), options_.max_backoff);
   while (true) {
     grpc::ClientContext context;
     t2::v1::WatchRequest request;
@@ -322,20 +322,13 @@ void ExpertResolver::WatchLoop() {
     if (stopping_) return;
     ++stats_.reconnects;
     // A stream that fails at once is a registry still down: back off, and log once an outage.
-    const bool was_up =
-        got_event || std::chrono::steady_clock::now() - opened > std::chrono::seconds(1);
-    if (was_up) {
-      backoff = std::chrono::milliseconds(100);
-      logged_down = false;
-    }
-    if (!logged_down) {
+    const auto wait = backoff.Ended(got_event || std::chrono::steady_clock::now() - opened > std::chrono::seconds(1));
+    if (wait.outage_began) {
       LogWarning(absl::StrCat("registry watch ended (", status.error_message(),
                               "); lookups go uncached until it reconnects"));
-      logged_down = true;
     }
-    stop_cv_.wait_for(lock, backoff, [&] { return stopping_; });
+    stop_cv_.wait_for(lock, wait.delay, [&] { return stopping_; });
     if (stopping_) return;
-    backoff = std::min(backoff * 2, options_.max_backoff);
   }
 }
 

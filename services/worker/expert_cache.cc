@@ -10,6 +10,7 @@
 #include "t2/common/log.h"
 #include "t2/common/sha256.h"
 #include "t2/common/status.h"
+#include "t2/rpc/reconnect_backoff.h"
 #include "t2/rpc/status.h"
 
 namespace t2::worker {
@@ -73,9 +74,8 @@ void ExpertCache::StartWatch() {
 }
 
 void ExpertCache::WatchLoop() {
-  std::chrono::milliseconds backoff(100);
+  rpc::ReconnectBackoff backoff(std::chrono::milliseconds(100), std::chrono::milliseconds(10'000));
   int64_t last_sequence = 0;  // 0: changes from now on
-  bool logged_down = false;
   while (true) {
     grpc::ClientContext context;
     {
@@ -98,17 +98,12 @@ void ExpertCache::WatchLoop() {
     std::unique_lock<std::mutex> lock(watch_mu_);
     watch_context_ = nullptr;
     if (stopping_) return;
-    if (got_event || std::chrono::steady_clock::now() - opened > std::chrono::seconds(1)) {
-      backoff = std::chrono::milliseconds(100);
-      logged_down = false;
-    }
-    if (!logged_down) {
+    const auto wait = backoff.Ended(got_event || std::chrono::steady_clock::now() - opened > std::chrono::seconds(1));
+    if (wait.outage_began) {
       LogWarning(absl::StrCat("registry watch ended (", status.error_message(),
                               "); experts are still fetched on first use"));
-      logged_down = true;
     }
-    watch_cv_.wait_for(lock, backoff, [&] { return stopping_; });
-    backoff = std::min(backoff * 2, std::chrono::milliseconds(10'000));
+    watch_cv_.wait_for(lock, wait.delay, [&] { return stopping_; });
   }
 }
 
