@@ -386,7 +386,7 @@ TEST_F(StackTest, FewShotAdaptStoresAMixtureThatLaterRequestsUse) {
 }
 
 // Last: it kills a worker.
-TEST_F(StackTest, ZWorkerDyingMidStreamIsUnavailableAndLaterRequestsGoToTheOther) {
+TEST_F(StackTest, ZWorkerDyingMidStreamIsUnavailableAndLaterRequestsGoToTheOtherUntilNoneIsLeft) {
   // A long answer; find the worker generating it and kill it mid-stream.
   auto request = ChatRequest("Count from 1 to 500, separated by commas.", 400);
   std::atomic<int> messages{0};
@@ -421,6 +421,17 @@ TEST_F(StackTest, ZWorkerDyingMidStreamIsUnavailableAndLaterRequestsGoToTheOther
                                  << dispatcher_->LogTail();
     EXPECT_EQ(got.text, expected);
   }
+
+  // With every worker gone, a request is UNAVAILABLE at once, not at its deadline.
+  const int survivor = 1 - victim;
+  workers_[survivor]->process.Signal(SIGKILL);
+  workers_[survivor]->process.Wait(std::chrono::seconds(10));
+  const auto sent_at = std::chrono::steady_clock::now();
+  auto none = Unary(*dispatcher_stub_, ChatRequest(kQuestion, 16));
+  EXPECT_EQ(none.status.error_code(), grpc::UNAVAILABLE) << none.status.error_message();
+  EXPECT_THAT(none.status.error_message(), HasSubstr("worker"));
+  EXPECT_LT(std::chrono::steady_clock::now() - sent_at, std::chrono::seconds(30)) << "the deadline is 3 minutes";
+  EXPECT_TRUE(none.text.empty());
 }
 
 }  // namespace
