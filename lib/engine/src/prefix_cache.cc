@@ -36,26 +36,21 @@ absl::Status PrefixCache::Insert(const model::LlamaModel& model, const std::stri
                                  std::span<const int32_t> ids, const model::KvCache& source, int64_t row) {
   const auto length = static_cast<int64_t>(ids.size());
   if (!enabled() || length < min_tokens_) return absl::OkStatus();
-  for (auto it = entries_.begin(); it != entries_.end();) {
-    if (it->adapter != adapter) {
-      ++it;
-      continue;
-    }
+  std::vector<std::list<Entry>::iterator> extended;  // redundant once `ids` is kept
+  for (auto it = entries_.begin(); it != entries_.end(); ++it) {
+    if (it->adapter != adapter) continue;
     const int64_t common = CommonPrefix(it->ids, ids);
     if (common == length) {  // already covered (the same prompt, or one it begins)
       entries_.splice(entries_.begin(), entries_, it);
       return absl::OkStatus();
     }
-    if (common == static_cast<int64_t>(it->ids.size())) {  // `ids` extends it: it is redundant
-      auto stale = it++;
-      Erase(stale);
-      continue;
-    }
-    ++it;
+    if (common == static_cast<int64_t>(it->ids.size())) extended.push_back(it);
   }
   T2_ASSIGN_OR_RETURN(model::KvCache copy, model.NewCache(1, length));
   const int64_t bytes = copy.bytes();
-  if (bytes > budget_) return absl::OkStatus();  // larger than the whole cache: not kept
+  // Larger than the whole cache: not kept, and the shorter beginnings it extends stay.
+  if (bytes > budget_) return absl::OkStatus();
+  for (auto it : extended) Erase(it);
   while (stats_.bytes + bytes > budget_ && !entries_.empty()) Erase(std::prev(entries_.end()));
   copy.CopyPrefixFrom(source, row, 0, length);
   entries_.push_front({adapter, std::vector<int32_t>(ids.begin(), ids.end()), std::move(copy), bytes});
@@ -69,10 +64,6 @@ void PrefixCache::Forget(const std::string& adapter) {
     auto current = it++;
     if (current->adapter == adapter) Erase(current);
   }
-}
-
-void PrefixCache::Clear() {
-  while (!entries_.empty()) Erase(entries_.begin());
 }
 
 void PrefixCache::Erase(std::list<Entry>::iterator it) {

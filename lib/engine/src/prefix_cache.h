@@ -31,7 +31,7 @@ class PrefixCache {
 
   // The longest beginning of `ids` cached for `adapter` (0 if none worth using), at most
   // ids.size() - 1 positions: the last prompt token must run to give the next token's
-  // logits. `source` row 0 holds them; it stays valid until the next Insert, Forget or Clear.
+  // logits. `source` row 0 holds them; it stays valid until the next Insert or Forget.
   struct Match {
     int64_t length = 0;
     const model::KvCache* source = nullptr;
@@ -51,7 +51,6 @@ class PrefixCache {
 
   // An adapter replaced or removed under this name: its entries are stale.
   void Forget(const std::string& adapter);
-  void Clear();
 
   struct Stats {
     int64_t bytes = 0;
