@@ -104,7 +104,8 @@ int main(int argc, char** argv) {
        .adapt = {.max_concurrent_candidates = config->cem_sequential ? 1 : 0}});
 
   absl::StatusOr<t2::rpc::RunningServer> server =
-      t2::rpc::StartServer({.address = config->listen}, {&service});
+      t2::rpc::StartServer(
+          {.address = config->listen, .health_services = {t2::v1::Dispatcher::service_full_name()}}, {&service});
   if (!server.ok()) {
     t2::LogError(absl::StrCat("t2-dispatcher: ", server.status().message()));
     return 1;

@@ -63,15 +63,13 @@ int main(int argc, char** argv) {
   }
   t2::registry::RegistryService service(store->get());
   auto server = t2::rpc::StartServer({.address = flags->Get("listen", "127.0.0.1:50051"),
-                                      .max_receive_message_bytes = *max_message},
+                                      .max_receive_message_bytes = *max_message,
+                                      .health_services = {t2::v1::Registry::service_full_name()}},
                                      {&service});
   if (!server.ok()) {
     t2::LogError(absl::StrCat("t2-registry: ", server.status().message()));
     return 1;
   }
-  // lib/rpc's SetServing covers the "" entry; the per-service entry is added here.
-  server->server->GetHealthCheckService()->SetServingStatus(t2::v1::Registry::service_full_name(),
-                                                            true);
   server->SetServing(true);
   if (flags->Has("port-file")) {
     absl::Status written =

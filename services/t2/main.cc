@@ -17,6 +17,7 @@ commands:
   up         run the whole stack (registry, worker, dispatcher) on this machine (t2 up --help)
   experts    list, publish, download, alias and deprecate experts in a registry (t2 experts --help)
   adapt      few-shot adaptation: fit a mixture of experts to solved examples (t2 adapt --help)
+  health     whether a running service is SERVING; can wait for it (t2 health --help)
 )";
 
 }  // namespace
@@ -36,6 +37,7 @@ int main(int argc, char** argv) {
   if (command == "up") return t2::cli::RunUp(args);
   if (command == "experts") return t2::cli::RunExperts(args);
   if (command == "adapt") return t2::cli::RunAdapt(args);
+  if (command == "health") return t2::cli::RunHealth(args);
   std::cerr << "t2: unknown command '" << command << "'\n" << kUsage;
   return 2;
 }

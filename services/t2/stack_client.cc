@@ -12,6 +12,20 @@
 
 namespace t2::cli {
 
+absl::StatusOr<grpc::health::v1::HealthCheckResponse::ServingStatus> CheckHealth(
+    const std::shared_ptr<grpc::Channel>& channel, const std::string& service, double timeout_seconds) {
+  auto stub = grpc::health::v1::Health::NewStub(channel);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::milliseconds(static_cast<int64_t>(timeout_seconds * 1000)));
+  grpc::health::v1::HealthCheckRequest request;
+  request.set_service(service);
+  grpc::health::v1::HealthCheckResponse response;
+  grpc::Status status = stub->Check(&context, request, &response);
+  if (!status.ok()) return t2::rpc::FromGrpc(status);
+  return response.status();
+}
+
 std::string AdaptationName(const t2::v1::Adaptation& a) {
   switch (a.strategy_case()) {
     case t2::v1::Adaptation::kExpert: return "expert " + a.expert();

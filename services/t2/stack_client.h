@@ -10,6 +10,8 @@
 #include <grpcpp/grpcpp.h>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "t2/v1/dispatcher.grpc.pb.h"
 
 namespace t2::cli {
@@ -23,6 +25,12 @@ absl::Status StreamThroughDispatcher(const std::shared_ptr<grpc::Channel>& chann
 // Publishes an expert file to the registry (client stream, 1 MiB chunks).
 absl::Status PublishExpertFile(const std::shared_ptr<grpc::Channel>& channel, const std::string& name,
                                int64_t version, const std::filesystem::path& file, std::ostream& out);
+
+// One grpc.health.v1 Check of `service` ("" = the whole server): the status the server
+// reports, or the call's error (UNAVAILABLE while nothing listens, NOT_FOUND for a service
+// the server does not know).
+absl::StatusOr<grpc::health::v1::HealthCheckResponse::ServingStatus> CheckHealth(
+    const std::shared_ptr<grpc::Channel>& channel, const std::string& service, double timeout_seconds);
 
 std::string AdaptationName(const t2::v1::Adaptation& adaptation);
 

@@ -13,7 +13,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "commands.h"
-#include "grpc/health/v1/health.grpc.pb.h"
 #include "stack_client.h"
 #include "t2/common/env.h"
 #include "t2/common/flags.h"
@@ -48,12 +47,8 @@ std::string FindBinary(const std::string& name) {
 }
 
 bool Serving(const std::string& address) {
-  auto channel = grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
-  auto stub = grpc::health::v1::Health::NewStub(channel);
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
-  HealthCheckResponse response;
-  return stub->Check(&context, {}, &response).ok() && response.status() == HealthCheckResponse::SERVING;
+  auto status = CheckHealth(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()), "", 2);
+  return status.ok() && *status == HealthCheckResponse::SERVING;
 }
 
 struct Service {

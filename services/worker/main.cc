@@ -129,7 +129,9 @@ int main(int argc, char** argv) {
 
   // Listen before loading: health answers NOT_SERVING and calls UNAVAILABLE meanwhile.
   t2::worker::WorkerService service;
-  auto server = t2::rpc::StartServer({.address = flags->Get("listen", "127.0.0.1:50053")}, {&service});
+  auto server = t2::rpc::StartServer(
+      {.address = flags->Get("listen", "127.0.0.1:50053"), .health_services = {t2::v1::Worker::service_full_name()}},
+      {&service});
   if (!server.ok()) return Fail(server.status());
   if (flags->Has("port-file")) {
     auto s = t2::rpc::WriteFileAtomically(flags->Get("port-file", ""), server->address + "\n");

@@ -6,7 +6,11 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <fstream>
@@ -32,6 +36,19 @@ using ::testing::Not;
 std::string Slurp(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
   return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+// A loopback port nothing listens on: bound to learn a free number, then closed.
+int ClosedPort() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof(address);
+  const bool ok = bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0 &&
+                  getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0;
+  close(fd);
+  return ok ? ntohs(address.sin_port) : 1;
 }
 
 struct CliRun {
@@ -251,6 +268,30 @@ TEST_F(CliStackTest, AdaptFitsAMixtureThatGenerateUsesByTask) {
   EXPECT_THAT(r.output, HasSubstr("adapter mixture:arith"));
 }
 
+TEST_F(CliStackTest, HealthReportsServingAndFailsOtherwise) {
+  // The server as a whole, and each service by its full name (what a Kubernetes gRPC probe
+  // with `service:` asks).
+  const std::pair<const ServiceProcess*, const char*> services[] = {
+      {registry_, "t2.v1.Registry"}, {worker_, "t2.v1.Worker"}, {dispatcher_, "t2.v1.Dispatcher"}};
+  for (const auto& [s, name] : services) {
+    for (const std::string service : {"", name}) {
+      CliRun r = T2({"health", "--server", s->address, "--service", service});
+      EXPECT_EQ(r.exit_code, 0) << name << " '" << service << "': " << r.output;
+      EXPECT_THAT(r.output, HasSubstr(": SERVING"));
+    }
+  }
+  CliRun r = T2({"health", "--server", worker_->address, "--service", "t2.v1.NoSuchService"});
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("NOT_FOUND"));
+  // Nothing listens on a port the kernel just handed out and took back: waiting gives up.
+  const int closed = ClosedPort();
+  const auto start = std::chrono::steady_clock::now();
+  r = T2({"health", "--server", "127.0.0.1:" + std::to_string(closed), "--wait-s", "1", "--timeout", "0.2"});
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("UNAVAILABLE"));
+  EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::seconds(1)) << "--wait-s 1 kept polling";
+}
+
 TEST_F(CliStackTest, UsageErrorsExitTwoNamingTheFlag) {
   const std::string reg = registry_->address, disp = dispatcher_->address;
   const auto good = dir_ / "good.jsonl";
@@ -289,6 +330,9 @@ TEST_F(CliStackTest, UsageErrorsExitTwoNamingTheFlag) {
         "--population", "0"},
        "--population must be a positive integer"},
       {{"adapt", "--task", "t", "--examples", good.string(), "--verifier", "numeric"}, "--server is required"},
+      {{"health"}, "--server is required"},
+      {{"health", "--server", reg, "--wait-s", "-1"}, "--wait-s must be in [0, 86400]"},
+      {{"health", "--server", reg, "extra"}, "unexpected argument 'extra'"},
   };
   for (const auto& [args, message] : calls) {
     CliRun r = T2(args);

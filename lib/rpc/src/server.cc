@@ -29,6 +29,9 @@ absl::StatusOr<RunningServer> StartServer(const ServerOptions& options,
   if (running.server == nullptr || running.port == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", options.address));
   }
+  if (auto* health = running.server->GetHealthCheckService(); health != nullptr) {
+    for (const std::string& name : options.health_services) health->SetServingStatus(name, false);
+  }
   running.SetServing(false);
   std::string host = options.address.substr(0, options.address.rfind(':'));
   running.address = absl::StrCat(host, ":", running.port);

@@ -18,6 +18,9 @@ namespace t2::rpc {
 struct ServerOptions {
   std::string address = "127.0.0.1:0";       // host:port; port 0 = any free port
   int64_t max_receive_message_bytes = 4 << 20;  // larger requests get RESOURCE_EXHAUSTED
+  // grpc.health.v1 entries besides the server's own "" one, so that a probe may ask for a
+  // service by its full name (t2.v1.Worker): the services' service_full_name()s.
+  std::vector<std::string> health_services;
 };
 
 struct RunningServer {
@@ -29,7 +32,8 @@ struct RunningServer {
   void SetServing(bool serving) const;
 };
 
-// Health starts NOT_SERVING for every service; call SetServing(true) when ready.
+// Health starts NOT_SERVING for "" and every options.health_services entry; call
+// SetServing(true) when ready.
 absl::StatusOr<RunningServer> StartServer(const ServerOptions& options,
                                           const std::vector<grpc::Service*>& services);
 
