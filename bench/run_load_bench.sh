@@ -9,6 +9,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/stack_env.sh
 registry=$(start registry "$B/services/registry/t2-registry" --root "$work/registry"); wait_serving "$registry"
-worker=$(start worker "$B/services/worker/t2-worker" --model default --registry "$registry" ${T2_WORKER_ARGS:---max-batch-size 4 --max-queue 8}); wait_serving "$worker"
+worker=$(start worker "$B/services/worker/t2-worker" --model "$MODEL" --device "$DEVICE" --registry "$registry" ${T2_WORKER_ARGS:---max-batch-size 4 --max-queue 8}); wait_serving "$worker"
 dispatcher=$(start dispatcher "$B/services/dispatcher/t2-dispatcher" --registry "$registry" --worker "$worker"); wait_serving "$dispatcher"
 "$B/bench/load_bench" "$dispatcher" "$@"

@@ -49,13 +49,21 @@ void Print(const char* label, const Timing& t) {
 }
 
 // The engine in the bench's own process, configured as the worker is (bench/run_stack_bench.sh):
-// batch 8, its default 64 MiB prefix cache, and T2_ENGINE_THREADS torch threads when the
-// script pins the worker's.
+// batch 8, its default 64 MiB prefix cache, the worker's model and device (T2_BENCH_MODEL,
+// T2_BENCH_DEVICE) and T2_ENGINE_THREADS torch threads when the script pins the worker's.
 std::unique_ptr<t2::engine::Generator> InProcessEngine() {
-  auto model = t2::ResolveModelPath("default");
+  auto env = [](const char* name, const char* fallback) {
+    const char* v = std::getenv(name);
+    return std::string(v != nullptr && *v != '\0' ? v : fallback);
+  };
+  auto model = t2::ResolveModelPath(env("T2_BENCH_MODEL", "default"));
+  if (!model.ok()) {
+    std::fprintf(stderr, "engine: %s\n", model.status().ToString().c_str());
+    return nullptr;
+  }
   const char* threads = std::getenv("T2_ENGINE_THREADS");
   auto g = t2::engine::Generator::Create({.model = *model,
-                                          .device = "cpu",
+                                          .device = env("T2_BENCH_DEVICE", "cpu"),
                                           .cpu_threads = threads != nullptr ? std::atoi(threads) : 0,
                                           .max_batch_size = 8,
                                           .prefix_cache_bytes = int64_t{64} << 20});
