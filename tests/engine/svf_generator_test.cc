@@ -6,6 +6,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
+#include <thread>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -181,6 +184,43 @@ TEST_F(SvfGeneratorTest, MixtureOfOneExpertEqualsTheExpert) {
   EXPECT_TRUE(factored_->RemoveAdapter("only1").ok());
   EXPECT_TRUE(factored_->RemoveAdapter("half").ok());
   EXPECT_TRUE(factored_->RemoveAdapter("half_again").ok());
+}
+
+// Adapter operations interleave with decoding. The scheduler steps back to back under the
+// model lock; an AddMixture arriving meanwhile must get the lock between two steps, not when
+// the batch has finished (a worker's new requests resolve their adapters this way), and
+// looking up adapter names must not wait for the model at all.
+TEST_F(SvfGeneratorTest, AdapterOperationsDoNotWaitForTheRunningBatchToFinish) {
+  constexpr int kTokens = 160;
+  std::atomic<int> steps{0}, finished{0};
+  std::vector<std::shared_ptr<RequestHandle>> handles;
+  for (int i = 0; i < 4; ++i) {
+    GenerationRequest r = Chat(*factored_, kQuestions[i], "random" + std::to_string(i), kTokens);
+    r.ignore_eos = true;
+    StreamCallbacks callbacks;
+    if (i == 0) {
+      callbacks.on_tokens = [&](std::string_view, std::span<const int32_t> t, std::span<const float>) {
+        steps += static_cast<int>(t.size());
+      };
+    }
+    callbacks.on_done = [&](absl::StatusOr<GenerationResult>) { ++finished; };
+    auto h = factored_->Submit(std::move(r), std::move(callbacks));
+    ASSERT_TRUE(h.ok()) << h.status();
+    handles.push_back(*h);
+  }
+  while (steps < 8) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+
+  const auto start = std::chrono::steady_clock::now();
+  auto names = factored_->AdapterNames();
+  EXPECT_THAT(names, ::testing::Contains("random3"));
+  ASSERT_TRUE(factored_->AddMixture("while-decoding", {"random1", "random2"}, {0.3, 0.7}).ok());
+  const double waited_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const int steps_meanwhile = steps.load();
+  EXPECT_EQ(finished.load(), 0) << "AddMixture waited " << waited_s << " s, until the batch had finished";
+  EXPECT_LT(steps_meanwhile, kTokens / 2) << "AddMixture waited " << waited_s << " s";
+
+  while (finished < 4) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_TRUE(factored_->RemoveAdapter("while-decoding").ok());
 }
 
 // Cached prompt beginnings belong to the adapter they were computed with: another adapter

@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <map>
 #include <mutex>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "t2/common/status.h"
@@ -49,7 +50,11 @@ struct Generator::Impl {
   std::unique_ptr<tokenizer::Tokenizer> tokenizer;
   GeneratorOptions options;
   std::unique_ptr<SvfAdapters> svf;  // null without GeneratorOptions::svf
-  mutable std::mutex mutex;  // the model and SVF state: the scheduler thread, AddExpert, ...
+  mutable ModelLock mutex;  // the model and SVF state: the scheduler thread, AddExpert, ...
+  // The adapters' names, also kept apart from the model lock: looking one up (each worker
+  // request does) must not wait for a decoding step.
+  mutable std::mutex names_mu;
+  std::set<std::string> names;
   int64_t context_limit = 0;
   // Declared last: destroyed first, so its thread stops before the model goes away.
   std::unique_ptr<Scheduler> scheduler;
@@ -244,17 +249,21 @@ std::map<std::string, int64_t> Generator::target_ranks() const {
 absl::Status Generator::AddExpert(const std::string& name, const std::filesystem::path& file,
                                   bool allow_base_mismatch) {
   if (impl_->svf == nullptr) return absl::FailedPreconditionError("AddExpert: this generator was created without SVF");
-  std::lock_guard<std::mutex> lock(impl_->mutex);
+  // Reading and checking the file needs only the decomposition, which never changes.
   T2_ASSIGN_OR_RETURN(auto expert, svf::LoadExpert(file, impl_->svf->decomposition(),
                                                    {.allow_base_mismatch = allow_base_mismatch}));
+  std::lock_guard<ModelLock> lock(impl_->mutex);
   impl_->scheduler->InvalidateAdapter(name);
-  return impl_->svf->AddExpert(name, std::move(expert));
+  T2_RETURN_IF_ERROR(impl_->svf->AddExpert(name, std::move(expert)));
+  std::lock_guard<std::mutex> names_lock(impl_->names_mu);
+  impl_->names.insert(name);
+  return absl::OkStatus();
 }
 
 absl::Status Generator::AddMixture(const std::string& name, const std::vector<std::string>& experts,
                                    const std::vector<double>& alpha, bool per_layer) {
   if (impl_->svf == nullptr) return absl::FailedPreconditionError("AddMixture: this generator was created without SVF");
-  std::lock_guard<std::mutex> lock(impl_->mutex);
+  std::lock_guard<ModelLock> lock(impl_->mutex);
   std::vector<const svf::Expert*> parts;
   for (size_t k = 0; k < experts.size(); ++k) {
     const svf::Expert* e = impl_->svf->Find(experts[k]);
@@ -264,31 +273,36 @@ absl::Status Generator::AddMixture(const std::string& name, const std::vector<st
   T2_ASSIGN_OR_RETURN(auto mixed, svf::MixExperts(parts, {.alpha = alpha, .per_layer = per_layer},
                                                   static_cast<int>(impl_->model->config().num_hidden_layers)));
   impl_->scheduler->InvalidateAdapter(name);
-  return impl_->svf->AddExpert(name, std::move(mixed));
+  T2_RETURN_IF_ERROR(impl_->svf->AddExpert(name, std::move(mixed)));
+  std::lock_guard<std::mutex> names_lock(impl_->names_mu);
+  impl_->names.insert(name);
+  return absl::OkStatus();
 }
 
 absl::Status Generator::RemoveAdapter(const std::string& name) {
   if (impl_->svf == nullptr) return absl::NotFoundError(absl::StrCat("adapter '", name, "' is not loaded"));
-  std::lock_guard<std::mutex> lock(impl_->mutex);
+  std::lock_guard<ModelLock> lock(impl_->mutex);
   if (impl_->scheduler->InUse(name)) {
     return absl::FailedPreconditionError(absl::StrCat("adapter '", name, "' is used by a queued or running request"));
   }
   impl_->scheduler->InvalidateAdapter(name);
-  return impl_->svf->Remove(name);
+  T2_RETURN_IF_ERROR(impl_->svf->Remove(name));
+  std::lock_guard<std::mutex> names_lock(impl_->names_mu);
+  impl_->names.erase(name);
+  return absl::OkStatus();
 }
 
 Generator::SvfStats Generator::svf_stats() const {
   if (impl_->svf == nullptr) return {};
-  std::lock_guard<std::mutex> lock(impl_->mutex);
+  std::lock_guard<ModelLock> lock(impl_->mutex);
   return {.compositions = impl_->svf->compositions(),
           .merged_cache_bytes = impl_->svf->merged_cache_bytes(),
           .merged_cache_entries = static_cast<int64_t>(impl_->svf->merged_cache_entries())};
 }
 
 std::vector<std::string> Generator::AdapterNames() const {
-  if (impl_->svf == nullptr) return {};
-  std::lock_guard<std::mutex> lock(impl_->mutex);
-  return impl_->svf->Names();
+  std::lock_guard<std::mutex> lock(impl_->names_mu);
+  return std::vector<std::string>(impl_->names.begin(), impl_->names.end());
 }
 
 }  // namespace t2::engine

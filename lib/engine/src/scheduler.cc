@@ -196,7 +196,8 @@ void Scheduler::Loop() {
       active_ += static_cast<int32_t>(admitted.size());
     }
     {
-      std::lock_guard<std::mutex> model_lock(*config_.model_mutex);
+      config_.model_mutex->LockForStep();
+      std::lock_guard<ModelLock> model_lock(*config_.model_mutex, std::adopt_lock);
       for (auto& task : tasks) task.run();
       Step(std::move(admitted));
     }
@@ -211,7 +212,7 @@ void Scheduler::Loop() {
     queued.swap(queue_);
     tasks.swap(tasks_);
   }
-  std::lock_guard<std::mutex> model_lock(*config_.model_mutex);
+  std::lock_guard<ModelLock> model_lock(*config_.model_mutex);
   for (auto& task : tasks) task.run();  // Score callers are waiting; let them finish
   for (auto& e : queued) {
     if (e->callbacks.on_done) e->callbacks.on_done(absl::UnavailableError("the generator shut down"));

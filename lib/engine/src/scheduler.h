@@ -19,10 +19,12 @@
 #include <thread>
 #include <vector>
 
+#include "model_lock.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "t2/engine/generator.h"
 #include "t2/model/llama.h"
+#include "model_lock.h"
 #include "prefix_cache.h"
 #include "svf_adapters.h"
 
@@ -38,7 +40,7 @@ class Scheduler {
     model::LlamaModel* model = nullptr;
     const tokenizer::Tokenizer* tokenizer = nullptr;
     SvfAdapters* svf = nullptr;        // null without SVF
-    std::mutex* model_mutex = nullptr;  // held while the model or the SVF state is used
+    ModelLock* model_mutex = nullptr;  // held while the model or the SVF state is used
     int32_t slots = 32;
     int32_t max_queue = 256;
     bool merged_only = false;  // SvfOptions::mode == "merged": a batch never mixes experts

@@ -84,12 +84,6 @@ const svf::Expert* SvfAdapters::Find(const std::string& name) const {
   return it == adapters_.end() ? nullptr : &it->second.expert;
 }
 
-std::vector<std::string> SvfAdapters::Names() const {
-  std::vector<std::string> names;
-  for (const auto& [name, _] : adapters_) names.push_back(name);
-  return names;
-}
-
 void SvfAdapters::Evict(const std::string& name) {
   auto it = cache_.find(name);
   if (it == cache_.end()) return;

@@ -35,7 +35,6 @@ class SvfAdapters {
   absl::Status Remove(const std::string& name);
   bool Has(const std::string& name) const { return adapters_.count(name) != 0; }
   const svf::Expert* Find(const std::string& name) const;
-  std::vector<std::string> Names() const;
   const svf::Decomposition& decomposition() const { return *decomposition_; }
 
   // Makes the model's weights those of `name` ("" = base): from the LRU of composed sets,
