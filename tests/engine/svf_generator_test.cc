@@ -186,6 +186,36 @@ TEST_F(SvfGeneratorTest, MixtureOfOneExpertEqualsTheExpert) {
   EXPECT_TRUE(factored_->RemoveAdapter("half_again").ok());
 }
 
+// In auto mode a Score over one expert whose W' is not composed runs factored: CEM scores each
+// candidate mixture once, and composing its W' would cost several such forwards. The scores
+// equal the merged form's; a decode batch of that expert still merges it, once.
+TEST_F(SvfGeneratorTest, AutoModeScoresAnUncomposedExpertFactored) {
+  auto g = Generator::Create({.model = t2::testing::DefaultModelPath(), .device = "cpu",
+                              .svf = SvfOptions{.targets = "mlp", .cache_dir = *dir_}});
+  ASSERT_TRUE(g.ok()) << g.status();
+  ASSERT_EQ((*g)->options().svf->mode, "auto");
+  ASSERT_TRUE((*g)->AddExpert("random1", *dir_ / "random1.safetensors").ok());
+  ScoreRequest s;
+  s.prompt_ids = Chat(**g, kQuestions[2], "").prompt_ids;
+  s.completions = {(*g)->tokenizer().Encode("84", false), (*g)->tokenizer().Encode("It is 84.", false)};
+  s.adapter = "random1";
+  auto scored = (*g)->Score(s);
+  ASSERT_TRUE(scored.ok()) << scored.status();
+  EXPECT_EQ((*g)->svf_stats().compositions, 0) << "a one-pass Score composed W'";
+  auto reference = merged_->Score(s);
+  ASSERT_TRUE(reference.ok()) << reference.status();
+  for (size_t i = 0; i < s.completions.size(); ++i) {
+    EXPECT_NEAR((*scored)[i].logprob, (*reference)[i].logprob, 1e-3) << "completion " << i;
+    EXPECT_EQ((*scored)[i].tokens, (*reference)[i].tokens);
+  }
+  Run(**g, {Chat(**g, kQuestions[2], "random1", 4)});
+  EXPECT_EQ((*g)->svf_stats().compositions, 1) << "a decode batch of one expert merges it";
+  auto again = (*g)->Score(s);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ((*g)->svf_stats().compositions, 1) << "its W' is at hand now: reused, not composed again";
+  EXPECT_NEAR((*again)[0].logprob, (*reference)[0].logprob, 1e-3);
+}
+
 // Adapter operations interleave with decoding. The scheduler steps back to back under the
 // model lock; an AddMixture arriving meanwhile must get the lock between two steps, not when
 // the batch has finished (a worker's new requests resolve their adapters this way), and

@@ -242,9 +242,10 @@ absl::Status Scheduler::EnsureCache(int64_t rows, int64_t capacity, int64_t keep
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::optional<model::RowAdapters>> Scheduler::PrepareAdapters(const std::vector<std::string>& names) {
+absl::StatusOr<std::optional<model::RowAdapters>> Scheduler::PrepareAdapters(const std::vector<std::string>& names,
+                                                                              bool one_pass) {
   if (config_.svf == nullptr) return std::nullopt;
-  if (!config_.svf->RunFactored(names)) {
+  if (!config_.svf->RunFactored(names, one_pass)) {
     T2_RETURN_IF_ERROR(config_.svf->UseMerged(names.empty() ? "" : names.front()));
     return std::nullopt;
   }
@@ -515,7 +516,7 @@ absl::StatusOr<std::vector<CompletionScore>> Scheduler::RunScore(const ScoreRequ
   const int64_t chunk =
       longest == 0 ? total : std::clamp<int64_t>(kScoreLogitBytes / (longest * vocab_ * 4), 1, config_.slots);
   const int64_t rows_needed = longest == 0 ? 1 : std::min(chunk, total);
-  T2_ASSIGN_OR_RETURN(auto adapters, PrepareAdapters(std::vector<std::string>(rows_needed, request.adapter)));
+  T2_ASSIGN_OR_RETURN(auto adapters, PrepareAdapters(std::vector<std::string>(rows_needed, request.adapter), /*one_pass=*/true));
   T2_ASSIGN_OR_RETURN(model::KvCache cache, config_.model->NewCache(rows_needed, length + longest));
   std::optional<model::RowAdapters> first_row;
   if (adapters.has_value()) first_row = SliceAdapters(*adapters, 0, 1);

@@ -86,7 +86,9 @@ class Scheduler {
   void PublishPrefixStats();
   // Adapters for a forward over rows with these adapter names: merged weights (nullopt) or
   // per-row factored ones.
-  absl::StatusOr<std::optional<model::RowAdapters>> PrepareAdapters(const std::vector<std::string>& names);
+  // `one_pass`: for a Score, which runs one forward (SvfAdapters::RunFactored).
+  absl::StatusOr<std::optional<model::RowAdapters>> PrepareAdapters(const std::vector<std::string>& names,
+                                                                    bool one_pass = false);
   // Samples row `row`'s next token from its logits; returns false if the sequence ended.
   bool Consume(Sequence& seq, const float* logits);
   void Finish(Sequence& seq, absl::StatusOr<FinishReason> reason);

@@ -45,8 +45,9 @@ class SvfAdapters {
   absl::StatusOr<model::RowAdapters> Factored(const std::vector<std::string>& names);
 
   // The policy: whether a batch with these adapter names runs factored (true) or as merged
-  // groups (false).
-  bool RunFactored(const std::vector<std::string>& names) const;
+  // groups (false). `one_pass`: the batch runs one forward only (a Score), with no decode
+  // steps after it over which composing W' would pay off.
+  bool RunFactored(const std::vector<std::string>& names, bool one_pass = false) const;
 
   int64_t merged_cache_bytes() const { return cached_bytes_; }
   size_t merged_cache_entries() const { return lru_.size(); }
