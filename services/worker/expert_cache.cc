@@ -4,6 +4,8 @@
 #include <chrono>
 #include <cmath>
 #include <fstream>
+#include <optional>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -121,13 +123,14 @@ void ExpertCache::OnEvent(const t2::v1::RegistryEvent& event) {
         has_version |= k == key;
         serves_expert |= k.rfind(prefix, 0) == 0;
       }
+      has_version |= loading_.count(key) != 0;
     }
     if (serves_expert && !has_version) Prefetch(event.target(), event.version());
   } else if (event.kind() == Kind::KIND_EXPERT_DEPRECATED) {
     const std::string key = absl::StrCat(event.name(), "@", event.version());
     std::lock_guard<std::mutex> lock(mu_);
-    if (std::find(lru_.begin(), lru_.end(), key) == lru_.end()) return;
-    // In use by a request: it stays until the LRU evicts it.
+    // Leased or in use by a request: it stays until the LRU evicts it.
+    if (!Loaded(key) || pins_.count(key) != 0) return;
     if (generator_.RemoveAdapter(key).ok()) {
       lru_.remove(key);
       LogInfo(absl::StrCat("unloaded deprecated expert ", key));
@@ -153,23 +156,25 @@ void ExpertCache::Prefetch(const std::string& name, int64_t version) {
     ref.set_name(name);
     ref.set_version(version);
     ref.set_sha256(info.sha256());
-    std::lock_guard<std::mutex> lock(mu_);
-    absl::StatusOr<std::string> key = EnsureExpert(ref, deadline);
-    if (!key.ok()) {
-      LogWarning(absl::StrCat("prefetching expert ", name, "@", version, ": ", key.status().message()));
+    const std::string key = absl::StrCat(name, "@", version);
+    Lease lease;
+    lease.cache_ = this;
+    if (absl::Status s = LoadOnce(key, deadline, [&] { return LoadExpert(ref, key, deadline); }, lease); !s.ok()) {
+      LogWarning(absl::StrCat("prefetching expert ", key, ": ", s.message()));
       return;
     }
     ++prefetched_;
+    std::lock_guard<std::mutex> lock(mu_);
     EvictIfNeeded();
     return;
   }
 }
 
-absl::StatusOr<std::string> ExpertCache::Resolve(const t2::v1::AdapterSpec& spec, absl::Time deadline) {
+absl::StatusOr<ExpertCache::Lease> ExpertCache::Resolve(const t2::v1::AdapterSpec& spec, absl::Time deadline) {
   const int k = spec.experts_size();
   if (k == 0) {
     if (spec.alpha_size() != 0) return absl::InvalidArgumentError("adapter.alpha: set without experts");
-    return std::string();
+    return Lease();
   }
   for (int i = 0; i < k; ++i) T2_RETURN_IF_ERROR(ValidateRef(spec.experts(i), i));
   const bool single = k == 1 && spec.alpha_size() == 0;
@@ -190,37 +195,36 @@ absl::StatusOr<std::string> ExpertCache::Resolve(const t2::v1::AdapterSpec& spec
   if (registry_ == nullptr) {
     return absl::FailedPreconditionError("adapter: this worker was started without --registry; only the base model");
   }
-  std::lock_guard<std::mutex> lock(mu_);
+  Lease lease;
+  lease.cache_ = this;
   std::vector<std::string> keys;
   for (int i = 0; i < k; ++i) {
-    T2_ASSIGN_OR_RETURN(std::string key, EnsureExpert(spec.experts(i), deadline));
+    const t2::v1::ExpertRef& ref = spec.experts(i);
+    std::string key = absl::StrCat(ref.name(), "@", ref.version());
+    T2_RETURN_IF_ERROR(LoadOnce(key, deadline, [&] { return LoadExpert(ref, key, deadline); }, lease));
     keys.push_back(std::move(key));
   }
-  if (single) return keys.front();
-  // A mixture is named by what it is, so the same spec from any client reuses one entry.
-  std::string canonical;
-  for (int i = 0; i < k; ++i) absl::StrAppend(&canonical, keys[i], "/", spec.experts(i).sha256(), ";");
-  for (double a : spec.alpha()) absl::StrAppend(&canonical, absl::StrFormat("%.17g", a), ",");
-  absl::StrAppend(&canonical, spec.per_layer() ? "per_layer" : "global");
-  const std::string key = "mix:" + Sha256Hex(canonical).substr(0, 24);
-  auto names = generator_.AdapterNames();
-  if (std::find(names.begin(), names.end(), key) == names.end()) {
-    std::vector<double> alpha(spec.alpha().begin(), spec.alpha().end());
-    T2_RETURN_IF_ERROR(Annotate(generator_.AddMixture(key, keys, alpha, spec.per_layer()), "adapter"));
+  if (single) {
+    lease.adapter_ = keys.front();
+  } else {
+    // A mixture is named by what it is, so the same spec from any client reuses one entry.
+    std::string canonical;
+    for (int i = 0; i < k; ++i) absl::StrAppend(&canonical, keys[i], "/", spec.experts(i).sha256(), ";");
+    for (double a : spec.alpha()) absl::StrAppend(&canonical, absl::StrFormat("%.17g", a), ",");
+    absl::StrAppend(&canonical, spec.per_layer() ? "per_layer" : "global");
+    const std::string key = "mix:" + Sha256Hex(canonical).substr(0, 24);
+    const std::vector<double> alpha(spec.alpha().begin(), spec.alpha().end());
+    T2_RETURN_IF_ERROR(LoadOnce(
+        key, deadline,
+        [&] { return Annotate(generator_.AddMixture(key, keys, alpha, spec.per_layer()), "adapter"); }, lease));
+    lease.adapter_ = key;
   }
-  Touch(key);
-  for (const auto& e : keys) Touch(e);
+  std::lock_guard<std::mutex> lock(mu_);
   EvictIfNeeded();
-  return key;
+  return lease;
 }
 
-absl::StatusOr<std::string> ExpertCache::EnsureExpert(const t2::v1::ExpertRef& ref, absl::Time deadline) {
-  const std::string key = absl::StrCat(ref.name(), "@", ref.version());
-  auto names = generator_.AdapterNames();
-  if (std::find(names.begin(), names.end(), key) != names.end()) {
-    Touch(key);
-    return key;
-  }
+absl::Status ExpertCache::LoadExpert(const t2::v1::ExpertRef& ref, const std::string& key, absl::Time deadline) {
   const std::filesystem::path path = blob_dir_ / (ref.sha256() + ".safetensors");
   // A blob kept from an earlier run is used only if it still hashes to its name.
   auto digest = FileSha256(path);
@@ -235,8 +239,68 @@ absl::StatusOr<std::string> ExpertCache::EnsureExpert(const t2::v1::ExpertRef& r
     return absl::FailedPreconditionError(absl::StrCat("expert ", key, ": ", added.message()));
   }
   LogInfo(absl::StrCat("loaded expert ", key, " (", ref.sha256().substr(0, 12), ")"));
-  Touch(key);
-  return key;
+  return absl::OkStatus();
+}
+
+struct ExpertCache::Loading {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::optional<absl::Status> result;
+};
+
+absl::Status ExpertCache::LoadOnce(const std::string& key, absl::Time deadline,
+                                   const std::function<absl::Status()>& load, Lease& lease) {
+  while (true) {
+    std::shared_ptr<Loading> loading;
+    bool mine = false;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (Loaded(key)) {
+        Touch(key);
+        ++pins_[key];
+        lease.pinned_.push_back(key);
+        return absl::OkStatus();
+      }
+      auto [it, inserted] = loading_.try_emplace(key, nullptr);
+      if (inserted) it->second = std::make_shared<Loading>();
+      loading = it->second;
+      mine = inserted;
+    }
+    if (mine) {
+      const absl::Status status = load();
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        loading_.erase(key);
+        if (status.ok()) {
+          Touch(key);
+          ++pins_[key];
+          lease.pinned_.push_back(key);
+        }
+      }
+      {
+        std::lock_guard<std::mutex> lock(loading->mu);
+        loading->result = status;
+      }
+      loading->cv.notify_all();
+      return status;
+    }
+    absl::Status theirs;
+    {
+      std::unique_lock<std::mutex> lock(loading->mu);
+      auto done = [&] { return loading->result.has_value(); };
+      if (deadline == absl::InfiniteFuture()) {
+        loading->cv.wait(lock, done);
+      } else if (!loading->cv.wait_for(lock, absl::ToChronoNanoseconds(deadline - absl::Now()), done)) {
+        return absl::DeadlineExceededError(absl::StrCat("adapter ", key, " was still loading at the deadline"));
+      }
+      theirs = *loading->result;
+    }
+    // Loaded by the other request: the next round pins it (or, if it was evicted meanwhile,
+    // loads it again). Their deadline ending or the registry being briefly away is no answer
+    // for this request while its own deadline lasts.
+    const bool transient = absl::IsUnavailable(theirs) || absl::IsDeadlineExceeded(theirs);
+    if (!theirs.ok() && (!transient || absl::Now() >= deadline)) return theirs;
+  }
 }
 
 absl::Status ExpertCache::Fetch(const t2::v1::ExpertRef& ref, const std::filesystem::path& path,
@@ -298,16 +362,21 @@ absl::Status ExpertCache::Fetch(const t2::v1::ExpertRef& ref, const std::filesys
   return absl::OkStatus();
 }
 
+bool ExpertCache::Loaded(const std::string& key) const {
+  return std::find(lru_.begin(), lru_.end(), key) != lru_.end();
+}
+
 void ExpertCache::Touch(const std::string& key) {
   lru_.remove(key);
   lru_.push_front(key);
 }
 
 void ExpertCache::EvictIfNeeded() {
-  // From the least recently used end; an adapter a request still uses stays.
+  // From the least recently used end; an adapter that is leased or that a request still uses
+  // stays.
   for (auto it = lru_.end(); static_cast<int>(lru_.size()) > max_loaded_ && it != lru_.begin();) {
     --it;
-    if (generator_.RemoveAdapter(*it).ok()) {
+    if (pins_.count(*it) == 0 && generator_.RemoveAdapter(*it).ok()) {
       LogInfo(absl::StrCat("unloaded adapter ", *it));
       it = lru_.erase(it);
     }
@@ -319,14 +388,41 @@ std::vector<std::string> ExpertCache::loaded() const {
   return {lru_.begin(), lru_.end()};
 }
 
-int64_t ExpertCache::fetched() const {
+int64_t ExpertCache::fetched() const { return fetched_; }
+
+int64_t ExpertCache::prefetched() const { return prefetched_; }
+
+void ExpertCache::Unpin(const std::vector<std::string>& keys) {
   std::lock_guard<std::mutex> lock(mu_);
-  return fetched_;
+  for (const std::string& key : keys) {
+    auto it = pins_.find(key);
+    if (it != pins_.end() && --it->second == 0) pins_.erase(it);
+  }
 }
 
-int64_t ExpertCache::prefetched() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return prefetched_;
+ExpertCache::Lease::Lease(Lease&& other) noexcept
+    : cache_(std::exchange(other.cache_, nullptr)),
+      adapter_(std::move(other.adapter_)),
+      pinned_(std::move(other.pinned_)) {
+  other.pinned_.clear();
+}
+
+ExpertCache::Lease& ExpertCache::Lease::operator=(Lease&& other) noexcept {
+  if (this != &other) {
+    Release();
+    cache_ = std::exchange(other.cache_, nullptr);
+    adapter_ = std::move(other.adapter_);
+    pinned_ = std::move(other.pinned_);
+    other.pinned_.clear();
+  }
+  return *this;
+}
+
+ExpertCache::Lease::~Lease() { Release(); }
+
+void ExpertCache::Lease::Release() {
+  if (cache_ != nullptr && !pinned_.empty()) cache_->Unpin(pinned_);
+  pinned_.clear();
 }
 
 }  // namespace t2::worker

@@ -6,11 +6,18 @@
 // reaches the worker as a different version. Following the registry's Watch stream only
 // saves time: the version an alias moves to is loaded before the first request for it, and
 // a deprecated version is unloaded.
+//
+// Loading never blocks requests for adapters that are already loaded: a fetch runs outside
+// the cache's lock, and requests that want an adapter another request is loading wait for
+// that load instead of starting a second one. What a request resolved stays loaded until it
+// lets go of its Lease, so eviction cannot take it away between Resolve and Submit.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <list>
 #include <map>
 #include <memory>
@@ -30,6 +37,29 @@ namespace t2::worker {
 
 class ExpertCache {
  public:
+  // A resolved adapter, kept loaded while the lease lives: hold it until the request has been
+  // submitted (from then on the generator counts the adapter as in use).
+  class Lease {
+   public:
+    Lease() = default;  // the base model
+    Lease(Lease&& other) noexcept;
+    Lease& operator=(Lease&& other) noexcept;
+    Lease(const Lease&) = delete;
+    Lease& operator=(const Lease&) = delete;
+    ~Lease();
+
+    // The generator adapter name ("" = base model).
+    const std::string& adapter() const { return adapter_; }
+
+   private:
+    friend class ExpertCache;
+    void Release();
+
+    ExpertCache* cache_ = nullptr;
+    std::string adapter_;
+    std::vector<std::string> pinned_;  // one entry per pin taken
+  };
+
   // `registry` may be null: then only the base model can be served. `max_loaded`: adapters
   // kept registered with the generator (least recently used ones not in use are removed).
   ExpertCache(engine::Generator& generator, std::shared_ptr<grpc::Channel> registry,
@@ -44,18 +74,29 @@ class ExpertCache {
 
   // INVALID_ARGUMENT for a malformed spec (naming the field), NOT_FOUND for an expert the
   // registry does not have (or has with other bytes), UNAVAILABLE if the registry cannot be
-  // reached before `deadline`. Returns the generator adapter name ("" = base model).
-  absl::StatusOr<std::string> Resolve(const t2::v1::AdapterSpec& spec, absl::Time deadline);
+  // reached before `deadline` (DEADLINE_EXCEEDED if another request's load of the same
+  // adapter is still running then).
+  absl::StatusOr<Lease> Resolve(const t2::v1::AdapterSpec& spec, absl::Time deadline);
 
   std::vector<std::string> loaded() const;  // most recently used first
   int64_t fetched() const;
   int64_t prefetched() const;  // versions loaded because an alias moved to them
 
  private:
-  absl::StatusOr<std::string> EnsureExpert(const t2::v1::ExpertRef& ref, absl::Time deadline);
+  struct Loading;  // an adapter being loaded by one request, which the others wait for
+
+  // Makes `key` loaded, running `load` (outside mu_) unless it is loaded already or another
+  // thread is loading it, then pins it for `lease`. A load that failed with UNAVAILABLE or
+  // DEADLINE_EXCEEDED (the loader's own deadline) is retried by a waiter whose deadline has
+  // not passed; other errors are every waiter's answer.
+  absl::Status LoadOnce(const std::string& key, absl::Time deadline, const std::function<absl::Status()>& load,
+                        Lease& lease);
+  absl::Status LoadExpert(const t2::v1::ExpertRef& ref, const std::string& key, absl::Time deadline);
   absl::Status Fetch(const t2::v1::ExpertRef& ref, const std::filesystem::path& path, absl::Time deadline);
-  void Touch(const std::string& key);  // mu_ held
-  void EvictIfNeeded();                // mu_ held
+  bool Loaded(const std::string& key) const;  // mu_ held
+  void Touch(const std::string& key);         // mu_ held
+  void EvictIfNeeded();                       // mu_ held
+  void Unpin(const std::vector<std::string>& keys);
   void WatchLoop();
   void OnEvent(const t2::v1::RegistryEvent& event);
   void Prefetch(const std::string& name, int64_t version);
@@ -65,10 +106,12 @@ class ExpertCache {
   std::filesystem::path blob_dir_;
   int max_loaded_;
 
-  mutable std::mutex mu_;  // one fetch/registration at a time; guards the LRU
-  std::list<std::string> lru_;
-  int64_t fetched_ = 0;
-  int64_t prefetched_ = 0;
+  mutable std::mutex mu_;  // guards the three below; never held during a fetch or a load
+  std::list<std::string> lru_;                               // loaded adapters, most recent first
+  std::map<std::string, int> pins_;                          // adapter -> live leases on it
+  std::map<std::string, std::shared_ptr<Loading>> loading_;  // adapters being loaded
+  std::atomic<int64_t> fetched_{0};
+  std::atomic<int64_t> prefetched_{0};
 
   std::mutex watch_mu_;  // guards the three below
   std::condition_variable watch_cv_;

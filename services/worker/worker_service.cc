@@ -103,9 +103,10 @@ grpc::Status WorkerService::Generate(grpc::ServerContext* context, const t2::v1:
   auto prepared = ToEngineRequest(*request);
   if (!prepared.ok()) return rpc::ToGrpc(prepared.status());
   const absl::Time deadline = DeadlineOf(*context);
-  auto adapter = experts_->Resolve(request->adapter(), deadline);
-  if (!adapter.ok()) return rpc::ToGrpc(adapter.status());
-  prepared->adapter = *adapter;
+  // Held to the end of the call: the adapter stays loaded at least until the request is queued.
+  auto lease = experts_->Resolve(request->adapter(), deadline);
+  if (!lease.ok()) return rpc::ToGrpc(lease.status());
+  prepared->adapter = lease->adapter();
 
   // The scheduler thread hands messages over; this thread writes them (a slow client never
   // stalls the batch).
@@ -211,9 +212,9 @@ grpc::Status WorkerService::Score(grpc::ServerContext* context, const t2::v1::Sc
     }
     score.completions.push_back(generator_->tokenizer().Encode(request->completions(i), /*add_special=*/false));
   }
-  auto adapter = experts_->Resolve(request->adapter(), DeadlineOf(*context));
-  if (!adapter.ok()) return rpc::ToGrpc(adapter.status());
-  score.adapter = *adapter;
+  auto lease = experts_->Resolve(request->adapter(), DeadlineOf(*context));
+  if (!lease.ok()) return rpc::ToGrpc(lease.status());
+  score.adapter = lease->adapter();
   score.first_token_only = request->first_token_only();
   auto scores = generator_->Score(score);
   if (!scores.ok()) return rpc::ToGrpc(scores.status());

@@ -1,0 +1,285 @@
+// The worker's ExpertCache against a real registry service (in-process, over loopback gRPC)
+// and a real generator on the default model: a slow fetch of one expert never holds up
+// requests for experts that are already loaded; requests that want the same expert share one
+// fetch; a waiter whose deadline passes gives up alone; a waiter outlives a loader whose own
+// deadline ended; and an adapter stays loaded while a lease on it lives.
+//
+// The registry is the real RegistryService over a real ExpertStore; the only thing added is a
+// gate in front of GetExpert that holds chosen experts' downloads, to make "slow" controllable.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <fstream>
+#include <future>
+#include <iterator>
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+
+#include "expert_cache.h"
+#include "registry_service.h"
+#include "t2/common/sha256.h"
+#include "t2/engine/generator.h"
+#include "t2/model/llama.h"
+#include "t2/rpc/server.h"
+#include "t2/store/expert_store.h"
+#include "t2/svf/decomposition.h"
+#include "t2/svf/expert.h"
+#include "testing/reference_data.h"
+#include "testing/scratch_dir.h"
+
+namespace t2::worker {
+namespace {
+
+using ::testing::UnorderedElementsAre;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+// Forwards to the real registry; GetExpert for a held expert waits until it is let go.
+class GatedRegistry final : public v1::Registry::Service {
+ public:
+  explicit GatedRegistry(registry::RegistryService* real) : real_(real) {}
+
+  void Hold(const std::string& name) {
+    std::lock_guard<std::mutex> lock(mu_);
+    held_.insert(name);
+  }
+  void Release(const std::string& name) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      held_.erase(name);
+    }
+    cv_.notify_all();
+  }
+  int GetCalls(const std::string& name) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return get_calls_[name];
+  }
+  // Waits until GetExpert for `name` has been called `n` times.
+  bool WaitForGetCalls(const std::string& name, int n) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, seconds(30), [&] { return get_calls_[name] >= n; });
+  }
+
+  grpc::Status GetExpert(grpc::ServerContext* context, const v1::GetExpertRequest* request,
+                         grpc::ServerWriter<v1::GetExpertResponse>* writer) override {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      ++get_calls_[request->name()];
+      cv_.notify_all();
+      while (held_.count(request->name()) != 0 && !context->IsCancelled()) cv_.wait_for(lock, milliseconds(20));
+    }
+    return real_->GetExpert(context, request, writer);
+  }
+  grpc::Status ListExperts(grpc::ServerContext* context, const v1::ListExpertsRequest* request,
+                           v1::ListExpertsResponse* response) override {
+    return real_->ListExperts(context, request, response);
+  }
+
+ private:
+  registry::RegistryService* real_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::set<std::string> held_;
+  std::map<std::string, int> get_calls_;
+};
+
+class ExpertCacheTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new t2::testing::ScratchDir();
+    const auto model = t2::testing::DefaultModelPath();
+    auto generator = engine::Generator::Create(
+        {.model = model, .device = "cpu", .svf = engine::SvfOptions{.targets = "mlp", .cache_dir = dir_->path()}});
+    ASSERT_TRUE(generator.ok()) << generator.status();
+    generator_ = generator->release();
+
+    // One expert per name a test uses (names stay distinct across tests because the
+    // generator outlives each cache), each with its own bytes so that no two share a blob.
+    auto base = model::LlamaModel::Load(model, {.device = "cpu"});
+    ASSERT_TRUE(base.ok()) << base.status();
+    auto decomposition = svf::Decomposition::Build(**base, {.targets = svf::TargetSet::kMlp, .cache_dir = dir_->path()});
+    ASSERT_TRUE(decomposition.ok()) << decomposition.status();
+
+    auto store = store::ExpertStore::Open({.root = dir_->path() / "registry"});
+    ASSERT_TRUE(store.ok()) << store.status();
+    store_ = store->release();
+    ASSERT_TRUE(store_->RegisterBaseModel({.fingerprint = generator_->base_fingerprint(),
+                                           .name = "SmolLM2-135M-Instruct",
+                                           .targets = "mlp",
+                                           .target_ranks = generator_->target_ranks()})
+                    .ok());
+    sha256_ = new std::map<std::string, std::string>();
+    float scale = 0.9f;
+    for (const char* name : {"fast", "slow", "shared", "impatient", "relay", "kept", "other"}) {
+      const auto file = dir_->path() / (std::string(name) + ".safetensors");
+      scale += 0.01f;
+      ASSERT_TRUE(svf::WriteExpert(svf::ConstantExpert(*decomposition, scale, "SmolLM2-135M-Instruct"), file).ok());
+      auto staged = store_->StageFile(file);
+      ASSERT_TRUE(staged.ok()) << staged.status();
+      const auto bytes = static_cast<int64_t>(std::filesystem::file_size(file));
+      auto info = store_->Publish({.name = name, .version = 1, .size_bytes = bytes, .sha256 = Sha256File(file)},
+                                  std::move(*staged));
+      ASSERT_TRUE(info.ok()) << info.status();
+      (*sha256_)[name] = info->sha256;
+    }
+    real_ = new registry::RegistryService(store_);
+    gate_ = new GatedRegistry(real_);
+    auto server = rpc::StartServer({}, {gate_});
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = new rpc::RunningServer(std::move(*server));
+  }
+
+  static void TearDownTestSuite() {
+    if (server_ != nullptr) server_->server->Shutdown(std::chrono::system_clock::now() + seconds(1));
+    delete server_;
+    delete gate_;
+    delete real_;
+    delete store_;
+    delete generator_;
+    delete sha256_;
+    delete dir_;
+  }
+
+  std::unique_ptr<ExpertCache> NewCache(int max_loaded) {
+    return std::make_unique<ExpertCache>(
+        *generator_, grpc::CreateChannel(server_->address, grpc::InsecureChannelCredentials()),
+        scratch_.path() / "blobs", max_loaded);
+  }
+
+  static v1::AdapterSpec Spec(const std::string& name) {
+    v1::AdapterSpec spec;
+    auto* ref = spec.add_experts();
+    ref->set_name(name);
+    ref->set_version(1);
+    ref->set_sha256(sha256_->at(name));
+    return spec;
+  }
+
+  static absl::Time In(absl::Duration d) { return absl::Now() + d; }
+
+  static bool Loaded(const std::string& adapter) {
+    const auto names = generator_->AdapterNames();
+    return std::find(names.begin(), names.end(), adapter) != names.end();
+  }
+
+  static std::string Sha256File(const std::filesystem::path& path) {
+    std::ifstream in(path, std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    return Sha256Hex(bytes);
+  }
+
+  t2::testing::ScratchDir scratch_;
+  static t2::testing::ScratchDir* dir_;
+  static engine::Generator* generator_;
+  static store::ExpertStore* store_;
+  static registry::RegistryService* real_;
+  static GatedRegistry* gate_;
+  static rpc::RunningServer* server_;
+  static std::map<std::string, std::string>* sha256_;  // by expert name
+};
+t2::testing::ScratchDir* ExpertCacheTest::dir_ = nullptr;
+engine::Generator* ExpertCacheTest::generator_ = nullptr;
+store::ExpertStore* ExpertCacheTest::store_ = nullptr;
+registry::RegistryService* ExpertCacheTest::real_ = nullptr;
+GatedRegistry* ExpertCacheTest::gate_ = nullptr;
+rpc::RunningServer* ExpertCacheTest::server_ = nullptr;
+std::map<std::string, std::string>* ExpertCacheTest::sha256_ = nullptr;
+
+TEST_F(ExpertCacheTest, ALoadedExpertIsServedWhileAnotherIsBeingFetched) {
+  auto cache = NewCache(8);
+  ASSERT_TRUE(cache->Resolve(Spec("fast"), In(absl::Seconds(60))).ok());
+
+  gate_->Hold("slow");
+  auto slow = std::async(std::launch::async, [&] { return cache->Resolve(Spec("slow"), In(absl::Seconds(60))); });
+  ASSERT_TRUE(gate_->WaitForGetCalls("slow", 1));
+  auto fast = std::async(std::launch::async, [&] { return cache->Resolve(Spec("fast"), In(absl::Seconds(60))); });
+  const bool answered = fast.wait_for(seconds(10)) == std::future_status::ready;
+  gate_->Release("slow");  // before any assertion can return, so that nothing is left waiting
+  EXPECT_TRUE(answered) << "a request for a loaded expert waited for another expert's download";
+  auto fast_lease = fast.get();
+  ASSERT_TRUE(fast_lease.ok()) << fast_lease.status();
+  EXPECT_EQ(fast_lease->adapter(), "fast@1");
+  auto slow_lease = slow.get();
+  ASSERT_TRUE(slow_lease.ok()) << slow_lease.status();
+  EXPECT_EQ(slow_lease->adapter(), "slow@1");
+  EXPECT_EQ(cache->fetched(), 2);
+}
+
+TEST_F(ExpertCacheTest, RequestsForTheSameExpertShareOneFetch) {
+  auto cache = NewCache(8);
+  gate_->Hold("shared");
+  std::vector<std::future<absl::StatusOr<ExpertCache::Lease>>> calls;
+  for (int i = 0; i < 3; ++i) {
+    calls.push_back(
+        std::async(std::launch::async, [&] { return cache->Resolve(Spec("shared"), In(absl::Seconds(60))); }));
+  }
+  ASSERT_TRUE(gate_->WaitForGetCalls("shared", 1));
+  std::this_thread::sleep_for(milliseconds(300));  // the other two reach the cache meanwhile
+  gate_->Release("shared");
+  for (auto& call : calls) {
+    auto lease = call.get();
+    ASSERT_TRUE(lease.ok()) << lease.status();
+    EXPECT_EQ(lease->adapter(), "shared@1");
+  }
+  EXPECT_EQ(gate_->GetCalls("shared"), 1);
+  EXPECT_EQ(cache->fetched(), 1);
+}
+
+TEST_F(ExpertCacheTest, AWaiterGivesUpAtItsOwnDeadlineAndTheLoadGoesOn) {
+  auto cache = NewCache(8);
+  gate_->Hold("impatient");
+  auto loader =
+      std::async(std::launch::async, [&] { return cache->Resolve(Spec("impatient"), In(absl::Seconds(60))); });
+  ASSERT_TRUE(gate_->WaitForGetCalls("impatient", 1));
+  const absl::Time start = absl::Now();
+  auto waiter = cache->Resolve(Spec("impatient"), In(absl::Milliseconds(300)));
+  const absl::Duration waited = absl::Now() - start;
+  gate_->Release("impatient");
+  EXPECT_TRUE(absl::IsDeadlineExceeded(waiter.status())) << waiter.status();
+  EXPECT_LT(waited, absl::Seconds(5));
+  auto loaded = loader.get();
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_EQ(gate_->GetCalls("impatient"), 1);
+}
+
+TEST_F(ExpertCacheTest, AWaiterLoadsItselfWhenTheLoadersDeadlineEnds) {
+  auto cache = NewCache(8);
+  gate_->Hold("relay");
+  auto loader =
+      std::async(std::launch::async, [&] { return cache->Resolve(Spec("relay"), In(absl::Milliseconds(500))); });
+  ASSERT_TRUE(gate_->WaitForGetCalls("relay", 1));
+  auto waiter = std::async(std::launch::async, [&] { return cache->Resolve(Spec("relay"), In(absl::Seconds(60))); });
+  auto first = loader.get();
+  EXPECT_TRUE(absl::IsDeadlineExceeded(first.status())) << first.status();
+  ASSERT_TRUE(gate_->WaitForGetCalls("relay", 2)) << "the waiter did not fetch again after the loader gave up";
+  gate_->Release("relay");
+  auto second = waiter.get();
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ(second->adapter(), "relay@1");
+}
+
+TEST_F(ExpertCacheTest, ALeasedAdapterIsNotEvicted) {
+  auto cache = NewCache(/*max_loaded=*/1);
+  auto kept = cache->Resolve(Spec("kept"), In(absl::Seconds(60)));
+  ASSERT_TRUE(kept.ok()) << kept.status();
+  auto other = cache->Resolve(Spec("other"), In(absl::Seconds(60)));
+  ASSERT_TRUE(other.ok()) << other.status();
+  // Over the limit, but both are leased (a request between Resolve and Submit).
+  EXPECT_TRUE(Loaded("kept@1"));
+  EXPECT_TRUE(Loaded("other@1"));
+  EXPECT_THAT(cache->loaded(), UnorderedElementsAre("kept@1", "other@1"));
+
+  *kept = ExpertCache::Lease();  // the request using kept@1 is done
+  auto again = cache->Resolve(Spec("other"), In(absl::Seconds(60)));
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_FALSE(Loaded("kept@1"));
+  EXPECT_THAT(cache->loaded(), UnorderedElementsAre("other@1"));
+}
+
+}  // namespace
+}  // namespace t2::worker
