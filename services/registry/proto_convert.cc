@@ -14,6 +14,8 @@ void ToProto(const store::ExpertInfo& in, v1::ExpertInfo* out) {
   out->set_metrics_json(in.metrics_json);
   out->set_published_unix_ms(in.published_unix_ms);
   out->set_deprecated(in.deprecated);
+  out->set_normalization(in.normalization);
+  out->set_created_at(in.created_at);
 }
 
 void ToProto(const store::ExpertRef& in, v1::ExpertRef* out) {
@@ -62,6 +64,9 @@ void ToProto(const store::Event& in, v1::RegistryEvent* out) {
       break;
     case store::EventKind::kMixturePut:
       out->set_kind(v1::RegistryEvent::KIND_MIXTURE_PUT);
+      break;
+    case store::EventKind::kMixtureDeleted:
+      out->set_kind(v1::RegistryEvent::KIND_MIXTURE_DELETED);
       break;
   }
   out->set_name(in.name);

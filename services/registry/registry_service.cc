@@ -238,6 +238,11 @@ grpc::Status RegistryService::ListMixtures(grpc::ServerContext*, const v1::ListM
   });
 }
 
+grpc::Status RegistryService::DeleteMixture(grpc::ServerContext*, const v1::DeleteMixtureRequest* request,
+                                            v1::DeleteMixtureResponse*) {
+  return Guarded("DeleteMixture", [&] { return rpc::ToGrpc(store_->DeleteMixture(request->name())); });
+}
+
 grpc::Status RegistryService::RegisterBaseModel(grpc::ServerContext*, const v1::BaseModel* request,
                                                 v1::BaseModel* response) {
   return Guarded("RegisterBaseModel", [&] {

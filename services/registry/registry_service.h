@@ -51,6 +51,8 @@ class RegistryService final : public v1::Registry::Service {
                           v1::Mixture* response) override;
   grpc::Status ListMixtures(grpc::ServerContext* context, const v1::ListMixturesRequest* request,
                             v1::ListMixturesResponse* response) override;
+  grpc::Status DeleteMixture(grpc::ServerContext* context, const v1::DeleteMixtureRequest* request,
+                             v1::DeleteMixtureResponse* response) override;
   grpc::Status RegisterBaseModel(grpc::ServerContext* context, const v1::BaseModel* request,
                                  v1::BaseModel* response) override;
   grpc::Status Watch(grpc::ServerContext* context, const v1::WatchRequest* request,

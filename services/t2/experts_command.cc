@@ -1,5 +1,5 @@
 // t2 experts: the expert registry of a running stack — list, publish, download, alias,
-// deprecate. Exit codes: 0 done, 1 the registry refused or could not be reached (the gRPC
+// deprecate, list and delete mixtures. Exit codes: 0 done, 1 the registry refused or could not be reached (the gRPC
 // code name and message are printed), 2 bad usage.
 #include <unistd.h>
 
@@ -17,6 +17,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "commands.h"
 #include "stack_client.h"
 #include "t2/common/flags.h"
@@ -37,6 +38,8 @@ constexpr const char* kUsage = R"(usage: t2 experts <command> --registry HOST:PO
   alias ALIAS NAME[@VERSION]        point ALIAS at a version (default: the newest)
   alias --delete ALIAS              remove ALIAS
   deprecate NAME@VERSION            hide a version from name-only lookups and aliases
+  mixtures                          the stored mixtures (CEM results) and their weights
+  mixtures --delete NAME            remove a mixture (its expert versions stay)
 common options:
   --registry HOST:PORT              the registry's address (required)
   --timeout SECONDS                 per call (default 60)
@@ -84,6 +87,21 @@ absl::StatusOr<NameVersion> ParseNameVersion(const std::string& text, std::strin
 
 std::string Yes(bool b) { return b ? "yes" : "no"; }
 
+// Left-aligned columns two spaces apart; the first row is the header.
+void PrintTable(const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> width(rows[0].size(), 0);
+  for (const auto& row : rows) {
+    for (size_t c = 0; c < row.size(); ++c) width[c] = std::max(width[c], row[c].size());
+  }
+  for (const auto& row : rows) {
+    std::string line;
+    for (size_t c = 0; c < row.size(); ++c) {
+      line += c + 1 == row.size() ? row[c] : absl::StrFormat("%-*s  ", static_cast<int>(width[c]), row[c]);
+    }
+    std::cout << line << "\n";
+  }
+}
+
 Outcome List(const Flags& flags, const Call& call) {
   if (!flags.positional().empty()) {
     return UsageError(absl::StrCat("experts list: unexpected argument '", flags.positional()[0], "'"));
@@ -113,17 +131,7 @@ Outcome List(const Flags& flags, const Call& call) {
   if (rows.size() == 1) {
     std::cout << (request.name().empty() ? "no experts\n" : absl::StrCat("no expert named ", request.name(), "\n"));
   } else {
-    std::vector<size_t> width(rows[0].size(), 0);
-    for (const auto& row : rows) {
-      for (size_t c = 0; c < row.size(); ++c) width[c] = std::max(width[c], row[c].size());
-    }
-    for (const auto& row : rows) {
-      std::string line;
-      for (size_t c = 0; c < row.size(); ++c) {
-        line += c + 1 == row.size() ? row[c] : absl::StrFormat("%-*s  ", static_cast<int>(width[c]), row[c]);
-      }
-      std::cout << line << "\n";
-    }
+    PrintTable(rows);
   }
   std::vector<std::string> alias_lines;
   for (const auto& a : aliases.aliases()) {
@@ -277,6 +285,43 @@ Outcome Deprecate(const Flags& flags, const Call& call) {
   return {};
 }
 
+Outcome Mixtures(const Flags& flags, const Call& call) {
+  if (flags.Has("delete")) {
+    if (flags.positional().size() != 1) return UsageError("experts mixtures --delete: expected exactly one NAME argument");
+    t2::v1::DeleteMixtureRequest request;
+    request.set_name(flags.positional()[0]);
+    t2::v1::DeleteMixtureResponse response;
+    grpc::ClientContext context;
+    call.Prepare(context);
+    if (auto s = call.stub->DeleteMixture(&context, request, &response); !s.ok()) return {rpc::FromGrpc(s)};
+    std::cout << "deleted mixture " << request.name() << "\n";
+    return {};
+  }
+  if (!flags.positional().empty()) {
+    return UsageError(absl::StrCat("experts mixtures: unexpected argument '", flags.positional()[0], "'"));
+  }
+  t2::v1::ListMixturesResponse response;
+  grpc::ClientContext context;
+  call.Prepare(context);
+  if (auto s = call.stub->ListMixtures(&context, {}, &response); !s.ok()) return {rpc::FromGrpc(s)};
+  if (response.mixtures().empty()) {
+    std::cout << "no mixtures\n";
+    return {};
+  }
+  std::vector<std::vector<std::string>> rows = {{"NAME", "EXPERTS", "ALPHA", "SOURCE"}};
+  for (const auto& m : response.mixtures()) {
+    std::vector<std::string> experts, alpha;
+    for (const auto& e : m.spec().experts()) experts.push_back(absl::StrCat(e.name(), "@", e.version()));
+    for (double a : m.spec().alpha()) alpha.push_back(absl::StrFormat("%.3g", a));
+    const std::string weights = m.spec().per_layer()
+                                    ? absl::StrCat("per layer (", m.spec().alpha_size(), " values)")
+                                    : absl::StrJoin(alpha, ",");
+    rows.push_back({m.name(), absl::StrJoin(experts, ","), weights.empty() ? "-" : weights, m.source()});
+  }
+  PrintTable(rows);
+  return {};
+}
+
 // Flags each subcommand takes besides --registry, --timeout and --help.
 struct Command {
   const char* name;
@@ -297,6 +342,7 @@ int RunExperts(const std::vector<std::string>& args) {
       {"get", {.value_flags = {"out"}, .bool_flags = {}}, Get},
       {"alias", {.value_flags = {}, .bool_flags = {"delete"}}, Alias},
       {"deprecate", {.value_flags = {}, .bool_flags = {}}, Deprecate},
+      {"mixtures", {.value_flags = {}, .bool_flags = {"delete"}}, Mixtures},
   };
   auto command = std::find_if(commands.begin(), commands.end(), [&](const Command& c) { return args[0] == c.name; });
   if (command == commands.end()) {

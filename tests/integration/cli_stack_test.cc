@@ -13,11 +13,13 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <fstream>
 #include <iterator>
 #include <map>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "integration/service_process.h"
@@ -266,6 +268,32 @@ TEST_F(CliStackTest, AdaptFitsAMixtureThatGenerateUsesByTask) {
   ASSERT_EQ(r.exit_code, 0) << r.output << "\n" << dispatcher_->LogTail();
   EXPECT_THAT(r.output, HasSubstr("strategy few_shot"));
   EXPECT_THAT(r.output, HasSubstr("adapter mixture:arith"));
+
+  r = T2({"experts", "mixtures", "--registry", registry_->address});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("NAME"));
+  EXPECT_THAT(r.output, HasSubstr("arith"));
+  EXPECT_THAT(r.output, HasSubstr("lower@1,higher@1"));
+  EXPECT_THAT(r.output, HasSubstr("cem"));
+
+  // Deleted: the task is gone for the dispatcher too (its cache follows the registry's Watch).
+  r = T2({"experts", "mixtures", "--delete", "arith", "--registry", registry_->address});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("deleted mixture arith"));
+  r = T2({"experts", "mixtures", "--delete", "arith", "--registry", registry_->address});
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("NOT_FOUND"));
+  r = T2({"experts", "mixtures", "--registry", registry_->address});
+  EXPECT_THAT(r.output, HasSubstr("no mixtures"));
+  // The event reaches the dispatcher a moment after the delete returns.
+  for (int attempt = 0; attempt < 20; ++attempt) {
+    r = T2({"generate", "--server", dispatcher_->address, "--chat", "--prompt", "What is 6 plus 1?", "--task",
+            "arith", "--max-new-tokens", "8"});
+    if (r.exit_code != 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("NOT_FOUND"));
 }
 
 TEST_F(CliStackTest, HealthReportsServingAndFailsOtherwise) {
@@ -311,6 +339,8 @@ TEST_F(CliStackTest, UsageErrorsExitTwoNamingTheFlag) {
       {{"experts", "get", "--registry", reg, "x@abc", "--out", "y"}, "version in 'x@abc'"},
       {{"experts", "deprecate", "--registry", reg, "x"}, "NAME@VERSION"},
       {{"experts", "alias", "--registry", reg, "only-one"}, "expected ALIAS NAME[@VERSION]"},
+      {{"experts", "mixtures", "--registry", reg, "extra"}, "unexpected argument 'extra'"},
+      {{"experts", "mixtures", "--registry", reg, "--delete"}, "expected exactly one NAME"},
       {{"experts", "list", "--registry", reg, "--timeout", "0"}, "--timeout"},
       {{"generate", "--server", disp, "--prompt", "hi", "--model", "default"}, "--model cannot be used with --server"},
       {{"generate", "--server", disp, "--prompt", "hi", "--device", "cpu"}, "--device cannot be used with --server"},

@@ -252,6 +252,8 @@ TEST_F(RegistryTest, PublishInChunksAndGetTheSameBytesBack) {
   EXPECT_EQ(info.base_fingerprint(), base_.fingerprint);
   EXPECT_EQ(info.task(), "math");
   EXPECT_EQ(info.targets(), "mlp");
+  EXPECT_EQ(info.normalization(), "nuclear");
+  EXPECT_EQ(info.created_at(), "2025-01-01T00:00:00Z");
 
   // Odd chunk sizes, one byte at a time included.
   const std::string v2 = Bytes(2.0f);
@@ -424,6 +426,18 @@ TEST_F(RegistryTest, AliasesMixturesDeprecation) {
   mixture->mutable_spec()->mutable_experts(0)->set_sha256(Sha256Hex(v2));
   EXPECT_THAT(Call(&v1::Registry::Stub::PutMixture, put, &stored),
               GrpcIs(grpc::StatusCode::INVALID_ARGUMENT, "mixture.spec.experts[0].sha256"));
+
+  v1::DeleteMixtureRequest delete_mixture;
+  delete_mixture.set_name("few-shot");
+  v1::DeleteMixtureResponse mixture_deleted;
+  ASSERT_THAT(Call(&v1::Registry::Stub::DeleteMixture, delete_mixture, &mixture_deleted), GrpcOk());
+  EXPECT_THAT(Call(&v1::Registry::Stub::GetMixture, get_mixture, &stored),
+              GrpcIs(grpc::StatusCode::NOT_FOUND, "get_mixture.name"));
+  EXPECT_THAT(Call(&v1::Registry::Stub::DeleteMixture, delete_mixture, &mixture_deleted),
+              GrpcIs(grpc::StatusCode::NOT_FOUND, "delete_mixture.name"));
+  delete_mixture.set_name("");
+  EXPECT_THAT(Call(&v1::Registry::Stub::DeleteMixture, delete_mixture, &mixture_deleted),
+              GrpcIs(grpc::StatusCode::INVALID_ARGUMENT, "delete_mixture.name"));
 }
 
 TEST_F(RegistryTest, WatchStreamsEventsInOrder) {
@@ -445,19 +459,32 @@ TEST_F(RegistryTest, WatchStreamsEventsInOrder) {
   deprecate.set_version(2);
   v1::ExpertInfo info;
   ASSERT_THAT(Call(&v1::Registry::Stub::DeprecateExpert, deprecate, &info), GrpcOk());
+  v1::PutMixtureRequest put;
+  put.mutable_mixture()->set_name("task");
+  v1::ExpertRef* ref = put.mutable_mixture()->mutable_spec()->add_experts();
+  ref->set_name("math");
+  ref->set_version(1);
+  ref->set_sha256(Sha256Hex(v1));
+  v1::Mixture stored;
+  ASSERT_THAT(Call(&v1::Registry::Stub::PutMixture, put, &stored), GrpcOk());
+  v1::DeleteMixtureRequest delete_mixture;
+  delete_mixture.set_name("task");
+  v1::DeleteMixtureResponse deleted;
+  ASSERT_THAT(Call(&v1::Registry::Stub::DeleteMixture, delete_mixture, &deleted), GrpcOk());
 
   std::vector<std::string> seen;
   int64_t last_sequence = 0;
   v1::RegistryEvent event;
-  while (seen.size() < 4 && reader->Read(&event)) {
+  while (seen.size() < 6 && reader->Read(&event)) {
     EXPECT_GT(event.sequence(), last_sequence);
     last_sequence = event.sequence();
     seen.push_back(absl::StrCat(v1::RegistryEvent::Kind_Name(event.kind()), " ", event.name(), " ",
                                 event.version(), " ", event.target()));
   }
   EXPECT_THAT(seen, ElementsAre("KIND_EXPERT_PUBLISHED math 2 ", "KIND_ALIAS_SET prod 2 math",
-                                "KIND_ALIAS_SET prod 1 math", "KIND_EXPERT_DEPRECATED math 2 "));
-  EXPECT_EQ(last_sequence, 5);
+                                "KIND_ALIAS_SET prod 1 math", "KIND_EXPERT_DEPRECATED math 2 ",
+                                "KIND_MIXTURE_PUT task 0 ", "KIND_MIXTURE_DELETED task 0 "));
+  EXPECT_EQ(last_sequence, 7);
   context.TryCancel();
   EXPECT_THAT(reader->Finish(), GrpcIs(grpc::StatusCode::CANCELLED, ""));
 

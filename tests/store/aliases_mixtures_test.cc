@@ -171,6 +171,22 @@ TEST_F(CatalogTest, Mixtures) {
   EXPECT_EQ((*all)[0].name, "few-shot");
   EXPECT_EQ((*all)[1].name, "solo");
   EXPECT_THAT(store_->GetMixture("other"), StatusIs(kNotFound, "get_mixture.name"));
+
+  // Deleting one leaves the other and the expert versions; a second delete is NotFound.
+  ASSERT_THAT(store_->DeleteMixture("few-shot"), IsOk());
+  EXPECT_THAT(store_->GetMixture("few-shot"), StatusIs(kNotFound, "get_mixture.name"));
+  EXPECT_THAT(store_->DeleteMixture("few-shot"), StatusIs(kNotFound, "delete_mixture.name"));
+  EXPECT_THAT(store_->DeleteMixture("Bad Name"), StatusIs(kInvalid, "delete_mixture.name"));
+  all = store_->ListMixtures();
+  ASSERT_THAT(all, IsOk());
+  ASSERT_THAT(*all, SizeIs(1));
+  EXPECT_EQ((*all)[0].name, "solo");
+  EXPECT_THAT(store_->ResolveExpert("math", 2), IsOk());
+  auto events = store_->EventsSince(0);
+  ASSERT_THAT(events, IsOk());
+  ASSERT_FALSE(events->empty());
+  EXPECT_EQ(events->back().kind, EventKind::kMixtureDeleted);
+  EXPECT_EQ(events->back().name, "few-shot");
 }
 
 TEST_F(CatalogTest, MixtureValidation) {

@@ -117,7 +117,8 @@ ExpertInfo ExpertFromRow(const Statement& row) {
 
 absl::StatusOr<EventKind> ParseEventKind(const std::string& text) {
   for (EventKind kind : {EventKind::kExpertPublished, EventKind::kExpertDeprecated,
-                         EventKind::kAliasSet, EventKind::kAliasDeleted, EventKind::kMixturePut}) {
+                         EventKind::kAliasSet, EventKind::kAliasDeleted, EventKind::kMixturePut,
+                         EventKind::kMixtureDeleted}) {
     if (text == EventKindName(kind)) return kind;
   }
   return absl::DataLossError(absl::StrCat("registry database: unknown event kind '", text, "'"));
@@ -187,6 +188,8 @@ std::string_view EventKindName(EventKind kind) {
       return "alias_deleted";
     case EventKind::kMixturePut:
       return "mixture_put";
+    case EventKind::kMixtureDeleted:
+      return "mixture_deleted";
   }
   return "unknown";
 }
@@ -891,6 +894,25 @@ absl::StatusOr<std::vector<Mixture>> ExpertStore::ListMixtures() const {
     T2_ASSIGN_OR_RETURN(row, stmt.Step());
   }
   return out;
+}
+
+absl::Status ExpertStore::DeleteMixture(std::string_view name) {
+  T2_RETURN_IF_ERROR(CheckName("delete_mixture.name", name));
+  int64_t sequence = 0;
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    T2_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(*impl_->db));
+    T2_ASSIGN_OR_RETURN(Statement remove, impl_->db->Prepare("DELETE FROM mixtures WHERE name = ?1"));
+    remove.Bind(1, name);
+    T2_RETURN_IF_ERROR(remove.Run());
+    if (impl_->db->Changes() == 0) {
+      return absl::NotFoundError(absl::StrCat("delete_mixture.name: no mixture '", AsAbsl(name), "'"));
+    }
+    T2_ASSIGN_OR_RETURN(sequence, impl_->AppendEvent(EventKind::kMixtureDeleted, name, 0, "", NowUnixMs()));
+    T2_RETURN_IF_ERROR(txn.Commit());
+  }
+  impl_->Published(sequence);
+  return absl::OkStatus();
 }
 
 absl::StatusOr<BaseModel> ExpertStore::RegisterBaseModel(const BaseModel& base) {

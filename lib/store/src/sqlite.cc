@@ -134,6 +134,8 @@ absl::StatusOr<Transaction> Transaction::Begin(Database& db) {
   return Transaction(&db);
 }
 
+int64_t Database::Changes() const { return sqlite3_changes64(db_); }
+
 Transaction::~Transaction() {
   if (db_ != nullptr) {
     absl::Status status = db_->Exec("ROLLBACK");

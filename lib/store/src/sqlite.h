@@ -64,6 +64,7 @@ class Database {
   // The single value of a one-row, one-column query (a PRAGMA, a COUNT).
   absl::StatusOr<std::string> QueryText(std::string_view sql);
   int64_t LastInsertRowId() const;
+  int64_t Changes() const;  // rows the last INSERT, UPDATE or DELETE changed
 
  private:
   explicit Database(sqlite3* db) : db_(db) {}

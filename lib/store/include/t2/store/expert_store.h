@@ -106,6 +106,7 @@ class ExpertStore {
   absl::StatusOr<Mixture> PutMixture(const Mixture& mixture);
   absl::StatusOr<Mixture> GetMixture(std::string_view name) const;
   absl::StatusOr<std::vector<Mixture>> ListMixtures() const;  // by name
+  absl::Status DeleteMixture(std::string_view name);          // NotFound if absent
 
   // --- Base models ---------------------------------------------------------------------------
 

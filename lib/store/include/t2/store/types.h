@@ -67,7 +67,7 @@ struct Mixture {
   int64_t updated_unix_ms = 0;  // set by the store
 };
 
-enum class EventKind { kExpertPublished, kExpertDeprecated, kAliasSet, kAliasDeleted, kMixturePut };
+enum class EventKind { kExpertPublished, kExpertDeprecated, kAliasSet, kAliasDeleted, kMixturePut, kMixtureDeleted };
 std::string_view EventKindName(EventKind kind);  // "expert_published", ...
 
 // One change. Sequence numbers start at 1, increase by one per change and survive restarts.
