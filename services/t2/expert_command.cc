@@ -96,9 +96,7 @@ int Inspect(const Flags& flags) {
     s.values += values.numel();
     parameters += values.numel();
   }
-  model::ModelConfig one_layer;
-  one_layer.num_hidden_layers = 1;
-  const auto names = svf::TargetMatrixNames(one_layer, expert->metadata.targets);
+  const auto names = svf::TargetMatrixNames(/*num_layers=*/1, expert->metadata.targets);
   auto rank_of = [&](const std::string& kind) {
     for (size_t i = 0; i < names.size(); ++i) {
       if (KindOf(names[i]) == kind) return static_cast<int>(i);

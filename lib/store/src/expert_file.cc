@@ -1,7 +1,6 @@
 #include "t2/store/expert_file.h"
 
 #include <array>
-#include <charconv>
 #include <cmath>
 #include <cstring>
 #include <set>
@@ -10,41 +9,22 @@
 #include "nlohmann/json.hpp"
 #include "t2/common/status.h"
 #include "t2/formats/safetensors.h"
+#include "t2/svf/targets.h"
 
 namespace t2::store {
 namespace {
-
-// The names t2::svf::TargetMatrixNames produces. svf's own IsTarget lives in a library that
-// links LibTorch, which the registry must not, hence this copy of svf/src/targets.cc's rules;
-// a change there must be made here too (tests/store pins the accepted names).
-constexpr std::string_view kLayerPrefix = "model.layers.";
-constexpr std::array<std::string_view, 4> kAttnSuffixes = {
-    "self_attn.q_proj.weight", "self_attn.k_proj.weight", "self_attn.v_proj.weight",
-    "self_attn.o_proj.weight"};
-constexpr std::array<std::string_view, 3> kMlpSuffixes = {
-    "mlp.gate_proj.weight", "mlp.up_proj.weight", "mlp.down_proj.weight"};
 
 // Every key is required, as in svf::ReadExpert: guessing a default would change W'.
 constexpr std::array<const char*, 8> kKeys = {"format_version", "base_model",    "base_fingerprint",
                                               "targets",        "normalization", "task",
                                               "metrics",        "created_at"};
 
-bool HasAttn(std::string_view t) { return t == "attn" || t == "all"; }
-bool HasMlp(std::string_view t) { return t == "mlp" || t == "all"; }
+bool IsValidTargetSet(std::string_view targets) { return svf::ParseTargetSet(targets).ok(); }
 
-// "model.layers.<N>.<rest>" -> rest, with N a canonical non-negative decimal.
-bool LayerRest(std::string_view name, std::string_view* rest) {
-  if (name.substr(0, kLayerPrefix.size()) != kLayerPrefix) return false;
-  name.remove_prefix(kLayerPrefix.size());
-  const size_t dot = name.find('.');
-  if (dot == 0 || dot == std::string_view::npos) return false;
-  std::string_view digits = name.substr(0, dot);
-  if (digits.size() > 1 && digits[0] == '0') return false;
-  int value = 0;
-  auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
-  if (ec != std::errc() || end != digits.data() + digits.size() || value < 0) return false;
-  *rest = name.substr(dot + 1);
-  return true;
+// True if `name` ("model.layers.3.mlp.up_proj.weight") is a matrix of target set `targets`.
+bool IsTargetMatrix(std::string_view targets, std::string_view name) {
+  auto set = svf::ParseTargetSet(targets);
+  return set.ok() && svf::IsTarget(*set, name);
 }
 
 bool Covers(std::string_view outer, std::string_view inner) {
@@ -132,26 +112,6 @@ bool IsLowerHex(std::string_view s) {
 }
 
 }  // namespace
-
-bool IsValidTargetSet(std::string_view targets) {
-  return targets == "mlp" || targets == "attn" || targets == "all";
-}
-
-bool IsTargetMatrix(std::string_view targets, std::string_view name) {
-  std::string_view rest;
-  if (!LayerRest(name, &rest)) return false;
-  if (HasAttn(targets)) {
-    for (std::string_view s : kAttnSuffixes) {
-      if (rest == s) return true;
-    }
-  }
-  if (HasMlp(targets)) {
-    for (std::string_view s : kMlpSuffixes) {
-      if (rest == s) return true;
-    }
-  }
-  return false;
-}
 
 absl::StatusOr<ExpertFileSummary> ReadExpertFile(const std::filesystem::path& path) {
   T2_ASSIGN_OR_RETURN(formats::SafetensorsFile file, formats::SafetensorsFile::Open(path));

@@ -305,7 +305,7 @@ absl::StatusOr<Decomposition> Decomposition::Build(const model::LlamaModel& mode
   T2_RETURN_IF_ERROR(options.Validate());
   Decomposition d;
   d.targets_ = options.targets;
-  d.names_ = TargetMatrixNames(model.config(), options.targets);
+  d.names_ = TargetMatrixNames(model.config().num_hidden_layers, options.targets);
   Expected expected;
   expected.targets = options.targets;
   expected.names = d.names_;

@@ -63,9 +63,9 @@ absl::StatusOr<TargetSet> ParseTargetSet(std::string_view name) {
       absl::StrCat("targets: '", AsAbsl(name), "' is not one of mlp, attn, all"));
 }
 
-std::vector<std::string> TargetMatrixNames(const model::ModelConfig& config, TargetSet targets) {
+std::vector<std::string> TargetMatrixNames(int64_t num_layers, TargetSet targets) {
   std::vector<std::string> names;
-  for (int64_t layer = 0; layer < config.num_hidden_layers; ++layer) {
+  for (int64_t layer = 0; layer < num_layers; ++layer) {
     const std::string prefix = absl::StrCat(AsAbsl(kLayerPrefix), layer, ".");
     if (HasAttn(targets)) {
       for (std::string_view s : kAttnSuffixes) names.push_back(absl::StrCat(prefix, AsAbsl(s)));

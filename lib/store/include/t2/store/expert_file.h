@@ -31,11 +31,6 @@ struct ExpertFileSummary {
   std::map<std::string, int64_t> vector_lengths;  // HF matrix name -> length of z
 };
 
-// "mlp", "attn", "all".
-bool IsValidTargetSet(std::string_view targets);
-// True if `name` ("model.layers.3.mlp.up_proj.weight") is a matrix of target set `targets`.
-bool IsTargetMatrix(std::string_view targets, std::string_view name);
-
 // Parses the file and checks it on its own: metadata keys and values, every tensor F32, 1-D,
 // non-empty, named as a matrix of the declared target set, values finite and >= 0.
 // InvalidArgument naming the key or tensor.

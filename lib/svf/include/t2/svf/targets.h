@@ -1,13 +1,14 @@
-// Which weight matrices SVF adapts, named by their HF names.
+// Which weight matrices SVF adapts, named by their HF names. Free of LibTorch (its own
+// library, t2::svf_targets): the registry checks expert files with these rules too.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "t2/model/config.h"
 
 namespace t2::svf {
 
@@ -20,7 +21,7 @@ absl::StatusOr<TargetSet> ParseTargetSet(std::string_view name);  // InvalidArgu
 
 // HF names ("model.layers.3.mlp.gate_proj.weight") of the target matrices of a model, layer
 // by layer, in the order q, k, v, o, gate, up, down within a layer.
-std::vector<std::string> TargetMatrixNames(const model::ModelConfig& config, TargetSet targets);
+std::vector<std::string> TargetMatrixNames(int64_t num_layers, TargetSet targets);
 
 // True if `targets` includes the matrix `name` (an HF weight name).
 bool IsTarget(TargetSet targets, std::string_view name);
