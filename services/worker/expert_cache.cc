@@ -133,6 +133,7 @@ void ExpertCache::OnEvent(const t2::v1::RegistryEvent& event) {
     if (!Loaded(key) || pins_.count(key) != 0) return;
     if (generator_.RemoveAdapter(key).ok()) {
       lru_.remove(key);
+      identity_.erase(key);
       LogInfo(absl::StrCat("unloaded deprecated expert ", key));
     }
   }
@@ -159,7 +160,8 @@ void ExpertCache::Prefetch(const std::string& name, int64_t version) {
     const std::string key = absl::StrCat(name, "@", version);
     Lease lease;
     lease.cache_ = this;
-    if (absl::Status s = LoadOnce(key, deadline, [&] { return LoadExpert(ref, key, deadline); }, lease); !s.ok()) {
+    if (absl::Status s = LoadOnce(key, ref.sha256(), deadline, [&] { return LoadExpert(ref, key, deadline); }, lease);
+        !s.ok()) {
       LogWarning(absl::StrCat("prefetching expert ", key, ": ", s.message()));
       return;
     }
@@ -201,7 +203,7 @@ absl::StatusOr<ExpertCache::Lease> ExpertCache::Resolve(const t2::v1::AdapterSpe
   for (int i = 0; i < k; ++i) {
     const t2::v1::ExpertRef& ref = spec.experts(i);
     std::string key = absl::StrCat(ref.name(), "@", ref.version());
-    T2_RETURN_IF_ERROR(LoadOnce(key, deadline, [&] { return LoadExpert(ref, key, deadline); }, lease));
+    T2_RETURN_IF_ERROR(LoadOnce(key, ref.sha256(), deadline, [&] { return LoadExpert(ref, key, deadline); }, lease));
     keys.push_back(std::move(key));
   }
   if (single) {
@@ -214,8 +216,9 @@ absl::StatusOr<ExpertCache::Lease> ExpertCache::Resolve(const t2::v1::AdapterSpe
     absl::StrAppend(&canonical, spec.per_layer() ? "per_layer" : "global");
     const std::string key = "mix:" + Sha256Hex(canonical).substr(0, 24);
     const std::vector<double> alpha(spec.alpha().begin(), spec.alpha().end());
+    // The key is a digest of the spec, shas included: nothing more to compare.
     T2_RETURN_IF_ERROR(LoadOnce(
-        key, deadline,
+        key, /*identity=*/"", deadline,
         [&] { return Annotate(generator_.AddMixture(key, keys, alpha, spec.per_layer()), "adapter"); }, lease));
     lease.adapter_ = key;
   }
@@ -243,38 +246,57 @@ absl::Status ExpertCache::LoadExpert(const t2::v1::ExpertRef& ref, const std::st
 }
 
 struct ExpertCache::Loading {
+  std::string identity;  // what the loader asked for (an expert's sha256); set before sharing
   std::mutex mu;
   std::condition_variable cv;
   std::optional<absl::Status> result;
 };
 
-absl::Status ExpertCache::LoadOnce(const std::string& key, absl::Time deadline,
+absl::Status ExpertCache::LoadOnce(const std::string& key, const std::string& identity, absl::Time deadline,
                                    const std::function<absl::Status()>& load, Lease& lease) {
   while (true) {
     std::shared_ptr<Loading> loading;
-    bool mine = false;
+    bool mine = false;  // this thread created the entry, so it runs the load
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (Loaded(key)) {
+        // Versions are immutable: the same name@version with other bytes is not this expert.
+        if (auto it = identity_.find(key); it != identity_.end() && it->second != identity) {
+          return absl::NotFoundError(absl::StrCat("expert ", key, " has sha256 ", it->second, ", not the requested ",
+                                                  identity));
+        }
         Touch(key);
-        ++pins_[key];
         lease.pinned_.push_back(key);
+        ++pins_[key];
         return absl::OkStatus();
       }
-      auto [it, inserted] = loading_.try_emplace(key, nullptr);
-      if (inserted) it->second = std::make_shared<Loading>();
-      loading = it->second;
-      mine = inserted;
+      auto it = loading_.find(key);
+      if (it == loading_.end()) {
+        loading = std::make_shared<Loading>();
+        loading->identity = identity;
+        loading_.emplace(key, loading);
+        mine = true;
+      } else {
+        loading = it->second;
+      }
     }
     if (mine) {
-      const absl::Status status = load();
+      absl::Status status;
+      try {
+        status = load();
+      } catch (const std::exception& e) {
+        status = absl::InternalError(absl::StrCat("loading adapter ", key, ": ", e.what()));
+      } catch (...) {
+        status = absl::InternalError(absl::StrCat("loading adapter ", key, ": unknown exception"));
+      }
       {
         std::lock_guard<std::mutex> lock(mu_);
         loading_.erase(key);
         if (status.ok()) {
+          identity_[key] = identity;
           Touch(key);
-          ++pins_[key];
           lease.pinned_.push_back(key);
+          ++pins_[key];
         }
       }
       {
@@ -287,26 +309,35 @@ absl::Status ExpertCache::LoadOnce(const std::string& key, absl::Time deadline,
     absl::Status theirs;
     {
       std::unique_lock<std::mutex> lock(loading->mu);
-      auto done = [&] { return loading->result.has_value(); };
-      if (deadline == absl::InfiniteFuture()) {
-        loading->cv.wait(lock, done);
-      } else if (!loading->cv.wait_for(lock, absl::ToChronoNanoseconds(deadline - absl::Now()), done)) {
-        return absl::DeadlineExceededError(absl::StrCat("adapter ", key, " was still loading at the deadline"));
+      // In steps of at most an hour: a far deadline as one chrono duration would overflow.
+      while (!loading->result.has_value()) {
+        const absl::Duration left = deadline - absl::Now();
+        if (left <= absl::ZeroDuration()) {
+          return absl::DeadlineExceededError(absl::StrCat("adapter ", key, " was still loading at the deadline"));
+        }
+        loading->cv.wait_for(lock, absl::ToChronoNanoseconds(std::min(left, absl::Hours(1))));
       }
       theirs = *loading->result;
     }
     // Loaded by the other request: the next round pins it (or, if it was evicted meanwhile,
-    // loads it again). Their deadline ending or the registry being briefly away is no answer
-    // for this request while its own deadline lasts.
+    // loads it again; or, asked with other bytes, answers NOT_FOUND). A load that failed for
+    // bytes other than ours, or because its deadline ended or the registry was briefly away,
+    // is no answer for this request while its own deadline lasts.
+    if (theirs.ok()) continue;
     const bool transient = absl::IsUnavailable(theirs) || absl::IsDeadlineExceeded(theirs);
-    if (!theirs.ok() && (!transient || absl::Now() >= deadline)) return theirs;
+    const bool other_bytes = loading->identity != identity;
+    if ((!transient && !other_bytes) || absl::Now() >= deadline) return theirs;
   }
 }
 
 absl::Status ExpertCache::Fetch(const t2::v1::ExpertRef& ref, const std::filesystem::path& path,
                                 absl::Time deadline) {
   const std::string key = absl::StrCat(ref.name(), "@", ref.version());
-  std::filesystem::create_directories(blob_dir_);
+  std::error_code dir_error;
+  std::filesystem::create_directories(blob_dir_, dir_error);
+  if (dir_error) {
+    return absl::InternalError(absl::StrCat("expert directory ", blob_dir_.string(), ": ", dir_error.message()));
+  }
   grpc::ClientContext context;
   context.set_deadline(absl::ToChronoTime(deadline));
   t2::v1::GetExpertRequest request;
@@ -378,6 +409,7 @@ void ExpertCache::EvictIfNeeded() {
     --it;
     if (pins_.count(*it) == 0 && generator_.RemoveAdapter(*it).ok()) {
       LogInfo(absl::StrCat("unloaded adapter ", *it));
+      identity_.erase(*it);
       it = lru_.erase(it);
     }
   }

@@ -8,7 +8,8 @@
 // a deprecated version is unloaded.
 //
 // Loading never blocks requests for adapters that are already loaded: a fetch runs outside
-// the cache's lock, and requests that want an adapter another request is loading wait for
+// the cache's lock (only an eviction, which waits for the generator's current step, is
+// done under it), and requests that want an adapter another request is loading wait for
 // that load instead of starting a second one. What a request resolved stays loaded until it
 // lets go of its Lease, so eviction cannot take it away between Resolve and Submit.
 #pragma once
@@ -86,11 +87,13 @@ class ExpertCache {
   struct Loading;  // an adapter being loaded by one request, which the others wait for
 
   // Makes `key` loaded, running `load` (outside mu_) unless it is loaded already or another
-  // thread is loading it, then pins it for `lease`. A load that failed with UNAVAILABLE or
-  // DEADLINE_EXCEEDED (the loader's own deadline) is retried by a waiter whose deadline has
-  // not passed; other errors are every waiter's answer.
-  absl::Status LoadOnce(const std::string& key, absl::Time deadline, const std::function<absl::Status()>& load,
-                        Lease& lease);
+  // thread is loading it, then pins it for `lease`. `identity` is what the caller asked for
+  // (an expert's sha256): a key loaded with another identity is NOT_FOUND. A load that failed
+  // with UNAVAILABLE or DEADLINE_EXCEEDED (the loader's own deadline), or that was for another
+  // identity, is retried by a waiter whose deadline has not passed; other errors are every
+  // waiter's answer. An exception from `load` becomes INTERNAL.
+  absl::Status LoadOnce(const std::string& key, const std::string& identity, absl::Time deadline,
+                        const std::function<absl::Status()>& load, Lease& lease);
   absl::Status LoadExpert(const t2::v1::ExpertRef& ref, const std::string& key, absl::Time deadline);
   absl::Status Fetch(const t2::v1::ExpertRef& ref, const std::filesystem::path& path, absl::Time deadline);
   bool Loaded(const std::string& key) const;  // mu_ held
@@ -106,9 +109,12 @@ class ExpertCache {
   std::filesystem::path blob_dir_;
   int max_loaded_;
 
-  mutable std::mutex mu_;  // guards the three below; never held during a fetch or a load
+  // Guards the four below; never held during a fetch or a load (it is held while an evicted
+  // adapter is removed, which waits for the generator's current step).
+  mutable std::mutex mu_;
   std::list<std::string> lru_;                               // loaded adapters, most recent first
   std::map<std::string, int> pins_;                          // adapter -> live leases on it
+  std::map<std::string, std::string> identity_;              // loaded adapter -> its identity
   std::map<std::string, std::shared_ptr<Loading>> loading_;  // adapters being loaded
   std::atomic<int64_t> fetched_{0};
   std::atomic<int64_t> prefetched_{0};

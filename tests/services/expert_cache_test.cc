@@ -115,7 +115,7 @@ class ExpertCacheTest : public ::testing::Test {
                     .ok());
     sha256_ = new std::map<std::string, std::string>();
     float scale = 0.9f;
-    for (const char* name : {"fast", "slow", "shared", "impatient", "relay", "kept", "other"}) {
+    for (const char* name : {"fast", "slow", "shared", "impatient", "relay", "kept", "other", "checked", "contested", "nodir"}) {
       const auto file = dir_->path() / (std::string(name) + ".safetensors");
       scale += 0.01f;
       ASSERT_TRUE(svf::WriteExpert(svf::ConstantExpert(*decomposition, scale, "SmolLM2-135M-Instruct"), file).ok());
@@ -145,18 +145,19 @@ class ExpertCacheTest : public ::testing::Test {
     delete dir_;
   }
 
-  std::unique_ptr<ExpertCache> NewCache(int max_loaded) {
+  std::unique_ptr<ExpertCache> NewCache(int max_loaded, std::filesystem::path blob_dir = {}) {
     return std::make_unique<ExpertCache>(
         *generator_, grpc::CreateChannel(server_->address, grpc::InsecureChannelCredentials()),
-        scratch_.path() / "blobs", max_loaded);
+        blob_dir.empty() ? scratch_.path() / "blobs" : blob_dir, max_loaded);
   }
 
-  static v1::AdapterSpec Spec(const std::string& name) {
+  // name@1 with its own sha256, or with the sha256 of `bytes_of`'s blob.
+  static v1::AdapterSpec Spec(const std::string& name, const std::string& bytes_of = "") {
     v1::AdapterSpec spec;
     auto* ref = spec.add_experts();
     ref->set_name(name);
     ref->set_version(1);
-    ref->set_sha256(sha256_->at(name));
+    ref->set_sha256(sha256_->at(bytes_of.empty() ? name : bytes_of));
     return spec;
   }
 
@@ -251,7 +252,7 @@ TEST_F(ExpertCacheTest, AWaiterLoadsItselfWhenTheLoadersDeadlineEnds) {
   auto cache = NewCache(8);
   gate_->Hold("relay");
   auto loader =
-      std::async(std::launch::async, [&] { return cache->Resolve(Spec("relay"), In(absl::Milliseconds(500))); });
+      std::async(std::launch::async, [&] { return cache->Resolve(Spec("relay"), In(absl::Seconds(3))); });
   ASSERT_TRUE(gate_->WaitForGetCalls("relay", 1));
   auto waiter = std::async(std::launch::async, [&] { return cache->Resolve(Spec("relay"), In(absl::Seconds(60))); });
   auto first = loader.get();
@@ -279,6 +280,44 @@ TEST_F(ExpertCacheTest, ALeasedAdapterIsNotEvicted) {
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_FALSE(Loaded("kept@1"));
   EXPECT_THAT(cache->loaded(), UnorderedElementsAre("other@1"));
+}
+
+TEST_F(ExpertCacheTest, OtherBytesUnderALoadedVersionAreNotFound) {
+  auto cache = NewCache(8);
+  ASSERT_TRUE(cache->Resolve(Spec("checked"), In(absl::Seconds(60))).ok());
+  auto wrong = cache->Resolve(Spec("checked", /*bytes_of=*/"other"), In(absl::Seconds(60)));
+  EXPECT_TRUE(absl::IsNotFound(wrong.status())) << wrong.status();
+  EXPECT_THAT(std::string(wrong.status().message()), ::testing::HasSubstr(sha256_->at("other")));
+  EXPECT_TRUE(cache->Resolve(Spec("checked"), In(absl::Seconds(60))).ok());
+}
+
+// A request naming the version with wrong bytes loads first; one with the right bytes waits
+// for it, then loads the version itself rather than taking the other's NOT_FOUND.
+TEST_F(ExpertCacheTest, AFailedLoadOfOtherBytesDoesNotFailTheRightRequest) {
+  auto cache = NewCache(8);
+  gate_->Hold("contested");
+  auto wrong = std::async(std::launch::async, [&] {
+    return cache->Resolve(Spec("contested", /*bytes_of=*/"other"), In(absl::Seconds(60)));
+  });
+  ASSERT_TRUE(gate_->WaitForGetCalls("contested", 1));
+  auto right = std::async(std::launch::async, [&] { return cache->Resolve(Spec("contested"), In(absl::Seconds(60))); });
+  std::this_thread::sleep_for(milliseconds(200));
+  gate_->Release("contested");
+  auto refused = wrong.get();
+  EXPECT_TRUE(absl::IsNotFound(refused.status())) << refused.status();
+  auto loaded = right.get();
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_EQ(loaded->adapter(), "contested@1");
+}
+
+TEST_F(ExpertCacheTest, AnExpertFolderThatCannotBeMadeIsAnErrorEachTime) {
+  const auto not_a_folder = scratch_.path() / "file";
+  std::ofstream(not_a_folder) << "x";
+  auto cache = NewCache(8, not_a_folder / "blobs");
+  for (int i = 0; i < 2; ++i) {
+    auto got = cache->Resolve(Spec("nodir"), In(absl::Seconds(10)));
+    EXPECT_TRUE(absl::IsInternal(got.status())) << got.status();
+  }
 }
 
 }  // namespace
