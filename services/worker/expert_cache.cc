@@ -278,6 +278,7 @@ absl::Status ExpertCache::LoadOnce(const std::string& key, const std::string& id
         mine = true;
       } else {
         loading = it->second;
+        ++joined_loads_;
       }
     }
     if (mine) {
@@ -423,6 +424,8 @@ std::vector<std::string> ExpertCache::loaded() const {
 int64_t ExpertCache::fetched() const { return fetched_; }
 
 int64_t ExpertCache::prefetched() const { return prefetched_; }
+
+int64_t ExpertCache::joined_loads() const { return joined_loads_; }
 
 void ExpertCache::Unpin(const std::vector<std::string>& keys) {
   std::lock_guard<std::mutex> lock(mu_);

@@ -82,6 +82,9 @@ class ExpertCache {
   std::vector<std::string> loaded() const;  // most recently used first
   int64_t fetched() const;
   int64_t prefetched() const;  // versions loaded because an alias moved to them
+  // Times a request waited for another request's load of the same adapter instead of
+  // fetching it again.
+  int64_t joined_loads() const;
 
  private:
   struct Loading;  // an adapter being loaded by one request, which the others wait for
@@ -118,6 +121,7 @@ class ExpertCache {
   std::map<std::string, std::shared_ptr<Loading>> loading_;  // adapters being loaded
   std::atomic<int64_t> fetched_{0};
   std::atomic<int64_t> prefetched_{0};
+  std::atomic<int64_t> joined_loads_{0};
 
   std::mutex watch_mu_;  // guards the three below
   std::condition_variable watch_cv_;

@@ -220,8 +220,14 @@ TEST_F(ExpertCacheTest, RequestsForTheSameExpertShareOneFetch) {
         std::async(std::launch::async, [&] { return cache->Resolve(Spec("shared"), In(absl::Seconds(60))); }));
   }
   ASSERT_TRUE(gate_->WaitForGetCalls("shared", 1));
-  std::this_thread::sleep_for(milliseconds(300));  // the other two reach the cache meanwhile
+  // The other two wait for that fetch (not for a lock, and not fetching themselves).
+  bool joined = false;
+  for (int i = 0; i < 300 && !joined; ++i) {
+    joined = cache->joined_loads() == 2;
+    if (!joined) std::this_thread::sleep_for(milliseconds(100));
+  }
   gate_->Release("shared");
+  EXPECT_TRUE(joined) << cache->joined_loads() << " requests joined the load";
   for (auto& call : calls) {
     auto lease = call.get();
     ASSERT_TRUE(lease.ok()) << lease.status();
