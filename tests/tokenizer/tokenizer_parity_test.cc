@@ -156,7 +156,10 @@ TEST(SmolLM2Test, LongInputsRoundTripQuickly) {
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     EXPECT_EQ(t->Decode(ids, false), s);
-    EXPECT_LT(seconds, 5.0) << s.size() << " bytes";
+    // A guard against quadratic work on long inputs (minutes here), not a speed target:
+    // the 600 KB case takes about 5 s in the sanitizer Debug build on a slow day (bench/ has
+    // the speed figures).
+    EXPECT_LT(seconds, 30.0) << s.size() << " bytes";
     std::printf("encoded %zu bytes into %zu ids in %.3f s\n", s.size(), ids.size(), seconds);
   }
 }
