@@ -158,8 +158,7 @@ void ExpertCache::Prefetch(const std::string& name, int64_t version) {
     ref.set_version(version);
     ref.set_sha256(info.sha256());
     const std::string key = absl::StrCat(name, "@", version);
-    Lease lease;
-    lease.cache_ = this;
+    Lease lease(this);
     if (absl::Status s = LoadOnce(key, ref.sha256(), deadline, [&] { return LoadExpert(ref, key, deadline); }, lease);
         !s.ok()) {
       LogWarning(absl::StrCat("prefetching expert ", key, ": ", s.message()));
@@ -197,8 +196,7 @@ absl::StatusOr<ExpertCache::Lease> ExpertCache::Resolve(const t2::v1::AdapterSpe
   if (registry_ == nullptr) {
     return absl::FailedPreconditionError("adapter: this worker was started without --registry; only the base model");
   }
-  Lease lease;
-  lease.cache_ = this;
+  Lease lease(this);
   std::vector<std::string> keys;
   for (int i = 0; i < k; ++i) {
     const t2::v1::ExpertRef& ref = spec.experts(i);

@@ -54,6 +54,7 @@ class ExpertCache {
 
    private:
     friend class ExpertCache;
+    explicit Lease(ExpertCache* cache) : cache_(cache) {}
     void Release();
 
     ExpertCache* cache_ = nullptr;
