@@ -14,6 +14,8 @@ int RunUp(const std::vector<std::string>& args);
 // Clients of a running stack: a failed call exits 1 printing the gRPC code name and message.
 int RunExperts(const std::vector<std::string>& args);
 int RunAdapt(const std::vector<std::string>& args);
+int RunTrain(const std::vector<std::string>& args);
+int RunEval(const std::vector<std::string>& args);
 // Exit 0 only when the service reports SERVING (optionally waiting for it).
 int RunHealth(const std::vector<std::string>& args);
 

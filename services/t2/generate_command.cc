@@ -108,23 +108,17 @@ absl::StatusOr<std::string> ReadPrompt(const Flags& flags) {
 
 absl::StatusOr<engine::GenerationRequest> BuildRequest(const Flags& flags, const engine::Generator& gen) {
   T2_ASSIGN_OR_RETURN(std::string prompt, ReadPrompt(flags));
-  std::string text = prompt;
-  bool add_special = true;
+  engine::GenerationRequest request;
   if (flags.Has("chat")) {
-    const auto& source = gen.tokenizer().chat_template();
-    if (source.empty()) return absl::FailedPreconditionError("--chat: the model has no chat template");
-    auto tmpl = tokenizer::ChatTemplate::FromJinja(source);
-    if (!tmpl.ok()) return tmpl.status();
     std::vector<tokenizer::ChatMessage> messages;
     if (flags.Has("system")) messages.push_back({"system", flags.Get("system", "")});
     messages.push_back({"user", prompt});
-    auto rendered = tmpl->Apply(messages, /*add_generation_prompt=*/true);
-    if (!rendered.ok()) return rendered.status();
-    text = *rendered;
-    add_special = false;  // the template writes its own special tokens
+    auto ids = tokenizer::EncodeChat(gen.tokenizer(), messages);
+    if (!ids.ok()) return Annotate(ids.status(), "--chat");
+    request.prompt_ids = *std::move(ids);
+  } else {
+    request.prompt_ids = gen.tokenizer().Encode(prompt, /*add_special=*/true);
   }
-  engine::GenerationRequest request;
-  request.prompt_ids = gen.tokenizer().Encode(text, add_special);
   T2_ASSIGN_OR_RETURN(LengthAndSampling ls, ParseLengthAndSampling(flags));
   request.max_new_tokens = ls.max_new_tokens;
   request.sampling = ls.sampling;

@@ -17,6 +17,8 @@ commands:
   up         run the whole stack (registry, worker, dispatcher) on this machine (t2 up --help)
   experts    list, publish, download, alias and deprecate experts in a registry (t2 experts --help)
   adapt      few-shot adaptation: fit a mixture of experts to solved examples (t2 adapt --help)
+  train      train an SVF expert on a task with REINFORCE (t2 train --help)
+  eval       accuracy of the base model or an expert on a task (t2 eval --help)
   health     whether a running service is SERVING; can wait for it (t2 health --help)
 )";
 
@@ -37,6 +39,8 @@ int main(int argc, char** argv) {
   if (command == "up") return t2::cli::RunUp(args);
   if (command == "experts") return t2::cli::RunExperts(args);
   if (command == "adapt") return t2::cli::RunAdapt(args);
+  if (command == "train") return t2::cli::RunTrain(args);
+  if (command == "eval") return t2::cli::RunEval(args);
   if (command == "health") return t2::cli::RunHealth(args);
   std::cerr << "t2: unknown command '" << command << "'\n" << kUsage;
   return 2;

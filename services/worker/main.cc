@@ -148,7 +148,7 @@ int main(int argc, char** argv) {
   std::filesystem::path expert_dir = flags->Get("expert-dir", (t2::T2Home() / "worker-experts").string());
   t2::worker::ExpertCache experts(**generator, registry, expert_dir, static_cast<int>(*max_loaded));
   experts.StartWatch();
-  const std::string model_name = model_path->stem().string();
+  const std::string model_name = t2::ModelName(*model_path);
   service.Attach(**generator, experts, model_name);
   std::atomic<bool> stopping{false};
   // Experts for this model can only be published once the registry knows it: SERVING waits

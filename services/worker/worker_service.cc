@@ -69,10 +69,9 @@ absl::StatusOr<std::vector<int32_t>> WorkerService::Tokenize(const t2::v1::Chat*
   if (!chat_template_.has_value()) return absl::FailedPreconditionError("chat: the model has no chat template");
   std::vector<tokenizer::ChatMessage> messages;
   for (const auto& m : chat->messages()) messages.push_back({m.role(), m.content()});
-  auto text = chat_template_->Apply(messages, /*add_generation_prompt=*/true);
-  if (!text.ok()) return Annotate(text.status(), "chat");
-  // The template writes the special tokens itself.
-  return generator_->tokenizer().Encode(*text, /*add_special=*/false);
+  auto ids = tokenizer::EncodeChat(generator_->tokenizer(), messages);
+  if (!ids.ok()) return Annotate(ids.status(), "chat");
+  return ids;
 }
 
 absl::StatusOr<engine::GenerationRequest> WorkerService::ToEngineRequest(

@@ -5,7 +5,9 @@
 #include <cmath>
 #include <cstdlib>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "t2/adapt/classify.h"
 #include "t2/common/status.h"
 
 namespace t2::adapt {
@@ -96,6 +98,26 @@ bool NumbersEqual(double a, double b) {
   return std::fabs(a - b) <= 1e-6 * std::max(std::fabs(a), std::fabs(b));
 }
 
+std::string_view VerifierKindName(VerifierKind kind) {
+  switch (kind) {
+    case VerifierKind::kExact: return "exact";
+    case VerifierKind::kNumeric: return "numeric";
+    case VerifierKind::kChoiceLetter: return "choice";
+    case VerifierKind::kRegex: return "regex";
+    case VerifierKind::kCategory: return "category";
+  }
+  return "unknown";
+}
+
+absl::StatusOr<VerifierKind> ParseVerifierKind(std::string_view name) {
+  for (VerifierKind kind : {VerifierKind::kExact, VerifierKind::kNumeric, VerifierKind::kChoiceLetter,
+                            VerifierKind::kRegex, VerifierKind::kCategory}) {
+    if (name == VerifierKindName(kind)) return kind;
+  }
+  return absl::InvalidArgumentError(absl::StrCat("verifier '", AsAbsl(name),
+                                                 "' is not one of exact, numeric, choice, regex, category"));
+}
+
 absl::StatusOr<Verifier> Verifier::Create(VerifierKind kind, std::string_view expected) {
   Verifier v;
   v.kind_ = kind;
@@ -132,6 +154,15 @@ absl::StatusOr<Verifier> Verifier::Create(VerifierKind kind, std::string_view ex
       v.expected_letter_ = *letter;
       return v;
     }
+    case VerifierKind::kCategory: {
+      const std::string category = NormalizeCategory(expected);
+      if (category == kOtherCategory && absl::AsciiStrToLower(AsAbsl(Trim(expected))) != kOtherCategory) {
+        return absl::InvalidArgumentError(absl::StrCat("expected answer '", AsAbsl(expected),
+                                                       "' is not a category (code, math, reasoning, other)"));
+      }
+      v.expected_category_ = category;
+      return v;
+    }
     case VerifierKind::kRegex:
       try {
         v.regex_ =
@@ -158,6 +189,8 @@ bool Verifier::Accepts(std::string_view answer) const {
       std::optional<char> letter = ChoiceLetter(answer);
       return letter.has_value() && *letter == expected_letter_;
     }
+    case VerifierKind::kCategory:
+      return CategoryFromGenerated(answer) == expected_category_;
     case VerifierKind::kRegex:
       try {
         return std::regex_search(answer.begin(), answer.end(), *regex_);

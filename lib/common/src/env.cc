@@ -31,4 +31,11 @@ absl::StatusOr<std::filesystem::path> ResolveModelPath(const std::string& spec) 
   return path;
 }
 
+std::string ModelName(const std::filesystem::path& model_path) {
+  // A folder given with a trailing slash has an empty filename; its parent path is the folder.
+  std::filesystem::path p = model_path;
+  if (p.filename().empty()) p = p.parent_path();
+  return p.stem().string();
+}
+
 }  // namespace t2

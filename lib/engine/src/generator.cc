@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "t2/common/status.h"
+#include "t2/engine/model_access.h"
 #include "t2/engine/stop_strings.h"
 #include "t2/formats/gguf.h"
 #include "t2/model/llama.h"
@@ -56,6 +57,17 @@ struct Generator::Impl {
   mutable std::mutex names_mu;
   std::set<std::string> names;
   int64_t context_limit = 0;
+
+  // Puts `expert` under `name` (replacing), dropping what was cached for the old one.
+  // Model lock held.
+  absl::Status RegisterLocked(const std::string& name, svf::Expert expert) {
+    scheduler->InvalidateAdapter(name);
+    T2_RETURN_IF_ERROR(svf->AddExpert(name, std::move(expert)));
+    std::lock_guard<std::mutex> names_lock(names_mu);
+    names.insert(name);
+    return absl::OkStatus();
+  }
+
   // Declared last: destroyed first, so its thread stops before the model goes away.
   std::unique_ptr<Scheduler> scheduler;
 };
@@ -253,11 +265,24 @@ absl::Status Generator::AddExpert(const std::string& name, const std::filesystem
   T2_ASSIGN_OR_RETURN(auto expert, svf::LoadExpert(file, impl_->svf->decomposition(),
                                                    {.allow_base_mismatch = allow_base_mismatch}));
   std::lock_guard<ModelLock> lock(impl_->mutex);
-  impl_->scheduler->InvalidateAdapter(name);
-  T2_RETURN_IF_ERROR(impl_->svf->AddExpert(name, std::move(expert)));
-  std::lock_guard<std::mutex> names_lock(impl_->names_mu);
-  impl_->names.insert(name);
-  return absl::OkStatus();
+  return impl_->RegisterLocked(name, std::move(expert));
+}
+
+absl::Status TrainingAccess::AddExpert(Generator& generator, const std::string& name, svf::Expert expert) {
+  Generator::Impl& impl = *generator.impl_;
+  if (impl.svf == nullptr) return absl::FailedPreconditionError("AddExpert: this generator was created without SVF");
+  T2_RETURN_IF_ERROR(svf::ValidateExpert(expert, impl.svf->decomposition()));
+  std::lock_guard<ModelLock> lock(impl.mutex);
+  return impl.RegisterLocked(name, std::move(expert));
+}
+
+absl::Status TrainingAccess::WithModel(Generator& generator,
+                                       absl::FunctionRef<absl::Status(const ModelAccess&)> fn) {
+  Generator::Impl& impl = *generator.impl_;
+  if (impl.svf == nullptr) return absl::FailedPreconditionError("WithModel: this generator was created without SVF");
+  std::lock_guard<ModelLock> lock(impl.mutex);
+  T2_RETURN_IF_ERROR(impl.svf->UseMerged(""));
+  return fn(ModelAccess{.model = *impl.model, .decomposition = impl.svf->decomposition()});
 }
 
 absl::Status Generator::AddMixture(const std::string& name, const std::vector<std::string>& experts,
@@ -272,11 +297,7 @@ absl::Status Generator::AddMixture(const std::string& name, const std::vector<st
   }
   T2_ASSIGN_OR_RETURN(auto mixed, svf::MixExperts(parts, {.alpha = alpha, .per_layer = per_layer},
                                                   static_cast<int>(impl_->model->config().num_hidden_layers)));
-  impl_->scheduler->InvalidateAdapter(name);
-  T2_RETURN_IF_ERROR(impl_->svf->AddExpert(name, std::move(mixed)));
-  std::lock_guard<std::mutex> names_lock(impl_->names_mu);
-  impl_->names.insert(name);
-  return absl::OkStatus();
+  return impl_->RegisterLocked(name, std::move(mixed));
 }
 
 absl::Status Generator::RemoveAdapter(const std::string& name) {

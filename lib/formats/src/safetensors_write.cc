@@ -1,10 +1,5 @@
-// WriteSafetensors: header serialisation and the atomic temp-file-and-rename write.
+// WriteSafetensors: header serialisation; the bytes go through t2::WriteFileAtomically.
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <cerrno>
 #include <cstring>
 #include <exception>
 #include <limits>
@@ -14,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
+#include "t2/common/atomic_file.h"
 #include "t2/common/status.h"
 #include "t2/formats/safetensors.h"
 
@@ -21,60 +17,6 @@ namespace t2::formats {
 namespace {
 
 using ordered_json = nlohmann::ordered_json;
-
-absl::Status ErrnoError(std::string_view what, const std::filesystem::path& path, int err) {
-  return absl::InternalError(
-      absl::StrCat(path.string(), ": ", AsAbsl(what), ": ", std::strerror(err)));
-}
-
-absl::Status WriteAll(int fd, std::span<const uint8_t> bytes, const std::filesystem::path& path) {
-  while (!bytes.empty()) {
-    ssize_t n = ::write(fd, bytes.data(), bytes.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoError("write", path, errno);
-    }
-    bytes = bytes.subspan(static_cast<size_t>(n));
-  }
-  return absl::OkStatus();
-}
-
-// Writes `pieces` to `path` through a temporary file in the same folder (so rename(2) is
-// atomic), syncing the file before the rename and the folder after it, so that a crash at any
-// point leaves the old file or the complete new one.
-absl::Status WriteFileAtomically(const std::filesystem::path& path,
-                                 std::span<const std::span<const uint8_t>> pieces) {
-  std::filesystem::path dir = path.parent_path();
-  if (dir.empty()) dir = ".";
-  std::string temp = (dir / ("." + path.filename().string() + ".tmp-XXXXXX")).string();
-  int fd = ::mkostemp(temp.data(), O_CLOEXEC);
-  if (fd < 0) return ErrnoError("creating a temporary file", dir, errno);
-
-  auto fail = [&](absl::Status status) {
-    if (fd >= 0) ::close(fd);
-    ::unlink(temp.c_str());
-    return status;
-  };
-  // mkostemp creates 0600; a model file is as readable as any other the user writes.
-  if (::fchmod(fd, 0644) != 0) return fail(ErrnoError("fchmod", temp, errno));
-  for (std::span<const uint8_t> piece : pieces) {
-    absl::Status status = WriteAll(fd, piece, temp);
-    if (!status.ok()) return fail(status);
-  }
-  if (::fsync(fd) != 0) return fail(ErrnoError("fsync", temp, errno));
-  int closed = ::close(fd);
-  fd = -1;
-  if (closed != 0) return fail(ErrnoError("close", temp, errno));
-  if (::rename(temp.c_str(), path.c_str()) != 0) return fail(ErrnoError("rename", path, errno));
-
-  int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir_fd < 0) return ErrnoError("opening the folder to sync it", dir, errno);
-  int synced = ::fsync(dir_fd);
-  int err = errno;
-  ::close(dir_fd);
-  if (synced != 0) return ErrnoError("fsync", dir, err);
-  return absl::OkStatus();
-}
 
 absl::StatusOr<ordered_json> TensorEntry(const SafetensorsTensorView& t, uint64_t offset) {
   auto bad = [&](std::string_view problem) {

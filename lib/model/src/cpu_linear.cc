@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <c10/core/GradMode.h>
 
 #include <immintrin.h>
 
@@ -76,7 +77,10 @@ at::Tensor Linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& bi
   const int64_t rows = k == 0 ? 0 : x.numel() / k;
   bool eligible = HasAvx512() && x.device().is_cpu() && x.scalar_type() == at::kFloat && w.scalar_type() == at::kFloat &&
                   w.dim() == 2 && w.is_contiguous() && w.size(1) == k && rows > 0 &&
-                  rows <= kSmallLinearMaxRows && (!bias.defined() || bias.is_contiguous());
+                  rows <= kSmallLinearMaxRows && (!bias.defined() || bias.is_contiguous()) &&
+                  // The kernel has no backward: a training forward takes at::linear.
+                  !(at::GradMode::is_enabled() && (x.requires_grad() || w.requires_grad() ||
+                                                   (bias.defined() && bias.requires_grad())));
   if (!eligible) return bias.defined() ? at::linear(x, w, bias) : at::linear(x, w);
   auto sizes = x.sizes().vec();
   sizes.back() = w.size(0);

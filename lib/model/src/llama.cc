@@ -247,40 +247,110 @@ absl::StatusOr<KvCache> LlamaModel::NewCache(int64_t rows, int64_t capacity) con
   return cache;
 }
 
-absl::StatusOr<at::Tensor> LlamaModel::Forward(const at::Tensor& tokens,
-                                               std::span<const int64_t> new_lengths, KvCache& cache,
-                                               bool all_positions, const RowAdapters* adapters) {
-  if (tokens.dim() != 2 || tokens.scalar_type() != at::kLong) {
-    return absl::InvalidArgumentError("forward: tokens must be a [B, T] int64 tensor");
+absl::Status LlamaModel::ValidateTokens(const at::Tensor& tokens, std::span<const int64_t> new_lengths,
+                                        int64_t rows) const {
+  if (tokens.dim() != 2 || tokens.scalar_type() != at::kLong || !tokens.device().is_cpu()) {
+    return absl::InvalidArgumentError("forward: tokens must be a [B, T] int64 CPU tensor");
   }
   const int64_t batch = tokens.size(0), steps = tokens.size(1);
-  if (batch != cache.rows() || static_cast<int64_t>(new_lengths.size()) != batch) {
-    return absl::InvalidArgumentError(absl::StrCat("forward: batch ", batch, ", cache rows ",
-                                                   cache.rows(), ", new_lengths ", new_lengths.size()));
+  if (batch != rows || static_cast<int64_t>(new_lengths.size()) != batch) {
+    return absl::InvalidArgumentError(absl::StrCat("forward: batch ", batch, ", cache rows ", rows,
+                                                   ", new_lengths ", new_lengths.size()));
   }
   for (int64_t b = 0; b < batch; ++b) {
     if (new_lengths[b] < 0 || new_lengths[b] > steps) {
       return absl::InvalidArgumentError(absl::StrCat("forward: new_lengths[", b, "] = ", new_lengths[b],
                                                      " outside [0, ", steps, "]"));
     }
-    if (cache.length(b) + steps > cache.capacity()) {
-      return absl::OutOfRangeError(absl::StrCat("forward: row ", b, " needs ", cache.length(b) + steps,
-                                                " positions, cache holds ", cache.capacity()));
-    }
   }
-  auto* data = tokens.data_ptr<int64_t>();
-  for (int64_t i = 0; i < tokens.numel(); ++i) {
+  const at::Tensor ids = tokens.contiguous();
+  const auto* data = ids.data_ptr<int64_t>();
+  for (int64_t i = 0; i < ids.numel(); ++i) {
     if (data[i] < 0 || data[i] >= config_.vocab_size) {
       return absl::InvalidArgumentError(absl::StrCat("forward: token id ", data[i], " outside vocabulary of ",
                                                      config_.vocab_size));
     }
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<at::Tensor> LlamaModel::Forward(const at::Tensor& tokens,
+                                               std::span<const int64_t> new_lengths, KvCache& cache,
+                                               bool all_positions, const RowAdapters* adapters) {
+  T2_RETURN_IF_ERROR(ValidateTokens(tokens, new_lengths, cache.rows()));
+  const int64_t batch = tokens.size(0), steps = tokens.size(1);
+  for (int64_t b = 0; b < batch; ++b) {
+    if (cache.length(b) + steps > cache.capacity()) {
+      return absl::OutOfRangeError(absl::StrCat("forward: row ", b, " needs ", cache.length(b) + steps,
+                                                " positions, cache holds ", cache.capacity()));
+    }
+  }
   if (adapters != nullptr) T2_RETURN_IF_ERROR(ValidateAdapters(*adapters, batch));
   try {
     c10::InferenceMode guard;
-    return ForwardImpl(tokens, new_lengths, cache, all_positions, adapters);
+    at::Tensor x = ForwardImpl(tokens, new_lengths, &cache, adapters, nullptr);
+    const auto& c = config_;
+    if (all_positions) {
+      return at::linear(RmsNorm(x, norm_, c.rms_norm_eps), lm_head_).to(at::kFloat).cpu();
+    }
+    // Only each row's last real token needs the output head.
+    std::vector<int64_t> last(batch);
+    for (int64_t b = 0; b < batch; ++b) last[b] = std::max<int64_t>(new_lengths[b] - 1, 0);
+    auto index = at::tensor(last, at::kLong).to(x.device()).view({batch, 1, 1}).expand({batch, 1, x.size(2)});
+    auto h_last = x.gather(1, index).squeeze(1);  // [B, H]
+    auto logits = Linear(RmsNorm(h_last, norm_, c.rms_norm_eps), lm_head_).to(at::kFloat).cpu();
+    for (int64_t b = 0; b < batch; ++b) {
+      if (new_lengths[b] == 0) logits[b].zero_();
+    }
+    return logits;
   } catch (const c10::Error& e) {
     return absl::InternalError(absl::StrCat("forward: ", e.what_without_backtrace()));
+  }
+}
+
+absl::Status LlamaModel::ValidateWeightOverrides(const std::map<std::string, at::Tensor>& weights) const {
+  for (const auto& [name, w] : weights) {
+    auto it = parameters_.find(name);
+    if (it == parameters_.end() || !IsProjection(name)) {
+      return absl::InvalidArgumentError(absl::StrCat("weights: '", name, "' is not a projection matrix of the model"));
+    }
+    if (!w.defined() || !w.sizes().equals(it->second.sizes()) || w.scalar_type() != options_.dtype() ||
+        w.device() != options_.device()) {
+      return absl::InvalidArgumentError(absl::StrCat("weights '", name, "': must be ", it->second.size(0), "x",
+                                                     it->second.size(1), " ", dtype_name(), " on ", device_name()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<at::Tensor> LlamaModel::ForwardTrain(const at::Tensor& tokens, std::span<const int64_t> lengths,
+                                                    std::span<const int64_t> scored_from,
+                                                    const std::map<std::string, at::Tensor>& weights) {
+  T2_RETURN_IF_ERROR(ValidateTokens(tokens, lengths, tokens.dim() == 2 ? tokens.size(0) : -1));
+  const int64_t batch = tokens.size(0), steps = tokens.size(1);
+  if (steps > config_.max_position_embeddings) {
+    return absl::InvalidArgumentError(absl::StrCat("forward: ", steps, " positions exceed the model's context of ",
+                                                   config_.max_position_embeddings));
+  }
+  if (static_cast<int64_t>(scored_from.size()) != batch) {
+    return absl::InvalidArgumentError(absl::StrCat("forward: scored_from has ", scored_from.size(),
+                                                   " entries for a batch of ", batch));
+  }
+  std::vector<int64_t> index;  // flat [b * T + t - 1] of each scored token t
+  for (int64_t b = 0; b < batch; ++b) {
+    if (scored_from[b] < 1 || scored_from[b] > lengths[b]) {
+      return absl::InvalidArgumentError(absl::StrCat("forward: scored_from[", b, "] = ", scored_from[b],
+                                                     " outside [1, ", lengths[b], "]"));
+    }
+    for (int64_t t = scored_from[b]; t < lengths[b]; ++t) index.push_back(b * steps + t - 1);
+  }
+  T2_RETURN_IF_ERROR(ValidateWeightOverrides(weights));
+  try {
+    at::Tensor x = ForwardImpl(tokens, lengths, nullptr, nullptr, &weights);
+    at::Tensor h = x.reshape({batch * steps, x.size(2)}).index_select(0, at::tensor(index, at::kLong).to(x.device()));
+    return at::linear(RmsNorm(h, norm_, config_.rms_norm_eps), lm_head_).to(at::kFloat);
+  } catch (const c10::Error& e) {
+    return absl::InternalError(absl::StrCat("forward (training): ", e.what_without_backtrace()));
   }
 }
 
@@ -317,8 +387,8 @@ absl::Status LlamaModel::ValidateAdapters(const RowAdapters& adapters, int64_t b
   return absl::OkStatus();
 }
 
-at::Tensor LlamaModel::ForwardImpl(const at::Tensor& tokens, std::span<const int64_t> new_lengths,
-                                   KvCache& cache, bool all_positions, const RowAdapters* adapters) {
+at::Tensor LlamaModel::ForwardImpl(const at::Tensor& tokens, std::span<const int64_t> new_lengths, KvCache* cache,
+                                   const RowAdapters* adapters, const std::map<std::string, at::Tensor>* weights) {
   const auto& c = config_;
   const int64_t batch = tokens.size(0), steps = tokens.size(1);
   const int64_t q_dim = c.num_attention_heads * c.head_dim;
@@ -328,7 +398,7 @@ at::Tensor LlamaModel::ForwardImpl(const at::Tensor& tokens, std::span<const int
   std::vector<int64_t> starts(batch);
   bool same_start = true;
   for (int64_t b = 0; b < batch; ++b) {
-    starts[b] = cache.length(b);
+    starts[b] = cache != nullptr ? cache->length(b) : 0;
     same_start = same_start && starts[b] == starts[0];
   }
   auto start_t = at::tensor(starts, at::kLong).to(device);
@@ -360,10 +430,31 @@ at::Tensor LlamaModel::ForwardImpl(const at::Tensor& tokens, std::span<const int
     return it == adapters->matrices.end() ? nullptr : &it->second;
   };
   const int64_t ff = c.intermediate_size;
+  // Layer i's (possibly fused) weight with the replaced HF matrices in place of their rows.
+  auto weight = [&](int64_t i, const at::Tensor& fused, std::initializer_list<const char*> projs) {
+    if (weights == nullptr || weights->empty()) return fused;
+    std::vector<at::Tensor> parts;
+    bool replaced = false;
+    int64_t offset = 0;
+    for (const char* proj : projs) {
+      const std::string name = absl::StrCat("model.layers.", i, ".", proj, ".weight");
+      const at::Tensor& own = parameters_.at(name);
+      auto it = weights->find(name);
+      replaced = replaced || it != weights->end();
+      parts.push_back(it != weights->end() ? it->second : fused.narrow(0, offset, own.size(0)));
+      offset += own.size(0);
+    }
+    if (!replaced) return fused;
+    return parts.size() == 1 ? parts[0] : at::cat(parts);
+  };
 
   at::Tensor x = at::embedding(embed_, tokens.to(device));  // [B, T, H]
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
     Layer& l = layers_[i];
+    const at::Tensor w_qkv = weight(i, l.qkv, {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"});
+    const at::Tensor w_o = weight(i, l.o, {"self_attn.o_proj"});
+    const at::Tensor w_gate_up = weight(i, l.gate_up, {"mlp.gate_proj", "mlp.up_proj"});
+    const at::Tensor w_down = weight(i, l.down, {"mlp.down_proj"});
     const FusedPart qkv_parts[] = {{factored(i, "self_attn.q_proj"), 0, q_dim},
                                    {factored(i, "self_attn.k_proj"), q_dim, kv_dim},
                                    {factored(i, "self_attn.v_proj"), q_dim + kv_dim, kv_dim}};
@@ -372,51 +463,43 @@ at::Tensor LlamaModel::ForwardImpl(const at::Tensor& tokens, std::span<const int
     const FusedPart down_parts[] = {{factored(i, "mlp.down_proj"), 0, c.hidden_size}};
 
     auto h = RmsNorm(x, l.input_norm, c.rms_norm_eps);
-    auto qkv = LinearWithAdapters(h, l.qkv, l.qkv_bias, qkv_parts, rows);
+    auto qkv = LinearWithAdapters(h, w_qkv, l.qkv_bias, qkv_parts, rows);
     auto q = qkv.narrow(-1, 0, q_dim).view({batch, steps, c.num_attention_heads, c.head_dim}).transpose(1, 2);
     auto k = qkv.narrow(-1, q_dim, kv_dim).view({batch, steps, c.num_key_value_heads, c.head_dim}).transpose(1, 2);
     auto v = qkv.narrow(-1, q_dim + kv_dim, kv_dim).view({batch, steps, c.num_key_value_heads, c.head_dim}).transpose(1, 2);
     q = q * cos + RotateHalf(q) * sin;
     k = k * cos + RotateHalf(k) * sin;
 
-    auto& kc = cache.k_[i];
-    auto& vc = cache.v_[i];
-    if (same_start) {
-      kc.narrow(2, starts[0], steps).copy_(k);
-      vc.narrow(2, starts[0], steps).copy_(v);
-    } else {
-      for (int64_t b = 0; b < batch; ++b) {
-        kc[b].narrow(1, starts[b], steps).copy_(k[b]);
-        vc[b].narrow(1, starts[b], steps).copy_(v[b]);
+    at::Tensor keys_k = k, keys_v = v;  // without a cache: this call's tokens only
+    if (cache != nullptr) {
+      auto& kc = cache->k_[i];
+      auto& vc = cache->v_[i];
+      if (same_start) {
+        kc.narrow(2, starts[0], steps).copy_(k);
+        vc.narrow(2, starts[0], steps).copy_(v);
+      } else {
+        for (int64_t b = 0; b < batch; ++b) {
+          kc[b].narrow(1, starts[b], steps).copy_(k[b]);
+          vc[b].narrow(1, starts[b], steps).copy_(v[b]);
+        }
       }
+      keys_k = kc.narrow(2, 0, keys);
+      keys_v = vc.narrow(2, 0, keys);
     }
-    auto keys_k = kc.narrow(2, 0, keys);
-    auto keys_v = vc.narrow(2, 0, keys);
     auto attn = at::scaled_dot_product_attention(q, keys_k, keys_v, mask, 0.0, causal, std::nullopt,
                                                  /*enable_gqa=*/true);
     attn = attn.transpose(1, 2).reshape({batch, steps, q_dim});
-    x = x + LinearWithAdapters(attn, l.o, {}, o_parts, rows);
+    x = x + LinearWithAdapters(attn, w_o, {}, o_parts, rows);
 
     h = RmsNorm(x, l.post_norm, c.rms_norm_eps);
-    auto gu = LinearWithAdapters(h, l.gate_up, {}, gate_up_parts, rows);
+    auto gu = LinearWithAdapters(h, w_gate_up, {}, gate_up_parts, rows);
     auto act = at::silu(gu.narrow(-1, 0, ff)) * gu.narrow(-1, ff, ff);
-    x = x + LinearWithAdapters(act, l.down, {}, down_parts, rows);
+    x = x + LinearWithAdapters(act, w_down, {}, down_parts, rows);
   }
-  for (int64_t b = 0; b < batch; ++b) (*cache.lengths_)[cache.offset_ + b] += new_lengths[b];
-
-  if (all_positions) {
-    return at::linear(RmsNorm(x, norm_, c.rms_norm_eps), lm_head_).to(at::kFloat).cpu();
+  if (cache != nullptr) {
+    for (int64_t b = 0; b < batch; ++b) (*cache->lengths_)[cache->offset_ + b] += new_lengths[b];
   }
-  // Only each row's last real token needs the output head.
-  std::vector<int64_t> last(batch);
-  for (int64_t b = 0; b < batch; ++b) last[b] = std::max<int64_t>(new_lengths[b] - 1, 0);
-  auto index = at::tensor(last, at::kLong).to(device).view({batch, 1, 1}).expand({batch, 1, x.size(2)});
-  auto h_last = x.gather(1, index).squeeze(1);  // [B, H]
-  auto logits = Linear(RmsNorm(h_last, norm_, c.rms_norm_eps), lm_head_).to(at::kFloat).cpu();
-  for (int64_t b = 0; b < batch; ++b) {
-    if (new_lengths[b] == 0) logits[b].zero_();
-  }
-  return logits;
+  return x;
 }
 
 }  // namespace t2::model

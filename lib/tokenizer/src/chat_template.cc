@@ -1,5 +1,7 @@
 #include "t2/tokenizer/chat_template.h"
 
+#include "t2/tokenizer/tokenizer.h"
+
 #include "absl/strings/str_cat.h"
 #include "t2/common/status.h"
 #include "utf8.h"
@@ -190,6 +192,13 @@ absl::StatusOr<std::string> ChatTemplate::Apply(std::span<const ChatMessage> mes
       return Mistral(messages, default_system_);
   }
   return absl::InternalError("unknown chat format");
+}
+
+absl::StatusOr<std::vector<int32_t>> EncodeChat(const Tokenizer& tokenizer, std::span<const ChatMessage> messages) {
+  if (tokenizer.chat_template().empty()) return absl::FailedPreconditionError("chat: the model has no chat template");
+  T2_ASSIGN_OR_RETURN(ChatTemplate tmpl, ChatTemplate::FromJinja(tokenizer.chat_template()));
+  T2_ASSIGN_OR_RETURN(std::string text, tmpl.Apply(messages, /*add_generation_prompt=*/true));
+  return tokenizer.Encode(text, /*add_special=*/false);
 }
 
 }  // namespace t2::tokenizer

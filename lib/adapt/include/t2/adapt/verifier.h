@@ -18,7 +18,14 @@ enum class VerifierKind {
   kNumeric,       // last number in the answer equals the expected number (relative 1e-6)
   kChoiceLetter,  // the answer's choice letter (A-J) equals the expected one
   kRegex,         // expected is an ECMAScript regular expression found in the answer
+  kCategory,      // the first-pass category the answer names (CategoryFromGenerated) equals
+                  // the expected one: how the classification expert is trained and judged
 };
+
+// "exact", "numeric", "choice", "regex", "category".
+std::string_view VerifierKindName(VerifierKind kind);
+// InvalidArgumentError naming the value and the accepted names.
+absl::StatusOr<VerifierKind> ParseVerifierKind(std::string_view name);
 
 // Immutable after Create; Accepts is thread-safe. Cheap to copy (the regex is shared).
 class Verifier {
@@ -35,6 +42,7 @@ class Verifier {
   std::string expected_text_;
   double expected_number_ = 0;
   char expected_letter_ = 0;
+  std::string expected_category_;
   std::shared_ptr<const std::regex> regex_;
 };
 

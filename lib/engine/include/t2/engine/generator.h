@@ -206,6 +206,7 @@ class Generator {
                                                          const TextCallback& on_text = nullptr);
 
  private:
+  friend struct TrainingAccess;  // t2/engine/model_access.h: the trainer's way to the model
   struct Impl;
   explicit Generator(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;

@@ -122,14 +122,33 @@ class LlamaModel {
                                      KvCache& cache, bool all_positions,
                                      const RowAdapters* adapters = nullptr);
 
+  // The same forward pass for training SVF experts: autograd records it, and `weights`
+  // stand in for the model's own projection matrices (HF names -> [n, m] tensors in the
+  // model's dtype and on its device, e.g. W' composed from trainable z), so gradients flow
+  // into whatever they were computed from. No KV cache: each of the B rows of `tokens`
+  // ([B, T] int64 on CPU) is a whole sequence from position 0 with lengths[b] real tokens
+  // (right padding ignored).
+  // Returns [N, vocab] float32 logits on the model's device, only where a loss needs them:
+  // for each row b and each t in [scored_from[b], lengths[b]), the logits that predict
+  // token t (computed at position t - 1), row after row. 1 <= scored_from[b] <= lengths[b].
+  // Thread safety as Forward; the caller must not run it inside c10::InferenceMode.
+  absl::StatusOr<at::Tensor> ForwardTrain(const at::Tensor& tokens, std::span<const int64_t> lengths,
+                                          std::span<const int64_t> scored_from,
+                                          const std::map<std::string, at::Tensor>& weights);
+
   ~LlamaModel();
 
  private:
   struct Layer;
   LlamaModel() = default;
-  at::Tensor ForwardImpl(const at::Tensor& tokens, std::span<const int64_t> new_lengths,
-                         KvCache& cache, bool all_positions, const RowAdapters* adapters);
+  // The decoder stack: hidden states [B, T, hidden] before the final norm. `cache` null:
+  // every row starts at position 0 and attends to this call's tokens only (training).
+  // `weights` (may be null) replace projection matrices by HF name.
+  at::Tensor ForwardImpl(const at::Tensor& tokens, std::span<const int64_t> new_lengths, KvCache* cache,
+                         const RowAdapters* adapters, const std::map<std::string, at::Tensor>* weights);
+  absl::Status ValidateTokens(const at::Tensor& tokens, std::span<const int64_t> new_lengths, int64_t rows) const;
   absl::Status ValidateAdapters(const RowAdapters& adapters, int64_t batch) const;
+  absl::Status ValidateWeightOverrides(const std::map<std::string, at::Tensor>& weights) const;
 
   ModelConfig config_;
   at::TensorOptions options_;

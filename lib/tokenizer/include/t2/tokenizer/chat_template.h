@@ -9,10 +9,13 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/statusor.h"
 
 namespace t2::tokenizer {
+
+class Tokenizer;
 
 struct ChatMessage {
   std::string role;     // "system", "user" or "assistant"
@@ -40,5 +43,11 @@ class ChatTemplate {
   ChatFormat format_ = ChatFormat::kChatML;
   std::string default_system_;
 };
+
+// The token ids of `messages` rendered with `tokenizer`'s own chat template, the assistant's
+// header appended: a prompt ready for the reply (the template writes the special tokens, so
+// none are added). FailedPrecondition when the model has no chat template; the template's
+// errors otherwise. What the worker, the t2 tool and the trainer send to the model.
+absl::StatusOr<std::vector<int32_t>> EncodeChat(const Tokenizer& tokenizer, std::span<const ChatMessage> messages);
 
 }  // namespace t2::tokenizer

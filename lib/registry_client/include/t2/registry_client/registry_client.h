@@ -1,0 +1,66 @@
+// The client side of the expert registry (proto/t2/v1/registry.proto): publish an expert
+// file, download one with its size and sha256 checked, versions, aliases, base models.
+// Used by the t2 tool and the trainer job. Free of LibTorch.
+//
+// Every call has a deadline (call_timeout; publish and download get transfer_timeout) and
+// returns the registry's status as an absl::Status (UNAVAILABLE when it cannot be reached).
+// Thread-safe: calls may run concurrently.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "t2/v1/registry.grpc.pb.h"
+
+namespace t2::registry {
+
+struct ClientOptions {
+  absl::Duration call_timeout = absl::Seconds(60);
+  absl::Duration transfer_timeout = absl::Minutes(5);  // Publish, Download
+};
+
+class RegistryClient {
+ public:
+  // `address`: HOST:PORT (plaintext).
+  explicit RegistryClient(const std::string& address, ClientOptions options = {});
+  explicit RegistryClient(std::shared_ptr<grpc::Channel> channel, ClientOptions options = {});
+
+  // Streams `file` (1 MiB chunks) as name@version with its size and sha256 in the header.
+  // The registry checks it; the same name@version with the same bytes again is a no-op.
+  absl::StatusOr<t2::v1::ExpertInfo> Publish(const std::string& name, int64_t version,
+                                             const std::filesystem::path& file) const;
+
+  // Downloads name@version (version 0: the alias's target, else the newest non-deprecated
+  // version) into `out`: written to a temporary file beside it, checked against the size and
+  // sha256 the registry announced, flushed to disk, then renamed. `out` is the whole expert
+  // or untouched (DataLoss on a mismatch).
+  absl::StatusOr<t2::v1::ExpertInfo> Download(const std::string& name, int64_t version,
+                                              const std::filesystem::path& out) const;
+
+  // Versions of `name` (every expert when empty), by name then version.
+  absl::StatusOr<std::vector<t2::v1::ExpertInfo>> ListExperts(const std::string& name,
+                                                              bool include_deprecated) const;
+  // The alias's target; nullopt when there is no such alias.
+  absl::StatusOr<std::optional<t2::v1::Alias>> GetAlias(const std::string& alias) const;
+  absl::StatusOr<t2::v1::Alias> SetAlias(const std::string& alias, const std::string& name, int64_t version) const;
+  // Idempotent for the same model (ALREADY_EXISTS only for a conflicting one).
+  absl::StatusOr<t2::v1::BaseModel> RegisterBaseModel(const t2::v1::BaseModel& model) const;
+
+  t2::v1::Registry::Stub& stub() const { return *stub_; }
+
+ private:
+  void Prepare(grpc::ClientContext& context, absl::Duration timeout) const;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<t2::v1::Registry::Stub> stub_;
+  ClientOptions options_;
+};
+
+}  // namespace t2::registry

@@ -1,0 +1,185 @@
+#include "t2/registry_client/registry_client.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+#include "t2/common/sha256.h"
+#include "t2/common/status.h"
+#include "t2/rpc/status.h"
+
+namespace t2::registry {
+namespace {
+
+constexpr size_t kChunkBytes = 1 << 20;
+
+// A unique temporary name beside `out` (several downloads may target one folder).
+std::filesystem::path TempBeside(const std::filesystem::path& out) {
+  static std::atomic<uint64_t> counter{0};
+  return out.string() + absl::StrCat(".tmp.", getpid(), ".", counter.fetch_add(1));
+}
+
+}  // namespace
+
+RegistryClient::RegistryClient(const std::string& address, ClientOptions options)
+    : RegistryClient(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()), options) {}
+
+RegistryClient::RegistryClient(std::shared_ptr<grpc::Channel> channel, ClientOptions options)
+    : channel_(std::move(channel)), stub_(t2::v1::Registry::NewStub(channel_)), options_(options) {}
+
+void RegistryClient::Prepare(grpc::ClientContext& context, absl::Duration timeout) const {
+  context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+}
+
+absl::StatusOr<t2::v1::ExpertInfo> RegistryClient::Publish(const std::string& name, int64_t version,
+                                                           const std::filesystem::path& file) const {
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(file, ec);
+  if (ec) return absl::NotFoundError(absl::StrCat("cannot read ", file.string(), ": ", ec.message()));
+  // Hashed first: the header carries the digest before any byte is sent.
+  std::ifstream in(file, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", file.string()));
+  Sha256 hash;
+  std::string buffer(kChunkBytes, '\0');
+  while (in.read(buffer.data(), static_cast<std::streamsize>(buffer.size())) || in.gcount() > 0) {
+    hash.Update(std::string_view(buffer.data(), static_cast<size_t>(in.gcount())));
+  }
+  const std::string digest = hash.HexDigest();
+  in.clear();
+  in.seekg(0);
+
+  grpc::ClientContext context;
+  Prepare(context, options_.transfer_timeout);
+  t2::v1::ExpertInfo info;
+  auto writer = stub_->PublishExpert(&context, &info);
+  t2::v1::PublishExpertRequest header;
+  header.mutable_header()->set_name(name);
+  header.mutable_header()->set_version(version);
+  header.mutable_header()->set_size_bytes(static_cast<int64_t>(size));
+  header.mutable_header()->set_sha256(digest);
+  bool ok = writer->Write(header);
+  int64_t sent = 0;
+  while (ok && (in.read(buffer.data(), static_cast<std::streamsize>(buffer.size())) || in.gcount() > 0)) {
+    t2::v1::PublishExpertRequest chunk;
+    chunk.set_chunk(buffer.data(), static_cast<size_t>(in.gcount()));
+    sent += in.gcount();
+    ok = writer->Write(chunk);
+  }
+  writer->WritesDone();
+  grpc::Status status = writer->Finish();
+  if (!status.ok()) return rpc::FromGrpc(status);
+  if (ok && sent != static_cast<int64_t>(size)) {
+    return absl::DataLossError(absl::StrCat(file.string(), " changed while it was published"));
+  }
+  return info;
+}
+
+absl::StatusOr<t2::v1::ExpertInfo> RegistryClient::Download(const std::string& name, int64_t version,
+                                                            const std::filesystem::path& out) const {
+  const std::filesystem::path temp = TempBeside(out);
+  const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return absl::PermissionDeniedError(absl::StrCat("cannot write ", temp.string(), ": ", std::strerror(errno)));
+  t2::v1::GetExpertRequest request;
+  request.set_name(name);
+  request.set_version(version);
+  grpc::ClientContext context;
+  Prepare(context, options_.transfer_timeout);
+  auto reader = stub_->GetExpert(&context, request);
+  t2::v1::GetExpertResponse message;
+  t2::v1::ExpertInfo info;
+  bool have_info = false, write_failed = false;
+  Sha256 hash;
+  int64_t written = 0;
+  while (reader->Read(&message)) {
+    if (message.has_info()) {
+      info = message.info();
+      have_info = true;
+      continue;
+    }
+    const std::string& chunk = message.chunk();
+    hash.Update(chunk);
+    for (size_t done = 0; done < chunk.size() && !write_failed;) {
+      const ssize_t n = ::write(fd, chunk.data() + done, chunk.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) write_failed = true;
+      done += n > 0 ? static_cast<size_t>(n) : 0;
+    }
+    written += static_cast<int64_t>(chunk.size());
+    if (write_failed) context.TryCancel();
+  }
+  absl::Status status = rpc::FromGrpc(reader->Finish());
+  if (::fsync(fd) != 0) write_failed = true;
+  ::close(fd);
+  const std::string digest = hash.HexDigest();
+  if (write_failed) status = absl::DataLossError(absl::StrCat("writing ", temp.string(), " failed"));
+  if (status.ok() && !have_info) status = absl::DataLossError("the registry sent no expert header");
+  if (status.ok() && written != info.size_bytes()) {
+    status = absl::DataLossError(absl::StrCat("received ", written, " bytes, the registry announced ", info.size_bytes()));
+  }
+  if (status.ok() && digest != info.sha256()) {
+    status = absl::DataLossError(
+        absl::StrCat("sha256 of the received bytes is ", digest, ", the registry announced ", info.sha256()));
+  }
+  std::error_code ec;
+  if (status.ok()) {
+    std::filesystem::rename(temp, out, ec);
+    if (ec) status = absl::PermissionDeniedError(absl::StrCat("cannot rename onto ", out.string(), ": ", ec.message()));
+  }
+  if (!status.ok()) {
+    std::filesystem::remove(temp, ec);
+    return status;
+  }
+  return info;
+}
+
+absl::StatusOr<std::vector<t2::v1::ExpertInfo>> RegistryClient::ListExperts(const std::string& name,
+                                                                           bool include_deprecated) const {
+  t2::v1::ListExpertsRequest request;
+  request.set_name(name);
+  request.set_include_deprecated(include_deprecated);
+  t2::v1::ListExpertsResponse response;
+  grpc::ClientContext context;
+  Prepare(context, options_.call_timeout);
+  T2_RETURN_IF_ERROR(rpc::FromGrpc(stub_->ListExperts(&context, request, &response)));
+  return std::vector<t2::v1::ExpertInfo>(response.experts().begin(), response.experts().end());
+}
+
+absl::StatusOr<std::optional<t2::v1::Alias>> RegistryClient::GetAlias(const std::string& alias) const {
+  t2::v1::GetAliasRequest request;
+  request.set_alias(alias);
+  t2::v1::Alias response;
+  grpc::ClientContext context;
+  Prepare(context, options_.call_timeout);
+  absl::Status status = rpc::FromGrpc(stub_->GetAlias(&context, request, &response));
+  if (absl::IsNotFound(status)) return std::optional<t2::v1::Alias>();
+  T2_RETURN_IF_ERROR(status);
+  return std::optional<t2::v1::Alias>(std::move(response));
+}
+
+absl::StatusOr<t2::v1::Alias> RegistryClient::SetAlias(const std::string& alias, const std::string& name,
+                                                      int64_t version) const {
+  t2::v1::SetAliasRequest request;
+  request.set_alias(alias);
+  request.set_name(name);
+  request.set_version(version);
+  t2::v1::Alias response;
+  grpc::ClientContext context;
+  Prepare(context, options_.call_timeout);
+  T2_RETURN_IF_ERROR(rpc::FromGrpc(stub_->SetAlias(&context, request, &response)));
+  return response;
+}
+
+absl::StatusOr<t2::v1::BaseModel> RegistryClient::RegisterBaseModel(const t2::v1::BaseModel& model) const {
+  t2::v1::BaseModel response;
+  grpc::ClientContext context;
+  Prepare(context, options_.call_timeout);
+  T2_RETURN_IF_ERROR(rpc::FromGrpc(stub_->RegisterBaseModel(&context, model, &response)));
+  return response;
+}
+
+}  // namespace t2::registry

@@ -1,0 +1,209 @@
+#include "job.h"
+
+#include <fstream>
+#include <ostream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "nlohmann/json.hpp"
+#include "t2/common/atomic_file.h"
+#include "t2/common/sha256.h"
+#include "t2/common/status.h"
+#include "t2/formats/safetensors.h"
+#include "t2/registry_client/registry_client.h"
+#include "t2/train/evaluate.h"
+
+namespace t2::trainer {
+namespace {
+
+using json = nlohmann::json;
+
+constexpr const char* kCandidateAdapter = "gate:candidate";
+constexpr const char* kCurrentAdapter = "gate:current";
+
+absl::StatusOr<std::string> FileSha256(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path.string()));
+  Sha256 hash;
+  std::string buffer(1 << 20, '\0');
+  while (in.read(buffer.data(), static_cast<std::streamsize>(buffer.size())) || in.gcount() > 0) {
+    hash.Update(std::string_view(buffer.data(), static_cast<size_t>(in.gcount())));
+  }
+  return hash.HexDigest();
+}
+
+absl::StatusOr<json> ReadJsonFile(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(path.string());
+  json j = json::parse(in, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return absl::DataLossError(absl::StrCat(path.string(), ": not JSON"));
+  return j;
+}
+
+// What the gate compared, kept so that a rerun does not evaluate again.
+struct GateRecord {
+  std::string candidate_sha256;
+  std::string current;  // "base" or name@version
+  std::vector<bool> candidate_correct, current_correct;
+};
+
+absl::StatusOr<GateRecord> EvaluateForGate(const TrainSetup& setup, const JobOptions& options,
+                                           const registry::RegistryClient& registry, engine::Generator& generator,
+                                           const train::TrainResult& trained, const std::string& alias,
+                                           std::ostream& log) {
+  GateRecord record;
+  T2_ASSIGN_OR_RETURN(record.candidate_sha256, FileSha256(trained.expert));
+  const std::filesystem::path gate_file = trained.run_dir / "gate.json";
+  if (auto saved = ReadJsonFile(gate_file); saved.ok() && saved->value("candidate_sha256", "") == record.candidate_sha256) {
+    record.current = saved->value("current", "");
+    record.candidate_correct = (*saved)["candidate_correct"].get<std::vector<bool>>();
+    record.current_correct = (*saved)["current_correct"].get<std::vector<bool>>();
+    log << "[job] gate: evaluations of an earlier run of this job reused (" << gate_file.string() << ")\n";
+    return record;
+  }
+  // The production version: the alias's target, or the base model when there is none.
+  std::string current_adapter;
+  T2_ASSIGN_OR_RETURN(std::optional<t2::v1::Alias> target, registry.GetAlias(alias));
+  if (target.has_value()) {
+    const auto& ref = target->target();
+    record.current = absl::StrCat(ref.name(), "@", ref.version());
+    const std::filesystem::path file = trained.run_dir / "current.safetensors";
+    T2_RETURN_IF_ERROR(Annotate(registry.Download(ref.name(), ref.version(), file).status(),
+                                absl::StrCat("downloading the current version ", record.current)));
+    T2_RETURN_IF_ERROR(Annotate(generator.AddExpert(kCurrentAdapter, file), record.current));
+    current_adapter = kCurrentAdapter;
+  } else {
+    record.current = "base";
+  }
+  T2_RETURN_IF_ERROR(generator.AddExpert(kCandidateAdapter, trained.expert));
+  std::span<const tasks::Example> test(setup.task.test);
+  if (options.test_size > 0 && static_cast<size_t>(options.test_size) < test.size()) {
+    test = test.first(static_cast<size_t>(options.test_size));
+  }
+  auto progress = [&](const char* who) {
+    return [&log, who](size_t done, size_t total) {
+      if (done == total || done % 100 == 0) log << "[job] evaluating " << who << ": " << done << "/" << total << "\n";
+    };
+  };
+  T2_ASSIGN_OR_RETURN(train::EvalResult candidate,
+                      train::Evaluate(generator, setup.task, test, kCandidateAdapter, progress("the candidate")));
+  T2_ASSIGN_OR_RETURN(train::EvalResult current,
+                      train::Evaluate(generator, setup.task, test, current_adapter, progress(record.current.c_str())));
+  record.candidate_correct = candidate.correct;
+  record.current_correct = current.correct;
+  json saved = {{"candidate_sha256", record.candidate_sha256},
+                {"current", record.current},
+                {"candidate_correct", record.candidate_correct},
+                {"current_correct", record.current_correct}};
+  T2_RETURN_IF_ERROR(WriteFileAtomically(gate_file, saved.dump()));
+  return record;
+}
+
+// The expert file that gets published: the trained one with the whole result in its
+// metadata's "metrics". Its bytes depend only on the run, so a repeat makes the same file.
+absl::Status WritePublishFile(const std::filesystem::path& expert, const json& metrics,
+                              const std::filesystem::path& out) {
+  T2_ASSIGN_OR_RETURN(formats::SafetensorsFile file, formats::SafetensorsFile::Open(expert));
+  std::vector<formats::SafetensorsTensorView> views;
+  for (const auto& t : file.tensors()) views.push_back({.name = t.name, .dtype = t.dtype, .shape = t.shape, .data = t.data});
+  std::map<std::string, std::string> metadata = file.metadata();
+  metadata["metrics"] = metrics.dump();
+  return formats::WriteSafetensors(out, views, metadata);
+}
+
+// name@version holding exactly `sha256`, publishing it as the next version if there is none.
+absl::StatusOr<int64_t> PublishOnce(const registry::RegistryClient& registry, const std::string& name,
+                                    const std::filesystem::path& file, const std::string& sha256, std::ostream& log) {
+  for (int attempt = 0;; ++attempt) {
+    T2_ASSIGN_OR_RETURN(std::vector<t2::v1::ExpertInfo> versions, registry.ListExperts(name, /*include_deprecated=*/true));
+    int64_t newest = 0;
+    for (const auto& v : versions) {
+      if (v.name() != name) continue;
+      if (v.sha256() == sha256) {
+        log << "[job] " << name << "@" << v.version() << " already holds this expert: nothing to publish\n";
+        return v.version();
+      }
+      newest = std::max(newest, v.version());
+    }
+    auto published = registry.Publish(name, newest + 1, file);
+    if (published.ok()) {
+      log << "[job] published " << name << "@" << published->version() << " (sha256 " << sha256.substr(0, 16) << ")\n";
+      return published->version();
+    }
+    // Another publisher took that version number first: look again.
+    if (!absl::IsAlreadyExists(published.status()) || attempt == 2) return published.status();
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<JobResult> RunJob(const TrainSetup& setup, const JobOptions& options, std::ostream& log) {
+  T2_RETURN_IF_ERROR(options.gate.Validate());
+  if (options.registry.empty()) return absl::InvalidArgumentError("--registry is required");
+  const std::string name = options.expert_name.empty() ? absl::StrCat(setup.task.name, "-svf") : options.expert_name;
+  const std::string alias = options.alias.empty() ? setup.task.name : options.alias;
+  registry::RegistryClient registry(options.registry);
+  // Reachable before hours of training, not after.
+  T2_RETURN_IF_ERROR(Annotate(registry.ListExperts(name, true).status(), absl::StrCat("registry ", options.registry)));
+
+  log << "[job] loading " << setup.model_path.string() << "\n";
+  T2_ASSIGN_OR_RETURN(std::unique_ptr<engine::Generator> generator, engine::Generator::Create(setup.generator));
+  // The registry checks experts against the base models it knows; a worker registers its own,
+  // and so does the trainer (the same name, targets and ranks: idempotent).
+  t2::v1::BaseModel base;
+  base.set_fingerprint(generator->base_fingerprint());
+  base.set_name(setup.model_name);
+  base.set_targets(setup.generator.svf->targets);
+  for (const auto& [matrix, rank] : generator->target_ranks()) (*base.mutable_target_ranks())[matrix] = rank;
+  T2_RETURN_IF_ERROR(Annotate(registry.RegisterBaseModel(base).status(), "registering the base model"));
+
+  T2_ASSIGN_OR_RETURN(train::TrainResult trained,
+                      train::Train(*generator, setup.task, setup.train, [&log](const train::StepReport& r) { PrintStep(r, log); }));
+  log << absl::StrFormat("[job] trained: best validation accuracy %.4f at step %d of %d (%s)\n",
+                         trained.best_validation_accuracy, trained.best_step, trained.steps, trained.run_dir.string());
+
+  T2_ASSIGN_OR_RETURN(GateRecord record, EvaluateForGate(setup, options, registry, *generator, trained, alias, log));
+  T2_ASSIGN_OR_RETURN(train::GateResult gate, train::Decide(record.candidate_correct, record.current_correct, options.gate));
+  log << "[job] gate against " << record.current << ": " << gate.reason << "\n";
+
+  const train::TrainOptions& t = setup.train;
+  json metrics = {
+      {"task", setup.task.name},
+      {"dataset_hash", trained.dataset_hash},
+      {"base_model", setup.model_name},
+      {"base_fingerprint", generator->base_fingerprint()},
+      {"targets", setup.generator.svf->targets},
+      {"training", {{"steps", trained.steps}, {"best_step", trained.best_step},
+                    {"best_validation_accuracy", trained.best_validation_accuracy}, {"batch_size", t.batch_size},
+                    {"learning_rate", t.learning_rate}, {"max_grad_norm", t.max_grad_norm}, {"kl_coef", t.kl_coef},
+                    {"seed", t.seed}, {"temperature", t.temperature}, {"train_seconds", trained.train_seconds}}},
+      {"gate", {{"against", record.current}, {"n", gate.n}, {"candidate_accuracy", gate.candidate_accuracy},
+                {"current_accuracy", gate.current_accuracy}, {"candidate_only", gate.candidate_only},
+                {"current_only", gate.current_only}, {"p_value", gate.p_value}, {"test", "exact one-sided McNemar"},
+                {"min_gain", options.gate.min_gain}, {"max_p", options.gate.max_p}, {"publish", gate.publish}}}};
+
+  JobResult result;
+  result.report = trained.run_dir / "report.json";
+  json report = metrics;
+  if (gate.publish) {
+    const std::filesystem::path file = trained.run_dir / "publish.safetensors";
+    T2_RETURN_IF_ERROR(WritePublishFile(trained.expert, metrics, file));
+    T2_ASSIGN_OR_RETURN(std::string sha256, FileSha256(file));
+    T2_ASSIGN_OR_RETURN(int64_t version, PublishOnce(registry, name, file, sha256, log));
+    result.outcome = JobOutcome::kPublished;
+    result.expert = absl::StrCat(name, "@", version);
+    report["expert"] = result.expert;
+    report["sha256"] = sha256;
+    if (options.move_alias) {
+      T2_RETURN_IF_ERROR(Annotate(registry.SetAlias(alias, name, version).status(), absl::StrCat("alias ", alias)));
+      log << "[job] alias " << alias << " -> " << result.expert << "\n";
+      report["alias"] = alias;
+    }
+  }
+  report["outcome"] = gate.publish ? "published" : "kept_current";
+  T2_RETURN_IF_ERROR(WriteFileAtomically(result.report, report.dump(2) + "\n"));
+  if (!options.report.empty()) T2_RETURN_IF_ERROR(WriteFileAtomically(options.report, report.dump(2) + "\n"));
+  return result;
+}
+
+}  // namespace t2::trainer
