@@ -124,6 +124,29 @@ TEST(VerifierTest, NumericTakesTheLastNumber) {
   EXPECT_TRUE(Accepts(VerifierKind::kNumeric, "5", "pages 3-5"));  // the hyphen is no minus
 }
 
+TEST(VerifierTest, CategoryReadsTheClassificationAnswer) {
+  EXPECT_TRUE(Accepts(VerifierKind::kCategory, "math", "\\boxed{math}"));
+  EXPECT_TRUE(Accepts(VerifierKind::kCategory, "code", "It is about programs: \\boxed{\\text{Code}}."));
+  EXPECT_TRUE(Accepts(VerifierKind::kCategory, "other", "no box at all"));  // the first pass reads "other"
+  EXPECT_FALSE(Accepts(VerifierKind::kCategory, "math", "math"));          // the category must be boxed
+  EXPECT_FALSE(Accepts(VerifierKind::kCategory, "reasoning", "\\boxed{math}"));
+  auto bad = Verifier::Create(VerifierKind::kCategory, "poetry");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(std::string(bad.status().message()), HasSubstr("'poetry' is not a category"));
+}
+
+TEST(VerifierTest, KindNamesRoundTrip) {
+  for (VerifierKind kind : {VerifierKind::kExact, VerifierKind::kNumeric, VerifierKind::kChoiceLetter,
+                            VerifierKind::kRegex, VerifierKind::kCategory}) {
+    auto parsed = ParseVerifierKind(VerifierKindName(kind));
+    ASSERT_TRUE(parsed.ok());
+    EXPECT_EQ(*parsed, kind);
+  }
+  auto bad = ParseVerifierKind("fuzzy");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(std::string(bad.status().message()), HasSubstr("'fuzzy'"));
+}
+
 TEST(VerifierTest, NumericParsing) {
   EXPECT_THAT(LastNumber("pages 3-5"), Optional(5.0));  // a hyphen after a digit is no sign
   EXPECT_THAT(LastNumber("x = -5"), Optional(-5.0));

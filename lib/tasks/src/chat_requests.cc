@@ -15,7 +15,7 @@ using Template = std::function<std::string(Rng&)>;
 const std::vector<Template>& Templates() {
   static const std::vector<std::string> forms = {"a short poem", "a haiku", "a limerick", "a short story",
                                                  "a song verse", "a thank-you note", "a product description",
-                                                 "a birthday message"};
+                                                 "a birthday message", "a bedtime story", "a riddle"};
   static const std::vector<std::string> topics = {"the sea", "autumn leaves", "a lost cat", "friendship",
                                                   "a rainy day", "the city at night", "morning coffee",
                                                   "a mountain trip", "an old bicycle", "the first snow",
@@ -46,7 +46,9 @@ const std::vector<Template>& Templates() {
   static const std::vector<std::string> audiences = {"a rainy weekend", "a ten-year-old", "a long flight",
                                                      "someone who likes history", "a family evening"};
   static const std::vector<std::string> places = {"a quiet beach", "a busy market", "a library at night",
-                                                  "a snowy village", "a forest in spring"};
+                                                  "a snowy village", "a forest in spring", "an old train station",
+                                                  "a rooftop garden", "a fishing harbour at dawn", "a desert at noon",
+                                                  "a crowded concert"};
   static const std::vector<std::string> cities = {"Lisbon", "Kyoto", "Vienna", "Montreal", "Cape Town", "Oslo",
                                                   "Lima", "Edinburgh"};
   static const std::vector<std::string> occasions = {"a wedding toast", "a retirement party", "a school graduation",
