@@ -7,6 +7,7 @@
 #include "absl/strings/str_format.h"
 #include "nlohmann/json.hpp"
 #include "t2/common/atomic_file.h"
+#include "t2/common/crash_point.h"
 #include "t2/common/sha256.h"
 #include "t2/common/status.h"
 #include "t2/formats/safetensors.h"
@@ -190,6 +191,7 @@ absl::StatusOr<JobResult> RunJob(const TrainSetup& setup, const JobOptions& opti
     T2_RETURN_IF_ERROR(WritePublishFile(trained.expert, metrics, file));
     T2_ASSIGN_OR_RETURN(std::string sha256, FileSha256(file));
     T2_ASSIGN_OR_RETURN(int64_t version, PublishOnce(registry, name, file, sha256, log));
+    CrashPoint("T2_TRAINER_CRASH_AT", "published");
     result.outcome = JobOutcome::kPublished;
     result.expert = absl::StrCat(name, "@", version);
     report["expert"] = result.expert;

@@ -7,6 +7,8 @@
 //   - publishing looks for a version with the same bytes before it makes a new one; the
 //     published file's bytes depend only on the run, so a repeat finds its version;
 //   - setting an alias to where it already points changes nothing.
+// For the tests, T2_TRAINER_CRASH_AT=published kills the job right after the registry
+// accepted the new version, before the alias moves (t2/common/crash_point.h).
 #pragma once
 
 #include <cstdint>

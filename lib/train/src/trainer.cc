@@ -12,6 +12,7 @@
 #include "checkpoint.h"
 #include "nlohmann/json.hpp"
 #include "svf_policy.h"
+#include "t2/common/crash_point.h"
 #include "t2/common/sha256.h"
 #include "t2/common/status.h"
 #include "t2/engine/model_access.h"
@@ -328,6 +329,7 @@ absl::StatusOr<TrainResult> Run::Go(const std::function<void(const StepReport&)>
     // The metrics line first, then the checkpoint: a kill in between repeats this step on the
     // next run, which drops the line first (TrimMetrics).
     T2_RETURN_IF_ERROR(AppendMetrics(metrics_path_, r));
+    CrashPoint("T2_TRAINER_CRASH_AT", absl::StrCat("after_metrics:", step));
     T2_RETURN_IF_ERROR(WriteCheckpoint(checkpoint_path_, *policy_, state_));
     if (on_step) on_step(r);
   }

@@ -17,7 +17,9 @@
 // after every step, the best expert, and a metrics.jsonl line per step. A run killed at any
 // point (kill -9) continues from its last checkpoint when started again with the same
 // arguments, and ends with the same expert as a run never interrupted (on the same machine
-// and thread count); a finished run is found finished and returned at once.
+// and thread count); a finished run is found finished and returned at once. For the tests,
+// T2_TRAINER_CRASH_AT=after_metrics:<step> kills the process between a step's metrics line
+// and its checkpoint (t2/common/crash_point.h).
 #pragma once
 
 #include <cstdint>
