@@ -1,6 +1,7 @@
 #include "job.h"
 
 #include <fstream>
+#include <optional>
 #include <ostream>
 
 #include "absl/strings/str_cat.h"
@@ -41,47 +42,65 @@ absl::StatusOr<json> ReadJsonFile(const std::filesystem::path& path) {
   return j;
 }
 
-// What the gate compared, kept so that a rerun does not evaluate again.
+// What the gate compared, and what it decided, kept in the run's gate.json: a rerun does not
+// evaluate again against the same production version, and never judges again once it
+// decided to publish (it finishes publishing instead).
 struct GateRecord {
   std::string candidate_sha256;
-  std::string current;  // "base" or name@version
+  std::string current;  // "base" or name@version:sha256 of the production version judged against
   std::vector<bool> candidate_correct, current_correct;
+  bool publish = false;
+};
+
+absl::StatusOr<std::optional<GateRecord>> ReadGateRecord(const std::filesystem::path& file,
+                                                         const std::string& candidate_sha256) {
+  auto saved = ReadJsonFile(file);
+  if (absl::IsNotFound(saved.status())) return std::optional<GateRecord>();
+  T2_RETURN_IF_ERROR(saved.status());
+  if (saved->value("candidate_sha256", "") != candidate_sha256) return std::optional<GateRecord>();
+  try {
+    GateRecord r{.candidate_sha256 = candidate_sha256,
+                 .current = saved->at("current").get<std::string>(),
+                 .candidate_correct = saved->at("candidate_correct").get<std::vector<bool>>(),
+                 .current_correct = saved->at("current_correct").get<std::vector<bool>>(),
+                 .publish = saved->at("publish").get<bool>()};
+    return std::optional<GateRecord>(std::move(r));
+  } catch (const json::exception& e) {
+    return absl::DataLossError(absl::StrCat(file.string(), ": ", e.what()));
+  }
+}
+
+// The version in production now: the alias's target, or the base model when there is none.
+struct Production {
+  std::optional<t2::v1::ExpertRef> expert;
+  std::string Identity() const {
+    return expert.has_value() ? absl::StrCat(expert->name(), "@", expert->version(), ":", expert->sha256()) : "base";
+  }
+  std::string Label() const {
+    return expert.has_value() ? absl::StrCat(expert->name(), "@", expert->version()) : "the base model";
+  }
 };
 
 absl::StatusOr<GateRecord> EvaluateForGate(const TrainSetup& setup, const JobOptions& options,
                                            const registry::RegistryClient& registry, engine::Generator& generator,
-                                           const train::TrainResult& trained, const std::string& alias,
-                                           std::ostream& log) {
-  GateRecord record;
-  T2_ASSIGN_OR_RETURN(record.candidate_sha256, FileSha256(trained.expert));
-  const std::filesystem::path gate_file = trained.run_dir / "gate.json";
-  if (auto saved = ReadJsonFile(gate_file); saved.ok() && saved->value("candidate_sha256", "") == record.candidate_sha256) {
-    record.current = saved->value("current", "");
-    record.candidate_correct = (*saved)["candidate_correct"].get<std::vector<bool>>();
-    record.current_correct = (*saved)["current_correct"].get<std::vector<bool>>();
-    log << "[job] gate: evaluations of an earlier run of this job reused (" << gate_file.string() << ")\n";
-    return record;
-  }
-  // The production version: the alias's target, or the base model when there is none.
+                                           const train::TrainResult& trained, const Production& production,
+                                           const std::string& candidate_sha256, std::ostream& log) {
+  GateRecord record{.candidate_sha256 = candidate_sha256, .current = production.Identity()};
   std::string current_adapter;
-  T2_ASSIGN_OR_RETURN(std::optional<t2::v1::Alias> target, registry.GetAlias(alias));
-  if (target.has_value()) {
-    const auto& ref = target->target();
-    record.current = absl::StrCat(ref.name(), "@", ref.version());
+  if (production.expert.has_value()) {
+    const auto& ref = *production.expert;
     const std::filesystem::path file = trained.run_dir / "current.safetensors";
     T2_RETURN_IF_ERROR(Annotate(registry.Download(ref.name(), ref.version(), file).status(),
-                                absl::StrCat("downloading the current version ", record.current)));
-    T2_RETURN_IF_ERROR(Annotate(generator.AddExpert(kCurrentAdapter, file), record.current));
+                                absl::StrCat("downloading the current version ", production.Label())));
+    T2_RETURN_IF_ERROR(Annotate(generator.AddExpert(kCurrentAdapter, file), production.Label()));
     current_adapter = kCurrentAdapter;
-  } else {
-    record.current = "base";
   }
   T2_RETURN_IF_ERROR(generator.AddExpert(kCandidateAdapter, trained.expert));
   std::span<const tasks::Example> test(setup.task.test);
   if (options.test_size > 0 && static_cast<size_t>(options.test_size) < test.size()) {
     test = test.first(static_cast<size_t>(options.test_size));
   }
-  auto progress = [&](const char* who) {
+  auto progress = [&log](std::string who) {
     return [&log, who](size_t done, size_t total) {
       if (done == total || done % 100 == 0) log << "[job] evaluating " << who << ": " << done << "/" << total << "\n";
     };
@@ -89,15 +108,19 @@ absl::StatusOr<GateRecord> EvaluateForGate(const TrainSetup& setup, const JobOpt
   T2_ASSIGN_OR_RETURN(train::EvalResult candidate,
                       train::Evaluate(generator, setup.task, test, kCandidateAdapter, progress("the candidate")));
   T2_ASSIGN_OR_RETURN(train::EvalResult current,
-                      train::Evaluate(generator, setup.task, test, current_adapter, progress(record.current.c_str())));
+                      train::Evaluate(generator, setup.task, test, current_adapter, progress(production.Label())));
   record.candidate_correct = candidate.correct;
   record.current_correct = current.correct;
-  json saved = {{"candidate_sha256", record.candidate_sha256},
-                {"current", record.current},
-                {"candidate_correct", record.candidate_correct},
-                {"current_correct", record.current_correct}};
-  T2_RETURN_IF_ERROR(WriteFileAtomically(gate_file, saved.dump()));
   return record;
+}
+
+absl::Status WriteGateRecord(const std::filesystem::path& file, const GateRecord& r) {
+  json saved = {{"candidate_sha256", r.candidate_sha256},
+                {"current", r.current},
+                {"candidate_correct", r.candidate_correct},
+                {"current_correct", r.current_correct},
+                {"publish", r.publish}};
+  return WriteFileAtomically(file, saved.dump());
 }
 
 // The expert file that gets published: the trained one with the whole result in its
@@ -163,9 +186,40 @@ absl::StatusOr<JobResult> RunJob(const TrainSetup& setup, const JobOptions& opti
   log << absl::StrFormat("[job] trained: best validation accuracy %.4f at step %d of %d (%s)\n",
                          trained.best_validation_accuracy, trained.best_step, trained.steps, trained.run_dir.string());
 
-  T2_ASSIGN_OR_RETURN(GateRecord record, EvaluateForGate(setup, options, registry, *generator, trained, alias, log));
+  T2_ASSIGN_OR_RETURN(std::string candidate_sha256, FileSha256(trained.expert));
+  JobResult result;
+  result.report = trained.run_dir / "report.json";
+  // A finished job is final: its report stands, nothing is published or moved again.
+  if (auto done = ReadJsonFile(result.report); done.ok() && done->value("candidate_sha256", "") == candidate_sha256) {
+    const bool published = done->value("outcome", "") == "published";
+    result.outcome = published ? JobOutcome::kPublished : JobOutcome::kKeptCurrent;
+    result.expert = done->value("expert", "");
+    log << "[job] this run finished before (" << result.report.string() << "): "
+        << (published ? "published " + result.expert : std::string("kept the current version")) << "\n";
+    return result;
+  }
+  const std::filesystem::path gate_file = trained.run_dir / "gate.json";
+  T2_ASSIGN_OR_RETURN(std::optional<GateRecord> saved, ReadGateRecord(gate_file, candidate_sha256));
+  GateRecord record;
+  if (saved.has_value() && saved->publish) {
+    record = *std::move(saved);  // decided to publish before: finish that
+    log << "[job] gate: an earlier run of this job decided to publish; finishing\n";
+  } else {
+    Production production;
+    T2_ASSIGN_OR_RETURN(std::optional<t2::v1::Alias> alias_target, registry.GetAlias(alias));
+    if (alias_target.has_value()) production.expert = alias_target->target();
+    if (saved.has_value() && saved->current == production.Identity()) {
+      record = *std::move(saved);
+      log << "[job] gate: evaluations against " << production.Label() << " reused from " << gate_file.string() << "\n";
+    } else {
+      T2_ASSIGN_OR_RETURN(record, EvaluateForGate(setup, options, registry, *generator, trained, production,
+                                                  candidate_sha256, log));
+    }
+  }
   T2_ASSIGN_OR_RETURN(train::GateResult gate, train::Decide(record.candidate_correct, record.current_correct, options.gate));
   log << "[job] gate against " << record.current << ": " << gate.reason << "\n";
+  record.publish = gate.publish;
+  T2_RETURN_IF_ERROR(WriteGateRecord(gate_file, record));
 
   const train::TrainOptions& t = setup.train;
   json metrics = {
@@ -183,9 +237,8 @@ absl::StatusOr<JobResult> RunJob(const TrainSetup& setup, const JobOptions& opti
                 {"current_only", gate.current_only}, {"p_value", gate.p_value}, {"test", "exact one-sided McNemar"},
                 {"min_gain", options.gate.min_gain}, {"max_p", options.gate.max_p}, {"publish", gate.publish}}}};
 
-  JobResult result;
-  result.report = trained.run_dir / "report.json";
   json report = metrics;
+  report["candidate_sha256"] = candidate_sha256;
   if (gate.publish) {
     const std::filesystem::path file = trained.run_dir / "publish.safetensors";
     T2_RETURN_IF_ERROR(WritePublishFile(trained.expert, metrics, file));
