@@ -12,11 +12,15 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "commands.h"
+#include "job.h"
 #include "stack_client.h"
 #include "t2/common/env.h"
 #include "t2/common/flags.h"
 #include "t2/common/process.h"
+#include "t2/tasks/builtin.h"
+#include "train_setup.h"
 
 namespace t2::cli {
 namespace {
@@ -31,7 +35,19 @@ constexpr const char* kUsage = R"(usage: t2 up [options]
   --once TEXT            send TEXT as a chat turn through the dispatcher (prompt-based first
                          pass), print the first pass's choice and the answer, then stop
   --max-new-tokens N     for --once (default 128)
+  --experts              before serving: train (or take from $T2_HOME/experts) the built-in
+                         experts for the model and publish each one the publish gate passes,
+                         moving its alias (math, reasoning, code, cls), so that the first pass
+                         routes requests to real experts (see README: how long it takes)
+  --expert-tasks LIST    which built-in experts (default math,reasoning,code,cls)
+  --expert-steps N       training steps per expert (default 40)
 )";
+
+// The recipe `--experts` trains with (bench/README.md measures what it gives).
+constexpr int kExpertBatchSize = 16;
+constexpr int kExpertValidationSize = 100;
+constexpr int kExpertEvalEvery = 10;
+constexpr const char* kExpertLearningRate = "5e-3";
 
 using grpc::health::v1::HealthCheckResponse;
 
@@ -82,6 +98,42 @@ bool Launch(Service& s, const std::string& binary, std::vector<std::string> args
   return false;
 }
 
+// Runs the trainer job for each task against the stack's registry; prints a summary line per
+// expert. A failed job is reported and the others still run; returns false if any failed.
+bool TrainExperts(const std::vector<std::string>& tasks, const std::filesystem::path& model,
+                  const std::string& registry, int64_t steps) {
+  bool all_ok = true;
+  std::vector<std::string> summary;
+  for (const std::string& task : tasks) {
+    std::cerr << "[t2 up] expert '" << task << "': training (or taking from " << (T2Home() / "experts").string()
+              << "), then the publish gate\n";
+    FlagSpec spec;
+    trainer::AddTrainFlags(spec);
+    auto flags = Flags::Parse({"--task", task, "--model", model.string(), "--work-dir", (T2Home() / "experts").string(),
+                               "--steps", absl::StrCat(steps), "--batch-size", absl::StrCat(kExpertBatchSize),
+                               "--validation-size", absl::StrCat(kExpertValidationSize), "--eval-every",
+                               absl::StrCat(kExpertEvalEvery), "--lr", kExpertLearningRate},
+                              spec);
+    absl::StatusOr<trainer::TrainSetup> setup =
+        flags.ok() ? trainer::TrainSetupFromFlags(*flags) : absl::StatusOr<trainer::TrainSetup>(flags.status());
+    absl::StatusOr<trainer::JobResult> result =
+        setup.ok() ? trainer::RunJob(*setup, {.registry = registry}, std::cerr)
+                   : absl::StatusOr<trainer::JobResult>(setup.status());
+    if (!result.ok()) {
+      all_ok = false;
+      summary.push_back(absl::StrCat(task, ": failed: ", result.status().message()));
+    } else if (result->outcome == trainer::JobOutcome::kPublished) {
+      summary.push_back(absl::StrCat(task, ": ", result->expert, " (alias ", task, ")"));
+    } else {
+      summary.push_back(absl::StrCat(task, ": not published, the base model stays (", result->report.string(), ")"));
+    }
+  }
+  std::cout << "experts:\n";
+  for (const std::string& line : summary) std::cout << "  " << line << "\n";
+  std::cout << std::flush;
+  return all_ok;
+}
+
 int StopAll(std::vector<Service*>& services, int code) {
   // Front door first, so that nothing new reaches the worker while it drains.
   for (auto it = services.rbegin(); it != services.rend(); ++it) {
@@ -97,8 +149,8 @@ int StopAll(std::vector<Service*>& services, int code) {
 
 int RunUp(const std::vector<std::string>& args) {
   FlagSpec spec{.value_flags = {"model", "dir", "host", "dispatcher-port", "registry-port", "worker-port",
-                                "max-batch-size", "once", "max-new-tokens"},
-                .bool_flags = {"help"}};
+                                "max-batch-size", "once", "max-new-tokens", "expert-tasks", "expert-steps"},
+                .bool_flags = {"help", "experts"}};
   auto flags = Flags::Parse(args, spec);
   if (!flags.ok()) {
     std::cerr << "t2 up: " << flags.status().message() << "\n" << kUsage;
@@ -121,6 +173,19 @@ int RunUp(const std::vector<std::string>& args) {
   auto max_new = flags->GetInt("max-new-tokens", 128);
   if (!max_new.ok() || *max_new < 1) {
     std::cerr << "t2 up: --max-new-tokens must be >= 1\n";
+    return 2;
+  }
+  std::vector<std::string> expert_tasks;
+  for (absl::string_view t : absl::StrSplit(flags->Get("expert-tasks", "math,reasoning,code,cls"), ',')) {
+    if (!tasks::BuiltinTask(std::string(t)).ok()) {
+      std::cerr << "t2 up: --expert-tasks: '" << t << "' is not a built-in task (math, reasoning, code, cls)\n";
+      return 2;
+    }
+    expert_tasks.emplace_back(t);
+  }
+  auto expert_steps = flags->GetInt("expert-steps", 40);
+  if (!expert_steps.ok() || *expert_steps < 1) {
+    std::cerr << "t2 up: --expert-steps must be >= 1\n";
     return 2;
   }
   std::map<std::string, std::string> binaries;
@@ -175,6 +240,10 @@ int RunUp(const std::vector<std::string>& args) {
             << "  worker      " << worker.address << "   (t2.v1.Worker)\n"
             << "  logs        " << run_dir.string() << "\n"
             << std::flush;
+
+  if (flags->Has("experts") && !TrainExperts(expert_tasks, *model, registry.address, *expert_steps)) {
+    return StopAll(started, 1);
+  }
 
   if (flags->Has("once")) {
     t2::v1::GenerateRequest request;

@@ -189,14 +189,24 @@ absl::StatusOr<JobResult> RunJob(const TrainSetup& setup, const JobOptions& opti
   T2_ASSIGN_OR_RETURN(std::string candidate_sha256, FileSha256(trained.expert));
   JobResult result;
   result.report = trained.run_dir / "report.json";
-  // A finished job is final: its report stands, nothing is published or moved again.
+  // A finished job is final: its report stands, nothing is published or moved again, unless
+  // the registry lost the version it published (a registry started afresh): then the decision
+  // recorded in gate.json is carried out again below.
   if (auto done = ReadJsonFile(result.report); done.ok() && done->value("candidate_sha256", "") == candidate_sha256) {
     const bool published = done->value("outcome", "") == "published";
-    result.outcome = published ? JobOutcome::kPublished : JobOutcome::kKeptCurrent;
-    result.expert = done->value("expert", "");
-    log << "[job] this run finished before (" << result.report.string() << "): "
-        << (published ? "published " + result.expert : std::string("kept the current version")) << "\n";
-    return result;
+    bool still_there = !published;
+    if (published) {
+      T2_ASSIGN_OR_RETURN(std::vector<t2::v1::ExpertInfo> versions, registry.ListExperts(name, true));
+      for (const auto& v : versions) still_there = still_there || v.sha256() == done->value("sha256", "");
+    }
+    if (still_there) {
+      result.outcome = published ? JobOutcome::kPublished : JobOutcome::kKeptCurrent;
+      result.expert = done->value("expert", "");
+      log << "[job] this run finished before (" << result.report.string() << "): "
+          << (published ? "published " + result.expert : std::string("kept the current version")) << "\n";
+      return result;
+    }
+    log << "[job] the registry no longer holds " << done->value("expert", "") << ": publishing it again\n";
   }
   const std::filesystem::path gate_file = trained.run_dir / "gate.json";
   T2_ASSIGN_OR_RETURN(std::optional<GateRecord> saved, ReadGateRecord(gate_file, candidate_sha256));

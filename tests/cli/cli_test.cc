@@ -244,3 +244,39 @@ TEST(CliSvf, ConstantExpertAndMixtureAnswerLikeTheBaseModel) {
 }  // namespace svf_cli
 
 }  // namespace
+
+// The one training run on the default model (the other trainer tests use a tiny one): a
+// step of the built-in math task end to end, with its plot, the expert copied out and judged.
+TEST(CliTrain, OneStepOnTheDefaultModel) {
+  const std::string dir = ::testing::TempDir() + "/t2_cli_train";
+  std::filesystem::remove_all(dir);
+  ProcessResult r = T2({"train", "--model", "default", "--device", "cpu", "--task", "math", "--work-dir", dir,
+                        "--steps", "1", "--batch-size", "2", "--micro-batch-size", "1", "--validation-size", "2",
+                        "--max-new-tokens", "12", "--kl-coef", "0.1", "--out", dir + "/math.safetensors", "--plot",
+                        dir + "/curve.png", "--evaluate", "--test-size", "2"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("[train] step 0/1  validation"));
+  EXPECT_THAT(r.err, HasSubstr("[train] step 1/1  reward"));
+  EXPECT_THAT(r.out, HasSubstr("best validation accuracy"));
+  EXPECT_THAT(r.out, HasSubstr("test (n = 2): base"));
+  EXPECT_EQ(Slurp(dir + "/curve.png").substr(0, 8), std::string("\x89PNG\r\n\x1a\n", 8));
+  ProcessResult inspect = T2({"expert", "inspect", dir + "/math.safetensors"});
+  ASSERT_EQ(inspect.exit_code, 0) << inspect.err;
+  EXPECT_THAT(inspect.out, HasSubstr("math"));
+  EXPECT_THAT(inspect.out, HasSubstr("SmolLM2-135M-Instruct"));
+}
+
+TEST(CliTrain, BadFlagsExitTwoNamingTheFlag) {
+  for (const auto& [args, message] : std::vector<std::pair<std::vector<std::string>, std::string>>{
+           {{"train", "--task", "math"}, "--work-dir is required"},
+           {{"train", "--task", "poetry", "--work-dir", "/tmp/x"}, "--task"},
+           {{"train", "--data", "/nonexistent.jsonl", "--work-dir", "/tmp/x"}, "--verifier is required"},
+           {{"train", "--task", "math", "--work-dir", "/tmp/x", "--steps", "0"}, "--steps must be >= 1"},
+           {{"train", "--task", "math", "--work-dir", "/tmp/x", "--verifier", "exact"}, "--verifier goes with --data"},
+           {{"eval", "--task", "math", "--split", "dev"}, "--split"},
+       }) {
+    ProcessResult r = T2(args);
+    EXPECT_EQ(r.exit_code, 2) << args[1] << ": " << r.err;
+    EXPECT_THAT(r.err, HasSubstr(message));
+  }
+}
