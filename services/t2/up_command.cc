@@ -40,14 +40,14 @@ constexpr const char* kUsage = R"(usage: t2 up [options]
                          moving its alias (math, reasoning, code, cls), so that the first pass
                          routes requests to real experts (see README: how long it takes)
   --expert-tasks LIST    which built-in experts (default math,reasoning,code,cls)
-  --expert-steps N       training steps per expert (default 40)
+  --expert-steps N       training steps per expert (default 30)
 )";
 
 // The recipe `--experts` trains with (bench/README.md measures what it gives).
 constexpr int kExpertBatchSize = 16;
 constexpr int kExpertValidationSize = 100;
 constexpr int kExpertEvalEvery = 10;
-constexpr const char* kExpertLearningRate = "5e-3";
+constexpr const char* kExpertLearningRate = "2e-3";  // the reference implementation's
 
 using grpc::health::v1::HealthCheckResponse;
 
@@ -183,7 +183,7 @@ int RunUp(const std::vector<std::string>& args) {
     }
     expert_tasks.emplace_back(t);
   }
-  auto expert_steps = flags->GetInt("expert-steps", 40);
+  auto expert_steps = flags->GetInt("expert-steps", 30);
   if (!expert_steps.ok() || *expert_steps < 1) {
     std::cerr << "t2 up: --expert-steps must be >= 1\n";
     return 2;
