@@ -1,7 +1,6 @@
 // t2 experts: the expert registry of a running stack — list, publish, download, alias,
 // deprecate, list and delete mixtures. Exit codes: 0 done, 1 the registry refused or could not be reached (the gRPC
 // code name and message are printed), 2 bad usage.
-#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -21,8 +20,8 @@
 #include "commands.h"
 #include "stack_client.h"
 #include "t2/common/flags.h"
-#include "t2/common/sha256.h"
 #include "t2/common/status.h"
+#include "t2/registry_client/registry_client.h"
 #include "t2/rpc/status.h"
 #include "t2/v1/registry.grpc.pb.h"
 
@@ -59,6 +58,7 @@ struct Call {
   std::shared_ptr<grpc::Channel> channel;
   std::unique_ptr<t2::v1::Registry::Stub> stub;
   double timeout_seconds = 60;
+  registry::RegistryClient client;  // publish and download (size and sha256 checked)
 
   void Prepare(grpc::ClientContext& context) const {
     context.set_deadline(std::chrono::system_clock::now() +
@@ -155,69 +155,28 @@ Outcome Publish(const Flags& flags, const Call& call) {
   if (!std::filesystem::is_regular_file(file, ec)) {
     return {absl::NotFoundError(absl::StrCat("cannot read ", file.string()))};
   }
-  return {PublishExpertFile(call.channel, flags.Get("name", ""), *version, file, std::cout)};
+  auto info = call.client.Publish(flags.Get("name", ""), *version, file);
+  if (!info.ok()) return {info.status()};
+  std::cout << "published " << info->name() << "@" << info->version() << " sha256 " << info->sha256() << " ("
+            << info->size_bytes() << " bytes, base " << info->base_model() << ")\n";
+  return {};
 }
 
-// Streams the blob into a temporary file beside `out`, checks its size and sha256 against the
-// registry's header, then renames it into place: `out` is either the whole expert or untouched.
+// Downloads into `out` through the registry client: `out` is either the whole expert, its
+// size and sha256 checked against the registry's header, or untouched.
 Outcome Get(const Flags& flags, const Call& call) {
   if (flags.positional().size() != 1) return UsageError("experts get: expected exactly one NAME[@VERSION] argument");
   if (!flags.Has("out") || flags.Get("out", "").empty()) return UsageError("experts get: --out is required");
   auto what = ParseNameVersion(flags.positional()[0], "experts get");
   if (!what.ok()) return {what.status(), true};
   const std::filesystem::path out = flags.Get("out", "");
-  const std::filesystem::path temp = out.string() + absl::StrCat(".tmp.", getpid());
-
-  t2::v1::GetExpertRequest request;
-  request.set_name(what->name);
-  request.set_version(what->version);
-  grpc::ClientContext context;
-  call.Prepare(context);
-  auto reader = call.stub->GetExpert(&context, request);
-  std::ofstream file(temp, std::ios::binary | std::ios::trunc);
-  if (!file) {
-    context.TryCancel();
-    reader->Finish();
-    return {absl::PermissionDeniedError(absl::StrCat("--out: cannot write ", temp.string()))};
+  auto info = call.client.Download(what->name, what->version, out);
+  if (!info.ok()) {
+    if (absl::IsPermissionDenied(info.status())) return {Annotate(info.status(), "--out")};
+    return {info.status()};
   }
-  t2::v1::GetExpertResponse message;
-  t2::v1::ExpertInfo info;
-  bool have_info = false;
-  Sha256 hash;
-  int64_t written = 0;
-  while (reader->Read(&message)) {
-    if (message.has_info()) {
-      info = message.info();
-      have_info = true;
-    } else {
-      hash.Update(message.chunk());
-      file.write(message.chunk().data(), static_cast<std::streamsize>(message.chunk().size()));
-      written += static_cast<int64_t>(message.chunk().size());
-    }
-  }
-  absl::Status status = rpc::FromGrpc(reader->Finish());
-  file.close();
-  const std::string digest = hash.HexDigest();
-  if (status.ok() && !file) status = absl::DataLossError(absl::StrCat("writing ", temp.string(), " failed"));
-  if (status.ok() && !have_info) status = absl::DataLossError("the registry sent no expert header");
-  if (status.ok() && written != info.size_bytes()) {
-    status = absl::DataLossError(absl::StrCat("received ", written, " bytes, the registry announced ", info.size_bytes()));
-  }
-  if (status.ok() && digest != info.sha256()) {
-    status = absl::DataLossError(absl::StrCat("sha256 of the received bytes is ", digest, ", the registry announced ",
-                                              info.sha256()));
-  }
-  std::error_code ec;
-  if (status.ok()) {
-    std::filesystem::rename(temp, out, ec);
-    if (ec) status = absl::PermissionDeniedError(absl::StrCat("--out: cannot rename onto ", out.string(), ": ", ec.message()));
-  }
-  if (!status.ok()) {
-    std::filesystem::remove(temp, ec);
-    return {status};
-  }
-  std::cout << "wrote " << out.string() << ": " << info.name() << "@" << info.version() << ", " << written
-            << " bytes, sha256 " << digest << " (verified)\n";
+  std::cout << "wrote " << out.string() << ": " << info->name() << "@" << info->version() << ", "
+            << info->size_bytes() << " bytes, sha256 " << info->sha256() << " (verified)\n";
   return {};
 }
 
@@ -368,7 +327,11 @@ int RunExperts(const std::vector<std::string>& args) {
   if (!(*timeout > 0 && *timeout <= 86400)) return usage_error("--timeout must be in (0, 86400] seconds");
 
   auto channel = grpc::CreateChannel(flags->Get("registry", ""), grpc::InsecureChannelCredentials());
-  const Call call{.channel = channel, .stub = t2::v1::Registry::NewStub(channel), .timeout_seconds = *timeout};
+  const Call call{.channel = channel,
+                  .stub = t2::v1::Registry::NewStub(channel),
+                  .timeout_seconds = *timeout,
+                  .client = registry::RegistryClient(channel, {.call_timeout = absl::Seconds(*timeout),
+                                                               .transfer_timeout = absl::Minutes(5)})};
   Outcome outcome = command->run(*flags, call);
   if (outcome.usage) return usage_error(outcome.status.message());
   if (!outcome.status.ok()) {

@@ -2,13 +2,10 @@
 
 #include <fstream>
 #include <iostream>
-#include <iterator>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "t2/common/sha256.h"
 #include "t2/rpc/status.h"
-#include "t2/v1/registry.grpc.pb.h"
 
 namespace t2::cli {
 
@@ -62,36 +59,6 @@ absl::Status StreamThroughDispatcher(const std::shared_ptr<grpc::Channel>& chann
     }
   }
   return rpc::FromGrpc(reader->Finish());
-}
-
-absl::Status PublishExpertFile(const std::shared_ptr<grpc::Channel>& channel, const std::string& name,
-                               int64_t version, const std::filesystem::path& file, std::ostream& out) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", file.string()));
-  std::string blob((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  auto stub = t2::v1::Registry::NewStub(channel);
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::minutes(5));
-  t2::v1::ExpertInfo info;
-  auto writer = stub->PublishExpert(&context, &info);
-  t2::v1::PublishExpertRequest header;
-  header.mutable_header()->set_name(name);
-  header.mutable_header()->set_version(version);
-  header.mutable_header()->set_size_bytes(static_cast<int64_t>(blob.size()));
-  header.mutable_header()->set_sha256(Sha256Hex(blob));
-  bool ok = writer->Write(header);
-  constexpr size_t kChunk = 1 << 20;
-  for (size_t offset = 0; ok && offset < blob.size(); offset += kChunk) {
-    t2::v1::PublishExpertRequest chunk;
-    chunk.set_chunk(blob.substr(offset, kChunk));
-    ok = writer->Write(chunk);
-  }
-  writer->WritesDone();
-  grpc::Status status = writer->Finish();
-  if (!status.ok()) return rpc::FromGrpc(status);
-  out << "published " << info.name() << "@" << info.version() << " sha256 " << info.sha256() << " (" << info.size_bytes()
-      << " bytes, base " << info.base_model() << ")\n";
-  return absl::OkStatus();
 }
 
 }  // namespace t2::cli

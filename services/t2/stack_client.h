@@ -1,5 +1,5 @@
 // Talking to a running t2 stack from the command line: one dispatcher request, streamed to a
-// terminal, and the expert registry's publish/list/alias calls.
+// terminal, and a service's health.
 #pragma once
 
 #include <filesystem>
@@ -21,10 +21,6 @@ namespace t2::cli {
 absl::Status StreamThroughDispatcher(const std::shared_ptr<grpc::Channel>& channel,
                                      const t2::v1::GenerateRequest& request, std::ostream& out, std::ostream& info,
                                      double timeout_seconds);
-
-// Publishes an expert file to the registry (client stream, 1 MiB chunks).
-absl::Status PublishExpertFile(const std::shared_ptr<grpc::Channel>& channel, const std::string& name,
-                               int64_t version, const std::filesystem::path& file, std::ostream& out);
 
 // One grpc.health.v1 Check of `service` ("" = the whole server): the status the server
 // reports, or the call's error (UNAVAILABLE while nothing listens, NOT_FOUND for a service
