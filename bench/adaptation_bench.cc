@@ -10,7 +10,9 @@
 //      with a number): Adapt with 3 and with 10 solved examples, then the stored mixture
 //      against the base model on that task's test questions.
 //
-//   build/bench/adaptation_bench DISPATCHER [N per task] [CONCURRENCY] [CEM_TEST_N]
+//   build/bench/adaptation_bench DISPATCHER [N per task] [CONCURRENCY] [CEM_TEST_N] [PUBLISHED]
+// PUBLISHED: the tasks whose experts the registry holds (comma-separated); "the right expert"
+// runs the base model for the others, as the first passes do for a category without alias.
 #include <atomic>
 #include <functional>
 #include <cstdio>
@@ -153,12 +155,13 @@ void FewShot(t2::v1::Dispatcher::Stub& stub, int concurrency, size_t test_n) {
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: adaptation_bench DISPATCHER [N per task] [CONCURRENCY] [CEM_TEST_N]\n");
+    std::fprintf(stderr, "usage: adaptation_bench DISPATCHER [N per task] [CONCURRENCY] [CEM_TEST_N] [PUBLISHED]\n");
     return 2;
   }
   const size_t per_task = argc > 2 ? std::strtoul(argv[2], nullptr, 10) : 100;
   const int concurrency = argc > 3 ? std::atoi(argv[3]) : 16;
   const size_t cem_test = argc > 4 ? std::strtoul(argv[4], nullptr, 10) : 100;
+  const std::string published = argc > 5 ? absl::StrCat(",", argv[5], ",") : ",math,reasoning,code,";
   auto channel = grpc::CreateChannel(argv[1], grpc::InsecureChannelCredentials());
   auto stub = t2::v1::Dispatcher::NewStub(channel);
 
@@ -175,7 +178,15 @@ int main(int argc, char** argv) {
   };
   const std::vector<Strategy> strategies = {
       {"base model", [](const Task&) { t2::v1::Adaptation a; a.mutable_none(); return a; }, false},
-      {"the right expert", [](const Task& t) { t2::v1::Adaptation a; a.set_expert(t.name); return a; }, false},
+      {"the right expert", [&published](const Task& t) {
+         t2::v1::Adaptation a;
+         if (published.find(absl::StrCat(",", t.name, ",")) != std::string::npos) {
+           a.set_expert(t.name);
+         } else {
+           a.mutable_none();  // no expert passed the gate: the base model, as the first passes do
+         }
+         return a;
+       }, false},
       {"prompt first pass", [](const Task&) {
          t2::v1::Adaptation a; a.mutable_prompt()->set_mode(t2::v1::CLASSIFY_MODE_LABEL_SCORE); return a; }, true},
       {"cls-expert first pass", [](const Task&) {
