@@ -59,8 +59,9 @@ class SvfPolicy {
   // Sets p's gradient to that of the batch loss over `rollouts`:
   //   (1/B) Σ_b [ -(Σₜ log π_W'(ŷₜ | x, ŷ<ₜ)) · r_b  +  λ · Σₜ KL(π_W'(· | …) ‖ π_W(· | …)) ]
   // where t runs over each completion's tokens and W' = c · U diag(σ ⊙ sigmoid(p)) Vᵀ. W' is
-  // composed once; the rollouts run forward and backward `micro_batch_size` at a time (their
-  // gradients add up), then the gradient with respect to W' flows back into p.
+  // composed once; the rollouts, grouped by length, run forward and backward
+  // `micro_batch_size` at a time (their gradients add up), then the gradient with respect to
+  // W' flows back into p.
   absl::StatusOr<GradientReport> ComputeGradients(model::LlamaModel& model, const svf::Decomposition& decomposition,
                                                   std::span<const Rollout> rollouts, int32_t micro_batch_size,
                                                   double kl_coef);
