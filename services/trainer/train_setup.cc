@@ -29,6 +29,8 @@ training (SVF.md §2; the defaults are the reference implementation's where it h
   --steps N (100) --batch-size B (16) --micro-batch-size M (4)
   --lr X (2e-3) --max-grad-norm X (1e-3) --kl-coef λ (0) --seed S (0)
   --temperature T (0: greedy rollouts) --eval-every N (10) --validation-size N (0: all)
+  --reward-baseline none|mean  none: ±1 rewards as the reference; mean: minus the mean reward
+                               of the batch's other rollouts (for models that are mostly wrong)
   --targets mlp|attn|all (mlp)
 engine:
   --device auto|cpu|cuda[:N] --dtype auto|float32|bfloat16|float16 --threads N
@@ -39,7 +41,7 @@ engine:
 void AddTrainFlags(FlagSpec& spec) {
   for (const char* f : {"model", "task", "data", "data-format", "verifier", "name", "prompt-template", "answer-part",
                         "max-new-tokens", "split-seed", "validation-fraction", "test-fraction", "work-dir", "steps",
-                        "batch-size", "micro-batch-size", "lr", "max-grad-norm", "kl-coef", "seed", "temperature",
+                        "batch-size", "micro-batch-size", "lr", "max-grad-norm", "kl-coef", "seed", "temperature", "reward-baseline",
                         "eval-every", "validation-size", "targets", "device", "dtype", "threads", "max-batch-size",
                         "svf-cache-dir"}) {
     spec.value_flags.insert(f);
@@ -142,6 +144,10 @@ absl::StatusOr<TrainSetup> TrainSetupFromFlags(const Flags& flags) {
   t.seed = static_cast<uint64_t>(seed);
   T2_ASSIGN_OR_RETURN(double temperature, flags.GetDouble("temperature", 0));
   t.temperature = static_cast<float>(temperature);
+  const std::string baseline = flags.Get("reward-baseline", "none");
+  if (baseline != "none" && baseline != "mean") return Usage("--reward-baseline must be none or mean");
+  t.reward_baseline = baseline == "mean" ? train::TrainOptions::RewardBaseline::kLeaveOneOutMean
+                                         : train::TrainOptions::RewardBaseline::kNone;
   T2_ASSIGN_OR_RETURN(t.eval_every, Int32(flags, "eval-every", t.eval_every));
   T2_ASSIGN_OR_RETURN(t.validation_size, Int32(flags, "validation-size", t.validation_size));
   t.base_model = s.model_name;

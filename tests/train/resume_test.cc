@@ -42,7 +42,8 @@ class ResumeTest : public ::testing::Test {
     return {binary_, "train", "--model", (testing::FixturesDir("train") / "tiny_chat").string(), "--data",
             (dir_.path() / "task.jsonl").string(), "--verifier", "numeric", "--work-dir", work.string(), "--steps", "6",
             "--batch-size", "4", "--micro-batch-size", "3", "--eval-every", "2", "--validation-size", "3",
-            "--max-new-tokens", "6", "--temperature", "0.8", "--lr", "0.05", "--kl-coef", "0.1", "--threads", "1"};
+            "--max-new-tokens", "6", "--temperature", "0.8", "--lr", "0.05", "--kl-coef", "0.1", "--threads", "1",
+            "--reward-baseline", "mean"};
   }
 
   // Runs to completion (exit 0 expected) or until killed; returns the wait status.

@@ -38,6 +38,7 @@ std::string RunKey(const TrainOptions& o, const std::string& dataset_hash, const
                         {"learning_rate", o.learning_rate}, {"max_grad_norm", o.max_grad_norm},
                         {"kl_coef", o.kl_coef},          {"seed", o.seed},
                         {"temperature", o.temperature},  {"eval_every", o.eval_every},
+                        {"reward_baseline", static_cast<int>(o.reward_baseline)},
                         {"validation_size", o.validation_size}};
   return Sha256Hex(key.dump());
 }
@@ -180,6 +181,10 @@ svf::ExpertMetadata Run::Metadata(int32_t step, double validation_accuracy) cons
                                   {"kl_coef", options_.kl_coef},
                                   {"learning_rate", options_.learning_rate},
                                   {"batch_size", options_.batch_size},
+                                  {"reward_baseline", options_.reward_baseline ==
+                                                              TrainOptions::RewardBaseline::kLeaveOneOutMean
+                                                          ? "leave-one-out mean"
+                                                          : "none"},
                                   {"seed", options_.seed},
                                   {"dataset_hash", dataset_hash_}}
                        .dump();
@@ -290,6 +295,12 @@ absl::StatusOr<TrainResult> Run::Go(const std::function<void(const StepReport&)>
     for (const Rollout& ro : rollouts) right += ro.reward > 0 ? 1 : 0;
     r.train_accuracy = static_cast<double>(right) / static_cast<double>(rollouts.size());
     r.reward_mean = 2 * r.train_accuracy - 1;
+    if (options_.reward_baseline == TrainOptions::RewardBaseline::kLeaveOneOutMean && rollouts.size() > 1) {
+      double sum = 0;
+      for (const Rollout& ro : rollouts) sum += ro.reward;
+      const double others = static_cast<double>(rollouts.size() - 1);
+      for (Rollout& ro : rollouts) ro.reward -= (sum - ro.reward) / others;
+    }
 
     GradientReport g;
     T2_RETURN_IF_ERROR(engine::TrainingAccess::WithModel(generator_, [&](const engine::ModelAccess& access) {

@@ -11,7 +11,7 @@
 //
 // Each run lives in its own folder under the work folder, named by the task and a hash of
 // everything that decides its result (task data, base model, targets, batch size, learning
-// rate, clip, λ, seed, temperature, validation settings; not the step count, so a finished
+// rate, clip, λ, seed, temperature, reward baseline, validation settings; not the step count, so a finished
 // run can be extended, nor the micro-batch size): a checkpoint (p, Adam's state, the step,
 // the data order; the sampling seeds derive from the seed and the step) written atomically
 // after every step, the best expert, and a metrics.jsonl line per step. A run killed at any
@@ -44,6 +44,14 @@ struct TrainOptions {
   double kl_coef = 0.0;            // λ; 0 skips the base model's forward pass
   uint64_t seed = 0;               // data order, p's initialisation, sampling
   float temperature = 0;           // rollouts: 0 = greedy (the reference's choice)
+  // What multiplies −Σₜ log π of a rollout. kNone: its reward r (+1/−1), the reference's
+  // loss. kLeaveOneOutMean: r minus the mean reward of the batch's other rollouts, the usual
+  // REINFORCE baseline (the same expected gradient, less variance). It matters for a weak
+  // model: when most answers are wrong, plain ±1 rewards mostly push the model away from
+  // whatever it says, which can break it (bench/README.md, "Trainer"); with the baseline a
+  // batch of only wrong (or only right) answers changes nothing.
+  enum class RewardBaseline { kNone, kLeaveOneOutMean };
+  RewardBaseline reward_baseline = RewardBaseline::kNone;
   int32_t eval_every = 10;         // validation every N steps and after the last
   int32_t validation_size = 0;     // validation examples used (0: the whole split)
   std::string base_model;          // recorded in the expert's metadata
