@@ -159,6 +159,94 @@ absl::StatusOr<int64_t> PublishOnce(const registry::RegistryClient& registry, co
   }
 }
 
+// The model, loaded for training and judging, and registered with the registry: it checks
+// experts against the base models it knows. A worker registers its own, and so does the
+// trainer (the same name, targets and ranks: idempotent).
+absl::StatusOr<std::unique_ptr<engine::Generator>> LoadAndRegister(const TrainSetup& setup,
+                                                                   const registry::RegistryClient& registry,
+                                                                   std::ostream& log) {
+  log << "[job] loading " << setup.model_path.string() << "\n";
+  T2_ASSIGN_OR_RETURN(std::unique_ptr<engine::Generator> generator, engine::Generator::Create(setup.generator));
+  t2::v1::BaseModel base;
+  base.set_fingerprint(generator->base_fingerprint());
+  base.set_name(setup.model_name);
+  base.set_targets(setup.generator.svf->targets);
+  for (const auto& [matrix, rank] : generator->target_ranks()) (*base.mutable_target_ranks())[matrix] = rank;
+  T2_RETURN_IF_ERROR(Annotate(registry.RegisterBaseModel(base).status(), "registering the base model"));
+  return generator;
+}
+
+// A finished job is final: its report stands, nothing is published or moved again, unless the
+// registry lost the version it published (a registry started afresh): then nullopt, and the
+// decision recorded in gate.json is carried out again.
+absl::StatusOr<std::optional<JobResult>> FinishedBefore(const registry::RegistryClient& registry,
+                                                        const std::string& name, const std::filesystem::path& report,
+                                                        const std::string& candidate_sha256, std::ostream& log) {
+  auto done = ReadJsonFile(report);
+  if (!done.ok() || done->value("candidate_sha256", "") != candidate_sha256) return std::optional<JobResult>();
+  const bool published = done->value("outcome", "") == "published";
+  bool still_there = !published;
+  if (published) {
+    T2_ASSIGN_OR_RETURN(std::vector<t2::v1::ExpertInfo> versions, registry.ListExperts(name, true));
+    for (const auto& v : versions) still_there = still_there || v.sha256() == done->value("sha256", "");
+  }
+  if (!still_there) {
+    log << "[job] the registry no longer holds " << done->value("expert", "") << ": publishing it again\n";
+    return std::optional<JobResult>();
+  }
+  JobResult result{.outcome = published ? JobOutcome::kPublished : JobOutcome::kKeptCurrent,
+                   .expert = done->value("expert", ""),
+                   .report = report};
+  log << "[job] this run finished before (" << report.string() << "): "
+      << (published ? "published " + result.expert : std::string("kept the current version")) << "\n";
+  return std::optional<JobResult>(std::move(result));
+}
+
+// The gate's evaluations: a decision to publish made before is finished, never judged again;
+// evaluations against the same production version are reused; otherwise both are evaluated.
+absl::StatusOr<GateRecord> Judge(const TrainSetup& setup, const JobOptions& options,
+                                 const registry::RegistryClient& registry, engine::Generator& generator,
+                                 const train::TrainResult& trained, const std::string& alias,
+                                 const std::string& candidate_sha256, std::ostream& log) {
+  const std::filesystem::path gate_file = trained.run_dir / "gate.json";
+  T2_ASSIGN_OR_RETURN(std::optional<GateRecord> saved, ReadGateRecord(gate_file, candidate_sha256));
+  if (saved.has_value() && saved->publish) {
+    log << "[job] gate: an earlier run of this job decided to publish; finishing\n";
+    return *std::move(saved);
+  }
+  Production production;
+  T2_ASSIGN_OR_RETURN(std::optional<t2::v1::Alias> alias_target, registry.GetAlias(alias));
+  if (alias_target.has_value()) production.expert = alias_target->target();
+  if (saved.has_value() && saved->current == production.Identity()) {
+    log << "[job] gate: evaluations against " << production.Label() << " reused from " << gate_file.string() << "\n";
+    return *std::move(saved);
+  }
+  return EvaluateForGate(setup, options, registry, generator, trained, production, candidate_sha256, log);
+}
+
+// What the published expert's metadata and the report say about the run.
+json RunMetrics(const TrainSetup& setup, const JobOptions& options, const train::TrainResult& trained,
+                const std::string& base_fingerprint, const GateRecord& record, const train::GateResult& gate) {
+  const train::TrainOptions& t = setup.train;
+  const bool baseline = t.reward_baseline != train::TrainOptions::RewardBaseline::kNone;
+  return {{"task", setup.task.name},
+          {"dataset_hash", trained.dataset_hash},
+          {"base_model", setup.model_name},
+          {"base_fingerprint", base_fingerprint},
+          {"targets", setup.generator.svf->targets},
+          {"training",
+           {{"steps", trained.steps}, {"best_step", trained.best_step},
+            {"best_validation_accuracy", trained.best_validation_accuracy}, {"batch_size", t.batch_size},
+            {"learning_rate", t.learning_rate}, {"max_grad_norm", t.max_grad_norm}, {"kl_coef", t.kl_coef},
+            {"seed", t.seed}, {"temperature", t.temperature}, {"reward_baseline", baseline ? "mean" : "none"},
+            {"train_seconds", trained.train_seconds}}},
+          {"gate",
+           {{"against", record.current}, {"n", gate.n}, {"candidate_accuracy", gate.candidate_accuracy},
+            {"current_accuracy", gate.current_accuracy}, {"candidate_only", gate.candidate_only},
+            {"current_only", gate.current_only}, {"p_value", gate.p_value}, {"test", "exact one-sided McNemar"},
+            {"min_gain", options.gate.min_gain}, {"max_p", options.gate.max_p}, {"publish", gate.publish}}}};
+}
+
 }  // namespace
 
 absl::StatusOr<JobResult> RunJob(const TrainSetup& setup, const JobOptions& options, std::ostream& log) {
@@ -169,86 +257,27 @@ absl::StatusOr<JobResult> RunJob(const TrainSetup& setup, const JobOptions& opti
   registry::RegistryClient registry(options.registry);
   // Reachable before hours of training, not after.
   T2_RETURN_IF_ERROR(Annotate(registry.ListExperts(name, true).status(), absl::StrCat("registry ", options.registry)));
-
-  log << "[job] loading " << setup.model_path.string() << "\n";
-  T2_ASSIGN_OR_RETURN(std::unique_ptr<engine::Generator> generator, engine::Generator::Create(setup.generator));
-  // The registry checks experts against the base models it knows; a worker registers its own,
-  // and so does the trainer (the same name, targets and ranks: idempotent).
-  t2::v1::BaseModel base;
-  base.set_fingerprint(generator->base_fingerprint());
-  base.set_name(setup.model_name);
-  base.set_targets(setup.generator.svf->targets);
-  for (const auto& [matrix, rank] : generator->target_ranks()) (*base.mutable_target_ranks())[matrix] = rank;
-  T2_RETURN_IF_ERROR(Annotate(registry.RegisterBaseModel(base).status(), "registering the base model"));
+  T2_ASSIGN_OR_RETURN(std::unique_ptr<engine::Generator> generator, LoadAndRegister(setup, registry, log));
 
   T2_ASSIGN_OR_RETURN(train::TrainResult trained,
                       train::Train(*generator, setup.task, setup.train, [&log](const train::StepReport& r) { PrintStep(r, log); }));
   log << absl::StrFormat("[job] trained: best validation accuracy %.4f at step %d of %d (%s)\n",
                          trained.best_validation_accuracy, trained.best_step, trained.steps, trained.run_dir.string());
-
   T2_ASSIGN_OR_RETURN(std::string candidate_sha256, FileSha256(trained.expert));
-  JobResult result;
-  result.report = trained.run_dir / "report.json";
-  // A finished job is final: its report stands, nothing is published or moved again, unless
-  // the registry lost the version it published (a registry started afresh): then the decision
-  // recorded in gate.json is carried out again below.
-  if (auto done = ReadJsonFile(result.report); done.ok() && done->value("candidate_sha256", "") == candidate_sha256) {
-    const bool published = done->value("outcome", "") == "published";
-    bool still_there = !published;
-    if (published) {
-      T2_ASSIGN_OR_RETURN(std::vector<t2::v1::ExpertInfo> versions, registry.ListExperts(name, true));
-      for (const auto& v : versions) still_there = still_there || v.sha256() == done->value("sha256", "");
-    }
-    if (still_there) {
-      result.outcome = published ? JobOutcome::kPublished : JobOutcome::kKeptCurrent;
-      result.expert = done->value("expert", "");
-      log << "[job] this run finished before (" << result.report.string() << "): "
-          << (published ? "published " + result.expert : std::string("kept the current version")) << "\n";
-      return result;
-    }
-    log << "[job] the registry no longer holds " << done->value("expert", "") << ": publishing it again\n";
-  }
-  const std::filesystem::path gate_file = trained.run_dir / "gate.json";
-  T2_ASSIGN_OR_RETURN(std::optional<GateRecord> saved, ReadGateRecord(gate_file, candidate_sha256));
-  GateRecord record;
-  if (saved.has_value() && saved->publish) {
-    record = *std::move(saved);  // decided to publish before: finish that
-    log << "[job] gate: an earlier run of this job decided to publish; finishing\n";
-  } else {
-    Production production;
-    T2_ASSIGN_OR_RETURN(std::optional<t2::v1::Alias> alias_target, registry.GetAlias(alias));
-    if (alias_target.has_value()) production.expert = alias_target->target();
-    if (saved.has_value() && saved->current == production.Identity()) {
-      record = *std::move(saved);
-      log << "[job] gate: evaluations against " << production.Label() << " reused from " << gate_file.string() << "\n";
-    } else {
-      T2_ASSIGN_OR_RETURN(record, EvaluateForGate(setup, options, registry, *generator, trained, production,
-                                                  candidate_sha256, log));
-    }
-  }
+  const std::filesystem::path report_file = trained.run_dir / "report.json";
+  T2_ASSIGN_OR_RETURN(std::optional<JobResult> finished,
+                      FinishedBefore(registry, name, report_file, candidate_sha256, log));
+  if (finished.has_value()) return *std::move(finished);
+
+  T2_ASSIGN_OR_RETURN(GateRecord record,
+                      Judge(setup, options, registry, *generator, trained, alias, candidate_sha256, log));
   T2_ASSIGN_OR_RETURN(train::GateResult gate, train::Decide(record.candidate_correct, record.current_correct, options.gate));
   log << "[job] gate against " << record.current << ": " << gate.reason << "\n";
   record.publish = gate.publish;
-  T2_RETURN_IF_ERROR(WriteGateRecord(gate_file, record));
+  T2_RETURN_IF_ERROR(WriteGateRecord(trained.run_dir / "gate.json", record));
 
-  const train::TrainOptions& t = setup.train;
-  json metrics = {
-      {"task", setup.task.name},
-      {"dataset_hash", trained.dataset_hash},
-      {"base_model", setup.model_name},
-      {"base_fingerprint", generator->base_fingerprint()},
-      {"targets", setup.generator.svf->targets},
-      {"training", {{"steps", trained.steps}, {"best_step", trained.best_step},
-                    {"best_validation_accuracy", trained.best_validation_accuracy}, {"batch_size", t.batch_size},
-                    {"learning_rate", t.learning_rate}, {"max_grad_norm", t.max_grad_norm}, {"kl_coef", t.kl_coef},
-                    {"seed", t.seed}, {"temperature", t.temperature},
-                    {"reward_baseline", t.reward_baseline == train::TrainOptions::RewardBaseline::kNone ? "none" : "mean"},
-                    {"train_seconds", trained.train_seconds}}},
-      {"gate", {{"against", record.current}, {"n", gate.n}, {"candidate_accuracy", gate.candidate_accuracy},
-                {"current_accuracy", gate.current_accuracy}, {"candidate_only", gate.candidate_only},
-                {"current_only", gate.current_only}, {"p_value", gate.p_value}, {"test", "exact one-sided McNemar"},
-                {"min_gain", options.gate.min_gain}, {"max_p", options.gate.max_p}, {"publish", gate.publish}}}};
-
+  const json metrics = RunMetrics(setup, options, trained, generator->base_fingerprint(), record, gate);
+  JobResult result{.report = report_file};
   json report = metrics;
   report["candidate_sha256"] = candidate_sha256;
   if (gate.publish) {
