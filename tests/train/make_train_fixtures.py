@@ -92,6 +92,14 @@ def gradient_reference(model_dir: pathlib.Path, out: pathlib.Path, targets: str,
     for b, (prompt_len, completion_len, reward) in enumerate([(5, 4, 1.0), (9, 2, -1.0), (3, 6, -1.0)]):
         rollouts.append({"prompt": rng.integers(3, vocab, prompt_len).tolist(),
                          "completion": rng.integers(3, vocab, completion_len).tolist(), "reward": reward})
+    if kl_coef > 0:
+        # Two prompts of one micro-batch that begin alike (as a chat template's system prompt
+        # makes them): the engine computes such a beginning once for the batch.
+        shared = rng.integers(3, vocab, 5).tolist()
+        rollouts[0]["prompt"] = shared + rng.integers(3, vocab, 2).tolist()
+        rollouts[2]["prompt"] = shared + rng.integers(3, vocab, 1).tolist()
+        rollouts[2]["completion"] = rng.integers(3, vocab, 5).tolist()
+        rollouts[1]["completion"] = rng.integers(3, vocab, 4).tolist()  # the longest: alone
 
     def composed():
         weights = {}

@@ -16,6 +16,10 @@
 
 namespace t2::model {
 
+// A shared beginning shorter than this is computed per row: the prefix pass costs a launch of
+// every layer's kernels, which a few tokens do not pay for.
+constexpr int64_t kMinSharedPrefix = 4;
+
 struct LlamaModel::Layer {
   at::Tensor input_norm, post_norm;
   at::Tensor qkv, qkv_bias;  // [q + 2 kv, hidden], bias undefined unless attention_bias
@@ -345,9 +349,30 @@ absl::StatusOr<at::Tensor> LlamaModel::ForwardTrain(const at::Tensor& tokens, st
     for (int64_t t = scored_from[b]; t < lengths[b]; ++t) index.push_back(b * steps + t - 1);
   }
   T2_RETURN_IF_ERROR(ValidateWeightOverrides(weights));
+  // The beginning every row shares, up to the first position whose logits are needed.
+  int64_t shared = batch > 1 ? *std::min_element(scored_from.begin(), scored_from.end()) - 1 : 0;
+  const at::Tensor ids = tokens.contiguous();
+  const auto row = [&](int64_t b) { return ids.data_ptr<int64_t>() + b * steps; };
+  for (int64_t b = 1; b < batch && shared > 0; ++b) {
+    int64_t n = 0;
+    while (n < shared && row(b)[n] == row(0)[n]) ++n;
+    shared = n;
+  }
   try {
-    at::Tensor x = ForwardImpl(tokens, lengths, nullptr, nullptr, &weights);
-    at::Tensor h = x.reshape({batch * steps, x.size(2)}).index_select(0, at::tensor(index, at::kLong).to(x.device()));
+    at::Tensor x;
+    if (shared >= kMinSharedPrefix) {
+      SharedPrefix prefix;
+      prefix.length = shared;
+      const int64_t one[] = {shared};
+      ForwardImpl(ids.narrow(0, 0, 1).narrow(1, 0, shared), one, nullptr, nullptr, &weights, nullptr, &prefix);
+      std::vector<int64_t> rest(lengths.begin(), lengths.end());
+      for (int64_t& n : rest) n -= shared;
+      x = ForwardImpl(ids.narrow(1, shared, steps - shared), rest, nullptr, nullptr, &weights, &prefix);
+      for (int64_t& i : index) i -= (i / steps + 1) * shared;  // [b * T + t] -> [b * (T - P) + t - P]
+    } else {
+      x = ForwardImpl(tokens, lengths, nullptr, nullptr, &weights);
+    }
+    at::Tensor h = x.reshape({-1, x.size(2)}).index_select(0, at::tensor(index, at::kLong).to(x.device()));
     return at::linear(RmsNorm(h, norm_, config_.rms_norm_eps), lm_head_).to(at::kFloat);
   } catch (const c10::Error& e) {
     return absl::InternalError(absl::StrCat("forward (training): ", e.what_without_backtrace()));
@@ -388,7 +413,8 @@ absl::Status LlamaModel::ValidateAdapters(const RowAdapters& adapters, int64_t b
 }
 
 at::Tensor LlamaModel::ForwardImpl(const at::Tensor& tokens, std::span<const int64_t> new_lengths, KvCache* cache,
-                                   const RowAdapters* adapters, const std::map<std::string, at::Tensor>* weights) {
+                                   const RowAdapters* adapters, const std::map<std::string, at::Tensor>* weights,
+                                   const SharedPrefix* prefix, SharedPrefix* prefix_out) {
   const auto& c = config_;
   const int64_t batch = tokens.size(0), steps = tokens.size(1);
   const int64_t q_dim = c.num_attention_heads * c.head_dim;
@@ -398,7 +424,7 @@ at::Tensor LlamaModel::ForwardImpl(const at::Tensor& tokens, std::span<const int
   std::vector<int64_t> starts(batch);
   bool same_start = true;
   for (int64_t b = 0; b < batch; ++b) {
-    starts[b] = cache != nullptr ? cache->length(b) : 0;
+    starts[b] = cache != nullptr ? cache->length(b) : (prefix != nullptr ? prefix->length : 0);
     same_start = same_start && starts[b] == starts[0];
   }
   auto start_t = at::tensor(starts, at::kLong).to(device);
@@ -471,6 +497,14 @@ at::Tensor LlamaModel::ForwardImpl(const at::Tensor& tokens, std::span<const int
     k = k * cos + RotateHalf(k) * sin;
 
     at::Tensor keys_k = k, keys_v = v;  // without a cache: this call's tokens only
+    if (prefix_out != nullptr) {
+      prefix_out->k.push_back(k);
+      prefix_out->v.push_back(v);
+    }
+    if (prefix != nullptr) {  // the shared beginning's keys first, the same for every row
+      keys_k = at::cat({prefix->k[i].expand({batch, -1, -1, -1}), k}, 2);
+      keys_v = at::cat({prefix->v[i].expand({batch, -1, -1, -1}), v}, 2);
+    }
     if (cache != nullptr) {
       auto& kc = cache->k_[i];
       auto& vc = cache->v_[i];

@@ -131,6 +131,8 @@ class LlamaModel {
   // Returns [N, vocab] float32 logits on the model's device, only where a loss needs them:
   // for each row b and each t in [scored_from[b], lengths[b]), the logits that predict
   // token t (computed at position t - 1), row after row. 1 <= scored_from[b] <= lengths[b].
+  // Tokens that every row begins with (a chat template's system prompt) before the first
+  // scored position run once for the whole batch, not once per row: the result is the same.
   // Thread safety as Forward; the caller must not run it inside c10::InferenceMode.
   absl::StatusOr<at::Tensor> ForwardTrain(const at::Tensor& tokens, std::span<const int64_t> lengths,
                                           std::span<const int64_t> scored_from,
@@ -141,11 +143,20 @@ class LlamaModel {
  private:
   struct Layer;
   LlamaModel() = default;
-  // The decoder stack: hidden states [B, T, hidden] before the final norm. `cache` null:
-  // every row starts at position 0 and attends to this call's tokens only (training).
+  // Keys and values, one pair per layer ([1, kv_heads, P, head_dim], autograd recording), of
+  // a beginning that every row of a training batch shares: computed once for all rows.
+  struct SharedPrefix {
+    std::vector<at::Tensor> k, v;
+    int64_t length = 0;
+  };
+  // The decoder stack: hidden states [B, T, hidden] before the final norm. `cache` null: no
+  // KV cache (training); every row starts at position 0 and attends to this call's tokens,
+  // or, with `prefix`, starts at prefix->length and attends to the prefix's keys first.
+  // `prefix_out` (a batch of one) receives this call's keys and values for later calls.
   // `weights` (may be null) replace projection matrices by HF name.
   at::Tensor ForwardImpl(const at::Tensor& tokens, std::span<const int64_t> new_lengths, KvCache* cache,
-                         const RowAdapters* adapters, const std::map<std::string, at::Tensor>* weights);
+                         const RowAdapters* adapters, const std::map<std::string, at::Tensor>* weights,
+                         const SharedPrefix* prefix = nullptr, SharedPrefix* prefix_out = nullptr);
   absl::Status ValidateTokens(const at::Tensor& tokens, std::span<const int64_t> new_lengths, int64_t rows) const;
   absl::Status ValidateAdapters(const RowAdapters& adapters, int64_t batch) const;
   absl::Status ValidateWeightOverrides(const std::map<std::string, at::Tensor>& weights) const;
