@@ -16,7 +16,7 @@ registry=$(start registry "$B/services/registry/t2-registry" --root "$work/regis
 worker=$(start worker "$B/services/worker/t2-worker" --model "$MODEL" --device "$DEVICE" --registry "$registry" --max-batch-size 32); wait_serving "$worker"
 dispatcher=$(start dispatcher "$B/services/dispatcher/t2-dispatcher" --registry "$registry" --worker "$worker"); wait_serving "$dispatcher"
 published=()
-for task in math reasoning code cls; do
+for task in cls reasoning code math; do  # the routing expert first: the pipeline needs it most
   # The recipe of `t2 up --experts` (services/t2/up_command.cc).
   set +e
   "$B/services/trainer/t2-trainer" --registry "$registry" --model "$MODEL" --device "$DEVICE" --task "$task" \

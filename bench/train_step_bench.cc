@@ -4,7 +4,9 @@
 // train_step_reference.py can time the same step in PyTorch (run_train_step_bench.sh runs
 // both and prints them side by side).
 //
-//   train_step_bench MODEL TASK BATCH MICRO_BATCH MAX_NEW_TOKENS REPEATS OUT.json [THREADS]
+//   train_step_bench MODEL TASK BATCH MICRO_BATCH MAX_NEW_TOKENS REPEATS OUT.json [THREADS] [DEVICE] [DTYPE]
+// THREADS 0: the machine's; DEVICE cpu (default) or cuda; DTYPE auto (float32 on the CPU, bf16
+// on a GPU), float32, bfloat16 or float16.
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
@@ -36,7 +38,8 @@ int Fail(const absl::Status& s) {
 
 int main(int argc, char** argv) {
   if (argc < 8) {
-    std::cerr << "usage: train_step_bench MODEL TASK BATCH MICRO_BATCH MAX_NEW_TOKENS REPEATS OUT.json [THREADS]\n";
+    std::cerr << "usage: train_step_bench MODEL TASK BATCH MICRO_BATCH MAX_NEW_TOKENS REPEATS OUT.json [THREADS] "
+                 "[DEVICE] [DTYPE]\n";
     return 2;
   }
   auto model = t2::ResolveModelPath(argv[1]);
@@ -47,10 +50,11 @@ int main(int argc, char** argv) {
             repeats = std::atoi(argv[6]);
   const std::string out_path = argv[7];
   const int threads = argc > 8 ? std::atoi(argv[8]) : 0;
+  const std::string device = argc > 9 ? argv[9] : "cpu", dtype = argc > 10 ? argv[10] : "auto";
   task->max_new_tokens = max_new;
 
   auto generator = t2::engine::Generator::Create(
-      {.model = *model, .device = "cpu", .cpu_threads = threads, .svf = t2::engine::SvfOptions{}});
+      {.model = *model, .device = device, .dtype = dtype, .cpu_threads = threads, .svf = t2::engine::SvfOptions{}});
   if (!generator.ok()) return Fail(generator.status());
   t2::engine::Generator& g = **generator;
   std::vector<std::vector<int32_t>> prompts;
@@ -68,6 +72,7 @@ int main(int argc, char** argv) {
   if (!policy.ok()) return Fail(policy.status());
 
   nlohmann::json result = {{"model", model->string()}, {"task", argv[2]}, {"batch", batch},
+                           {"device", g.device_name()}, {"dtype", g.dtype_name()},
                            {"micro_batch", micro},       {"max_new_tokens", max_new}, {"prompts", prompts},
                            {"steps", nlohmann::json::array()}};
   std::cout << absl::StrFormat("%-6s %9s %9s %9s %9s %9s %9s %8s\n", "step", "rollout", "compose", "forward",

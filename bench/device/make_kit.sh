@@ -51,7 +51,8 @@ TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0} cmake -S . -B "$BUILD" -G Ninj
   -DCMAKE_EXE_LINKER_FLAGS="-Wl,--push-state,--no-as-needed -lstdc++ -Wl,--pop-state" > "$tmp/configure.log" 2>&1 \
   || { cat "$tmp/configure.log"; exit 1; }
 binaries=(services/registry/t2-registry services/worker/t2-worker services/dispatcher/t2-dispatcher services/t2/t2
-          bench/stack_bench bench/generate_bench tests/svf/svf_compose_test tests/svf/svf_decomposition_test)
+          bench/stack_bench bench/generate_bench bench/train_step_bench tests/svf/svf_compose_test
+          tests/svf/svf_decomposition_test)
 targets=()
 for b in "${binaries[@]}"; do targets+=("$(basename "$b")"); done
 cmake --build "$BUILD" -j "${T2_JOBS:-$(nproc)}" --target "${targets[@]}"

@@ -8,13 +8,17 @@
 #   4. the same greedy answer on the GPU as on the CPU (float32), through t2 generate;
 #   5. decode throughput on the GPU at batch 1 and 8 (bench/generate_bench);
 #   6. the stack benchmark on the GPU (bench/run_stack_bench.sh): services overhead, first
-#      pass share, and CEM Adapt with batched against one-candidate-at-a-time evaluation.
+#      pass share, and CEM Adapt with batched against one-candidate-at-a-time evaluation;
+#   train (only when T2_KIT_STEPS names it: it needs a call of its own): one SVF training step
+#      in t2 and in PyTorch (bench/run_train_step_bench.sh) on a random model with Llama-3-8B
+#      shapes (TRAIN_LAYERS of its 32 layers, default 8), bf16.
 # Each step's output goes to $OUT/<step>.log (at most 8 files come back from the device
 # tool), and a summary with each step's exit code to $OUT/summary.txt.
 #   bench/device/run_kit.sh [build-device/kit.tar.xz]
 # T2_DEVICE=cpu runs the same steps on a machine without a GPU (a dry run of the kit; step 3
 # then reports the skips as a failure). T2_TORCH_SITE: the site-packages folder holding
 # torch/ and nvidia/ (default: python3's). REQUESTS: stack benchmark requests (default 16).
+# T2_KIT_STEPS: the steps to run, by name (default "env model gpu_tests answer decode stack").
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 TARBALL=${1:-build-device/kit.tar.xz}
@@ -77,16 +81,29 @@ same_answer() {
   echo "$DEVICE: $(cat "$scratch/device.txt")"
   cmp -s "$scratch/cpu.txt" "$scratch/device.txt" && echo "same greedy answer" || { echo "answers differ"; return 1; }
 }
+train_step() {
+  # Python's torch finds its own libraries; LD_LIBRARY_PATH is for the kit's binaries.
+  printf '#!/bin/sh\nexec env -u LD_LIBRARY_PATH %s "$@"\n' "$PY" > "$scratch/python"
+  chmod +x "$scratch/python"
+  "$scratch/python" bench/device/random_model.py --like "$KIT/model" --out "$scratch/model-8b" \
+    --shape llama3-8b --layers "${TRAIN_LAYERS:-8}" || return 1
+  T2_BUILD_DIR="$KIT" T2_MODEL="$scratch/model-8b" T2_DEVICE="$DEVICE" T2_PYTHON="$scratch/python" \
+    bench/run_train_step_bench.sh math 16 4 96 3
+}
 export KIT MODEL DEVICE PY scratch
-export -f env_check gpu_tests same_answer
+export -f env_check gpu_tests same_answer train_step
 
-step env 60 env_check
-# Python's torch finds its own libraries; LD_LIBRARY_PATH is for the kit's binaries.
-step model 300 env -u LD_LIBRARY_PATH "$PY" bench/device/random_model.py --like "$KIT/model" --out "$MODEL" || exit 1
-step gpu_tests 600 gpu_tests
-step answer 600 same_answer
-step decode 600 "$KIT/bench/generate_bench" "$MODEL" 64 0 "$DEVICE"
-step stack 1200 env T2_BUILD_DIR="$KIT" T2_MODEL="$MODEL" T2_DEVICE="$DEVICE" bench/run_stack_bench.sh "${REQUESTS:-16}" 128
+steps=" ${T2_KIT_STEPS:-env model gpu_tests answer decode stack} "
+want() { [[ "$steps" == *" $1 "* ]]; }
+want env && step env 60 env_check
+if want model; then
+  step model 300 env -u LD_LIBRARY_PATH "$PY" bench/device/random_model.py --like "$KIT/model" --out "$MODEL" || exit 1
+fi
+want gpu_tests && step gpu_tests 600 gpu_tests
+want answer && step answer 600 same_answer
+want decode && step decode 600 "$KIT/bench/generate_bench" "$MODEL" 64 0 "$DEVICE"
+want stack && step stack 1200 env T2_BUILD_DIR="$KIT" T2_MODEL="$MODEL" T2_DEVICE="$DEVICE" bench/run_stack_bench.sh "${REQUESTS:-16}" 128
+want train && step train 580 train_step
 echo "== summary ($OUT)"
 cat "$summary"
 ! grep -v "rc=0 " "$summary" > /dev/null

@@ -22,6 +22,12 @@ double Since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
+// A GPU runs kernels after the call that queued them returns: wait for the stream (reading one
+// value does) so that each phase's time in the report is its own. Nothing to wait for on a CPU.
+void WaitForDevice(const at::Tensor& t) {
+  if (t.defined() && t.is_cuda()) (void)t.sum().item<double>();
+}
+
 absl::Status TorchError(std::string_view what, const c10::Error& e) {
   return absl::InternalError(absl::StrCat(AsAbsl(what), ": ", e.what_without_backtrace()));
 }
@@ -147,6 +153,7 @@ absl::StatusOr<GradientReport> SvfPolicy::ComputeGradients(model::LlamaModel& mo
       leaves.push_back(leaf);
       weights[name] = leaf;
     }
+    WaitForDevice(leaves.back());
     report.compose_s = Since(start);
 
     const double batch = static_cast<double>(rollouts.size());
@@ -186,6 +193,7 @@ absl::StatusOr<GradientReport> SvfPolicy::ComputeGradients(model::LlamaModel& mo
       report.forward_s += Since(start);
       start = std::chrono::steady_clock::now();
       loss.backward();
+      WaitForDevice(leaves.front().grad());
       report.backward_s += Since(start);
     }
     start = std::chrono::steady_clock::now();
@@ -194,6 +202,7 @@ absl::StatusOr<GradientReport> SvfPolicy::ComputeGradients(model::LlamaModel& mo
       grads.push_back(leaf.grad().defined() ? leaf.grad() : at::zeros_like(leaf));
     }
     torch::autograd::backward(composed, grads);
+    WaitForDevice(p_.begin()->second.grad());
     report.backward_s += Since(start);
     report.kl = kl_sum / batch;
   } catch (const c10::Error& e) {
