@@ -8,6 +8,7 @@ find_package(nlohmann_json CONFIG REQUIRED)
 find_package(Protobuf REQUIRED)
 find_package(gRPC CONFIG REQUIRED)
 find_package(SQLite3 REQUIRED)
+find_package(prometheus-cpp CONFIG REQUIRED)
 # Torch's CUDA config otherwise compiles and runs a probe program to detect the local GPU's
 # architecture, which fails with CMake 3.25 + nvcc 13 and means nothing on a GPU-less build
 # machine. Hopper (9.0) and Ampere (8.0) cover the GPUs t2 targets; override via the env.
@@ -48,3 +49,9 @@ if(NOT T2_PYTHON)
   find_program(T2_PYTHON_FOUND NAMES python3)
   set(T2_PYTHON ${T2_PYTHON_FOUND})
 endif()
+
+# An HTTP client for tests that read /metrics and Prometheus's API. Debian's cpp-httplib is a
+# compiled library whose class layout depends on the features it was built with: its
+# pkg-config file carries the matching defines.
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(CPP_HTTPLIB REQUIRED IMPORTED_TARGET cpp-httplib)

@@ -14,6 +14,7 @@
 #include "t2/common/flags.h"
 #include "t2/common/log.h"
 #include "t2/common/status.h"
+#include "t2/metrics/service_metrics.h"
 #include "t2/rpc/server.h"
 #include "worker_pool.h"
 
@@ -36,6 +37,7 @@ struct Config {
   std::string registry;
   std::vector<std::string> workers;
   std::string port_file;
+  std::string metrics_listen, metrics_port_file;
   int first_pass_max_tokens = 32;
   bool cem_sequential = false;
   int shutdown_grace_seconds = 10;
@@ -43,8 +45,8 @@ struct Config {
 
 absl::StatusOr<Config> ParseConfig(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
-  t2::FlagSpec spec{.value_flags = {"listen", "registry", "worker", "port-file",
-                                    "first-pass-max-tokens", "shutdown-grace-seconds"},
+  t2::FlagSpec spec{.value_flags = {"listen", "registry", "worker", "port-file", "metrics-listen",
+                                    "metrics-port-file", "first-pass-max-tokens", "shutdown-grace-seconds"},
                     .bool_flags = {"cem-sequential", "help"}};
   T2_ASSIGN_OR_RETURN(t2::Flags flags, t2::Flags::Parse(args, spec));
   if (flags.Has("help")) return absl::CancelledError("help");
@@ -63,6 +65,8 @@ absl::StatusOr<Config> ParseConfig(int argc, char** argv) {
     if (w.empty()) return absl::InvalidArgumentError("--worker must not be empty");
   }
   c.port_file = flags.Get("port-file", "");
+  c.metrics_listen = flags.Get("metrics-listen", "");
+  c.metrics_port_file = flags.Get("metrics-port-file", "");
   T2_ASSIGN_OR_RETURN(int64_t max_tokens, flags.GetInt("first-pass-max-tokens", 32));
   if (max_tokens < 1 || max_tokens > 4096) {
     return absl::InvalidArgumentError("--first-pass-max-tokens must be in [1, 4096]");
@@ -84,13 +88,19 @@ int main(int argc, char** argv) {
   if (!config.ok()) {
     if (absl::IsCancelled(config.status())) {
       std::fputs(kUsage, stdout);
+      std::fputs(t2::metrics::kMetricsFlagsUsage, stdout);
       return 0;
     }
-    std::fprintf(stderr, "t2-dispatcher: %s\n\n%s", std::string(config.status().message()).c_str(),
-                 kUsage);
+    std::fprintf(stderr, "t2-dispatcher: %s\n\n%s%s", std::string(config.status().message()).c_str(),
+                 kUsage, t2::metrics::kMetricsFlagsUsage);
     return 2;
   }
 
+  auto metrics = t2::metrics::StartServiceMetrics(config->metrics_listen, config->metrics_port_file);
+  if (!metrics.ok()) {
+    t2::LogError(absl::StrCat("t2-dispatcher: ", metrics.status().message()));
+    return 1;
+  }
   using namespace t2::dispatcher;
   grpc::ChannelArguments registry_args;
   registry_args.SetMaxReceiveMessageSize(-1);
@@ -105,7 +115,10 @@ int main(int argc, char** argv) {
 
   absl::StatusOr<t2::rpc::RunningServer> server =
       t2::rpc::StartServer(
-          {.address = config->listen, .health_services = {t2::v1::Dispatcher::service_full_name()}}, {&service});
+          {.address = config->listen,
+           .health_services = {t2::v1::Dispatcher::service_full_name()},
+           .metrics = metrics->registry.get()},
+          {&service});
   if (!server.ok()) {
     t2::LogError(absl::StrCat("t2-dispatcher: ", server.status().message()));
     return 1;

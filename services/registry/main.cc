@@ -9,6 +9,7 @@
 #include "registry_service.h"
 #include "t2/common/flags.h"
 #include "t2/common/log.h"
+#include "t2/metrics/service_metrics.h"
 #include "t2/rpc/server.h"
 #include "t2/store/expert_store.h"
 
@@ -39,12 +40,13 @@ int main(int argc, char** argv) {
   // only by WaitForShutdownSignal.
   t2::rpc::BlockShutdownSignals();
 
-  const t2::FlagSpec spec{.value_flags = {"root", "listen", "port-file", "max-message-bytes"},
+  const t2::FlagSpec spec{.value_flags = {"root", "listen", "port-file", "max-message-bytes", "metrics-listen",
+                                          "metrics-port-file"},
                           .bool_flags = {"help"}};
   auto flags = t2::Flags::Parse(std::vector<std::string>(argv + 1, argv + argc), spec);
   if (!flags.ok()) return Usage(std::string(flags.status().message()));
   if (flags->Has("help")) {
-    std::cout << kUsage;
+    std::cout << kUsage << t2::metrics::kMetricsFlagsUsage;
     return 0;
   }
   if (!flags->positional().empty()) return Usage("unexpected argument " + flags->positional()[0]);
@@ -61,10 +63,16 @@ int main(int argc, char** argv) {
     t2::LogError(absl::StrCat("t2-registry: ", store.status().message()));
     return 1;
   }
+  auto metrics = t2::metrics::StartServiceMetrics(flags->Get("metrics-listen", ""), flags->Get("metrics-port-file", ""));
+  if (!metrics.ok()) {
+    t2::LogError(absl::StrCat("t2-registry: ", metrics.status().message()));
+    return 1;
+  }
   t2::registry::RegistryService service(store->get());
   auto server = t2::rpc::StartServer({.address = flags->Get("listen", "127.0.0.1:50051"),
                                       .max_receive_message_bytes = *max_message,
-                                      .health_services = {t2::v1::Registry::service_full_name()}},
+                                      .health_services = {t2::v1::Registry::service_full_name()},
+                                      .metrics = metrics->registry.get()},
                                      {&service});
   if (!server.ok()) {
     t2::LogError(absl::StrCat("t2-registry: ", server.status().message()));

@@ -74,6 +74,7 @@ struct Service {
   std::string name;
   ChildProcess process;
   std::string address;
+  std::string metrics;  // HOST:PORT of its /metrics endpoint
   std::filesystem::path log;
 };
 
@@ -85,7 +86,11 @@ bool Launch(Service& s, const std::string& binary, std::vector<std::string> args
   s.log = run_dir / (s.name + ".log");
   std::vector<std::string> argv = {binary};
   argv.insert(argv.end(), args.begin(), args.end());
-  argv.insert(argv.end(), {"--listen", absl::StrCat(host, ":", port), "--port-file", port_file.string()});
+  // Metrics on a free port of the same host, each service's own (t2 up prints them).
+  const auto metrics_file = run_dir / (s.name + ".metrics.port");
+  std::filesystem::remove(metrics_file);
+  argv.insert(argv.end(), {"--listen", absl::StrCat(host, ":", port), "--port-file", port_file.string(),
+                           "--metrics-listen", absl::StrCat(host, ":0"), "--metrics-port-file", metrics_file.string()});
   std::cerr << "[t2 up] starting " << s.name << " (log: " << s.log.string() << ")\n";
   if (!s.process.Start(argv, s.log)) {
     std::cerr << "[t2 up] cannot start " << binary << "\n";
@@ -94,7 +99,10 @@ bool Launch(Service& s, const std::string& binary, std::vector<std::string> args
   s.address = WaitForFile(port_file, s.process, timeout);
   auto deadline = std::chrono::steady_clock::now() + timeout;
   while (!s.address.empty() && s.process.running() && std::chrono::steady_clock::now() < deadline) {
-    if (Serving(s.address)) return true;
+    if (Serving(s.address)) {  // the metrics endpoint starts before the gRPC server
+      s.metrics = WaitForFile(metrics_file, s.process, std::chrono::seconds(5));
+      return true;
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   std::cerr << "[t2 up] " << s.name << " did not become ready; its log ends with:\n" << Tail(s.log) << "\n";
@@ -242,6 +250,8 @@ int RunUp(const std::vector<std::string>& args) {
             << "  registry    " << registry.address << "   (t2.v1.Registry, experts in " << (dir / "registry").string()
             << ")\n"
             << "  worker      " << worker.address << "   (t2.v1.Worker)\n"
+            << "  metrics     registry http://" << registry.metrics << "/metrics, worker http://" << worker.metrics
+            << "/metrics, dispatcher http://" << dispatcher.metrics << "/metrics\n"
             << "  logs        " << run_dir.string() << "\n"
             << std::flush;
 

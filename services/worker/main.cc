@@ -13,6 +13,7 @@
 #include "t2/common/env.h"
 #include "t2/common/flags.h"
 #include "t2/common/log.h"
+#include "t2/metrics/service_metrics.h"
 #include "t2/rpc/server.h"
 #include "t2/rpc/status.h"
 #include "t2/v1/registry.grpc.pb.h"
@@ -79,17 +80,18 @@ void RegisterBaseModel(const std::shared_ptr<grpc::Channel>& channel, const t2::
 int main(int argc, char** argv) {
   t2::rpc::BlockShutdownSignals();
   std::vector<std::string> args(argv + 1, argv + argc);
-  t2::FlagSpec spec{.value_flags = {"model", "listen", "port-file", "registry", "device", "dtype", "threads",
+  t2::FlagSpec spec{.value_flags = {"model", "listen", "port-file", "metrics-listen", "metrics-port-file",
+                                    "registry", "device", "dtype", "threads",
                                     "max-batch-size", "max-queue", "max-context", "prefix-cache-mb", "svf-targets",
                                     "svf-mode", "svf-cache-dir", "expert-dir", "max-loaded-experts", "drain-seconds"},
                     .bool_flags = {"help"}};
   auto flags = t2::Flags::Parse(args, spec);
   if (!flags.ok()) {
-    std::cerr << "t2-worker: " << flags.status().message() << "\n" << kUsage;
+    std::cerr << "t2-worker: " << flags.status().message() << "\n" << kUsage << t2::metrics::kMetricsFlagsUsage;
     return 2;
   }
   if (flags->Has("help")) {
-    std::cout << kUsage;
+    std::cout << kUsage << t2::metrics::kMetricsFlagsUsage;
     return 0;
   }
   auto model_path = t2::ResolveModelPath(flags->Get("model", "default"));
@@ -128,10 +130,13 @@ int main(int argc, char** argv) {
   if (auto s = options.Validate(); !s.ok()) return Fail(s);
 
   // Listen before loading: health answers NOT_SERVING and calls UNAVAILABLE meanwhile.
+  auto metrics = t2::metrics::StartServiceMetrics(flags->Get("metrics-listen", ""), flags->Get("metrics-port-file", ""));
+  if (!metrics.ok()) return Fail(metrics.status());
   t2::worker::WorkerService service;
-  auto server = t2::rpc::StartServer(
-      {.address = flags->Get("listen", "127.0.0.1:50053"), .health_services = {t2::v1::Worker::service_full_name()}},
-      {&service});
+  auto server = t2::rpc::StartServer({.address = flags->Get("listen", "127.0.0.1:50053"),
+                                      .health_services = {t2::v1::Worker::service_full_name()},
+                                      .metrics = metrics->registry.get()},
+                                     {&service});
   if (!server.ok()) return Fail(server.status());
   if (flags->Has("port-file")) {
     auto s = t2::rpc::WriteFileAtomically(flags->Get("port-file", ""), server->address + "\n");

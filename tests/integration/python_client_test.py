@@ -1,7 +1,10 @@
 """A client in another language: Python grpcio stubs generated from proto/ at test time call
-the registry and the dispatcher of a stack started with `t2 up` (every port ephemeral).
+the registry and the dispatcher of a stack started with `t2 up` (every port ephemeral), while a
+real Prometheus scrapes the three services' /metrics; afterwards its HTTP API must show the
+calls the client made, every family of the README's metrics table must have samples, and
+promtool must find each endpoint's text clean.
 
-usage: python_client_test.py --t2 PATH_TO_t2 --proto-dir DIR [--model PATH]
+usage: python_client_test.py --t2 PATH_TO_t2 --proto-dir DIR --readme README.md [--model PATH]
 Exits non-zero (with the stack's logs) on the first failed check.
 """
 import argparse
@@ -17,11 +20,19 @@ import tempfile
 import threading
 import time
 
+from prometheus_server import PrometheusServer, promtool_check_metrics, scrape
+
+
+def readme_metric_families(readme: str) -> list:
+    """The metric names of the README's metrics table (rows "| `name` | type | ...")."""
+    return re.findall(r"^\| `([a-z_:]+)` \| (?:counter|gauge|histogram|summary) \|", open(readme).read(), re.M)
+
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--t2", required=True)
     ap.add_argument("--proto-dir", required=True)
+    ap.add_argument("--readme", required=True)
     ap.add_argument("--model", default="default")
     args = ap.parse_args()
 
@@ -52,10 +63,11 @@ def main():
     lines = queue.Queue()
     # A thread reads t2 up's output, so waiting for a line can time out.
     threading.Thread(target=lambda: [lines.put(l) for l in up.stdout], daemon=True).start()
-    addresses = {}
+    addresses, metrics = {}, {}
+    prometheus = None
     try:
         deadline = time.time() + 600
-        while "dispatcher" not in addresses or "registry" not in addresses:
+        while len(addresses) < 3 or len(metrics) < 3:
             assert time.time() < deadline and up.poll() is None, "t2 up did not start:\n" + "".join(output)
             try:
                 line = lines.get(timeout=1.0)
@@ -65,7 +77,10 @@ def main():
             m = re.match(r"\s+(dispatcher|registry|worker)\s+(\S+:\d+)", line)
             if m:
                 addresses[m.group(1)] = m.group(2)
-        print("stack:", addresses, flush=True)
+            metrics.update(re.findall(r"(dispatcher|registry|worker) http://(\S+)/metrics", line))
+        print("stack:", addresses, "metrics:", metrics, flush=True)
+        prometheus = PrometheusServer(work, {f"t2-{name}": [address] for name, address in metrics.items()}).__enter__()
+        prometheus.wait_for(lambda: len([r for r in prometheus.query("up == 1")]) == 3, "all three services scraped")
 
         registry = registry_grpc.RegistryStub(grpc.insecure_channel(addresses["registry"]))
         dispatcher = dispatcher_grpc.DispatcherStub(grpc.insecure_channel(addresses["dispatcher"]))
@@ -117,6 +132,28 @@ def main():
         except grpc.RpcError as e:
             assert e.code() == grpc.StatusCode.NOT_FOUND, (e.code(), e.details())
             assert "no-such-expert" in e.details(), e.details()
+
+        # What Prometheus saw of it, as a dashboard asks.
+        def handled(job, method, code):
+            r = prometheus.query(f'sum(grpc_server_handled_total{{job="{job}",grpc_method="{method}",grpc_code="{code}"}})')
+            return float(r[0]["value"][1]) if r else 0.0
+        expected = [("t2-dispatcher", "Generate", "OK", 2), ("t2-dispatcher", "GenerateStream", "OK", 1),
+                    ("t2-dispatcher", "Generate", "NotFound", 1), ("t2-registry", "PublishExpert", "OK", 1),
+                    ("t2-registry", "SetAlias", "OK", 1)]
+        prometheus.wait_for(lambda: all(handled(*e[:3]) >= e[3] for e in expected),
+                            f"calls counted: {expected}", timeout=30)
+        worker_calls = prometheus.query('sum by (grpc_method) (grpc_server_handled_total{job="t2-worker",'
+                                        'grpc_service="t2.v1.Worker",grpc_code="OK"})')
+        assert worker_calls, "no worker call counted"
+        families = readme_metric_families(args.readme)
+        assert families, "the README has no metrics table"
+        for family in families:
+            found = prometheus.query(f'count({{__name__=~"{family}(_bucket|_count|_sum)?"}})')
+            assert found and float(found[0]["value"][1]) > 0, f"README family {family}: no samples in Prometheus"
+        for name, address in metrics.items():
+            problems = promtool_check_metrics(scrape(address))
+            assert not problems, f"promtool check metrics, {name}: {problems}"
+        print("prometheus: families", families, "have samples; worker calls", worker_calls, flush=True)
     except BaseException:
         print("".join(output))
         for name in ("registry", "worker", "dispatcher"):
@@ -124,7 +161,11 @@ def main():
             if os.path.exists(log):
                 print(f"--- {name}.log\n" + open(log).read()[-4000:])
         up.kill()
+        if prometheus is not None:
+            prometheus.__exit__(None, None, None)
+            print("--- prometheus.log\n" + open(prometheus.log).read()[-3000:])
         raise
+    prometheus.__exit__(None, None, None)
     # Ctrl-C stops the whole stack cleanly.
     up.send_signal(signal.SIGINT)
     rc = up.wait(timeout=120)

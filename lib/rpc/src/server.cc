@@ -8,6 +8,7 @@
 #include <grpcpp/health_check_service_interface.h>
 
 #include "absl/strings/str_cat.h"
+#include "t2/rpc/server_metrics.h"
 
 namespace t2::rpc {
 
@@ -25,6 +26,11 @@ absl::StatusOr<RunningServer> StartServer(const ServerOptions& options,
   builder.AddListeningPort(options.address, grpc::InsecureServerCredentials(), &running.port);
   builder.SetMaxReceiveMessageSize(static_cast<int>(options.max_receive_message_bytes));
   for (grpc::Service* service : services) builder.RegisterService(service);
+  if (options.metrics != nullptr) {
+    std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+    interceptors.push_back(MakeServerMetricsInterceptor(*options.metrics, options.health_services));
+    builder.experimental().SetInterceptorCreators(std::move(interceptors));
+  }
   running.server = builder.BuildAndStart();
   if (running.server == nullptr || running.port == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", options.address));

@@ -12,6 +12,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "absl/status/statusor.h"
+#include "prometheus/registry.h"
 
 namespace t2::rpc {
 
@@ -21,6 +22,9 @@ struct ServerOptions {
   // grpc.health.v1 entries besides the server's own "" one, so that a probe may ask for a
   // service by its full name (t2.v1.Worker): the services' service_full_name()s.
   std::vector<std::string> health_services;
+  // When set, every call is counted and timed there (server_metrics.h), per method of the
+  // health_services and grpc.health.v1. Must outlive the server.
+  prometheus::Registry* metrics = nullptr;
 };
 
 struct RunningServer {
