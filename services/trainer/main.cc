@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "job.h"
+#include "job_metrics.h"
 #include "t2/common/flags.h"
 #include "t2/common/status.h"
 #include "train_setup.h"
@@ -24,6 +25,10 @@ job:
   --max-p X                    largest one-sided McNemar p-value to publish (default 0.05)
   --test-size N                test examples the gate uses (default 0: the whole split)
   --report FILE                also write the JSON report here
+  --pushgateway HOST:PORT      push the run's result to this Prometheus Pushgateway when it
+                               ends (job="t2-trainer", task=...): last run and success times,
+                               failed or not, published or not, reward, validation and test
+                               accuracy; a push that fails is logged, the exit status stays
 )";
 
 }  // namespace
@@ -31,7 +36,8 @@ job:
 int main(int argc, char** argv) {
   using namespace t2::trainer;
   std::vector<std::string> args(argv + 1, argv + argc);
-  t2::FlagSpec spec{.value_flags = {"registry", "expert-name", "alias", "min-gain", "max-p", "test-size", "report"},
+  t2::FlagSpec spec{.value_flags = {"registry", "expert-name", "alias", "min-gain", "max-p", "test-size", "report",
+                                    "pushgateway"},
                     .bool_flags = {"no-alias", "help"}};
   AddTrainFlags(spec);
   auto flags = t2::Flags::Parse(args, spec);
@@ -74,6 +80,10 @@ int main(int argc, char** argv) {
   options.test_size = static_cast<int32_t>(*test_size);
 
   auto result = RunJob(*setup, options, std::cerr);
+  if (flags->Has("pushgateway")) {
+    absl::Status pushed = PushJobMetrics(flags->Get("pushgateway", ""), setup->task.name, result);
+    if (!pushed.ok()) std::cerr << "t2-trainer: metrics not pushed: " << pushed.message() << "\n";
+  }
   if (!result.ok()) {
     std::cerr << "t2-trainer: failed: " << absl::StatusCodeToString(result.status().code()) << ": "
               << result.status().message() << "\n";

@@ -8,16 +8,24 @@
 //   - killed right after the registry accepted the version and run again: one version, alias
 //     moved, exit 0; a finished job run again changes nothing;
 //   - the registry unreachable: exit 1 at once.
+// Each run pushes its result to a real Pushgateway, read back as Prometheus would scrape it.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <httplib.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "integration/service_process.h"
 #include "nlohmann/json.hpp"
 #include "t2/engine/generator.h"
@@ -32,6 +40,61 @@ namespace {
 
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
+
+// A port free now (the Pushgateway cannot listen on port 0 and say which it got).
+int FreePort() {
+  const int s = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t n = sizeof a;
+  const bool ok = bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+                  getsockname(s, reinterpret_cast<sockaddr*>(&a), &n) == 0;
+  close(s);
+  return ok ? ntohs(a.sin_port) : 0;
+}
+
+// A Prometheus Pushgateway (Debian's prometheus-pushgateway) on loopback.
+class Pushgateway {
+ public:
+  explicit Pushgateway(const fs::path& dir) : port_(FreePort()) {
+    started_ = process_.Start({testing::BinaryFromEnv("T2_PUSHGATEWAY"),
+                               absl::StrCat("--web.listen-address=127.0.0.1:", port_)},
+                              dir / "pushgateway.log");
+    for (int i = 0; started_ && i < 300 && !ready_; ++i) {  // at most 30 s
+      auto r = Client().Get("/-/ready");
+      ready_ = r && r->status == 200;
+      if (!ready_) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }
+  bool ready() const { return ready_; }
+  std::string address() const { return absl::StrCat("127.0.0.1:", port_); }
+
+  // The value of the trainer's series `name` (extra labels sorted, e.g. model="current", first)
+  // for task "echo"; -1 when there is none.
+  double Sample(const std::string& name, const std::string& extra_labels = "") {
+    auto r = Client().Get("/metrics");
+    if (!r || r->status != 200) return -1;
+    const std::string series =
+        absl::StrCat(name, "{instance=\"\",job=\"t2-trainer\",", extra_labels, "task=\"echo\"} ");
+    for (const std::string& line : std::vector<std::string>(absl::StrSplit(r->body, '\n'))) {
+      double v = -1;
+      if (line.rfind(series, 0) == 0 && absl::SimpleAtod(line.substr(series.size()), &v)) return v;
+    }
+    return -1;
+  }
+
+ private:
+  httplib::Client Client() const {
+    httplib::Client c("127.0.0.1", port_);
+    c.set_connection_timeout(2);
+    c.set_read_timeout(5);
+    return c;
+  }
+  int port_;
+  ChildProcess process_;
+  bool started_ = false, ready_ = false;
+};
 
 struct Exit {
   int code = -1;  // -SIGNAL when killed
@@ -75,7 +138,8 @@ class TrainerJobTest : public ::testing::Test {
     ASSERT_EQ(written, 40);
   }
 
-  static Exit RunJob(const fs::path& work, const std::string& registry, const std::string& crash_at = "") {
+  static Exit RunJob(const fs::path& work, const std::string& registry, const std::string& crash_at = "",
+                     const std::string& pushgateway = "") {
     if (!crash_at.empty()) setenv("T2_TRAINER_CRASH_AT", crash_at.c_str(), 1);
     ChildProcess child;
     const fs::path log = work.string() + ".log";
@@ -83,7 +147,7 @@ class TrainerJobTest : public ::testing::Test {
         {testing::BinaryFromEnv("T2_TRAINER_BINARY"), "--registry", registry, "--model", model_.string(), "--data",
          (dir_ / "echo.jsonl").string(), "--verifier", "exact", "--max-new-tokens", "6", "--validation-fraction",
          "0.2", "--test-fraction", "0.4", "--work-dir", work.string(), "--steps", "2", "--batch-size", "4",
-         "--eval-every", "2", "--threads", "1"},
+         "--eval-every", "2", "--threads", "1", "--pushgateway", pushgateway.empty() ? "127.0.0.1:1" : pushgateway},
         log);
     unsetenv("T2_TRAINER_CRASH_AT");
     EXPECT_TRUE(started);
@@ -112,13 +176,27 @@ class TrainerJobTest : public ::testing::Test {
 };
 
 TEST_F(TrainerJobTest, KeepsTheBaseModelPublishesABetterExpertOnceAndFailsWithoutARegistry) {
+  Pushgateway gateway(dir_);
+  ASSERT_TRUE(gateway.ready()) << Tail(dir_ / "pushgateway.log");
+
   // 1. No alias: the candidate is judged against the base model, which it does not beat.
-  Exit kept = RunJob(dir_ / "kept", registry_->address);
+  Exit kept = RunJob(dir_ / "kept", registry_->address, "", gateway.address());
   ASSERT_EQ(kept.code, 3) << kept.log;
   EXPECT_THAT(kept.log, HasSubstr("gate against base"));
   EXPECT_THAT(kept.log, HasSubstr("gain too small"));
   EXPECT_TRUE(Versions().empty());
-  EXPECT_EQ(Report(dir_ / "kept")["outcome"], "kept_current");
+  const nlohmann::json kept_report = Report(dir_ / "kept");
+  EXPECT_EQ(kept_report["outcome"], "kept_current");
+  // What the run pushed: a success that published nothing, with the gate's accuracies.
+  EXPECT_EQ(gateway.Sample("t2_trainer_last_run_failed"), 0);
+  EXPECT_GT(gateway.Sample("t2_trainer_last_success_timestamp_seconds"), 1.7e9);
+  EXPECT_EQ(gateway.Sample("t2_trainer_published"), 0);
+  EXPECT_DOUBLE_EQ(gateway.Sample("t2_trainer_test_accuracy", "model=\"candidate\","),
+                   kept_report["gate"]["candidate_accuracy"].get<double>());
+  EXPECT_DOUBLE_EQ(gateway.Sample("t2_trainer_test_accuracy", "model=\"current\","),
+                   kept_report["gate"]["current_accuracy"].get<double>());
+  EXPECT_GE(gateway.Sample("t2_trainer_validation_accuracy"), 0);
+  EXPECT_GE(gateway.Sample("t2_trainer_reward_mean"), -1);
 
   // 2. The alias on a harmful expert: echo-svf@1 scales every MLP matrix by 0.05.
   const fs::path harmful = dir_ / "harmful.safetensors";
@@ -141,8 +219,10 @@ TEST_F(TrainerJobTest, KeepsTheBaseModelPublishesABetterExpertOnceAndFailsWithou
   EXPECT_EQ((*alias)->target().version(), 1);
 
   // Run again: the evaluations and the decision are reused, the version found, the alias moved.
-  Exit published = RunJob(dir_ / "better", registry_->address);
+  Exit published = RunJob(dir_ / "better", registry_->address, "", gateway.address());
   ASSERT_EQ(published.code, 0) << published.log;
+  EXPECT_EQ(gateway.Sample("t2_trainer_published"), 1);
+  const double succeeded = gateway.Sample("t2_trainer_last_success_timestamp_seconds");
   EXPECT_THAT(published.log, HasSubstr("already holds this expert"));
   const auto versions = Versions();
   ASSERT_EQ(versions.size(), 2u);
@@ -167,11 +247,20 @@ TEST_F(TrainerJobTest, KeepsTheBaseModelPublishesABetterExpertOnceAndFailsWithou
   EXPECT_THAT(again.log, HasSubstr("finished before"));
   EXPECT_EQ(Versions().size(), 2u);
 
-  // 3. No registry: exit 1 before any training.
-  Exit down = RunJob(dir_ / "down", "127.0.0.1:1");
+  // 3. No registry: exit 1 before any training. The push says the run failed and keeps the
+  // last success's time and figures.
+  Exit down = RunJob(dir_ / "down", "127.0.0.1:1", "", gateway.address());
   EXPECT_EQ(down.code, 1) << down.log;
   EXPECT_THAT(down.log, HasSubstr("UNAVAILABLE"));
   EXPECT_FALSE(fs::exists(dir_ / "down"));
+  EXPECT_EQ(gateway.Sample("t2_trainer_last_run_failed"), 1);
+  EXPECT_EQ(gateway.Sample("t2_trainer_last_success_timestamp_seconds"), succeeded);
+  EXPECT_EQ(gateway.Sample("t2_trainer_published"), 1);
+  // A gateway that cannot be reached does not change the exit status.
+  EXPECT_THAT(kept.log + crashed.log, ::testing::Not(HasSubstr("metrics not pushed")));
+  Exit no_gateway = RunJob(dir_ / "down", "127.0.0.1:1");
+  EXPECT_EQ(no_gateway.code, 1) << no_gateway.log;
+  EXPECT_THAT(no_gateway.log, HasSubstr("metrics not pushed: pushgateway 127.0.0.1:1"));
 }
 
 }  // namespace
