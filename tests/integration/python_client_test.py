@@ -25,7 +25,7 @@ from prometheus_server import PrometheusServer, promtool_check_metrics, scrape
 
 def readme_metric_families(readme: str) -> list:
     """The metric names of the README's metrics table (rows "| `name` | type | ...")."""
-    return re.findall(r"^\| `([a-z_:]+)` \| (?:counter|gauge|histogram|summary) \|", open(readme).read(), re.M)
+    return re.findall(r"^\| `([a-z][a-z0-9_:]*)` \| (?:counter|gauge|histogram|summary) \|", open(readme).read(), re.M)
 
 
 def main():

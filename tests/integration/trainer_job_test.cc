@@ -197,6 +197,8 @@ TEST_F(TrainerJobTest, KeepsTheBaseModelPublishesABetterExpertOnceAndFailsWithou
                    kept_report["gate"]["current_accuracy"].get<double>());
   EXPECT_GE(gateway.Sample("t2_trainer_validation_accuracy"), 0);
   EXPECT_GE(gateway.Sample("t2_trainer_reward_mean"), -1);
+  EXPECT_GT(gateway.Sample("t2_trainer_last_run_timestamp_seconds"), 1.7e9);
+  EXPECT_GE(gateway.Sample("t2_trainer_training_seconds"), 0);
 
   // 2. The alias on a harmful expert: echo-svf@1 scales every MLP matrix by 0.05.
   const fs::path harmful = dir_ / "harmful.safetensors";
@@ -254,6 +256,7 @@ TEST_F(TrainerJobTest, KeepsTheBaseModelPublishesABetterExpertOnceAndFailsWithou
   EXPECT_THAT(down.log, HasSubstr("UNAVAILABLE"));
   EXPECT_FALSE(fs::exists(dir_ / "down"));
   EXPECT_EQ(gateway.Sample("t2_trainer_last_run_failed"), 1);
+  EXPECT_GE(gateway.Sample("t2_trainer_last_run_timestamp_seconds"), succeeded);
   EXPECT_EQ(gateway.Sample("t2_trainer_last_success_timestamp_seconds"), succeeded);
   EXPECT_EQ(gateway.Sample("t2_trainer_published"), 1);
   // A gateway that cannot be reached does not change the exit status.
