@@ -4,7 +4,8 @@
 #      $T2_HOME/experts (t2-trainer against a scratch registry: each job judges its expert
 #      against the base model on the task's 500 test questions and publishes it only if the
 #      gate passes); prints each job's test accuracies with 95% intervals;
-#   2. runs build/bench/adaptation_bench against the stack: the two-pass pipeline on a mixed
+#   2. prints the training runs (bench/training_report.py: validation along each run, time);
+#   3. runs build/bench/adaptation_bench against the stack: the two-pass pipeline on a mixed
 #      held-out set and few-shot CEM on an unseen task.
 #   bench/run_adaptation_bench.sh [QUESTIONS_PER_TASK] [STEPS]
 set -euo pipefail
@@ -47,4 +48,7 @@ for task in ("math", "reasoning", "code", "cls"):
           f"{r.get('expert', 'no')} | {t['steps']} ({t['best_step']}) | {t['train_seconds'] / 60:.0f} min |")
 print("\n(cls: its test split is the routing accuracy of the label-scoring first pass, base model vs the cls expert.)\n")
 PY
+echo
+"$T2_HOME/venv/bin/python" bench/training_report.py --work-dir "$T2_HOME/experts"
+echo
 "$B/bench/adaptation_bench" "$dispatcher" "$N" 16 100 "$(IFS=,; echo "${published[*]:-}")"
