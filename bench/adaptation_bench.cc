@@ -4,8 +4,9 @@
 //   1. The two-pass pipeline on a mixed held-out set (the first N test questions of math,
 //      reasoning and code): the base model, always the right expert (the task's alias), the
 //      prompt first pass (label scoring) and the classification-expert first pass. Accuracy
-//      with 95% intervals, per task and overall, and how often each first pass routed a
-//      question to its own task.
+//      with 95% intervals, per task and overall, how often each first pass routed a
+//      question to its own task, and the paired exact one-sided McNemar p-value of each
+//      strategy against the base model on the same questions.
 //   2. Few-shot CEM on a task no expert was trained on (counting a letter in a word, answered
 //      with a number): Adapt with 3 and with 10 solved examples, then the stored mixture
 //      against the base model on that task's test questions.
@@ -119,7 +120,8 @@ void FewShot(t2::v1::Dispatcher::Stub& stub, int concurrency, size_t test_n) {
   int64_t base_right = 0;
   for (const auto& o : base_out) base_right += o.correct ? 1 : 0;
   std::printf("\nFew-shot CEM on an unseen task (count a letter in a word; %zu test questions)\n\n", test.size());
-  std::printf("| shots | Adapt wall time | CEM best (on the shots) | base | mixture |\n|---|---|---|---|---|\n");
+  std::printf("| shots | Adapt wall time | CEM best (on the shots) | mixture found | base | mixture | vs base (won-lost, p) |\n"
+              "|---|---|---|---|---|---|---|\n");
   for (int shots : {3, 10}) {
     t2::v1::AdaptRequest request;
     request.set_task(absl::StrCat("letters-", shots, "shot"));
@@ -143,11 +145,23 @@ void FewShot(t2::v1::Dispatcher::Stub& stub, int concurrency, size_t test_n) {
     t2::v1::Adaptation few;
     few.set_few_shot_task(request.task());
     auto out = RunAll(stub, test, few, concurrency);
-    int64_t right = 0;
-    for (const auto& o : out) right += o.correct ? 1 : 0;
-    std::printf("| %d | %.0f s | %.3f (base %.3f) | %s | %s |\n", shots, response.duration_ms() / 1000,
-                response.best_accuracy(), response.base_accuracy(), Cell(base_right, test.size()).c_str(),
-                Cell(right, test.size()).c_str());
+    int64_t right = 0, won = 0, lost = 0;
+    for (size_t i = 0; i < out.size(); ++i) {
+      right += out[i].correct ? 1 : 0;
+      won += out[i].correct && !base_out[i].correct ? 1 : 0;
+      lost += !out[i].correct && base_out[i].correct ? 1 : 0;
+    }
+    std::string mixture;  // name@version × alpha, so that two runs' mixtures can be compared
+    for (int e = 0; e < response.spec().experts_size(); ++e) {
+      absl::StrAppendFormat(&mixture, "%s%s@%d %.2f", e > 0 ? ", " : "", response.spec().experts(e).name(),
+                            response.spec().experts(e).version(),
+                            e < response.spec().alpha_size() ? response.spec().alpha(e) : 0.0);
+    }
+    std::printf("| %d | %.0f s | %.3f (base %.3f) | %s%s | %s | %s | %d-%d, p = %.3g |\n", shots,
+                response.duration_ms() / 1000, response.best_accuracy(), response.base_accuracy(), mixture.c_str(),
+                response.spec().per_layer() ? " (per layer)" : "", Cell(base_right, test.size()).c_str(),
+                Cell(right, test.size()).c_str(), static_cast<int>(won), static_cast<int>(lost),
+                t2::train::McNemarExactP(won, won + lost));
   }
 }
 
@@ -195,7 +209,9 @@ int main(int argc, char** argv) {
   };
   std::printf("Two-pass pipeline through the dispatcher: %zu questions (%zu each of math, reasoning, code)\n\n",
               items.size(), per_task);
-  std::printf("| strategy | math | reasoning | code | all | routed to its task |\n|---|---|---|---|---|---|\n");
+  std::printf("| strategy | math | reasoning | code | all | vs base (won-lost, p) | routed to its task |\n"
+              "|---|---|---|---|---|---|---|\n");
+  std::vector<bool> base_right;  // the first strategy's outcomes, for the paired test
   for (const Strategy& s : strategies) {
     // One adaptation per task (the right expert differs); items are grouped by task.
     std::vector<Outcome> out;
@@ -216,10 +232,22 @@ int main(int argc, char** argv) {
       routed += out[i].category == items[i].task->name ? 1 : 0;
       if (!out[i].error.empty() && errors++ == 0) first_error = out[i].error;
     }
-    std::printf("| %s | %s | %s | %s | %s | %s |\n", s.label, Cell(per["math"].first, per["math"].second).c_str(),
+    // Questions only this strategy or only the base model answered right carry the evidence.
+    std::string paired = "-";
+    if (base_right.empty()) {
+      for (const Outcome& o : out) base_right.push_back(o.correct);
+    } else {
+      int64_t won = 0, lost = 0;
+      for (size_t i = 0; i < out.size(); ++i) {
+        won += out[i].correct && !base_right[i] ? 1 : 0;
+        lost += !out[i].correct && base_right[i] ? 1 : 0;
+      }
+      paired = absl::StrFormat("%d-%d, p = %.3g", won, lost, t2::train::McNemarExactP(won, won + lost));
+    }
+    std::printf("| %s | %s | %s | %s | %s | %s | %s |\n", s.label, Cell(per["math"].first, per["math"].second).c_str(),
                 Cell(per["reasoning"].first, per["reasoning"].second).c_str(),
                 Cell(per["code"].first, per["code"].second).c_str(), Cell(right, items.size()).c_str(),
-                s.routes ? Cell(routed, items.size()).c_str() : "-");
+                paired.c_str(), s.routes ? Cell(routed, items.size()).c_str() : "-");
     if (errors > 0) std::printf("  (%ld requests failed, e.g.: %s)\n", static_cast<long>(errors), first_error.c_str());
   }
   FewShot(*stub, concurrency, cem_test);

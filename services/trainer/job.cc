@@ -267,7 +267,13 @@ absl::StatusOr<JobResult> RunJob(const TrainSetup& setup, const JobOptions& opti
   const std::filesystem::path report_file = trained.run_dir / "report.json";
   T2_ASSIGN_OR_RETURN(std::optional<JobResult> finished,
                       FinishedBefore(registry, name, report_file, candidate_sha256, log));
-  if (finished.has_value()) return *std::move(finished);
+  if (finished.has_value()) {
+    if (!options.report.empty()) {  // a rerun answers --report too: the report as it stands
+      T2_ASSIGN_OR_RETURN(json done, ReadJsonFile(report_file));
+      T2_RETURN_IF_ERROR(WriteFileAtomically(options.report, done.dump(2) + "\n"));
+    }
+    return *std::move(finished);
+  }
 
   T2_ASSIGN_OR_RETURN(GateRecord record,
                       Judge(setup, options, registry, *generator, trained, alias, candidate_sha256, log));

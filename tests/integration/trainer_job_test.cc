@@ -147,7 +147,8 @@ class TrainerJobTest : public ::testing::Test {
         {testing::BinaryFromEnv("T2_TRAINER_BINARY"), "--registry", registry, "--model", model_.string(), "--data",
          (dir_ / "echo.jsonl").string(), "--verifier", "exact", "--max-new-tokens", "6", "--validation-fraction",
          "0.2", "--test-fraction", "0.4", "--work-dir", work.string(), "--steps", "2", "--batch-size", "4",
-         "--eval-every", "2", "--threads", "1", "--pushgateway", pushgateway.empty() ? "127.0.0.1:1" : pushgateway},
+         "--eval-every", "2", "--threads", "1", "--pushgateway", pushgateway.empty() ? "127.0.0.1:1" : pushgateway,
+         "--report", work.string() + ".report.json"},
         log);
     unsetenv("T2_TRAINER_CRASH_AT");
     EXPECT_TRUE(started);
@@ -243,11 +244,13 @@ TEST_F(TrainerJobTest, KeepsTheBaseModelPublishesABetterExpertOnceAndFailsWithou
   EXPECT_EQ(metrics["base_fingerprint"].get<std::string>().size(), 64u);
   EXPECT_EQ(versions[1].sha256(), report["sha256"]);
 
-  // A finished job run again: nothing changes.
+  // A finished job run again: nothing changes, and --report still gets the report.
+  fs::remove(dir_ / "better.report.json");
   Exit again = RunJob(dir_ / "better", registry_->address);
   ASSERT_EQ(again.code, 0) << again.log;
   EXPECT_THAT(again.log, HasSubstr("finished before"));
   EXPECT_EQ(Versions().size(), 2u);
+  EXPECT_EQ(testing::ReadJson(dir_ / "better.report.json"), report);
 
   // 3. No registry: exit 1 before any training. The push says the run failed and keeps the
   // last success's time and figures.
