@@ -111,7 +111,9 @@ TEST(Endpoint, RejectsMalformedAddresses) {
 
 TEST(ServerMetrics, CountsAndTimesEveryCallByMethodAndCode) {
   auto registry = std::make_shared<prometheus::Registry>();
-  auto server = rpc::StartServer({.metrics = registry.get()}, {});
+  rpc::ServerOptions options;
+  options.metrics = registry.get();
+  auto server = rpc::StartServer(options, {});
   ASSERT_TRUE(server.ok()) << server.status();
   server->SetServing(true);
   auto channel = grpc::CreateChannel(server->address, grpc::InsecureChannelCredentials());
