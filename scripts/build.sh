@@ -9,5 +9,6 @@ PY=$T2_HOME/venv/bin/python
 BUILD_DIR=${T2_BUILD_DIR:-build}
 TORCH_PREFIX=$("$PY" -c 'import torch.utils; print(torch.utils.cmake_prefix_path)')
 cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=${T2_BUILD_TYPE:-RelWithDebInfo} \
-  -DCMAKE_PREFIX_PATH="$TORCH_PREFIX" -DT2_PYTHON="$PY" "$@"
+  -DCMAKE_PREFIX_PATH="$TORCH_PREFIX" -DT2_PYTHON="$PY" \
+  -DT2_DEPLOY_PYTHON="$T2_HOME/deploy-venv/bin/python" "$@"
 cmake --build "$BUILD_DIR" -j "${T2_JOBS:-$(nproc)}"

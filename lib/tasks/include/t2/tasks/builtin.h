@@ -1,6 +1,6 @@
 // The built-in tasks, generated offline from fixed seeds so that experts for the default
 // model can be trained and judged with no download:
-//   math:      multi-step arithmetic word problems; the answer is a number.
+//   math:      one- and two-step arithmetic word problems; the answer is a number.
 //   reasoning: multiple-choice questions (comparisons, ordering, simple logic, calendars);
 //              the answer is a letter.
 //   code:      what a short Python snippet prints; the answer is that output, exactly.
