@@ -29,6 +29,13 @@ grpc::Status Guard(std::string_view method, Fn body) {
   }
 }
 
+// What the first pass tells the call's metrics.
+void NoteFirstPass(const FirstPassResult& first, DispatcherMetrics::Call& call) {
+  if (!first.first_pass.category().empty()) call.category = first.first_pass.category();
+  call.first_pass_seconds = first.first_pass.duration_ms() / 1000.0;
+  call.confidence = FirstPassConfidence(first.label_logprobs);
+}
+
 }  // namespace
 
 t2::v1::WorkerGenerateRequest SecondPassRequest(const t2::v1::GenerateRequest& request,
@@ -48,42 +55,71 @@ t2::v1::WorkerGenerateRequest SecondPassRequest(const t2::v1::GenerateRequest& r
 
 DispatcherService::DispatcherService(WorkerPool& pool, ExpertResolver& resolver, Options options)
     : pool_(pool),
+      metrics_(options.metrics),
       first_pass_(pool, resolver, options.first_pass),
       adapt_(pool, resolver, options.adapt) {}
+
+grpc::Status DispatcherService::Finish(const DispatcherMetrics::Call& call, absl::Time start,
+                                       grpc::Status status) {
+  if (metrics_ != nullptr) metrics_->Record(call, status.error_code(), absl::ToDoubleSeconds(absl::Now() - start));
+  return status;
+}
 
 grpc::Status DispatcherService::Generate(grpc::ServerContext* context,
                                          const t2::v1::GenerateRequest* request,
                                          t2::v1::GenerateResponse* response) {
-  return Guard("Generate",
-               [&] { return DoGenerate(CallScope::From(*context), *request, *response); });
+  const absl::Time start = absl::Now();
+  DispatcherMetrics::Call call;
+  call.strategy = StrategyLabel(request->adaptation());
+  return Finish(call, start, Guard("Generate", [&] {
+                  return DoGenerate(CallScope::From(*context), *request, *response, call);
+                }));
 }
 
 grpc::Status DispatcherService::GenerateStream(
     grpc::ServerContext* context, const t2::v1::GenerateRequest* request,
     grpc::ServerWriter<t2::v1::GenerateStreamResponse>* writer) {
-  return Guard("GenerateStream",
-               [&] { return DoGenerateStream(CallScope::From(*context), *request, *writer); });
+  const absl::Time start = absl::Now();
+  DispatcherMetrics::Call call;
+  call.strategy = StrategyLabel(request->adaptation());
+  return Finish(call, start, Guard("GenerateStream", [&] {
+                  return DoGenerateStream(CallScope::From(*context), *request, *writer, call);
+                }));
 }
 
 grpc::Status DispatcherService::Classify(grpc::ServerContext* context,
                                          const t2::v1::ClassifyRequest* request,
                                          t2::v1::ClassifyResponse* response) {
-  return Guard("Classify",
-               [&] { return DoClassify(CallScope::From(*context), *request, *response); });
+  const absl::Time start = absl::Now();
+  DispatcherMetrics::Call call;
+  call.strategy = StrategyLabel(request->adaptation());
+  call.generates = false;
+  return Finish(call, start, Guard("Classify", [&] {
+                  return DoClassify(CallScope::From(*context), *request, *response, call);
+                }));
 }
 
 grpc::Status DispatcherService::Adapt(grpc::ServerContext* context,
                                       const t2::v1::AdaptRequest* request,
                                       t2::v1::AdaptResponse* response) {
-  return Guard("Adapt", [&] { return DoAdapt(CallScope::From(*context), *request, *response); });
+  const absl::Time start = absl::Now();
+  grpc::Status status =
+      Guard("Adapt", [&] { return DoAdapt(CallScope::From(*context), *request, *response); });
+  if (metrics_ != nullptr) {
+    metrics_->RecordAdapt(status.error_code(), absl::ToDoubleSeconds(absl::Now() - start),
+                          status.ok() ? response->evaluations() : 0);
+  }
+  return status;
 }
 
 absl::Status DispatcherService::DoGenerate(const CallScope& scope,
                                            const t2::v1::GenerateRequest& request,
-                                           t2::v1::GenerateResponse& response) {
+                                           t2::v1::GenerateResponse& response,
+                                           DispatcherMetrics::Call& call) {
   T2_RETURN_IF_ERROR(ValidateGenerateRequest(request));
   T2_ASSIGN_OR_RETURN(FirstPassResult first,
                       first_pass_.Run(request.adaptation(), RequestInput::Of(request), scope));
+  NoteFirstPass(first, call);
   std::string text;
   std::string worker;
   T2_RETURN_IF_ERROR(StreamGenerate(
@@ -105,10 +141,11 @@ absl::Status DispatcherService::DoGenerate(const CallScope& scope,
 
 absl::Status DispatcherService::DoGenerateStream(
     const CallScope& scope, const t2::v1::GenerateRequest& request,
-    grpc::ServerWriter<t2::v1::GenerateStreamResponse>& writer) {
+    grpc::ServerWriter<t2::v1::GenerateStreamResponse>& writer, DispatcherMetrics::Call& call) {
   T2_RETURN_IF_ERROR(ValidateGenerateRequest(request));
   T2_ASSIGN_OR_RETURN(FirstPassResult first,
                       first_pass_.Run(request.adaptation(), RequestInput::Of(request), scope));
+  NoteFirstPass(first, call);
   // The choice goes out at once, alone: a client sees what the first pass decided (and what
   // it cost) before the first token, which may wait for a batch slot.
   t2::v1::GenerateStreamResponse head;
@@ -128,10 +165,12 @@ absl::Status DispatcherService::DoGenerateStream(
 
 absl::Status DispatcherService::DoClassify(const CallScope& scope,
                                            const t2::v1::ClassifyRequest& request,
-                                           t2::v1::ClassifyResponse& response) {
+                                           t2::v1::ClassifyResponse& response,
+                                           DispatcherMetrics::Call& call) {
   T2_RETURN_IF_ERROR(ValidateClassifyRequest(request));
   T2_ASSIGN_OR_RETURN(FirstPassResult first,
                       first_pass_.Run(request.adaptation(), RequestInput::Of(request), scope));
+  NoteFirstPass(first, call);
   *response.mutable_first_pass() = std::move(first.first_pass);
   for (const auto& [label, logprob] : first.label_logprobs)
     (*response.mutable_label_logprobs())[label] = logprob;

@@ -5,7 +5,9 @@
 // that a cancelled client cancels its worker call. No exception escapes a handler.
 #pragma once
 
+#include "absl/time/time.h"
 #include "adapt_runner.h"
+#include "dispatcher_metrics.h"
 #include "expert_resolver.h"
 #include "first_pass.h"
 #include "t2/v1/dispatcher.grpc.pb.h"
@@ -18,6 +20,7 @@ class DispatcherService final : public t2::v1::Dispatcher::Service {
   struct Options {
     FirstPassRunner::Options first_pass;
     AdaptOptions adapt;
+    DispatcherMetrics* metrics = nullptr;  // records every call when set; outlives the service
   };
 
   // `pool` and `resolver` must outlive the service.
@@ -34,15 +37,19 @@ class DispatcherService final : public t2::v1::Dispatcher::Service {
 
  private:
   absl::Status DoGenerate(const CallScope& scope, const t2::v1::GenerateRequest& request,
-                          t2::v1::GenerateResponse& response);
+                          t2::v1::GenerateResponse& response, DispatcherMetrics::Call& call);
   absl::Status DoGenerateStream(const CallScope& scope, const t2::v1::GenerateRequest& request,
-                                grpc::ServerWriter<t2::v1::GenerateStreamResponse>& writer);
+                                grpc::ServerWriter<t2::v1::GenerateStreamResponse>& writer,
+                                DispatcherMetrics::Call& call);
   absl::Status DoClassify(const CallScope& scope, const t2::v1::ClassifyRequest& request,
-                          t2::v1::ClassifyResponse& response);
+                          t2::v1::ClassifyResponse& response, DispatcherMetrics::Call& call);
+  // Records a finished call (when metrics are on) and passes its status through.
+  grpc::Status Finish(const DispatcherMetrics::Call& call, absl::Time start, grpc::Status status);
   absl::Status DoAdapt(const CallScope& scope, const t2::v1::AdaptRequest& request,
                        t2::v1::AdaptResponse& response);
 
   WorkerPool& pool_;
+  DispatcherMetrics* metrics_;
   FirstPassRunner first_pass_;
   AdaptRunner adapt_;
 };

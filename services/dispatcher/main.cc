@@ -108,10 +108,14 @@ int main(int argc, char** argv) {
                               config->registry, grpc::InsecureChannelCredentials(), registry_args),
                           {});
   WorkerPool pool({.addresses = config->workers});
+  DispatcherMetrics dispatcher_metrics(*metrics->registry);
+  auto state = DispatcherMetrics::StateCollector(pool, resolver);
+  metrics->Add(state);
   DispatcherService service(
       pool, resolver,
       {.first_pass = {.generate_max_tokens = config->first_pass_max_tokens},
-       .adapt = {.max_concurrent_candidates = config->cem_sequential ? 1 : 0}});
+       .adapt = {.max_concurrent_candidates = config->cem_sequential ? 1 : 0},
+       .metrics = &dispatcher_metrics});
 
   absl::StatusOr<t2::rpc::RunningServer> server =
       t2::rpc::StartServer(
@@ -161,6 +165,7 @@ int main(int argc, char** argv) {
   server->server->Shutdown(std::chrono::system_clock::now() +
                            std::chrono::seconds(config->shutdown_grace_seconds));
   server->server->Wait();
+  metrics->endpoint.reset();  // no scrape may read the pool or resolver while they are destroyed
   t2::LogInfo("t2-dispatcher stopped");
   return 0;
 }

@@ -136,6 +136,7 @@ void WorkerPool::Release(size_t index) {
 }
 
 void WorkerPool::ReportUnavailable(size_t index) {
+  ++unavailable_reports_;
   std::lock_guard lock(mu_);
   Worker& w = *workers_[index];
   if (w.health != Health::kNotServing) {

@@ -73,8 +73,10 @@ class WorkerPool {
 
   // The best worker not in `exclude` (indices), or nullopt when every worker is excluded.
   std::optional<Lease> Acquire(const std::vector<size_t>& exclude = {});
-  // A call found the worker unreachable: skip it until a probe sees it serving again.
+  // A call found the worker unreachable: skip it until a probe sees it serving again. The
+  // call moves to another worker (counted: unavailable_reports).
   void ReportUnavailable(size_t index);
+  int64_t unavailable_reports() const { return unavailable_reports_; }
 
   // Layers of the served model (WorkerInfo.num_layers of any worker that reported it), 0 if
   // none has yet.
@@ -107,6 +109,7 @@ class WorkerPool {
   std::vector<std::unique_ptr<Worker>> workers_;  // fixed after construction
   mutable std::mutex mu_;
   size_t rotation_ = 0;  // guarded by mu_
+  std::atomic<int64_t> unavailable_reports_{0};
   std::mutex probe_mu_;  // one probe round at a time
   std::mutex stop_mu_;
   std::condition_variable stop_cv_;

@@ -68,7 +68,10 @@ int main(int argc, char** argv) {
     t2::LogError(absl::StrCat("t2-registry: ", metrics.status().message()));
     return 1;
   }
-  t2::registry::RegistryService service(store->get());
+  t2::registry::RegistryMetrics registry_metrics(*metrics->registry);
+  auto state = registry_metrics.StateCollector(**store);
+  metrics->Add(state);
+  t2::registry::RegistryService service(store->get(), &registry_metrics);
   auto server = t2::rpc::StartServer({.address = flags->Get("listen", "127.0.0.1:50051"),
                                       .max_receive_message_bytes = *max_message,
                                       .health_services = {t2::v1::Registry::service_full_name()},
@@ -97,6 +100,7 @@ int main(int argc, char** argv) {
   service.BeginShutdown();
   server->server->Shutdown(std::chrono::system_clock::now() + kShutdownGrace);
   server->server->Wait();
+  metrics->endpoint.reset();  // no scrape may read the store while it is destroyed
   t2::LogInfo("t2-registry: stopped");
   return 0;
 }

@@ -61,7 +61,9 @@ void RegistryService::BeginShutdown() {
 grpc::Status RegistryService::PublishExpert(grpc::ServerContext* context,
                                             grpc::ServerReader<v1::PublishExpertRequest>* reader,
                                             v1::ExpertInfo* response) {
-  return Guarded("PublishExpert", [&] { return DoPublish(context, reader, response); });
+  grpc::Status status = Guarded("PublishExpert", [&] { return DoPublish(context, reader, response); });
+  if (metrics_ != nullptr) metrics_->RecordPublish(status.error_code());
+  return status;
 }
 
 grpc::Status RegistryService::DoPublish(grpc::ServerContext* context,
@@ -255,7 +257,10 @@ grpc::Status RegistryService::RegisterBaseModel(grpc::ServerContext*, const v1::
 
 grpc::Status RegistryService::Watch(grpc::ServerContext* context, const v1::WatchRequest* request,
                                     grpc::ServerWriter<v1::RegistryEvent>* writer) {
-  return Guarded("Watch", [&] { return DoWatch(context, *request, writer); });
+  if (metrics_ != nullptr) metrics_->WatchOpened();
+  grpc::Status status = Guarded("Watch", [&] { return DoWatch(context, *request, writer); });
+  if (metrics_ != nullptr) metrics_->WatchClosed();
+  return status;
 }
 
 grpc::Status RegistryService::DoWatch(grpc::ServerContext* context, const v1::WatchRequest& request,

@@ -11,6 +11,7 @@
 #include <atomic>
 #include <cstdint>
 
+#include "registry_metrics.h"
 #include "t2/store/expert_store.h"
 #include "t2/v1/registry.grpc.pb.h"
 
@@ -22,7 +23,9 @@ inline constexpr int64_t kChunkBytes = 1 << 20;
 
 class RegistryService final : public v1::Registry::Service {
  public:
-  explicit RegistryService(store::ExpertStore* store) : store_(store) {}
+  // `metrics` (may be null) records publishes and Watch streams; it must outlive the service.
+  explicit RegistryService(store::ExpertStore* store, RegistryMetrics* metrics = nullptr)
+      : store_(store), metrics_(metrics) {}
 
   // Ends every Watch stream (status UNAVAILABLE) and refuses new ones.
   void BeginShutdown();
@@ -68,6 +71,7 @@ class RegistryService final : public v1::Registry::Service {
                        grpc::ServerWriter<v1::RegistryEvent>* writer);
 
   store::ExpertStore* store_;
+  RegistryMetrics* metrics_;
   std::atomic<bool> shutting_down_{false};
 };
 

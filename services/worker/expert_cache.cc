@@ -135,6 +135,7 @@ void ExpertCache::OnEvent(const t2::v1::RegistryEvent& event) {
       lru_.remove(key);
       identity_.erase(key);
       LogInfo(absl::StrCat("unloaded deprecated expert ", key));
+      if (events_.unloaded) events_.unloaded(key, "deprecated");
     }
   }
 }
@@ -281,6 +282,7 @@ absl::Status ExpertCache::LoadOnce(const std::string& key, const std::string& id
     }
     if (mine) {
       absl::Status status;
+      const absl::Time load_start = absl::Now();
       try {
         status = load();
       } catch (const std::exception& e) {
@@ -303,6 +305,8 @@ absl::Status ExpertCache::LoadOnce(const std::string& key, const std::string& id
         loading->result = status;
       }
       loading->cv.notify_all();
+      if (status.ok() && events_.loaded) events_.loaded(key, absl::ToDoubleSeconds(absl::Now() - load_start));
+      if (!status.ok() && events_.load_failed) events_.load_failed(key, status.code());
       return status;
     }
     absl::Status theirs;
@@ -408,6 +412,7 @@ void ExpertCache::EvictIfNeeded() {
     --it;
     if (pins_.count(*it) == 0 && generator_.RemoveAdapter(*it).ok()) {
       LogInfo(absl::StrCat("unloaded adapter ", *it));
+      if (events_.unloaded) events_.unloaded(*it, "evicted");
       identity_.erase(*it);
       it = lru_.erase(it);
     }

@@ -24,6 +24,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -67,6 +68,15 @@ class ExpertCache {
   ExpertCache(engine::Generator& generator, std::shared_ptr<grpc::Channel> registry,
               std::filesystem::path blob_dir, int max_loaded);
   ~ExpertCache();  // stops the watch
+
+  // What the cache reports as adapters come and go (the worker's metrics). Set before the
+  // first Resolve and StartWatch; called without the cache's lock held, except `unloaded`.
+  struct Events {
+    std::function<void(const std::string& adapter, double seconds)> loaded;  // fetch + register
+    std::function<void(const std::string& adapter, absl::StatusCode code)> load_failed;
+    std::function<void(const std::string& adapter, std::string_view why)> unloaded;  // "evicted" | "deprecated"
+  };
+  void SetEvents(Events events) { events_ = std::move(events); }
 
   // Follows Registry.Watch until destroyed (reconnecting with backoff): when an alias moves to
   // another version of an expert this worker has loaded, that version is fetched and loaded
@@ -123,6 +133,7 @@ class ExpertCache {
   std::atomic<int64_t> fetched_{0};
   std::atomic<int64_t> prefetched_{0};
   std::atomic<int64_t> joined_loads_{0};
+  Events events_;
 
   std::mutex watch_mu_;  // guards the three below
   std::condition_variable watch_cv_;

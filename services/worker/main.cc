@@ -152,9 +152,15 @@ int main(int argc, char** argv) {
   }
   std::filesystem::path expert_dir = flags->Get("expert-dir", (t2::T2Home() / "worker-experts").string());
   t2::worker::ExpertCache experts(**generator, registry, expert_dir, static_cast<int>(*max_loaded));
+  t2::worker::WorkerMetrics worker_metrics(*metrics->registry);
+  experts.SetEvents(worker_metrics.CacheEvents());
   experts.StartWatch();
   const std::string model_name = t2::ModelName(*model_path);
-  service.Attach(**generator, experts, model_name);
+  auto state = t2::worker::WorkerMetrics::StateCollector(
+      **generator, experts,
+      {model_name, (*generator)->base_fingerprint(), (*generator)->device_name(), (*generator)->dtype_name()});
+  metrics->Add(state);
+  service.Attach(**generator, experts, model_name, &worker_metrics);
   std::atomic<bool> stopping{false};
   // Experts for this model can only be published once the registry knows it: SERVING waits
   // for the registration (a registry that is down delays it at most 10 s, then it goes on
@@ -184,6 +190,7 @@ int main(int argc, char** argv) {
   server->server->Shutdown(absl::ToChronoTime(drain_deadline + absl::Seconds(1)));
   server->server->Wait();
   if (registrar.joinable()) registrar.join();
+  metrics->endpoint.reset();  // no scrape may read the generator while it is destroyed
   t2::LogInfo("t2-worker stopped");
   return 0;
 }

@@ -41,9 +41,11 @@ absl::Status CheckInput(bool has_chat, bool has_prompt, const t2::v1::Chat& chat
 
 }  // namespace
 
-void WorkerService::Attach(engine::Generator& generator, ExpertCache& experts, std::string model_name) {
+void WorkerService::Attach(engine::Generator& generator, ExpertCache& experts, std::string model_name,
+                           WorkerMetrics* metrics) {
   generator_ = &generator;
   experts_ = &experts;
+  metrics_ = metrics;
   model_name_ = std::move(model_name);
   const auto& source = generator_->tokenizer().chat_template();
   if (!source.empty()) {
@@ -99,6 +101,21 @@ absl::StatusOr<engine::GenerationRequest> WorkerService::ToEngineRequest(
 grpc::Status WorkerService::Generate(grpc::ServerContext* context, const t2::v1::WorkerGenerateRequest* request,
                                      grpc::ServerWriter<t2::v1::WorkerGenerateResponse>* writer) {
   if (auto s = Unready(); !s.ok()) return s;
+  std::shared_ptr<WorkerMetrics::Call> call;
+  if (metrics_ != nullptr) call = metrics_->StartCall();
+  std::string finish_reason = "none";
+  t2::v1::Usage usage;
+  grpc::Status status = RunGenerate(context, request, writer, call, finish_reason, usage);
+  if (call != nullptr) {
+    call->Finished(status.error_code(), finish_reason, usage.prompt_tokens(), usage.completion_tokens());
+  }
+  return status;
+}
+
+grpc::Status WorkerService::RunGenerate(grpc::ServerContext* context, const t2::v1::WorkerGenerateRequest* request,
+                                        grpc::ServerWriter<t2::v1::WorkerGenerateResponse>* writer,
+                                        const std::shared_ptr<WorkerMetrics::Call>& call, std::string& finish_reason,
+                                        t2::v1::Usage& usage) {
   auto prepared = ToEngineRequest(*request);
   if (!prepared.ok()) return rpc::ToGrpc(prepared.status());
   const absl::Time deadline = DeadlineOf(*context);
@@ -106,6 +123,7 @@ grpc::Status WorkerService::Generate(grpc::ServerContext* context, const t2::v1:
   auto lease = experts_->Resolve(request->adapter(), deadline);
   if (!lease.ok()) return rpc::ToGrpc(lease.status());
   prepared->adapter = lease->adapter();
+  if (call != nullptr) call->SetAdapter(lease->adapter());
 
   // The scheduler thread hands messages over; this thread writes them (a slow client never
   // stalls the batch).
@@ -118,12 +136,14 @@ grpc::Status WorkerService::Generate(grpc::ServerContext* context, const t2::v1:
   };
   auto stream = std::make_shared<Stream>();
   engine::StreamCallbacks callbacks;
-  callbacks.on_start = [stream](double queue_ms) {
+  callbacks.on_start = [stream, call](double queue_ms) {
+    if (call != nullptr) call->Started(queue_ms / 1000.0);
     std::lock_guard<std::mutex> lock(stream->mu);
     stream->queue_ms = queue_ms;
   };
-  callbacks.on_tokens = [stream](std::string_view text, std::span<const int32_t> tokens,
-                                 std::span<const float> logprobs) {
+  callbacks.on_tokens = [stream, call](std::string_view text, std::span<const int32_t> tokens,
+                                       std::span<const float> logprobs) {
+    if (call != nullptr) call->Tokens(tokens.size());
     std::lock_guard<std::mutex> lock(stream->mu);
     t2::v1::WorkerGenerateResponse message;
     message.set_text(std::string(text));
@@ -183,6 +203,8 @@ grpc::Status WorkerService::Generate(grpc::ServerContext* context, const t2::v1:
     message.set_finish_reason(ToProto((*done)->finish_reason));
     message.mutable_usage()->set_prompt_tokens((*done)->prompt_tokens);
     message.mutable_usage()->set_completion_tokens(static_cast<int64_t>((*done)->token_ids.size()));
+    finish_reason = std::string(engine::FinishReasonName((*done)->finish_reason));
+    usage = message.usage();
     writer->Write(message);
     return grpc::Status::OK;
   }

@@ -12,6 +12,7 @@
 #include "t2/engine/generator.h"
 #include "t2/tokenizer/chat_template.h"
 #include "t2/v1/worker.grpc.pb.h"
+#include "worker_metrics.h"
 
 namespace t2::worker {
 
@@ -20,7 +21,9 @@ class WorkerService final : public t2::v1::Worker::Service {
   // Until Attach, every call gets UNAVAILABLE ("loading"): the server listens while the
   // model loads, so that health checks can tell loading from dead.
   WorkerService() = default;
-  void Attach(engine::Generator& generator, ExpertCache& experts, std::string model_name);
+  // `metrics` (may be null) records every Generate call; it must outlive the service.
+  void Attach(engine::Generator& generator, ExpertCache& experts, std::string model_name,
+              WorkerMetrics* metrics = nullptr);
 
   grpc::Status Generate(grpc::ServerContext* context, const t2::v1::WorkerGenerateRequest* request,
                         grpc::ServerWriter<t2::v1::WorkerGenerateResponse>* writer) override;
@@ -38,9 +41,15 @@ class WorkerService final : public t2::v1::Worker::Service {
   absl::StatusOr<engine::GenerationRequest> ToEngineRequest(const t2::v1::WorkerGenerateRequest& request) const;
 
   grpc::Status Unready() const;
+  // Generate's work; `call` (null without metrics) learns the adapter and the tokens.
+  grpc::Status RunGenerate(grpc::ServerContext* context, const t2::v1::WorkerGenerateRequest* request,
+                           grpc::ServerWriter<t2::v1::WorkerGenerateResponse>* writer,
+                           const std::shared_ptr<WorkerMetrics::Call>& call, std::string& finish_reason,
+                           t2::v1::Usage& usage);
 
   engine::Generator* generator_ = nullptr;  // set once by Attach, before ready_
   ExpertCache* experts_ = nullptr;
+  WorkerMetrics* metrics_ = nullptr;
   std::string model_name_;
   std::atomic<bool> ready_{false};
   std::optional<tokenizer::ChatTemplate> chat_template_;  // unset: the model has none

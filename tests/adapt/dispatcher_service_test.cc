@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cmath>
 #include <chrono>
 #include <condition_variable>
 #include <map>
@@ -319,7 +320,7 @@ class DispatcherTest : public ::testing::Test {
     pool_->ProbeNow();
     service_ = std::make_unique<DispatcherService>(
         *pool_, *resolver_,
-        DispatcherService::Options{.first_pass = {.generate_max_tokens = 16}, .adapt = adapt});
+        DispatcherService::Options{.first_pass = {.generate_max_tokens = 16}, .adapt = adapt, .metrics = &metrics_});
     server_ = Start(service_.get());
     stub_ = v1::Dispatcher::NewStub(
         grpc::CreateChannel(server_.address, grpc::InsecureChannelCredentials()));
@@ -338,6 +339,8 @@ class DispatcherTest : public ::testing::Test {
     return stub_->Generate(&context, request, response);
   }
 
+  prometheus::Registry metrics_registry_;
+  DispatcherMetrics metrics_{metrics_registry_};
   FakeRegistry registry_;
   rpc::RunningServer registry_server_;
   std::vector<std::unique_ptr<FakeWorker>> workers_;
@@ -1018,6 +1021,78 @@ TEST_F(DispatcherTest, AdaptWithoutExpertsFailsBeforeGenerating) {
   grpc::Status s = stub_->Adapt(&context, SmallAdapt(), &response);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_EQ(workers_[0]->GenerateCalls(), 0);
+}
+
+// ---------------------------------------------------------------- metrics
+// A series of what a scrape serves: a counter's or gauge's value, a histogram's count (or its
+// sum); NaN when no series has all of `labels`.
+double Sample(const std::vector<prometheus::MetricFamily>& families, const std::string& name,
+              const std::map<std::string, std::string>& labels = {}, bool sum = false) {
+  for (const auto& family : families) {
+    if (family.name != name) continue;
+    for (const auto& metric : family.metric) {
+      size_t matched = 0;
+      for (const auto& label : metric.label) {
+        auto it = labels.find(label.name);
+        matched += it != labels.end() && it->second == label.value ? 1 : 0;
+      }
+      if (matched != labels.size()) continue;
+      if (family.type == prometheus::MetricType::Histogram) {
+        return sum ? metric.histogram.sample_sum : static_cast<double>(metric.histogram.sample_count);
+      }
+      return family.type == prometheus::MetricType::Counter ? metric.counter.value : metric.gauge.value;
+    }
+  }
+  return std::nan("");
+}
+
+TEST_F(DispatcherTest, MetricsCountStrategiesCategoriesConfidenceAndRetries) {
+  StartDispatcher(2);
+  workers_[0]->generate = [](grpc::ServerContext*, const v1::WorkerGenerateRequest&,
+                             grpc::ServerWriter<v1::WorkerGenerateResponse>*) {
+    return grpc::Status(grpc::StatusCode::UNAVAILABLE, "draining");
+  };
+  for (auto& w : workers_) {
+    w->score = [](const v1::ScoreRequest& r, v1::ScoreResponse* out) {
+      for (const std::string& c : r.completions()) {
+        auto* s = out->add_completions();
+        s->set_logprob(c == "\\boxed{math}" ? -0.5 : -4.0);
+        s->set_tokens(4);
+      }
+      return grpc::Status::OK;
+    };
+  }
+  v1::GenerateRequest classified = Prompt("What is 17 * 23?");
+  classified.mutable_adaptation()->mutable_prompt()->set_mode(v1::CLASSIFY_MODE_LABEL_SCORE);
+  v1::GenerateResponse r;
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(Generate(Prompt("hi"), &r).ok());
+  ASSERT_TRUE(Generate(classified, &r).ok());
+  v1::GenerateRequest unknown = Prompt("hi");
+  unknown.mutable_adaptation()->set_expert("no-such-expert");
+  EXPECT_EQ(Generate(unknown, &r).error_code(), grpc::StatusCode::NOT_FOUND);
+
+  std::vector<prometheus::MetricFamily> families = metrics_registry_.Collect();
+  for (auto& f : DispatcherMetrics::StateCollector(*pool_, *resolver_)->Collect()) families.push_back(std::move(f));
+  EXPECT_EQ(Sample(families, "t2_dispatcher_requests_total", {{"strategy", "none"}, {"category", "none"}, {"code", "OK"}}), 3);
+  EXPECT_EQ(Sample(families, "t2_dispatcher_requests_total", {{"strategy", "prompt"}, {"category", "math"}, {"code", "OK"}}), 1);
+  EXPECT_EQ(Sample(families, "t2_dispatcher_requests_total", {{"strategy", "expert"}, {"code", "NotFound"}}), 1);
+  // Label scoring: p(math) = 1 / (1 + 3 e^-3.5) among the four labels.
+  const std::map<std::string, std::string> prompt = {{"strategy", "prompt"}};
+  EXPECT_EQ(Sample(families, "t2_dispatcher_first_pass_confidence_ratio", prompt), 1);
+  EXPECT_NEAR(Sample(families, "t2_dispatcher_first_pass_confidence_ratio", prompt, /*sum=*/true),
+              1 / (1 + 3 * std::exp(-3.5)), 1e-9);
+  EXPECT_EQ(Sample(families, "t2_dispatcher_first_pass_seconds", prompt), 1);
+  EXPECT_EQ(Sample(families, "t2_dispatcher_first_pass_share_ratio", prompt), 1);
+  EXPECT_EQ(Sample(families, "t2_dispatcher_first_pass_seconds", {{"strategy", "none"}}), 3);
+  // Every call that reached the failing worker moved to the other one.
+  EXPECT_GE(workers_[0]->GenerateCalls(), 1);
+  EXPECT_EQ(Sample(families, "t2_dispatcher_worker_retries_total"), workers_[0]->GenerateCalls());
+  double workers = 0;
+  for (const char* health : {"serving", "not_serving", "unknown"}) {
+    workers += Sample(families, "t2_dispatcher_workers", {{"health", health}});
+  }
+  EXPECT_EQ(workers, 2);
+  EXPECT_GE(Sample(families, "t2_dispatcher_resolver_lookups_total", {{"result", "miss"}}), 1);
 }
 
 }  // namespace

@@ -2,7 +2,8 @@
 // and a real generator on the default model: a slow fetch of one expert never holds up
 // requests for experts that are already loaded; requests that want the same expert share one
 // fetch; a waiter whose deadline passes gives up alone; a waiter outlives a loader whose own
-// deadline ended; and an adapter stays loaded while a lease on it lives.
+// deadline ended; and an adapter stays loaded while a lease on it lives. Also the worker's
+// metrics over real Generate calls through gRPC (WorkerService on this cache).
 //
 // The registry is the real RegistryService over a real ExpertStore; the only thing added is a
 // gate in front of GetExpert that holds chosen experts' downloads, to make "slow" controllable.
@@ -10,6 +11,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cmath>
 #include <condition_variable>
 #include <fstream>
 #include <future>
@@ -22,6 +24,8 @@
 
 #include "expert_cache.h"
 #include "registry_service.h"
+#include "worker_metrics.h"
+#include "worker_service.h"
 #include "t2/common/sha256.h"
 #include "t2/engine/generator.h"
 #include "t2/model/llama.h"
@@ -115,7 +119,7 @@ class ExpertCacheTest : public ::testing::Test {
                     .ok());
     sha256_ = new std::map<std::string, std::string>();
     float scale = 0.9f;
-    for (const char* name : {"fast", "slow", "shared", "impatient", "relay", "kept", "other", "checked", "contested", "nodir"}) {
+    for (const char* name : {"fast", "slow", "shared", "impatient", "relay", "kept", "other", "checked", "contested", "nodir", "metered", "metered2"}) {
       const auto file = dir_->path() / (std::string(name) + ".safetensors");
       scale += 0.01f;
       ASSERT_TRUE(svf::WriteExpert(svf::ConstantExpert(*decomposition, scale, "SmolLM2-135M-Instruct"), file).ok());
@@ -324,6 +328,97 @@ TEST_F(ExpertCacheTest, AnExpertFolderThatCannotBeMadeIsAnErrorEachTime) {
     auto got = cache->Resolve(Spec("nodir"), In(absl::Seconds(10)));
     EXPECT_TRUE(absl::IsInternal(got.status())) << got.status();
   }
+}
+
+// One value of a family in what a scrape would serve: a counter's or gauge's value, a
+// histogram's sample count; NaN when no series has all of `labels`.
+double Sample(const std::vector<prometheus::MetricFamily>& families, const std::string& name,
+              const std::map<std::string, std::string>& labels = {}) {
+  for (const auto& family : families) {
+    if (family.name != name) continue;
+    for (const auto& metric : family.metric) {
+      size_t matched = 0;
+      for (const auto& label : metric.label) {
+        auto it = labels.find(label.name);
+        matched += it != labels.end() && it->second == label.value ? 1 : 0;
+      }
+      if (matched != labels.size()) continue;
+      switch (family.type) {
+        case prometheus::MetricType::Counter: return metric.counter.value;
+        case prometheus::MetricType::Gauge: return metric.gauge.value;
+        case prometheus::MetricType::Histogram: return static_cast<double>(metric.histogram.sample_count);
+        default: return std::nan("");
+      }
+    }
+  }
+  return std::nan("");
+}
+
+TEST_F(ExpertCacheTest, WorkerMetricsFollowCallsAndAdapters) {
+  prometheus::Registry registry;
+  WorkerMetrics metrics(registry);
+  auto cache = NewCache(/*max_loaded=*/1);
+  cache->SetEvents(metrics.CacheEvents());
+  WorkerService service;
+  service.Attach(*generator_, *cache, "SmolLM2-135M-Instruct", &metrics);
+  auto server = rpc::StartServer({}, {&service});
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto stub = v1::Worker::NewStub(grpc::CreateChannel(server->address, grpc::InsecureChannelCredentials()));
+  auto generate = [&](const std::string& expert, int max_new_tokens, int64_t* tokens) {
+    v1::WorkerGenerateRequest request;
+    request.set_prompt("Count with me: 1, 2, 3,");
+    request.set_max_new_tokens(max_new_tokens);
+    if (!expert.empty()) *request.mutable_adapter() = Spec(expert);
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + seconds(120));
+    auto reader = stub->Generate(&context, request);
+    v1::WorkerGenerateResponse message;
+    while (reader->Read(&message)) {
+      if (message.has_usage()) *tokens = message.usage().completion_tokens();
+    }
+    return reader->Finish();
+  };
+
+  int64_t generated = 0, ignored = 0;
+  ASSERT_TRUE(generate("metered", 6, &generated).ok());
+  ASSERT_GT(generated, 1);
+  EXPECT_EQ(generate("", 0, &ignored).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  ASSERT_TRUE(generate("metered2", 2, &ignored).ok());  // a cache of one: evicts metered@1
+
+  auto state = WorkerMetrics::StateCollector(*generator_, *cache, {"SmolLM2-135M-Instruct",
+                                                                   generator_->base_fingerprint(), "cpu", "float32"});
+  std::vector<prometheus::MetricFamily> families = registry.Collect();
+  for (auto& f : state->Collect()) families.push_back(std::move(f));
+  const std::map<std::string, std::string> metered = {{"adapter", "metered@1"}};
+
+  EXPECT_EQ(Sample(families, "t2_worker_requests_total", {{"adapter", "metered@1"}, {"code", "OK"}}), 1);
+  EXPECT_EQ(Sample(families, "t2_worker_requests_total",
+                   {{"adapter", "unresolved"}, {"code", "InvalidArgument"}, {"finish_reason", "none"}}),
+            1);
+  EXPECT_EQ(Sample(families, "t2_worker_time_to_first_token_seconds", metered), 1);
+  EXPECT_EQ(Sample(families, "t2_worker_inter_token_latency_seconds", metered), generated - 1);
+  EXPECT_EQ(Sample(families, "t2_worker_queue_duration_seconds", metered), 1);
+  EXPECT_EQ(Sample(families, "t2_worker_request_duration_seconds", metered), 1);
+  EXPECT_EQ(Sample(families, "t2_worker_generation_tokens_total", metered), generated);
+  EXPECT_GT(Sample(families, "t2_worker_prompt_tokens_total", metered), 5);
+  EXPECT_EQ(Sample(families, "t2_worker_adapter_load_seconds", metered), 1);
+  EXPECT_EQ(Sample(families, "t2_worker_adapter_unloads_total", {{"reason", "evicted"}}), 1);
+  EXPECT_EQ(Sample(families, "t2_worker_adapter_unloads_total", {{"reason", "deprecated"}}), 0);
+  EXPECT_EQ(Sample(families, "t2_worker_adapter_load_failures_total"), 0);
+  // Loaded: the second expert only; the first was evicted and its series went with it.
+  EXPECT_EQ(Sample(families, "t2_worker_adapter_loaded", {{"adapter", "metered2@1"}}), 1);
+  EXPECT_TRUE(std::isnan(Sample(families, "t2_worker_adapter_loaded", metered)));
+  // The engine ran metered2@1's rows in one form or the other, each row of each forward.
+  const double rows = Sample(families, "t2_worker_svf_rows_total", {{"adapter", "metered2@1"}, {"form", "factored"}}) +
+                      Sample(families, "t2_worker_svf_rows_total", {{"adapter", "metered2@1"}, {"form", "merged"}});
+  EXPECT_GE(rows, 2);  // its prefill and at least one decode step
+  EXPECT_GT(Sample(families, "t2_worker_decode_steps_total"), 0);
+  EXPECT_GE(Sample(families, "t2_worker_decode_step_sequences_total"), Sample(families, "t2_worker_decode_steps_total"));
+  EXPECT_EQ(Sample(families, "t2_worker_running_requests"), 0);
+  EXPECT_EQ(Sample(families, "t2_worker_waiting_requests"), 0);
+  EXPECT_GT(Sample(families, "t2_worker_kv_cache_limit_bytes"), Sample(families, "t2_worker_kv_cache_bytes"));
+  EXPECT_EQ(Sample(families, "t2_worker_model_info", {{"fingerprint", generator_->base_fingerprint()}}), 1);
+  server->server->Shutdown(std::chrono::system_clock::now() + seconds(1));
 }
 
 }  // namespace

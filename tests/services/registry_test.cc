@@ -4,6 +4,8 @@
 #include <signal.h>
 #include <sys/wait.h>
 
+#include <httplib.h>
+
 #include <chrono>
 #include <cstdlib>
 #include <memory>
@@ -11,7 +13,9 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "gtest/gtest.h"
@@ -74,11 +78,15 @@ class RegistryTest : public ::testing::Test {
 
   void StartServer() {
     const std::filesystem::path port_file = scratch_ / "registry.port";
+    const std::filesystem::path metrics_file = scratch_ / "metrics.port";
     std::filesystem::remove(port_file);
+    std::filesystem::remove(metrics_file);
     ASSERT_TRUE(server_.Start({binary_, "--root", root().string(), "--listen", "127.0.0.1:0",
-                               "--port-file", port_file.string()},
+                               "--port-file", port_file.string(), "--metrics-listen", "127.0.0.1:0",
+                               "--metrics-port-file", metrics_file.string()},
                               log()));
     address_ = t2::testing::WaitForFile(port_file, server_, seconds(30));
+    metrics_address_ = t2::testing::WaitForFile(metrics_file, server_, seconds(30));
     ASSERT_FALSE(address_.empty()) << "t2-registry did not start:\n" << t2::testing::Tail(log());
     channel_ = grpc::CreateChannel(address_, grpc::InsecureChannelCredentials());
     ASSERT_TRUE(channel_->WaitForConnected(In(seconds(10))));
@@ -222,6 +230,27 @@ class RegistryTest : public ::testing::Test {
   std::string binary_;
   t2::testing::ChildProcess server_;
   std::string address_;
+  std::string metrics_address_;  // HOST:PORT of /metrics
+
+  // The value of the first sample of `name` whose labels include every `key="value"` of
+  // `labels`, from a scrape of /metrics now; NaN if none.
+  double Scraped(const std::string& name, const std::vector<std::string>& labels = {}) {
+    const size_t colon = metrics_address_.rfind(':');
+    httplib::Client client(metrics_address_.substr(0, colon), std::stoi(metrics_address_.substr(colon + 1)));
+    client.set_read_timeout(10, 0);
+    auto response = client.Get("/metrics");
+    if (!response || response->status != 200) return std::nan("");
+    for (absl::string_view line : absl::StrSplit(response->body, '\n')) {
+      if (line.empty() || line[0] == '#') continue;
+      const size_t end = line.find_first_of("{ ");
+      if (line.substr(0, end) != name) continue;
+      bool all = true;
+      for (const std::string& l : labels) all = all && line.find(l) != absl::string_view::npos;
+      double value = 0;
+      if (all && absl::SimpleAtod(line.substr(line.rfind(' ') + 1), &value)) return value;
+    }
+    return std::nan("");
+  }
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::Registry::Stub> stub_;
 };
@@ -611,6 +640,39 @@ TEST_F(RegistryTest, DamagedBlobIsDataLossWhileOthersKeepServing) {
   // Publishing the same version's bytes again repairs it.
   ASSERT_THAT(Publish("math", 1, v1), GrpcOk());
   EXPECT_EQ(Get("math", 1).bytes, v1);
+}
+
+TEST_F(RegistryTest, MetricsCountPublishesWatchersAndTheStore) {
+  EXPECT_EQ(Scraped("t2_registry_publishes_total", {"result=\"accepted\""}), 0);  // there from the start
+  RegisterBase();
+  const std::string v1 = Bytes(1.0f);
+  ASSERT_THAT(Publish("math", 1, v1), GrpcOk());
+  ASSERT_THAT(Publish("math", 2, v1), GrpcOk());  // the same bytes: one blob
+  ASSERT_THAT(Publish("code", 1, Bytes(3.0f)), GrpcOk());
+  EXPECT_THAT(Publish("math", 1, Bytes(4.0f)), GrpcIs(grpc::StatusCode::ALREADY_EXISTS, ""));
+  EXPECT_THAT(Publish("math", 3, "garbage bytes"), GrpcIs(grpc::StatusCode::INVALID_ARGUMENT, ""));
+  ASSERT_THAT(SetAlias("prod", "math", 2), GrpcOk());
+
+  grpc::ClientContext context;
+  context.set_deadline(In(seconds(20)));
+  auto reader = stub_->Watch(&context, v1::WatchRequest());
+  reader->WaitForInitialMetadata();  // the stream is open on the server
+
+  EXPECT_EQ(Scraped("t2_registry_publishes_total", {"result=\"accepted\"", "reason=\"none\""}), 3);
+  EXPECT_EQ(Scraped("t2_registry_publishes_total", {"result=\"refused\"", "reason=\"exists\""}), 1);
+  EXPECT_EQ(Scraped("t2_registry_publishes_total", {"result=\"refused\"", "reason=\"invalid\""}), 1);
+  EXPECT_EQ(Scraped("t2_registry_experts"), 2);
+  EXPECT_EQ(Scraped("t2_registry_expert_versions"), 3);
+  EXPECT_EQ(Scraped("t2_registry_aliases"), 1);
+  EXPECT_EQ(Scraped("t2_registry_mixtures"), 0);
+  EXPECT_EQ(Scraped("t2_registry_blob_bytes"), static_cast<double>(v1.size() + Bytes(3.0f).size()));
+  EXPECT_EQ(Scraped("t2_registry_watch_subscribers"), 1);
+  context.TryCancel();
+  reader->Finish();
+  for (int i = 0; i < 100 && Scraped("t2_registry_watch_subscribers") != 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the server sees the cancel within its 1 s poll
+  }
+  EXPECT_EQ(Scraped("t2_registry_watch_subscribers"), 0);
 }
 
 }  // namespace

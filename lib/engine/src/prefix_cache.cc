@@ -18,6 +18,7 @@ int64_t CommonPrefix(std::span<const int32_t> a, std::span<const int32_t> b) {
 PrefixCache::Match PrefixCache::Find(const std::string& adapter, std::span<const int32_t> ids) {
   Match best;
   if (!enabled() || ids.size() < 2) return best;
+  ++stats_.lookups;
   auto best_it = entries_.end();
   for (auto it = entries_.begin(); it != entries_.end(); ++it) {
     if (it->adapter != adapter) continue;

@@ -55,6 +55,7 @@ class PrefixCache {
   struct Stats {
     int64_t bytes = 0;
     int64_t entries = 0;
+    int64_t lookups = 0;         // Find calls while enabled
     int64_t hits = 0;            // lookups that reused a prefix
     int64_t reused_tokens = 0;   // prompt positions copied instead of computed
   };

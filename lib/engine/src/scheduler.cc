@@ -60,6 +60,11 @@ Scheduler::Scheduler(const Config& config)
     : config_(config),
       vocab_(config.model->config().vocab_size),
       prefix_(config.prefix_cache_bytes, kMinPrefixTokens) {
+  // What one position of one row costs, from a cache of that size (keys and values of every
+  // layer in the model's dtype): the limit is every slot at the longest context.
+  if (auto one = config_.model->NewCache(1, 1); one.ok()) {
+    kv_limit_bytes_ = one->bytes() * config_.slots * CacheLimit();
+  }
   thread_ = std::thread([this] { Loop(); });
 }
 
@@ -120,13 +125,19 @@ SchedulerStats Scheduler::stats() const {
   std::lock_guard<std::mutex> lock(mu_);
   return {.active = active_,
           .queued = static_cast<int32_t>(queue_.size()),
+          .slots = config_.slots,
+          .max_queue = config_.max_queue,
           .kv_cache_bytes = kv_bytes_,
+          .kv_cache_limit_bytes = kv_limit_bytes_,
           .steps = steps_,
+          .step_sequences = step_sequences_,
           .requests_done = done_,
           .prefix_cache_bytes = prefix_stats_.bytes,
           .prefix_cache_entries = prefix_stats_.entries,
+          .prefix_lookups = prefix_stats_.lookups,
           .prefix_hits = prefix_stats_.hits,
-          .prefix_reused_tokens = prefix_stats_.reused_tokens};
+          .prefix_reused_tokens = prefix_stats_.reused_tokens,
+          .adapters = adapter_usage_};
 }
 
 bool Scheduler::InUse(const std::string& name) const {
@@ -245,8 +256,22 @@ absl::Status Scheduler::EnsureCache(int64_t rows, int64_t capacity, int64_t keep
 absl::StatusOr<std::optional<model::RowAdapters>> Scheduler::PrepareAdapters(const std::vector<std::string>& names,
                                                                               bool one_pass) {
   if (config_.svf == nullptr) return std::nullopt;
-  if (!config_.svf->RunFactored(names, one_pass)) {
-    T2_RETURN_IF_ERROR(config_.svf->UseMerged(names.empty() ? "" : names.front()));
+  const bool factored = config_.svf->RunFactored(names, one_pass);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const std::string& name : names) ++(factored ? adapter_usage_[name].factored_rows : adapter_usage_[name].merged_rows);
+  }
+  if (!factored) {
+    const std::string& name = names.empty() ? std::string() : names.front();
+    const int64_t composed_before = config_.svf->compositions();
+    const absl::Time start = absl::Now();
+    T2_RETURN_IF_ERROR(config_.svf->UseMerged(name));
+    if (config_.svf->compositions() != composed_before) {
+      std::lock_guard<std::mutex> lock(mu_);
+      AdapterUsage& usage = adapter_usage_[name];
+      ++usage.compositions;
+      usage.composition_seconds += absl::ToDoubleSeconds(absl::Now() - start);
+    }
     return std::nullopt;
   }
   if (!factored_names_.has_value() || *factored_names_ != names) {
@@ -431,6 +456,8 @@ void Scheduler::InvalidateAdapter(const std::string& name) {
   factored_names_.reset();
   prefix_.Forget(name);
   PublishPrefixStats();
+  std::lock_guard<std::mutex> lock(mu_);
+  adapter_usage_.erase(name);  // a new adapter under that name starts its own counts
 }
 
 void Scheduler::PublishPrefixStats() {
@@ -481,6 +508,7 @@ void Scheduler::Step(std::vector<std::shared_ptr<Entry>> admitted) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     ++steps_;
+    step_sequences_ += n;
   }
   RemoveFinished();
 }

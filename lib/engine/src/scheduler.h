@@ -8,6 +8,8 @@
 // one into it, so each step computes exactly the live rows (model::KvCache::Slice).
 #pragma once
 
+#include <map>
+
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -112,9 +114,12 @@ class Scheduler {
   std::deque<Task> tasks_;
   int32_t active_ = 0;
   int64_t kv_bytes_ = 0;
+  int64_t kv_limit_bytes_ = 0;  // set once, before the thread starts
   PrefixCache::Stats prefix_stats_;
   int64_t steps_ = 0;
+  int64_t step_sequences_ = 0;
   int64_t done_ = 0;
+  std::map<std::string, AdapterUsage> adapter_usage_;
   bool draining_ = false;
   bool stopping_ = false;
   std::thread thread_;

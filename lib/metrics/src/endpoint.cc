@@ -44,9 +44,9 @@ absl::StatusOr<std::unique_ptr<Endpoint>> Endpoint::Start(const std::string& add
     int yes = 1;
     setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
   });
-  prometheus::Registry* families = endpoint->registry_.get();
-  server.Get("/metrics", [families](const httplib::Request&, httplib::Response& response) {
-    response.set_content(prometheus::TextSerializer().Serialize(families->Collect()),
+  Endpoint* self = endpoint.get();
+  server.Get("/metrics", [self](const httplib::Request&, httplib::Response& response) {
+    response.set_content(prometheus::TextSerializer().Serialize(self->Collect()),
                          "text/plain; version=0.0.4; charset=utf-8");
   });
   const int bound = port == 0 ? server.bind_to_any_port(host) : (server.bind_to_port(host, port) ? port : -1);
@@ -62,6 +62,25 @@ absl::StatusOr<std::unique_ptr<Endpoint>> Endpoint::Start(const std::string& add
   }
   endpoint->address_ = absl::StrCat(address.substr(0, colon), ":", bound);
   return endpoint;
+}
+
+void Endpoint::Add(std::weak_ptr<prometheus::Collectable> collectable) {
+  absl::MutexLock lock(&mu_);
+  collectables_.push_back(std::move(collectable));
+}
+
+std::vector<prometheus::MetricFamily> Endpoint::Collect() {
+  std::vector<prometheus::MetricFamily> families = registry_->Collect();
+  absl::MutexLock lock(&mu_);
+  for (auto it = collectables_.begin(); it != collectables_.end();) {
+    if (auto live = it->lock()) {
+      for (auto& family : live->Collect()) families.push_back(std::move(family));
+      ++it;
+    } else {
+      it = collectables_.erase(it);
+    }
+  }
+  return families;
 }
 
 Endpoint::~Endpoint() {

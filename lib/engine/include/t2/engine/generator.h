@@ -129,18 +129,32 @@ struct CompletionScore {
   int32_t tokens = 0;  // tokens scored
 };
 
+// How the scheduler has run one adapter ("" = the base model) since it was added.
+struct AdapterUsage {
+  int64_t compositions = 0;          // W' sets composed for it (merged form, LRU misses)
+  double composition_seconds = 0;    // time those took
+  int64_t factored_rows = 0;         // sequences in forwards that ran it factored
+  int64_t merged_rows = 0;           // ... with its W' written into the weights
+};
+
 // A finished request is counted (and its slot shown free) before its on_done runs.
 struct SchedulerStats {
   int32_t active = 0;  // sequences in the batch
   int32_t queued = 0;
+  int32_t slots = 0;      // the most sequences decoded together
+  int32_t max_queue = 0;  // queued requests beyond free slots that Submit accepts
   int64_t kv_cache_bytes = 0;
+  int64_t kv_cache_limit_bytes = 0;  // the cache at every slot and the longest context
   int64_t steps = 0;            // decode steps run
+  int64_t step_sequences = 0;   // sequences over those steps (their mean batch size: / steps)
   int64_t requests_done = 0;    // finished (any reason)
   // Prompt beginnings reused from the prefix cache (GeneratorOptions::prefix_cache_bytes).
   int64_t prefix_cache_bytes = 0;
   int64_t prefix_cache_entries = 0;
+  int64_t prefix_lookups = 0;        // prompts looked up while the cache is on
   int64_t prefix_hits = 0;           // prompts (generation or Score) that reused one
   int64_t prefix_reused_tokens = 0;  // prompt positions copied instead of computed
+  std::map<std::string, AdapterUsage> adapters;  // with SVF: every adapter a forward ran
 };
 
 class Generator {

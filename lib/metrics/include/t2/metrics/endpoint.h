@@ -7,8 +7,11 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "prometheus/registry.h"
 
 namespace httplib {
@@ -28,12 +31,19 @@ class Endpoint {
   Endpoint(const Endpoint&) = delete;
   Endpoint& operator=(const Endpoint&) = delete;
 
+  // Also serves what `collectable` holds at each scrape (values read from their source then,
+  // such as an engine's queue length), for as long as it lives.
+  void Add(std::weak_ptr<prometheus::Collectable> collectable);
+
   const std::string& address() const { return address_; }  // HOST:bound port
   std::string url() const { return "http://" + address_ + "/metrics"; }
 
  private:
   Endpoint() = default;
+  std::vector<prometheus::MetricFamily> Collect();
   std::shared_ptr<prometheus::Registry> registry_;
+  absl::Mutex mu_;
+  std::vector<std::weak_ptr<prometheus::Collectable>> collectables_ ABSL_GUARDED_BY(mu_);
   std::unique_ptr<httplib::Server> server_;
   std::thread thread_;  // runs server_'s accept loop
   std::string address_;

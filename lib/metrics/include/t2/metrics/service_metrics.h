@@ -19,6 +19,11 @@ inline constexpr const char* kMetricsFlagsUsage =
 struct ServiceMetrics {
   std::shared_ptr<prometheus::Registry> registry = std::make_shared<prometheus::Registry>();
   std::unique_ptr<Endpoint> endpoint;  // null when `listen` was empty
+
+  // Serves `collectable` beside `registry` (see Endpoint::Add); nothing without an endpoint.
+  void Add(std::weak_ptr<prometheus::Collectable> collectable) {
+    if (endpoint != nullptr) endpoint->Add(std::move(collectable));
+  }
 };
 
 // `listen` empty: a registry that is recorded into but not served (a port file then is an
