@@ -3,11 +3,17 @@
 // and stops everything (SIGTERM, then SIGKILL after a grace period) on Ctrl-C, on SIGTERM, or
 // when any of them dies. With --once TEXT it sends one request through the dispatcher,
 // prints the first pass's choice and the answer, and stops.
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
+#include <httplib.h>
+
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <thread>
 
@@ -41,6 +47,10 @@ constexpr const char* kUsage = R"(usage: t2 up [options]
                          routes requests to real experts (see README: how long it takes)
   --expert-tasks LIST    which built-in experts (default math,reasoning,code,cls)
   --expert-steps N       training steps per expert (default 30)
+  --prometheus           also start a Prometheus (Debian's `prometheus`) scraping the three
+                         services every 5 s, with the alert rules of deploy/prometheus when
+                         this build's source tree has them; prints its URL
+  --prometheus-port N    its port (default 0: any free port)
 )";
 
 // The recipe `--experts` trains with (bench/README.md measures what it gives).
@@ -109,6 +119,83 @@ bool Launch(Service& s, const std::string& binary, std::vector<std::string> args
   return false;
 }
 
+// A port nothing listens on now (the kernel's pick for port 0), for a program that cannot
+// report the port it bound itself; 0 if none could be had.
+int FreePort(const std::string& host) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return 0;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = 0;
+  addr.sin_addr.s_addr = host == "0.0.0.0" ? htonl(INADDR_ANY) : htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  int port = 0;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+    port = ntohs(addr.sin_port);
+  }
+  ::close(fd);
+  return port;
+}
+
+std::string FindOnPath(const std::string& program) {
+  const char* path = std::getenv("PATH");
+  for (absl::string_view dir : absl::StrSplit(path == nullptr ? "/usr/bin:/bin" : path, ':')) {
+    const std::filesystem::path candidate = std::filesystem::path(std::string(dir)) / program;
+    if (!dir.empty() && ::access(candidate.c_str(), X_OK) == 0) return candidate.string();
+  }
+  return "";
+}
+
+// Prometheus over the stack: jobs named as the alert rules and dashboards expect
+// (deploy/prometheus), the rules themselves when this build's source tree has them. Waits
+// until it answers /-/ready; false (with its log's tail) otherwise.
+bool LaunchPrometheus(Service& s, const std::vector<const Service*>& targets, const std::string& host, int port,
+                      const std::filesystem::path& dir, const std::filesystem::path& run_dir) {
+  const std::string binary = FindOnPath("prometheus");
+  if (binary.empty()) {
+    std::cerr << "[t2 up] --prometheus: no `prometheus` on PATH (scripts/setup.sh installs Debian's)\n";
+    return false;
+  }
+  if (port == 0) port = FreePort(host);
+  const std::filesystem::path config = run_dir / "prometheus.yml";
+  {
+    std::ofstream out(config);
+    out << "# Written by t2 up --prometheus: this stack's services, scraped every 5 s.\n"
+        << "global:\n  scrape_interval: 5s\n  evaluation_interval: 5s\n";
+    const std::filesystem::path rules = std::filesystem::path(T2_DEPLOY_DIR) / "prometheus/rules/t2.rules.yml";
+    if (std::filesystem::exists(rules)) out << "rule_files:\n  - " << rules.string() << "\n";
+    out << "scrape_configs:\n";
+    for (const Service* t : targets) {
+      out << "  - job_name: t2-" << t->name << "\n    static_configs:\n      - targets: ['" << t->metrics << "']\n";
+    }
+    if (!out) {
+      std::cerr << "[t2 up] --prometheus: cannot write " << config.string() << "\n";
+      return false;
+    }
+  }
+  s.log = run_dir / (s.name + ".log");
+  s.address = absl::StrCat(host, ":", port);
+  std::cerr << "[t2 up] starting prometheus (log: " << s.log.string() << ")\n";
+  if (!s.process.Start({binary, "--config.file=" + config.string(), "--storage.tsdb.path=" + (dir / "prometheus").string(),
+                        "--web.listen-address=" + s.address},
+                       s.log)) {
+    std::cerr << "[t2 up] cannot start " << binary << "\n";
+    return false;
+  }
+  httplib::Client client(host, port);
+  client.set_connection_timeout(1, 0);
+  client.set_read_timeout(2, 0);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (s.process.running() && std::chrono::steady_clock::now() < deadline) {
+    auto ready = client.Get("/-/ready");
+    if (ready && ready->status == 200) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  std::cerr << "[t2 up] prometheus did not become ready; its log ends with:\n" << Tail(s.log) << "\n";
+  return false;
+}
+
 // Runs the trainer job for each task against the stack's registry; prints a summary line per
 // expert. A failed job is reported and the others still run; returns false if any failed.
 bool TrainExperts(const std::vector<std::string>& tasks, const std::filesystem::path& model,
@@ -161,8 +248,9 @@ int StopAll(std::vector<Service*>& services, int code) {
 
 int RunUp(const std::vector<std::string>& args) {
   FlagSpec spec{.value_flags = {"model", "dir", "host", "dispatcher-port", "registry-port", "worker-port",
-                                "max-batch-size", "once", "max-new-tokens", "expert-tasks", "expert-steps"},
-                .bool_flags = {"help", "experts"}};
+                                "max-batch-size", "once", "max-new-tokens", "expert-tasks", "expert-steps",
+                                "prometheus-port"},
+                .bool_flags = {"help", "experts", "prometheus"}};
   auto flags = Flags::Parse(args, spec);
   if (!flags.ok()) {
     std::cerr << "t2 up: " << flags.status().message() << "\n" << kUsage;
@@ -174,7 +262,7 @@ int RunUp(const std::vector<std::string>& args) {
   }
   std::map<std::string, int> ports;
   for (auto [flag, fallback] : {std::pair{"dispatcher-port", 50050}, std::pair{"registry-port", 50051},
-                                std::pair{"worker-port", 50052}}) {
+                                std::pair{"worker-port", 50052}, std::pair{"prometheus-port", 0}}) {
     auto port = flags->GetInt(flag, fallback);
     if (!port.ok() || *port < 0 || *port > 65535) {
       std::cerr << "t2 up: --" << flag << " must be a port number 0..65535\n";
@@ -245,15 +333,26 @@ int RunUp(const std::vector<std::string>& args) {
               host, ports["dispatcher-port"], run_dir, std::chrono::seconds(60))) {
     return StopAll(started, 1);
   }
+  Service prometheus{.name = "prometheus"};
+  if (flags->Has("prometheus")) {
+    started.push_back(&prometheus);
+    if (!LaunchPrometheus(prometheus, {&registry, &worker, &dispatcher}, host, ports["prometheus-port"], dir,
+                          run_dir)) {
+      return StopAll(started, 1);
+    }
+  }
   std::cout << "t2 stack is up (model " << model->filename().string() << ")\n"
             << "  dispatcher  " << dispatcher.address << "   <- applications call this (t2.v1.Dispatcher)\n"
             << "  registry    " << registry.address << "   (t2.v1.Registry, experts in " << (dir / "registry").string()
             << ")\n"
             << "  worker      " << worker.address << "   (t2.v1.Worker)\n"
             << "  metrics     registry http://" << registry.metrics << "/metrics, worker http://" << worker.metrics
-            << "/metrics, dispatcher http://" << dispatcher.metrics << "/metrics\n"
-            << "  logs        " << run_dir.string() << "\n"
-            << std::flush;
+            << "/metrics, dispatcher http://" << dispatcher.metrics << "/metrics\n";
+  if (flags->Has("prometheus")) {
+    std::cout << "  prometheus  http://" << prometheus.address << "   (scrapes the three; config "
+              << (run_dir / "prometheus.yml").string() << ")\n";
+  }
+  std::cout << "  logs        " << run_dir.string() << "\n" << std::flush;
 
   if (flags->Has("experts") && !TrainExperts(expert_tasks, *model, registry.address, *expert_steps)) {
     return StopAll(started, 1);
