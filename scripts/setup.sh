@@ -49,7 +49,7 @@ fi
 PY_PACKAGES=(
   torch==2.15.0 transformers==5.24.0 gguf==0.19.0 safetensors==0.8.0 numpy==2.4.6
   tokenizers==0.23.3 sentencepiece==0.2.3 protobuf==7.36.2 grpcio==1.85.3 grpcio-tools==1.85.1 grpcio-health-checking==1.85.1
-  jinja2==3.1.6 accelerate==1.15.0 matplotlib==3.11.2 pyyaml==6.0.4
+  jinja2==3.1.6 accelerate==1.15.0 matplotlib==3.11.2 pyyaml==6.0.4 dnslib==0.9.26
 )
 PYTHON=${T2_BOOTSTRAP_PYTHON:-python3}
 if [ ! -x "$VENV/bin/python" ]; then

@@ -9,7 +9,9 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "dispatcher_service.h"
+#include "dns_target.h"
 #include "expert_resolver.h"
 #include "t2/common/flags.h"
 #include "t2/common/log.h"
@@ -26,6 +28,9 @@ constexpr char kUsage[] =
   --listen HOST:PORT          address to serve on (default 127.0.0.1:50050; port 0: any free port)
   --registry HOST:PORT        the t2-registry to resolve experts through (required)
   --worker HOST:PORT          a t2-worker; repeat for several (at least one)
+  --worker dns:///NAME:PORT   every address NAME resolves to (A records) is a worker at PORT,
+                              looked up again every 5 s (a Kubernetes headless Service);
+                              dns://HOST:PORT/NAME:PORT asks that DNS server
   --port-file FILE            write the bound host:port here (atomically) once serving
   --first-pass-max-tokens N   answer budget of GENERATE-mode classification (default 32)
   --cem-sequential            Adapt evaluates one CEM candidate at a time (for benchmarks)
@@ -35,7 +40,9 @@ constexpr char kUsage[] =
 struct Config {
   std::string listen;
   std::string registry;
-  std::vector<std::string> workers;
+  std::vector<std::string> workers;  // as given
+  std::vector<std::string> worker_addresses;
+  std::vector<t2::dispatcher::DnsTarget> worker_names;
   std::string port_file;
   std::string metrics_listen, metrics_port_file;
   int first_pass_max_tokens = 32;
@@ -63,6 +70,12 @@ absl::StatusOr<Config> ParseConfig(int argc, char** argv) {
     return absl::InvalidArgumentError("--worker is required (repeat it for several)");
   for (const std::string& w : c.workers) {
     if (w.empty()) return absl::InvalidArgumentError("--worker must not be empty");
+    if (t2::dispatcher::IsDnsTarget(w)) {
+      T2_ASSIGN_OR_RETURN(t2::dispatcher::DnsTarget target, t2::dispatcher::ParseDnsTarget(w));
+      c.worker_names.push_back(std::move(target));
+    } else {
+      c.worker_addresses.push_back(w);
+    }
   }
   c.port_file = flags.Get("port-file", "");
   c.metrics_listen = flags.Get("metrics-listen", "");
@@ -107,7 +120,7 @@ int main(int argc, char** argv) {
   ExpertResolver resolver(grpc::CreateCustomChannel(
                               config->registry, grpc::InsecureChannelCredentials(), registry_args),
                           {});
-  WorkerPool pool({.addresses = config->workers});
+  WorkerPool pool({.addresses = config->worker_addresses, .dns_targets = config->worker_names});
   DispatcherMetrics dispatcher_metrics(*metrics->registry);
   auto state = DispatcherMetrics::StateCollector(pool, resolver);
   metrics->Add(state);
@@ -150,8 +163,8 @@ int main(int argc, char** argv) {
       absl::Status written = t2::rpc::WriteFileAtomically(config->port_file, server->address);
       if (!written.ok()) t2::LogError(absl::StrCat("--port-file: ", written.message()));
     }
-    t2::LogInfo(absl::StrCat("t2-dispatcher serving on ", server->address, " with ",
-                             config->workers.size(), " worker(s)"));
+    t2::LogInfo(absl::StrCat("t2-dispatcher serving on ", server->address, " with ", pool.size(),
+                             " worker(s) from ", absl::StrJoin(config->workers, ", ")));
   });
 
   int signal = t2::rpc::WaitForShutdownSignal();

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "t2/common/log.h"
@@ -76,24 +77,70 @@ WorkerPool::Lease::~Lease() {
   if (pool_ != nullptr) pool_->Release(index_);
 }
 
-const std::string& WorkerPool::Lease::address() const { return pool_->workers_[index_]->address; }
+const std::string& WorkerPool::Lease::address() const { return pool_->At(index_).address; }
 
-t2::v1::Worker::Stub* WorkerPool::Lease::stub() const {
-  return pool_->workers_[index_]->stub.get();
+t2::v1::Worker::Stub* WorkerPool::Lease::stub() const { return pool_->At(index_).stub.get(); }
+
+WorkerPool::Worker& WorkerPool::At(size_t index) const {
+  // The vector may grow on the probe thread; the Worker it points to never moves.
+  std::lock_guard lock(mu_);
+  return *workers_[index];
+}
+
+std::unique_ptr<WorkerPool::Worker> WorkerPool::NewWorker(const std::string& address) {
+  auto worker = std::make_unique<Worker>();
+  worker->address = address;
+  grpc::ChannelArguments args;
+  // Generation replies can be long texts; the default 4 MiB receive limit is not ours to set.
+  args.SetMaxReceiveMessageSize(-1);
+  worker->channel = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  worker->stub = t2::v1::Worker::NewStub(worker->channel);
+  return worker;
 }
 
 WorkerPool::WorkerPool(Options options) : options_(std::move(options)) {
-  for (const std::string& address : options_.addresses) {
-    auto worker = std::make_unique<Worker>();
-    worker->address = address;
-    grpc::ChannelArguments args;
-    // Generation replies can be long texts; the default 4 MiB receive limit is not ours to set.
-    args.SetMaxReceiveMessageSize(-1);
-    worker->channel = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
-    worker->stub = t2::v1::Worker::NewStub(worker->channel);
-    workers_.push_back(std::move(worker));
-  }
+  for (const std::string& address : options_.addresses) workers_.push_back(NewWorker(address));
   prober_ = std::thread([this] { ProbeLoop(); });
+}
+
+size_t WorkerPool::size() const {
+  std::lock_guard lock(mu_);
+  return static_cast<size_t>(std::count_if(workers_.begin(), workers_.end(), [](const auto& w) { return w->active; }));
+}
+
+void WorkerPool::Resolve() {
+  bool changed = false;
+  for (const DnsTarget& target : options_.dns_targets) {
+    auto addresses = ResolveDnsTarget(target, absl::FromChrono(options_.probe_timeout));
+    if (!addresses.ok()) {
+      // A name that resolves to nothing is an empty set; a DNS that does not answer keeps
+      // the last known workers rather than dropping them all.
+      if (!absl::IsNotFound(addresses.status())) {
+        LogWarning(absl::StrCat("worker lookup: ", addresses.status().message(), "; keeping the last answer"));
+        continue;
+      }
+      addresses = std::vector<std::string>();
+    }
+    changed |= resolved_[target.spec] != *addresses;
+    resolved_[target.spec] = *std::move(addresses);
+  }
+  if (!changed) return;
+  std::set<std::string> wanted(options_.addresses.begin(), options_.addresses.end());
+  for (const auto& [spec, addresses] : resolved_) wanted.insert(addresses.begin(), addresses.end());
+  std::lock_guard lock(mu_);
+  for (auto& w : workers_) {
+    const bool active = wanted.erase(w->address) != 0;
+    if (active != w->active) {
+      LogInfo(absl::StrCat("worker ", w->address, active ? " is back in DNS: added" : " left DNS: removed"));
+      w->active = active;
+      w->health = Health::kUnknown;
+      w->info_known = false;
+    }
+  }
+  for (const std::string& address : wanted) {  // new ones
+    LogInfo(absl::StrCat("worker ", address, " found in DNS: added"));
+    workers_.push_back(NewWorker(address));
+  }
 }
 
 WorkerPool::~WorkerPool() {
@@ -112,7 +159,7 @@ std::optional<WorkerPool::Lease> WorkerPool::Acquire(const std::vector<size_t>& 
   auto rank = [](Health h) { return h == Health::kServing ? 0 : h == Health::kUnknown ? 1 : 2; };
   for (size_t step = 0; step < n; ++step) {
     size_t i = (rotation_ + step) % n;
-    if (std::find(exclude.begin(), exclude.end(), i) != exclude.end()) continue;
+    if (!workers_[i]->active || std::find(exclude.begin(), exclude.end(), i) != exclude.end()) continue;
     const Worker& w = *workers_[i];
     if (!best.has_value()) {
       best = i;
@@ -148,7 +195,7 @@ void WorkerPool::ReportUnavailable(size_t index) {
 int WorkerPool::NumLayers() const {
   std::lock_guard lock(mu_);
   for (const auto& w : workers_) {
-    if (w->info_known && w->info.num_layers() > 0) return w->info.num_layers();
+    if (w->active && w->info_known && w->info.num_layers() > 0) return w->info.num_layers();
   }
   return 0;
 }
@@ -157,7 +204,7 @@ int WorkerPool::BatchWindow() const {
   std::lock_guard lock(mu_);
   int64_t window = 0;
   for (const auto& w : workers_) {
-    if (w->health == Health::kNotServing) continue;
+    if (!w->active || w->health == Health::kNotServing) continue;
     if (w->info_known) {
       window += std::max<int64_t>(1, int64_t{w->info.max_batch_size()} + w->info.max_queue() / 2);
     } else {
@@ -171,6 +218,7 @@ std::vector<WorkerPool::WorkerState> WorkerPool::Snapshot() const {
   std::lock_guard lock(mu_);
   std::vector<WorkerState> out;
   for (const auto& w : workers_) {
+    if (!w->active) continue;
     out.push_back({.address = w->address,
                    .health = w->health,
                    .outstanding = w->outstanding,
@@ -184,17 +232,28 @@ void WorkerPool::ProbeLoop() {
   std::unique_lock lock(stop_mu_);
   while (!stopping_) {
     lock.unlock();
-    ProbeRound();
+    ProbeRound(/*resolve=*/false);
     lock.lock();
     stop_cv_.wait_for(lock, options_.probe_interval, [&] { return stopping_; });
   }
 }
 
-void WorkerPool::ProbeNow() { ProbeRound(); }
+void WorkerPool::ProbeNow(bool resolve) { ProbeRound(resolve); }
 
-void WorkerPool::ProbeRound() {
+void WorkerPool::ProbeRound(bool resolve) {
   std::lock_guard round(probe_mu_);
-  const size_t n = workers_.size();
+  const auto now = std::chrono::steady_clock::now();
+  if (!options_.dns_targets.empty() && (resolve || now >= next_resolve_)) {
+    Resolve();
+    next_resolve_ = now + options_.resolve_interval;
+  }
+  size_t n = 0;
+  std::vector<bool> active;
+  {
+    std::lock_guard lock(mu_);
+    n = workers_.size();
+    for (const auto& w : workers_) active.push_back(w->active);
+  }
   struct Probe {
     grpc::ClientContext context;
     grpc::ByteBuffer request;
@@ -210,6 +269,7 @@ void WorkerPool::ProbeRound() {
   std::vector<std::unique_ptr<grpc::GenericStub>> stubs;
   WaitGroup health_calls;
   for (size_t i = 0; i < n; ++i) {
+    if (!active[i]) continue;
     Probe& p = probes[i];
     p.context.set_deadline(std::chrono::system_clock::now() + options_.probe_timeout);
     grpc::Slice empty("");  // HealthCheckRequest{service: ""}: the server as a whole
@@ -226,6 +286,7 @@ void WorkerPool::ProbeRound() {
 
   WaitGroup info_calls;
   for (size_t i = 0; i < n; ++i) {
+    if (!active[i]) continue;
     Probe& p = probes[i];
     const bool serving = p.status.ok() && IsServingResponse(p.response);
     {

@@ -1,6 +1,9 @@
 // The dispatcher's view of its workers: one gRPC channel each, their health (probed in the
 // background with grpc.health.v1 and corrected at once when a call finds a worker gone),
-// their capacity (Worker.Info) and how many requests each has outstanding from us.
+// their capacity (Worker.Info) and how many requests each has outstanding from us. Workers
+// given by address stay; workers named by DNS (dns_target.h) are resolved again every
+// resolve_interval: a new address joins the pool, one no longer listed leaves it (its
+// outstanding calls finish), a failed lookup changes nothing.
 //
 // Choice: the serving worker with the fewest outstanding requests; equal counts rotate, so an
 // idle pool spreads requests. Workers not known to be serving are still used as a last
@@ -16,12 +19,14 @@
 #include <condition_variable>
 #include <cstddef>
 #include <memory>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "dns_target.h"
 #include "t2/v1/worker.grpc.pb.h"
 
 namespace t2::dispatcher {
@@ -29,9 +34,11 @@ namespace t2::dispatcher {
 class WorkerPool {
  public:
   struct Options {
-    std::vector<std::string> addresses;  // host:port, at least one
+    std::vector<std::string> addresses;  // host:port
+    std::vector<DnsTarget> dns_targets;  // with `addresses`: at least one of the two
     std::chrono::milliseconds probe_interval{1000};
     std::chrono::milliseconds probe_timeout{1000};
+    std::chrono::milliseconds resolve_interval{5000};
   };
 
   enum class Health { kUnknown, kServing, kNotServing };
@@ -69,7 +76,7 @@ class WorkerPool {
   WorkerPool(const WorkerPool&) = delete;
   WorkerPool& operator=(const WorkerPool&) = delete;
 
-  size_t size() const { return workers_.size(); }
+  size_t size() const;  // workers in the pool now
 
   // The best worker not in `exclude` (indices), or nullopt when every worker is excluded.
   std::optional<Lease> Acquire(const std::vector<size_t>& exclude = {});
@@ -87,14 +94,16 @@ class WorkerPool {
   int BatchWindow() const;
 
   std::vector<WorkerState> Snapshot() const;
-  // Runs one probe round now and waits for it (tests, and start-up logging).
-  void ProbeNow();
+  // Runs one probe round now and waits for it (tests, and start-up logging); resolves the DNS
+  // targets first when `resolve` or when resolve_interval has passed.
+  void ProbeNow(bool resolve = false);
 
  private:
   struct Worker {
     std::string address;
     std::shared_ptr<grpc::Channel> channel;
     std::unique_ptr<t2::v1::Worker::Stub> stub;
+    bool active = true;                // guarded by mu_; false: dropped from DNS (kept for leases)
     Health health = Health::kUnknown;  // guarded by mu_
     int outstanding = 0;               // guarded by mu_
     bool info_known = false;           // guarded by mu_
@@ -103,10 +112,19 @@ class WorkerPool {
 
   void Release(size_t index);
   void ProbeLoop();
-  void ProbeRound();
+  void ProbeRound(bool resolve);
+  // Resolves the DNS targets and makes the pool's active workers the static addresses plus
+  // what they resolved to. Probe thread (probe_mu_ held).
+  void Resolve();
+  static std::unique_ptr<Worker> NewWorker(const std::string& address);
+  Worker& At(size_t index) const;  // mu_ held or the probe thread
 
   Options options_;
-  std::vector<std::unique_ptr<Worker>> workers_;  // fixed after construction
+  // Appended to (under mu_ and probe_mu_) when DNS finds a new address, never shrunk: indices
+  // and Worker objects stay valid for leases.
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::map<std::string, std::vector<std::string>> resolved_;  // DNS target -> addresses; probe_mu_
+  std::chrono::steady_clock::time_point next_resolve_{};      // probe_mu_
   mutable std::mutex mu_;
   size_t rotation_ = 0;  // guarded by mu_
   std::atomic<int64_t> unavailable_reports_{0};

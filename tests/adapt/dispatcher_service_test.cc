@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "dns_target.h"
 #include "expert_resolver.h"
 #include "t2/rpc/server.h"
 #include "t2/v1/dispatcher.grpc.pb.h"
@@ -316,7 +317,7 @@ class DispatcherTest : public ::testing::Test {
     resolver_->StartWatch();
     ASSERT_TRUE(registry_.WaitForWatchers(1));
     pool_ = std::make_unique<WorkerPool>(WorkerPool::Options{
-        .addresses = addresses, .probe_interval = 100ms, .probe_timeout = 500ms});
+        .addresses = addresses, .dns_targets = {}, .probe_interval = 100ms, .probe_timeout = 500ms});
     pool_->ProbeNow();
     service_ = std::make_unique<DispatcherService>(
         *pool_, *resolver_,
@@ -1093,6 +1094,34 @@ TEST_F(DispatcherTest, MetricsCountStrategiesCategoriesConfidenceAndRetries) {
   }
   EXPECT_EQ(workers, 2);
   EXPECT_GE(Sample(families, "t2_dispatcher_resolver_lookups_total", {{"result", "miss"}}), 1);
+}
+
+// ---------------------------------------------------------------- workers by DNS
+TEST(DnsTarget, ParsesBothFormsAndNamesWhatIsWrong) {
+  auto system = ParseDnsTarget("dns:///t2-worker-headless.t2serve.svc.cluster.local:50053");
+  ASSERT_TRUE(system.ok()) << system.status();
+  EXPECT_EQ(system->server, "");
+  EXPECT_EQ(system->name, "t2-worker-headless.t2serve.svc.cluster.local");
+  EXPECT_EQ(system->port, 50053);
+  auto own = ParseDnsTarget("dns://127.0.0.1:5353/workers.test:7000");
+  ASSERT_TRUE(own.ok()) << own.status();
+  EXPECT_EQ(own->server, "127.0.0.1");
+  EXPECT_EQ(own->server_port, 5353);
+  EXPECT_EQ(own->name, "workers.test");
+  EXPECT_EQ(own->port, 7000);
+  EXPECT_FALSE(IsDnsTarget("127.0.0.1:50053"));
+  for (const auto& [bad, says] : std::vector<std::pair<std::string, std::string>>{
+           {"dns:///workers.test", "port is missing"},
+           {"dns:///workers.test:0", "not a port"},
+           {"dns:///:7000", "empty name"},
+           {"dns://resolver.example:53/workers.test:7000", "not an IPv4 address"},
+           {"dns://127.0.0.1:99999/workers.test:7000", "not a port"},
+           {"dns:workers.test:7000", "dns:///NAME:PORT"}}) {
+    auto parsed = ParseDnsTarget(bad);
+    EXPECT_TRUE(absl::IsInvalidArgument(parsed.status())) << bad;
+    EXPECT_THAT(std::string(parsed.status().message()), HasSubstr(says)) << bad;
+    EXPECT_THAT(std::string(parsed.status().message()), HasSubstr("--worker")) << bad;
+  }
 }
 
 }  // namespace
