@@ -28,10 +28,12 @@ def datasource_variable():
 
 
 def query_variable(name, label, query, multi=True):
+    # No allValue: "All" sends the values the query found (a|b|c), so a dashboard's job
+    # variable keeps its panels to its own jobs.
     return {"name": name, "label": label, "type": "query", "datasource": DATASOURCE,
             "query": {"qryType": 1, "query": query, "refId": "PrometheusVariableQueryEditor-VariableQuery"},
             "definition": query, "current": {}, "hide": 0, "includeAll": multi, "multi": multi,
-            "allValue": ".*" if multi else None, "options": [], "refresh": 2, "regex": "", "sort": 1,
+            "options": [], "refresh": 2, "regex": "", "sort": 1,
             "skipUrlSync": False}
 
 

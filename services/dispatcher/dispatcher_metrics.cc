@@ -130,7 +130,9 @@ DispatcherMetrics::DispatcherMetrics(prometheus::Registry& r)
                              .Name("t2_dispatcher_adapt_evaluations_total")
                              .Help("Answers generated to score CEM candidates")
                              .Register(r)
-                             .Add({})) {}
+                             .Add({})) {
+  adapt_runs_.Add({{"code", "OK"}});  // a series from the start, so increase() sees the first run
+}
 
 void DispatcherMetrics::Record(const Call& call, grpc::StatusCode code, double seconds) {
   const std::string strategy(call.strategy);

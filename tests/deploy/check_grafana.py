@@ -40,6 +40,7 @@ PANEL_TYPES = {"timeseries", "stat", "gauge", "table", "heatmap", "bargauge", "t
 # comment shows the mount).
 DASHBOARDS_MOUNT = "/var/lib/grafana/dashboards/t2serve"
 T2_JOBS = {"t2-dispatcher", "t2-worker", "t2-registry"}
+METRICS_PORT = 9090  # every pod's port named `metrics` (README.md, "Container images")
 
 
 def load_generator(grafana: pathlib.Path):
@@ -223,7 +224,7 @@ def relabel(labels: dict, rules: list):
 
 
 def k8s_pods(k8s: pathlib.Path) -> tuple:
-    """(namespace, [(pod name, labels, [port names or None])]) of k8s/base's workloads."""
+    """(namespace, [(pod name, labels, [(port name or None, number or None)])]) of k8s/base's workloads."""
     namespace = yaml.safe_load((k8s / "base" / "kustomization.yaml").read_text()).get("namespace")
     pods = []
     for f in sorted((k8s / "base").glob("*.yaml")):
@@ -236,7 +237,7 @@ def k8s_pods(k8s: pathlib.Path) -> tuple:
                         else None)
             if not template:
                 continue
-            ports = [port.get("name") for c in template["spec"].get("containers", [])
+            ports = [(port.get("name"), port.get("containerPort")) for c in template["spec"].get("containers", [])
                      for port in (c.get("ports") or [{}])]
             pods.append((obj["metadata"]["name"] + "-0", template["metadata"].get("labels", {}), ports))
     return namespace, pods
@@ -254,23 +255,26 @@ def check_k8s_discovery(config: dict, k8s: pathlib.Path, failures: list):
         failures.append(f"prometheus-k8s.yml: discovery is not role pod in namespace {namespace}: {sd}")
     targets = []
     for name, labels, ports in pods:
-        for port in ports:
-            meta = {"__address__": "10.0.0.1:9090", "job": job["job_name"],
+        for port, number in ports:
+            meta = {"__address__": f"10.0.0.1:{number}" if number else "10.0.0.1", "job": job["job_name"],
                     "__meta_kubernetes_namespace": namespace, "__meta_kubernetes_pod_name": name,
                     "__meta_kubernetes_pod_phase": "Running", "__meta_kubernetes_pod_node_name": "node-a"}
             if port:
                 meta["__meta_kubernetes_pod_container_port_name"] = port
+                meta["__meta_kubernetes_pod_container_port_number"] = str(number)
             for k, v in labels.items():
                 meta["__meta_kubernetes_pod_label_" + re.sub(r"[^a-zA-Z0-9_]", "_", k)] = v
             out = relabel(meta, job.get("relabel_configs", []))
             if out:
-                targets.append((out.get("job"), out.get("instance"), name))
+                targets.append((out.get("job"), out.get("instance"), name, out["__address__"]))
     jobs_found = sorted(t[0] for t in targets)
     if jobs_found != sorted(T2_JOBS):
         failures.append(f"prometheus-k8s.yml: k8s/base's pods become jobs {jobs_found}, expected one each of {sorted(T2_JOBS)}")
-    for job_name, instance, pod in targets:
+    for job_name, instance, pod, address in targets:
         if instance != pod:
             failures.append(f"prometheus-k8s.yml: {pod}'s instance is {instance}, not the pod's name")
+        if not address.endswith(f":{METRICS_PORT}"):
+            failures.append(f"prometheus-k8s.yml: {pod} is scraped at {address}, not its metrics port {METRICS_PORT}")
     # A pod that is not running is not scraped.
     if pods and relabel({"__meta_kubernetes_pod_phase": "Succeeded", "__meta_kubernetes_pod_container_port_name": "metrics",
                          "__meta_kubernetes_pod_label_app_kubernetes_io_name": "t2-worker"},
