@@ -1,6 +1,6 @@
 // t2-trainer: the trainer job. Trains an SVF expert for a task, judges it against the version
 // in production on the test split, and publishes it (moving the task's alias) only when it is
-// significantly better. Exit status: 0 published, 3 kept the current version, 1 failed
+// significantly better. Exit status: 0 published, 3 (--kept-exit-code) kept the current version, 1 failed
 // (rerun to continue where it stopped), 2 bad usage. See job.h.
 #include <iostream>
 #include <string>
@@ -25,6 +25,9 @@ job:
   --max-p X                    largest one-sided McNemar p-value to publish (default 0.05)
   --test-size N                test examples the gate uses (default 0: the whole split)
   --report FILE                also write the JSON report here
+  --kept-exit-code N           exit status when the gate keeps the current version (default 3;
+                               0 where a kept version must not look like a failed job, as a
+                               Kubernetes CronJob's)
   --pushgateway HOST:PORT      push the run's result to this Prometheus Pushgateway when it
                                ends (job="t2-trainer", task=...): last run and success times,
                                failed or not, published or not, reward, validation and test
@@ -37,7 +40,7 @@ int main(int argc, char** argv) {
   using namespace t2::trainer;
   std::vector<std::string> args(argv + 1, argv + argc);
   t2::FlagSpec spec{.value_flags = {"registry", "expert-name", "alias", "min-gain", "max-p", "test-size", "report",
-                                    "pushgateway"},
+                                    "pushgateway", "kept-exit-code"},
                     .bool_flags = {"no-alias", "help"}};
   AddTrainFlags(spec);
   auto flags = t2::Flags::Parse(args, spec);
@@ -69,8 +72,14 @@ int main(int argc, char** argv) {
   auto min_gain = flags->GetDouble("min-gain", options.gate.min_gain);
   auto max_p = flags->GetDouble("max-p", options.gate.max_p);
   auto test_size = flags->GetInt("test-size", 0);
-  for (const absl::Status& s : {min_gain.status(), max_p.status(), test_size.status()}) {
+  auto kept_exit = flags->GetInt("kept-exit-code", kExitKeptCurrent);
+  for (const absl::Status& s : {min_gain.status(), max_p.status(), test_size.status(), kept_exit.status()}) {
     if (!s.ok()) return usage_error(s);
+  }
+  if (*kept_exit < 0 || *kept_exit > 255 || *kept_exit == kExitFailed || *kept_exit == kExitUsage) {
+    return usage_error(absl::InvalidArgumentError(absl::StrCat(
+        "--kept-exit-code must be in [0, 255] and not ", kExitFailed, " or ", kExitUsage, " (failure, bad usage), got ",
+        *kept_exit)));
   }
   options.gate.min_gain = *min_gain;
   options.gate.max_p = *max_p;
@@ -94,5 +103,5 @@ int main(int argc, char** argv) {
     return kExitPublished;
   }
   std::cout << "kept the current version (report " << result->report.string() << ")\n";
-  return kExitKeptCurrent;
+  return static_cast<int>(*kept_exit);
 }

@@ -139,17 +139,18 @@ class TrainerJobTest : public ::testing::Test {
   }
 
   static Exit RunJob(const fs::path& work, const std::string& registry, const std::string& crash_at = "",
-                     const std::string& pushgateway = "") {
+                     const std::string& pushgateway = "", const std::vector<std::string>& extra = {}) {
     if (!crash_at.empty()) setenv("T2_TRAINER_CRASH_AT", crash_at.c_str(), 1);
     ChildProcess child;
     const fs::path log = work.string() + ".log";
-    const bool started = child.Start(
-        {testing::BinaryFromEnv("T2_TRAINER_BINARY"), "--registry", registry, "--model", model_.string(), "--data",
-         (dir_ / "echo.jsonl").string(), "--verifier", "exact", "--max-new-tokens", "6", "--validation-fraction",
-         "0.2", "--test-fraction", "0.4", "--work-dir", work.string(), "--steps", "2", "--batch-size", "4",
-         "--eval-every", "2", "--threads", "1", "--pushgateway", pushgateway.empty() ? "127.0.0.1:1" : pushgateway,
-         "--report", work.string() + ".report.json"},
-        log);
+    std::vector<std::string> argv = {
+        testing::BinaryFromEnv("T2_TRAINER_BINARY"), "--registry", registry, "--model", model_.string(), "--data",
+        (dir_ / "echo.jsonl").string(), "--verifier", "exact", "--max-new-tokens", "6", "--validation-fraction",
+        "0.2", "--test-fraction", "0.4", "--work-dir", work.string(), "--steps", "2", "--batch-size", "4",
+        "--eval-every", "2", "--threads", "1", "--pushgateway", pushgateway.empty() ? "127.0.0.1:1" : pushgateway,
+        "--report", work.string() + ".report.json"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    const bool started = child.Start(argv, log);
     unsetenv("T2_TRAINER_CRASH_AT");
     EXPECT_TRUE(started);
     const int status = child.Wait(std::chrono::seconds(300));
@@ -198,6 +199,13 @@ TEST_F(TrainerJobTest, KeepsTheBaseModelPublishesABetterExpertOnceAndFailsWithou
                    kept_report["gate"]["current_accuracy"].get<double>());
   EXPECT_GE(gateway.Sample("t2_trainer_validation_accuracy"), 0);
   EXPECT_GE(gateway.Sample("t2_trainer_reward_mean"), -1);
+  // The same finished job where a kept version must not look like a failure (a CronJob):
+  // exit 0 with the same decision; a status that means failure is bad usage.
+  Exit kept_zero = RunJob(dir_ / "kept", registry_->address, "", gateway.address(), {"--kept-exit-code", "0"});
+  EXPECT_EQ(kept_zero.code, 0) << kept_zero.log;
+  EXPECT_THAT(kept_zero.log, HasSubstr("kept the current version"));
+  EXPECT_EQ(RunJob(dir_ / "kept", registry_->address, "", "", {"--kept-exit-code", "1"}).code, 2);
+  EXPECT_TRUE(Versions().empty());
   EXPECT_GT(gateway.Sample("t2_trainer_last_run_timestamp_seconds"), 1.7e9);
   EXPECT_GE(gateway.Sample("t2_trainer_training_seconds"), 0);
 
