@@ -31,7 +31,7 @@ import time
 import urllib.parse
 import urllib.request
 
-from prometheus_server import PrometheusServer, promtool_check_metrics, scrape
+from prometheus_server import PrometheusServer, free_port, promtool_check_metrics, scrape
 
 
 def wait_until(predicate, what, timeout):
@@ -53,9 +53,9 @@ def wait_until(predicate, what, timeout):
 # families (t2_dispatcher_*, t2_registry_*) were listed here until they were exported; add a
 # family while its panels land ahead of its code, and empty the set again once it is exported.
 EXPECTED_EMPTY_UNTIL_IMPLEMENTED = set()
-# Series this stack never has: no trainer runs and no Pushgateway is scraped here (the
-# trainer's pushes are checked against a real Pushgateway by trainer_job_test).
-NOT_IN_THIS_STACK_PREFIXES = ("t2_trainer_",)
+# Series this stack never has. (The trainer's come from a real t2-trainer run on the tiny
+# fixture model, pushed to a real Pushgateway that the test's Prometheus scrapes.)
+NOT_IN_THIS_STACK_PREFIXES = ()
 
 PROMQL_WORDS = {"sum", "by", "without", "rate", "increase", "irate", "time", "on", "unless", "or", "and", "ignoring",
                 "group_left", "group_right", "histogram_quantile", "max", "min", "avg", "count", "absent", "offset",
@@ -148,6 +148,24 @@ def check_dashboards(prometheus, dashboards_dir: str) -> None:
     assert not failures, "dashboard queries without data:\n  " + "\n  ".join(failures)
 
 
+def run_trainer(t2: str, registry: str, pushgateway: str, work: str) -> None:
+    """A short t2-trainer job on the tiny fixture model whose candidate cannot win (answers no
+    model gives): the gate keeps the base model, exit 0 with --kept-exit-code 0, and the run's
+    gauges go to the Pushgateway."""
+    trainer = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(t2))), "trainer", "t2-trainer")
+    model = os.path.join(os.environ["T2_FIXTURES"], "train", "tiny_chat")
+    data = os.path.join(work, "unanswerable.jsonl")
+    with open(data, "w") as f:
+        for i in range(16):
+            f.write(json.dumps({"question": f"Say the code word number {i}.", "answer": f"xyzzy-{i}-plugh"}) + "\n")
+    run = subprocess.run([trainer, "--registry", registry, "--model", model, "--data", data, "--verifier", "exact",
+                          "--max-new-tokens", "4", "--validation-fraction", "0.25", "--test-fraction", "0.25",
+                          "--work-dir", os.path.join(work, "trainer"), "--steps", "1", "--batch-size", "2",
+                          "--eval-every", "1", "--threads", "1", "--pushgateway", pushgateway,
+                          "--kept-exit-code", "0"], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0 and "kept the current version" in run.stdout, run.stdout + run.stderr[-3000:]
+
+
 def readme_metric_families(readme: str) -> list:
     """The metric names of the README's metrics table (rows "| `name` | type | ...")."""
     return re.findall(r"^\| `([a-z][a-z0-9_:]*)` \| (?:counter|gauge|histogram|summary) \|", open(readme).read(), re.M)
@@ -193,6 +211,7 @@ def main():
     # A thread reads t2 up's output, so waiting for a line can time out.
     threading.Thread(target=lambda: [lines.put(l) for l in up.stdout], daemon=True).start()
     addresses, metrics, own_prometheus = {}, {}, []
+    children = []  # processes the test starts besides t2 up (the Pushgateway)
     prometheus = None
     try:
         deadline = time.time() + 600
@@ -216,10 +235,22 @@ def main():
                 return sorted(s["metric"]["job"] for s in json.load(r)["data"]["result"])
         wait_until(lambda: own_up() == ["t2-dispatcher", "t2-registry", "t2-worker"],
                    "t2 up --prometheus scraping the three services", 60)
-        # The shipped scrape config, with the real ports (no Pushgateway here: its job is left out).
-        prometheus = PrometheusServer(work, {f"t2-{name}": [address] for name, address in metrics.items()},
+        # A trainer job's result, as the CronJob's reaches Prometheus: t2-trainer (on the tiny
+        # fixture model, against the stack's registry) pushes to a real Pushgateway.
+        pushgateway_address = f"127.0.0.1:{free_port()}"
+        pushgateway = subprocess.Popen(["prometheus-pushgateway", f"--web.listen-address={pushgateway_address}"],
+                                       stdout=open(os.path.join(work, "pushgateway.log"), "w"), stderr=subprocess.STDOUT)
+        children.append(pushgateway)
+        wait_until(lambda: urllib.request.urlopen(f"http://{pushgateway_address}/-/ready", timeout=2).status == 200,
+                   "the Pushgateway ready", 30)
+        run_trainer(args.t2, addresses["registry"], pushgateway_address, work)
+        # The shipped scrape config, with the real ports.
+        jobs = {f"t2-{name}": [address] for name, address in metrics.items()}
+        jobs["pushgateway"] = [pushgateway_address]
+        prometheus = PrometheusServer(work, jobs,
                                       template=os.path.join(args.deploy, "prometheus", "prometheus.yml")).__enter__()
-        prometheus.wait_for(lambda: len([r for r in prometheus.query("up == 1")]) == 3, "all three services scraped")
+        prometheus.wait_for(lambda: len([r for r in prometheus.query("up == 1")]) == 4,
+                            "the three services and the Pushgateway scraped")
 
         registry = registry_grpc.RegistryStub(grpc.insecure_channel(addresses["registry"]))
         dispatcher = dispatcher_grpc.DispatcherStub(grpc.insecure_channel(addresses["dispatcher"]))
@@ -338,11 +369,16 @@ def main():
             if os.path.exists(log):
                 print(f"--- {name}.log\n" + open(log).read()[-4000:])
         up.kill()
+        for child in children:
+            child.kill()
         if prometheus is not None:
             prometheus.__exit__(None, None, None)
             print("--- prometheus.log\n" + open(prometheus.log).read()[-3000:])
         raise
     prometheus.__exit__(None, None, None)
+    for child in children:
+        child.terminate()
+        child.wait(timeout=30)
     # Ctrl-C stops the whole stack cleanly.
     up.send_signal(signal.SIGINT)
     rc = up.wait(timeout=120)
