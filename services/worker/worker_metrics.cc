@@ -154,10 +154,7 @@ WorkerMetrics::WorkerMetrics(prometheus::Registry& r)
                                      "Adapter loads that failed (the log line says which and why)")
                                  .Add({})),
       adapter_unloads_(Counter(r, "t2_worker_adapter_unloads_total",
-                               "Adapters unloaded: evicted (least recently used) or deprecated")) {
-  // Zero from the start, so that rate() and alerts see the series before the first event.
-  for (const char* why : {"evicted", "deprecated"}) adapter_unloads_.Add({{"reason", why}});
-}
+                               "Adapters unloaded: evicted (least recently used) or deprecated")) {}
 
 std::string WorkerMetrics::AdapterLabel(const std::string& adapter) {
   return adapter.empty() ? std::string(kBaseAdapter) : adapters_.Admit(adapter);
@@ -207,8 +204,8 @@ ExpertCache::Events WorkerMetrics::CacheEvents() {
     adapter_load_seconds_.Add({{"adapter", AdapterLabel(adapter)}}, metrics::LatencyBuckets()).Observe(seconds);
   };
   events.load_failed = [this](const std::string&, absl::StatusCode) { adapter_load_failures_.Increment(); };
-  events.unloaded = [this](const std::string&, std::string_view why) {
-    adapter_unloads_.Add({{"reason", std::string(why)}}).Increment();
+  events.unloaded = [this](const std::string& adapter, std::string_view why) {
+    adapter_unloads_.Add({{"adapter", AdapterLabel(adapter)}, {"reason", std::string(why)}}).Increment();
   };
   return events;
 }

@@ -347,6 +347,11 @@ def main():
                     ("t2-registry", "SetAlias", "OK", 1)]
         prometheus.wait_for(lambda: all(handled(*e[:3]) >= e[3] for e in expected),
                             f"calls counted: {expected}", timeout=30)
+        # Deprecating the expert unloads it from the worker (which follows the registry's Watch).
+        registry.DeprecateExpert(registry_pb2.DeprecateExpertRequest(name="py-math", version=1), timeout=10)
+        prometheus.wait_for(lambda: prometheus.query(
+            't2_worker_adapter_unloads_total{adapter="py-math@1",reason="deprecated"} == 1'),
+            "the deprecated expert counted as unloaded", timeout=30)
         worker_calls = prometheus.query('sum by (grpc_method) (grpc_server_handled_total{job="t2-worker",'
                                         'grpc_service="t2.v1.Worker",grpc_code="OK"})')
         assert worker_calls, "no worker call counted"

@@ -402,8 +402,8 @@ TEST_F(ExpertCacheTest, WorkerMetricsFollowCallsAndAdapters) {
   EXPECT_EQ(Sample(families, "t2_worker_generation_tokens_total", metered), generated);
   EXPECT_GT(Sample(families, "t2_worker_prompt_tokens_total", metered), 5);
   EXPECT_EQ(Sample(families, "t2_worker_adapter_load_seconds", metered), 1);
-  EXPECT_EQ(Sample(families, "t2_worker_adapter_unloads_total", {{"reason", "evicted"}}), 1);
-  EXPECT_EQ(Sample(families, "t2_worker_adapter_unloads_total", {{"reason", "deprecated"}}), 0);
+  EXPECT_EQ(Sample(families, "t2_worker_adapter_unloads_total", {{"adapter", "metered@1"}, {"reason", "evicted"}}), 1);
+  EXPECT_TRUE(std::isnan(Sample(families, "t2_worker_adapter_unloads_total", {{"reason", "deprecated"}})));
   EXPECT_EQ(Sample(families, "t2_worker_adapter_load_failures_total"), 0);
   // Loaded: the second expert only; the first was evicted and its series went with it.
   EXPECT_EQ(Sample(families, "t2_worker_adapter_loaded", {{"adapter", "metered2@1"}}), 1);
