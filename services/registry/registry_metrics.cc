@@ -8,6 +8,7 @@
 
 #include "prometheus/client_metric.h"
 #include "prometheus/metric_family.h"
+#include "t2/metrics/snapshot.h"
 #include "t2/common/log.h"
 
 namespace t2::registry {
@@ -21,13 +22,7 @@ class StoreCollector final : public prometheus::Collectable {
   std::vector<prometheus::MetricFamily> Collect() const override {
     std::vector<prometheus::MetricFamily> out;
     auto gauge = [&](const char* name, const char* help, double value) {
-      prometheus::MetricFamily& f = out.emplace_back();
-      f.name = name;
-      f.help = help;
-      f.type = prometheus::MetricType::Gauge;
-      prometheus::ClientMetric m;
-      m.gauge.value = value;
-      f.metric.push_back(std::move(m));
+      metrics::SnapshotFamily(out, name, help, prometheus::MetricType::Gauge).Add(value);
     };
     gauge("t2_registry_watch_subscribers", "Open Watch streams (workers and dispatchers following changes)",
           static_cast<double>(watchers_.load()));

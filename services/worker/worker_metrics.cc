@@ -7,6 +7,7 @@
 #include "prometheus/client_metric.h"
 #include "prometheus/metric_family.h"
 #include "t2/metrics/buckets.h"
+#include "t2/metrics/snapshot.h"
 #include "t2/rpc/server_metrics.h"
 
 namespace t2::worker {
@@ -24,35 +25,6 @@ prometheus::Family<prometheus::Histogram>& Histogram(prometheus::Registry& r, co
   return prometheus::BuildHistogram().Name(name).Help(help).Register(r);
 }
 
-// Families built at scrape time from a snapshot.
-class FamilyBuilder {
- public:
-  FamilyBuilder(std::vector<prometheus::MetricFamily>& out, std::string name, std::string help,
-                prometheus::MetricType type)
-      : family_(out.emplace_back()) {
-    family_.name = std::move(name);
-    family_.help = std::move(help);
-    family_.type = type;
-  }
-  FamilyBuilder& Add(double value, prometheus::ClientMetric::Label label = {},
-                     prometheus::ClientMetric::Label second = {}) {
-    prometheus::ClientMetric m;
-    for (auto* l : {&label, &second}) {
-      if (!l->name.empty()) m.label.push_back(std::move(*l));
-    }
-    if (family_.type == prometheus::MetricType::Counter) {
-      m.counter.value = value;
-    } else {
-      m.gauge.value = value;
-    }
-    family_.metric.push_back(std::move(m));
-    return *this;
-  }
-
- private:
-  prometheus::MetricFamily& family_;
-};
-
 std::string EngineAdapterLabel(const std::string& adapter) {
   return adapter.empty() ? std::string(kBaseAdapter) : adapter;
 }
@@ -66,12 +38,11 @@ class EngineStateCollector final : public prometheus::Collectable {
     using prometheus::MetricType;
     const engine::SchedulerStats s = generator_.scheduler_stats();
     std::vector<prometheus::MetricFamily> out;
-    out.reserve(24);
     auto gauge = [&](const char* name, const char* help, double value) {
-      FamilyBuilder(out, name, help, MetricType::Gauge).Add(value);
+      metrics::SnapshotFamily(out, name, help, MetricType::Gauge).Add(value);
     };
     auto counter = [&](const char* name, const char* help, double value) {
-      FamilyBuilder(out, name, help, MetricType::Counter).Add(value);
+      metrics::SnapshotFamily(out, name, help, MetricType::Counter).Add(value);
     };
     gauge("t2_worker_running_requests", "Sequences in the running batch", s.active);
     gauge("t2_worker_waiting_requests", "Requests queued for a batch slot", s.queued);
@@ -95,35 +66,30 @@ class EngineStateCollector final : public prometheus::Collectable {
             static_cast<double>(s.prefix_reused_tokens));
 
     // Every adapter loaded, idle or not: the series stays while it is loaded.
-    FamilyBuilder loaded(out, "t2_worker_adapter_loaded", "1 for each adapter loaded on this worker",
+    metrics::SnapshotFamily loaded(out, "t2_worker_adapter_loaded", "1 for each adapter loaded on this worker",
                          MetricType::Gauge);
-    for (const std::string& name : cache_.loaded()) loaded.Add(1, {"adapter", name});
+    for (const std::string& name : cache_.loaded()) loaded.Add(1, {{"adapter", name}});
 
-    FamilyBuilder compositions(out, "t2_worker_svf_compositions_total",
+    metrics::SnapshotFamily compositions(out, "t2_worker_svf_compositions_total",
                                "Sigma-prime weight sets composed for an adapter (merged form, cache misses)",
                                MetricType::Counter);
-    FamilyBuilder composition_seconds(out, "t2_worker_svf_composition_seconds_total",
+    metrics::SnapshotFamily composition_seconds(out, "t2_worker_svf_composition_seconds_total",
                                       "Time spent composing an adapter's weights", MetricType::Counter);
-    FamilyBuilder rows(out, "t2_worker_svf_rows_total",
+    metrics::SnapshotFamily rows(out, "t2_worker_svf_rows_total",
                        "Sequences in forward passes by adapter and form (factored: per-row z; merged: W' written)",
                        MetricType::Counter);
     for (const auto& [name, usage] : s.adapters) {
       const std::string label = EngineAdapterLabel(name);
-      compositions.Add(static_cast<double>(usage.compositions), {"adapter", label});
-      composition_seconds.Add(usage.composition_seconds, {"adapter", label});
-      rows.Add(static_cast<double>(usage.factored_rows), {"adapter", label}, {"form", "factored"});
-      rows.Add(static_cast<double>(usage.merged_rows), {"adapter", label}, {"form", "merged"});
+      compositions.Add(static_cast<double>(usage.compositions), {{"adapter", label}});
+      composition_seconds.Add(usage.composition_seconds, {{"adapter", label}});
+      rows.Add(static_cast<double>(usage.factored_rows), {{"adapter", label}, {"form", "factored"}});
+      rows.Add(static_cast<double>(usage.merged_rows), {{"adapter", label}, {"form", "merged"}});
     }
 
-    prometheus::MetricFamily& info = out.emplace_back();
-    info.name = "t2_worker_model_info";
-    info.help = "The served model: name, SVF base fingerprint, device and dtype (value 1)";
-    info.type = MetricType::Gauge;
-    prometheus::ClientMetric m;
-    m.label = {{"model", model_.name}, {"fingerprint", model_.fingerprint}, {"device", model_.device},
-               {"dtype", model_.dtype}};
-    m.gauge.value = 1;
-    info.metric.push_back(std::move(m));
+    metrics::SnapshotFamily(out, "t2_worker_model_info",
+                            "The served model: name, SVF base fingerprint, device and dtype (value 1)", MetricType::Gauge)
+        .Add(1, {{"model", model_.name}, {"fingerprint", model_.fingerprint}, {"device", model_.device},
+                 {"dtype", model_.dtype}});
     return out;
   }
 

@@ -24,6 +24,7 @@
 #include "dns_target.h"
 #include "expert_resolver.h"
 #include "t2/rpc/server.h"
+#include "testing/metric_sample.h"
 #include "t2/v1/dispatcher.grpc.pb.h"
 #include "t2/v1/registry.grpc.pb.h"
 #include "t2/v1/worker.grpc.pb.h"
@@ -31,6 +32,8 @@
 
 namespace t2::dispatcher {
 namespace {
+
+using t2::testing::MetricSample;
 
 using ::testing::HasSubstr;
 using namespace std::chrono_literals;
@@ -1025,28 +1028,6 @@ TEST_F(DispatcherTest, AdaptWithoutExpertsFailsBeforeGenerating) {
 }
 
 // ---------------------------------------------------------------- metrics
-// A series of what a scrape serves: a counter's or gauge's value, a histogram's count (or its
-// sum); NaN when no series has all of `labels`.
-double Sample(const std::vector<prometheus::MetricFamily>& families, const std::string& name,
-              const std::map<std::string, std::string>& labels = {}, bool sum = false) {
-  for (const auto& family : families) {
-    if (family.name != name) continue;
-    for (const auto& metric : family.metric) {
-      size_t matched = 0;
-      for (const auto& label : metric.label) {
-        auto it = labels.find(label.name);
-        matched += it != labels.end() && it->second == label.value ? 1 : 0;
-      }
-      if (matched != labels.size()) continue;
-      if (family.type == prometheus::MetricType::Histogram) {
-        return sum ? metric.histogram.sample_sum : static_cast<double>(metric.histogram.sample_count);
-      }
-      return family.type == prometheus::MetricType::Counter ? metric.counter.value : metric.gauge.value;
-    }
-  }
-  return std::nan("");
-}
-
 TEST_F(DispatcherTest, MetricsCountStrategiesCategoriesConfidenceAndRetries) {
   StartDispatcher(2);
   workers_[0]->generate = [](grpc::ServerContext*, const v1::WorkerGenerateRequest&,
@@ -1074,26 +1055,26 @@ TEST_F(DispatcherTest, MetricsCountStrategiesCategoriesConfidenceAndRetries) {
 
   std::vector<prometheus::MetricFamily> families = metrics_registry_.Collect();
   for (auto& f : DispatcherMetrics::StateCollector(*pool_, *resolver_)->Collect()) families.push_back(std::move(f));
-  EXPECT_EQ(Sample(families, "t2_dispatcher_requests_total", {{"strategy", "none"}, {"category", "none"}, {"code", "OK"}}), 3);
-  EXPECT_EQ(Sample(families, "t2_dispatcher_requests_total", {{"strategy", "prompt"}, {"category", "math"}, {"code", "OK"}}), 1);
-  EXPECT_EQ(Sample(families, "t2_dispatcher_requests_total", {{"strategy", "expert"}, {"code", "NotFound"}}), 1);
+  EXPECT_EQ(MetricSample(families, "t2_dispatcher_requests_total", {{"strategy", "none"}, {"category", "none"}, {"code", "OK"}}), 3);
+  EXPECT_EQ(MetricSample(families, "t2_dispatcher_requests_total", {{"strategy", "prompt"}, {"category", "math"}, {"code", "OK"}}), 1);
+  EXPECT_EQ(MetricSample(families, "t2_dispatcher_requests_total", {{"strategy", "expert"}, {"code", "NotFound"}}), 1);
   // Label scoring: p(math) = 1 / (1 + 3 e^-3.5) among the four labels.
   const std::map<std::string, std::string> prompt = {{"strategy", "prompt"}};
-  EXPECT_EQ(Sample(families, "t2_dispatcher_first_pass_confidence_ratio", prompt), 1);
-  EXPECT_NEAR(Sample(families, "t2_dispatcher_first_pass_confidence_ratio", prompt, /*sum=*/true),
+  EXPECT_EQ(MetricSample(families, "t2_dispatcher_first_pass_confidence_ratio", prompt), 1);
+  EXPECT_NEAR(MetricSample(families, "t2_dispatcher_first_pass_confidence_ratio", prompt, /*sum=*/true),
               1 / (1 + 3 * std::exp(-3.5)), 1e-9);
-  EXPECT_EQ(Sample(families, "t2_dispatcher_first_pass_seconds", prompt), 1);
-  EXPECT_EQ(Sample(families, "t2_dispatcher_first_pass_share_ratio", prompt), 1);
-  EXPECT_EQ(Sample(families, "t2_dispatcher_first_pass_seconds", {{"strategy", "none"}}), 3);
+  EXPECT_EQ(MetricSample(families, "t2_dispatcher_first_pass_seconds", prompt), 1);
+  EXPECT_EQ(MetricSample(families, "t2_dispatcher_first_pass_share_ratio", prompt), 1);
+  EXPECT_EQ(MetricSample(families, "t2_dispatcher_first_pass_seconds", {{"strategy", "none"}}), 3);
   // Every call that reached the failing worker moved to the other one.
   EXPECT_GE(workers_[0]->GenerateCalls(), 1);
-  EXPECT_EQ(Sample(families, "t2_dispatcher_worker_retries_total"), workers_[0]->GenerateCalls());
+  EXPECT_EQ(MetricSample(families, "t2_dispatcher_worker_retries_total"), workers_[0]->GenerateCalls());
   double workers = 0;
   for (const char* health : {"serving", "not_serving", "unknown"}) {
-    workers += Sample(families, "t2_dispatcher_workers", {{"health", health}});
+    workers += MetricSample(families, "t2_dispatcher_workers", {{"health", health}});
   }
   EXPECT_EQ(workers, 2);
-  EXPECT_GE(Sample(families, "t2_dispatcher_resolver_lookups_total", {{"result", "miss"}}), 1);
+  EXPECT_GE(MetricSample(families, "t2_dispatcher_resolver_lookups_total", {{"result", "miss"}}), 1);
 }
 
 // ---------------------------------------------------------------- workers by DNS

@@ -30,6 +30,7 @@
 #include "t2/engine/generator.h"
 #include "t2/model/llama.h"
 #include "t2/rpc/server.h"
+#include "testing/metric_sample.h"
 #include "t2/store/expert_store.h"
 #include "t2/svf/decomposition.h"
 #include "t2/svf/expert.h"
@@ -38,6 +39,8 @@
 
 namespace t2::worker {
 namespace {
+
+using t2::testing::MetricSample;
 
 using ::testing::UnorderedElementsAre;
 using std::chrono::milliseconds;
@@ -330,30 +333,6 @@ TEST_F(ExpertCacheTest, AnExpertFolderThatCannotBeMadeIsAnErrorEachTime) {
   }
 }
 
-// One value of a family in what a scrape would serve: a counter's or gauge's value, a
-// histogram's sample count; NaN when no series has all of `labels`.
-double Sample(const std::vector<prometheus::MetricFamily>& families, const std::string& name,
-              const std::map<std::string, std::string>& labels = {}) {
-  for (const auto& family : families) {
-    if (family.name != name) continue;
-    for (const auto& metric : family.metric) {
-      size_t matched = 0;
-      for (const auto& label : metric.label) {
-        auto it = labels.find(label.name);
-        matched += it != labels.end() && it->second == label.value ? 1 : 0;
-      }
-      if (matched != labels.size()) continue;
-      switch (family.type) {
-        case prometheus::MetricType::Counter: return metric.counter.value;
-        case prometheus::MetricType::Gauge: return metric.gauge.value;
-        case prometheus::MetricType::Histogram: return static_cast<double>(metric.histogram.sample_count);
-        default: return std::nan("");
-      }
-    }
-  }
-  return std::nan("");
-}
-
 TEST_F(ExpertCacheTest, WorkerMetricsFollowCallsAndAdapters) {
   prometheus::Registry registry;
   WorkerMetrics metrics(registry);
@@ -391,33 +370,33 @@ TEST_F(ExpertCacheTest, WorkerMetricsFollowCallsAndAdapters) {
   for (auto& f : state->Collect()) families.push_back(std::move(f));
   const std::map<std::string, std::string> metered = {{"adapter", "metered@1"}};
 
-  EXPECT_EQ(Sample(families, "t2_worker_requests_total", {{"adapter", "metered@1"}, {"code", "OK"}}), 1);
-  EXPECT_EQ(Sample(families, "t2_worker_requests_total",
+  EXPECT_EQ(MetricSample(families, "t2_worker_requests_total", {{"adapter", "metered@1"}, {"code", "OK"}}), 1);
+  EXPECT_EQ(MetricSample(families, "t2_worker_requests_total",
                    {{"adapter", "unresolved"}, {"code", "InvalidArgument"}, {"finish_reason", "none"}}),
             1);
-  EXPECT_EQ(Sample(families, "t2_worker_time_to_first_token_seconds", metered), 1);
-  EXPECT_EQ(Sample(families, "t2_worker_inter_token_latency_seconds", metered), generated - 1);
-  EXPECT_EQ(Sample(families, "t2_worker_queue_duration_seconds", metered), 1);
-  EXPECT_EQ(Sample(families, "t2_worker_request_duration_seconds", metered), 1);
-  EXPECT_EQ(Sample(families, "t2_worker_generation_tokens_total", metered), generated);
-  EXPECT_GT(Sample(families, "t2_worker_prompt_tokens_total", metered), 5);
-  EXPECT_EQ(Sample(families, "t2_worker_adapter_load_seconds", metered), 1);
-  EXPECT_EQ(Sample(families, "t2_worker_adapter_unloads_total", {{"adapter", "metered@1"}, {"reason", "evicted"}}), 1);
-  EXPECT_TRUE(std::isnan(Sample(families, "t2_worker_adapter_unloads_total", {{"reason", "deprecated"}})));
-  EXPECT_EQ(Sample(families, "t2_worker_adapter_load_failures_total"), 0);
+  EXPECT_EQ(MetricSample(families, "t2_worker_time_to_first_token_seconds", metered), 1);
+  EXPECT_EQ(MetricSample(families, "t2_worker_inter_token_latency_seconds", metered), generated - 1);
+  EXPECT_EQ(MetricSample(families, "t2_worker_queue_duration_seconds", metered), 1);
+  EXPECT_EQ(MetricSample(families, "t2_worker_request_duration_seconds", metered), 1);
+  EXPECT_EQ(MetricSample(families, "t2_worker_generation_tokens_total", metered), generated);
+  EXPECT_GT(MetricSample(families, "t2_worker_prompt_tokens_total", metered), 5);
+  EXPECT_EQ(MetricSample(families, "t2_worker_adapter_load_seconds", metered), 1);
+  EXPECT_EQ(MetricSample(families, "t2_worker_adapter_unloads_total", {{"adapter", "metered@1"}, {"reason", "evicted"}}), 1);
+  EXPECT_TRUE(std::isnan(MetricSample(families, "t2_worker_adapter_unloads_total", {{"reason", "deprecated"}})));
+  EXPECT_EQ(MetricSample(families, "t2_worker_adapter_load_failures_total"), 0);
   // Loaded: the second expert only; the first was evicted and its series went with it.
-  EXPECT_EQ(Sample(families, "t2_worker_adapter_loaded", {{"adapter", "metered2@1"}}), 1);
-  EXPECT_TRUE(std::isnan(Sample(families, "t2_worker_adapter_loaded", metered)));
+  EXPECT_EQ(MetricSample(families, "t2_worker_adapter_loaded", {{"adapter", "metered2@1"}}), 1);
+  EXPECT_TRUE(std::isnan(MetricSample(families, "t2_worker_adapter_loaded", metered)));
   // The engine ran metered2@1's rows in one form or the other, each row of each forward.
-  const double rows = Sample(families, "t2_worker_svf_rows_total", {{"adapter", "metered2@1"}, {"form", "factored"}}) +
-                      Sample(families, "t2_worker_svf_rows_total", {{"adapter", "metered2@1"}, {"form", "merged"}});
+  const double rows = MetricSample(families, "t2_worker_svf_rows_total", {{"adapter", "metered2@1"}, {"form", "factored"}}) +
+                      MetricSample(families, "t2_worker_svf_rows_total", {{"adapter", "metered2@1"}, {"form", "merged"}});
   EXPECT_GE(rows, 2);  // its prefill and at least one decode step
-  EXPECT_GT(Sample(families, "t2_worker_decode_steps_total"), 0);
-  EXPECT_GE(Sample(families, "t2_worker_decode_step_sequences_total"), Sample(families, "t2_worker_decode_steps_total"));
-  EXPECT_EQ(Sample(families, "t2_worker_running_requests"), 0);
-  EXPECT_EQ(Sample(families, "t2_worker_waiting_requests"), 0);
-  EXPECT_GT(Sample(families, "t2_worker_kv_cache_limit_bytes"), Sample(families, "t2_worker_kv_cache_bytes"));
-  EXPECT_EQ(Sample(families, "t2_worker_model_info", {{"fingerprint", generator_->base_fingerprint()}}), 1);
+  EXPECT_GT(MetricSample(families, "t2_worker_decode_steps_total"), 0);
+  EXPECT_GE(MetricSample(families, "t2_worker_decode_step_sequences_total"), MetricSample(families, "t2_worker_decode_steps_total"));
+  EXPECT_EQ(MetricSample(families, "t2_worker_running_requests"), 0);
+  EXPECT_EQ(MetricSample(families, "t2_worker_waiting_requests"), 0);
+  EXPECT_GT(MetricSample(families, "t2_worker_kv_cache_limit_bytes"), MetricSample(families, "t2_worker_kv_cache_bytes"));
+  EXPECT_EQ(MetricSample(families, "t2_worker_model_info", {{"fingerprint", generator_->base_fingerprint()}}), 1);
   server->server->Shutdown(std::chrono::system_clock::now() + seconds(1));
 }
 
