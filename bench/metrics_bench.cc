@@ -18,7 +18,8 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 double NanosPer(Clock::time_point start, int64_t n) {
-  return std::chrono::duration<double, std::nano>(Clock::now() - start).count() / static_cast<double>(n);
+  return std::chrono::duration<double, std::nano>(Clock::now() - start).count() /
+         static_cast<double>(n);
 }
 
 }  // namespace
@@ -59,12 +60,16 @@ int main(int argc, char** argv) {
   const int scrapes = 200;
   size_t bytes = 0;
   start = Clock::now();
-  for (int i = 0; i < scrapes; ++i) bytes = prometheus::TextSerializer().Serialize(registry.Collect()).size();
+  for (int i = 0; i < scrapes; ++i)
+    bytes = prometheus::TextSerializer().Serialize(registry.Collect()).size();
   const double per_scrape = NanosPer(start, scrapes);
 
   std::cout << "| what | cost |\n|---|---|\n"
-            << absl::StrFormat("| per token (TTFT or inter-token histogram) | %.0f ns |\n", per_token)
-            << absl::StrFormat("| per request (start, adapter, queue time, end) | %.2f us |\n", per_request / 1e3)
-            << absl::StrFormat("| per scrape, 64 adapters (%zu bytes of text) | %.2f ms |\n", bytes, per_scrape / 1e6);
+            << absl::StrFormat("| per token (TTFT or inter-token histogram) | %.0f ns |\n",
+                               per_token)
+            << absl::StrFormat("| per request (start, adapter, queue time, end) | %.2f us |\n",
+                               per_request / 1e3)
+            << absl::StrFormat("| per scrape, 64 adapters (%zu bytes of text) | %.2f ms |\n", bytes,
+                               per_scrape / 1e6);
   return 0;
 }

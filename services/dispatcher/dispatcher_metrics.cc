@@ -19,14 +19,15 @@ using t2::v1::Adaptation;
 // Fractions (a share of the request, a probability): 0.05 steps where a first pass's share
 // and a confident choice live, finer near 1.
 const std::vector<double>& RatioBuckets() {
-  static const std::vector<double> buckets = {0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5,
+  static const std::vector<double> buckets = {0.01, 0.02, 0.05, 0.1, 0.2,  0.3,  0.4, 0.5,
                                               0.6,  0.7,  0.8,  0.9, 0.95, 0.99, 1};
   return buckets;
 }
 
 class PoolCollector final : public prometheus::Collectable {
  public:
-  PoolCollector(const WorkerPool& pool, const ExpertResolver& resolver) : pool_(pool), resolver_(resolver) {}
+  PoolCollector(const WorkerPool& pool, const ExpertResolver& resolver)
+      : pool_(pool), resolver_(resolver) {}
 
   std::vector<prometheus::MetricFamily> Collect() const override {
     using metrics::SnapshotFamily;
@@ -35,20 +36,29 @@ class PoolCollector final : public prometheus::Collectable {
     std::map<std::string, int> by_health = {{"serving", 0}, {"not_serving", 0}, {"unknown", 0}};
     for (const auto& w : pool_.Snapshot()) {
       switch (w.health) {
-        case WorkerPool::Health::kServing: ++by_health["serving"]; break;
-        case WorkerPool::Health::kNotServing: ++by_health["not_serving"]; break;
-        case WorkerPool::Health::kUnknown: ++by_health["unknown"]; break;
+        case WorkerPool::Health::kServing:
+          ++by_health["serving"];
+          break;
+        case WorkerPool::Health::kNotServing:
+          ++by_health["not_serving"];
+          break;
+        case WorkerPool::Health::kUnknown:
+          ++by_health["unknown"];
+          break;
       }
     }
-    SnapshotFamily workers(out, "t2_dispatcher_workers", "Workers by their last health check", MetricType::Gauge);
+    SnapshotFamily workers(out, "t2_dispatcher_workers", "Workers by their last health check",
+                           MetricType::Gauge);
     for (const auto& [health, n] : by_health) workers.Add(n, {{"health", health}});
     SnapshotFamily(out, "t2_dispatcher_worker_retries_total",
-                   "Calls moved to another worker because theirs was unavailable", MetricType::Counter)
+                   "Calls moved to another worker because theirs was unavailable",
+                   MetricType::Counter)
         .Add(static_cast<double>(pool_.unavailable_reports()));
     const ExpertResolver::Stats s = resolver_.stats();
-    SnapshotFamily(out, "t2_dispatcher_resolver_lookups_total",
-                   "Expert, alias and mixture lookups, answered from the cache (hit) or the registry (miss)",
-                   MetricType::Counter)
+    SnapshotFamily(
+        out, "t2_dispatcher_resolver_lookups_total",
+        "Expert, alias and mixture lookups, answered from the cache (hit) or the registry (miss)",
+        MetricType::Counter)
         .Add(static_cast<double>(s.hits), {{"result", "hit"}})
         .Add(static_cast<double>(s.misses), {{"result", "miss"}});
     return out;
@@ -64,12 +74,18 @@ class PoolCollector final : public prometheus::Collectable {
 std::string_view StrategyLabel(const Adaptation& adaptation) {
   switch (adaptation.strategy_case()) {
     case Adaptation::STRATEGY_NOT_SET:
-    case Adaptation::kNone: return "none";
-    case Adaptation::kExpert: return "expert";
-    case Adaptation::kMixture: return "mixture";
-    case Adaptation::kPrompt: return "prompt";
-    case Adaptation::kClassifierExpert: return "classifier_expert";
-    case Adaptation::kFewShotTask: return "few_shot";
+    case Adaptation::kNone:
+      return "none";
+    case Adaptation::kExpert:
+      return "expert";
+    case Adaptation::kMixture:
+      return "mixture";
+    case Adaptation::kPrompt:
+      return "prompt";
+    case Adaptation::kClassifierExpert:
+      return "classifier_expert";
+    case Adaptation::kFewShotTask:
+      return "few_shot";
   }
   return "none";
 }
@@ -87,7 +103,8 @@ std::optional<double> FirstPassConfidence(const std::map<std::string, double>& l
 DispatcherMetrics::DispatcherMetrics(prometheus::Registry& r)
     : requests_(prometheus::BuildCounter()
                     .Name("t2_dispatcher_requests_total")
-                    .Help("Generate, GenerateStream and Classify calls by strategy, chosen category and status code")
+                    .Help("Generate, GenerateStream and Classify calls by strategy, chosen "
+                          "category and status code")
                     .Register(r)),
       first_pass_seconds_(prometheus::BuildHistogram()
                               .Name("t2_dispatcher_first_pass_seconds")
@@ -97,10 +114,11 @@ DispatcherMetrics::DispatcherMetrics(prometheus::Registry& r)
                             .Name("t2_dispatcher_first_pass_share_ratio")
                             .Help("The first pass's share of a generating call's time")
                             .Register(r)),
-      first_pass_confidence_(prometheus::BuildHistogram()
-                                 .Name("t2_dispatcher_first_pass_confidence_ratio")
-                                 .Help("The chosen category's probability among the labels (label scoring)")
-                                 .Register(r)),
+      first_pass_confidence_(
+          prometheus::BuildHistogram()
+              .Name("t2_dispatcher_first_pass_confidence_ratio")
+              .Help("The chosen category's probability among the labels (label scoring)")
+              .Register(r)),
       adapt_runs_(prometheus::BuildCounter()
                       .Name("t2_dispatcher_adapt_runs_total")
                       .Help("Adapt (few-shot CEM) calls by status code")
@@ -120,10 +138,13 @@ DispatcherMetrics::DispatcherMetrics(prometheus::Registry& r)
 
 void DispatcherMetrics::Record(const Call& call, grpc::StatusCode code, double seconds) {
   const std::string strategy(call.strategy);
-  requests_.Add({{"strategy", strategy}, {"category", call.category}, {"code", rpc::GrpcCodeLabel(code)}})
+  requests_
+      .Add(
+          {{"strategy", strategy}, {"category", call.category}, {"code", rpc::GrpcCodeLabel(code)}})
       .Increment();
   if (!call.first_pass_seconds.has_value()) return;
-  first_pass_seconds_.Add({{"strategy", strategy}}, metrics::LatencyBuckets()).Observe(*call.first_pass_seconds);
+  first_pass_seconds_.Add({{"strategy", strategy}}, metrics::LatencyBuckets())
+      .Observe(*call.first_pass_seconds);
   if (call.confidence.has_value()) {
     first_pass_confidence_.Add({{"strategy", strategy}}, RatioBuckets()).Observe(*call.confidence);
   }
@@ -139,8 +160,8 @@ void DispatcherMetrics::RecordAdapt(grpc::StatusCode code, double seconds, int64
   if (evaluations > 0) adapt_evaluations_.Increment(static_cast<double>(evaluations));
 }
 
-std::shared_ptr<prometheus::Collectable> DispatcherMetrics::StateCollector(const WorkerPool& pool,
-                                                                           const ExpertResolver& resolver) {
+std::shared_ptr<prometheus::Collectable> DispatcherMetrics::StateCollector(
+    const WorkerPool& pool, const ExpertResolver& resolver) {
   return std::make_shared<PoolCollector>(pool, resolver);
 }
 

@@ -39,10 +39,10 @@ class DispatcherMetrics {
   // What a Generate / GenerateStream / Classify call learned on its way; filled as it goes.
   struct Call {
     std::string_view strategy = "none";
-    std::string category = "none";              // set by a classifying first pass
-    std::optional<double> first_pass_seconds;   // set once the first pass ran
+    std::string category = "none";             // set by a classifying first pass
+    std::optional<double> first_pass_seconds;  // set once the first pass ran
     std::optional<double> confidence;
-    bool generates = true;                       // false for Classify: no second pass
+    bool generates = true;  // false for Classify: no second pass
   };
   void Record(const Call& call, grpc::StatusCode code, double seconds);
   void RecordAdapt(grpc::StatusCode code, double seconds, int64_t evaluations);

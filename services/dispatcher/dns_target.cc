@@ -7,7 +7,6 @@
 #include <resolv.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cmath>
 #include <cstring>
 
@@ -20,11 +19,12 @@ namespace {
 
 constexpr std::string_view kScheme = "dns:";
 
-absl::StatusOr<int> ParsePort(std::string_view text, std::string_view what, std::string_view target) {
+absl::StatusOr<int> ParsePort(std::string_view text, std::string_view what,
+                              std::string_view target) {
   int port = 0;
   if (!absl::SimpleAtoi(AsAbsl(text), &port) || port < 1 || port > 65535) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--worker ", AsAbsl(target), ": ", AsAbsl(what), " '", AsAbsl(text), "' is not a port 1..65535"));
+    return absl::InvalidArgumentError(absl::StrCat("--worker ", AsAbsl(target), ": ", AsAbsl(what),
+                                                   " '", AsAbsl(text), "' is not a port 1..65535"));
   }
   return port;
 }
@@ -33,7 +33,8 @@ absl::StatusOr<int> ParsePort(std::string_view text, std::string_view what, std:
 // domains: the name is looked up as written.
 absl::Status Configure(const DnsTarget& target, absl::Duration timeout, struct __res_state& state) {
   std::memset(&state, 0, sizeof state);
-  if (res_ninit(&state) != 0) return absl::UnavailableError("the resolver could not be initialised");
+  if (res_ninit(&state) != 0)
+    return absl::UnavailableError("the resolver could not be initialised");
   state.options &= ~static_cast<unsigned long>(RES_DNSRCH | RES_DEFNAMES);
   state.retrans = std::max(1, static_cast<int>(std::ceil(absl::ToDoubleSeconds(timeout) / 2)));
   state.retry = 2;
@@ -56,13 +57,15 @@ absl::StatusOr<DnsTarget> ParseDnsTarget(std::string_view target) {
   DnsTarget out;
   out.spec = std::string(target);
   if (!IsDnsTarget(target) || target.substr(kScheme.size(), 2) != "//") {
-    return absl::InvalidArgumentError(absl::StrCat("--worker ", AsAbsl(target),
-                                                   ": a DNS target is dns:///NAME:PORT or dns://HOST:PORT/NAME:PORT"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--worker ", AsAbsl(target),
+                     ": a DNS target is dns:///NAME:PORT or dns://HOST:PORT/NAME:PORT"));
   }
   std::string_view rest = target.substr(kScheme.size() + 2);
   const size_t slash = rest.find('/');
   if (slash == std::string_view::npos) {
-    return absl::InvalidArgumentError(absl::StrCat("--worker ", AsAbsl(target), ": no '/' before the name"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--worker ", AsAbsl(target), ": no '/' before the name"));
   }
   const std::string_view authority = rest.substr(0, slash);
   const std::string_view host_port = rest.substr(slash + 1);
@@ -71,11 +74,13 @@ absl::StatusOr<DnsTarget> ParseDnsTarget(std::string_view target) {
     out.server = std::string(authority.substr(0, colon));
     in_addr ignored{};
     if (inet_pton(AF_INET, out.server.c_str(), &ignored) != 1) {
-      return absl::InvalidArgumentError(absl::StrCat("--worker ", AsAbsl(target), ": the DNS server '",
-                                                     out.server, "' is not an IPv4 address"));
+      return absl::InvalidArgumentError(absl::StrCat("--worker ", AsAbsl(target),
+                                                     ": the DNS server '", out.server,
+                                                     "' is not an IPv4 address"));
     }
     if (colon != std::string_view::npos) {
-      T2_ASSIGN_OR_RETURN(out.server_port, ParsePort(authority.substr(colon + 1), "the DNS server's port", target));
+      T2_ASSIGN_OR_RETURN(out.server_port,
+                          ParsePort(authority.substr(colon + 1), "the DNS server's port", target));
     }
   }
   const size_t colon = host_port.rfind(':');
@@ -84,24 +89,28 @@ absl::StatusOr<DnsTarget> ParseDnsTarget(std::string_view target) {
         absl::StrCat("--worker ", AsAbsl(target), ": the workers' port is missing (NAME:PORT)"));
   }
   out.name = std::string(host_port.substr(0, colon));
-  if (out.name.empty()) return absl::InvalidArgumentError(absl::StrCat("--worker ", AsAbsl(target), ": empty name"));
-  T2_ASSIGN_OR_RETURN(out.port, ParsePort(host_port.substr(colon + 1), "the workers' port", target));
+  if (out.name.empty())
+    return absl::InvalidArgumentError(absl::StrCat("--worker ", AsAbsl(target), ": empty name"));
+  T2_ASSIGN_OR_RETURN(out.port,
+                      ParsePort(host_port.substr(colon + 1), "the workers' port", target));
   return out;
 }
 
-absl::StatusOr<std::vector<std::string>> ResolveDnsTarget(const DnsTarget& target, absl::Duration timeout) {
+absl::StatusOr<std::vector<std::string>> ResolveDnsTarget(const DnsTarget& target,
+                                                          absl::Duration timeout) {
   struct __res_state state;
   T2_RETURN_IF_ERROR(Configure(target, timeout, state));
   unsigned char answer[NS_MAXMSG];
-  const int length = res_nquery(&state, target.name.c_str(), ns_c_in, ns_t_a, answer, sizeof answer);
+  const int length =
+      res_nquery(&state, target.name.c_str(), ns_c_in, ns_t_a, answer, sizeof answer);
   const int error = state.res_h_errno;
   res_nclose(&state);
   if (length < 0) {
     if (error == HOST_NOT_FOUND || error == NO_DATA) {
       return absl::NotFoundError(absl::StrCat(target.spec, ": no address for ", target.name));
     }
-    return absl::UnavailableError(absl::StrCat(target.spec, ": the DNS query for ", target.name, " failed (",
-                                               hstrerror(error), ")"));
+    return absl::UnavailableError(absl::StrCat(target.spec, ": the DNS query for ", target.name,
+                                               " failed (", hstrerror(error), ")"));
   }
   ns_msg message;
   if (ns_initparse(answer, length, &message) != 0) {
@@ -111,12 +120,14 @@ absl::StatusOr<std::vector<std::string>> ResolveDnsTarget(const DnsTarget& targe
   for (int i = 0; i < ns_msg_count(message, ns_s_an); ++i) {
     ns_rr record;
     if (ns_parserr(&message, ns_s_an, i, &record) != 0) continue;
-    if (ns_rr_type(record) != ns_t_a || ns_rr_rdlen(record) != 4) continue;  // CNAMEs lead to the A records
+    if (ns_rr_type(record) != ns_t_a || ns_rr_rdlen(record) != 4)
+      continue;  // CNAMEs lead to the A records
     char ip[INET_ADDRSTRLEN];
     if (inet_ntop(AF_INET, ns_rr_rdata(record), ip, sizeof ip) == nullptr) continue;
     out.push_back(absl::StrCat(ip, ":", target.port));
   }
-  if (out.empty()) return absl::NotFoundError(absl::StrCat(target.spec, ": no address for ", target.name));
+  if (out.empty())
+    return absl::NotFoundError(absl::StrCat(target.spec, ": no address for ", target.name));
   std::sort(out.begin(), out.end());
   out.erase(std::unique(out.begin(), out.end()), out.end());
   return out;

@@ -15,11 +15,11 @@
 namespace t2::dispatcher {
 
 struct DnsTarget {
-  std::string server;   // "" = the system's resolver configuration
+  std::string server;  // "" = the system's resolver configuration
   int server_port = 53;
-  std::string name;     // the name to resolve
-  int port = 0;         // the workers' port
-  std::string spec;     // as given, for logs
+  std::string name;  // the name to resolve
+  int port = 0;      // the workers' port
+  std::string spec;  // as given, for logs
 };
 
 // True for a `dns:` target (which ParseDnsTarget must then accept).
@@ -31,6 +31,7 @@ absl::StatusOr<DnsTarget> ParseDnsTarget(std::string_view target);
 // The target's workers, "a.b.c.d:PORT", sorted: every A record of its name. NOT_FOUND when
 // the name does not exist or has no address, UNAVAILABLE when the server does not answer
 // within `timeout`.
-absl::StatusOr<std::vector<std::string>> ResolveDnsTarget(const DnsTarget& target, absl::Duration timeout);
+absl::StatusOr<std::vector<std::string>> ResolveDnsTarget(const DnsTarget& target,
+                                                          absl::Duration timeout);
 
 }  // namespace t2::dispatcher

@@ -6,10 +6,8 @@
 #include <utility>
 #include <vector>
 
-#include "prometheus/client_metric.h"
-#include "prometheus/metric_family.h"
-#include "t2/metrics/snapshot.h"
 #include "t2/common/log.h"
+#include "t2/metrics/snapshot.h"
 
 namespace t2::registry {
 namespace {
@@ -24,7 +22,8 @@ class StoreCollector final : public prometheus::Collectable {
     auto gauge = [&](const char* name, const char* help, double value) {
       metrics::SnapshotFamily(out, name, help, prometheus::MetricType::Gauge).Add(value);
     };
-    gauge("t2_registry_watch_subscribers", "Open Watch streams (workers and dispatchers following changes)",
+    gauge("t2_registry_watch_subscribers",
+          "Open Watch streams (workers and dispatchers following changes)",
           static_cast<double>(watchers_.load()));
     // A store that cannot be read leaves its gauges out of this scrape rather than report 0.
     auto experts = store_.ListExperts("", /*include_deprecated=*/true);
@@ -45,7 +44,8 @@ class StoreCollector final : public prometheus::Collectable {
     int64_t blob_bytes = 0;
     for (const auto& [sha, bytes] : blobs) blob_bytes += bytes;
     gauge("t2_registry_experts", "Expert names", static_cast<double>(names.size()));
-    gauge("t2_registry_expert_versions", "Expert versions not deprecated", static_cast<double>(live_versions));
+    gauge("t2_registry_expert_versions", "Expert versions not deprecated",
+          static_cast<double>(live_versions));
     gauge("t2_registry_aliases", "Aliases", static_cast<double>(aliases->size()));
     gauge("t2_registry_mixtures", "Stored mixtures", static_cast<double>(mixtures->size()));
     gauge("t2_registry_blob_bytes", "Bytes of the stored expert blobs (each distinct blob once)",
@@ -62,17 +62,24 @@ class StoreCollector final : public prometheus::Collectable {
 
 std::string_view PublishRefusalReason(grpc::StatusCode code) {
   switch (code) {
-    case grpc::StatusCode::OK: return "none";
+    case grpc::StatusCode::OK:
+      return "none";
     case grpc::StatusCode::INVALID_ARGUMENT:
     case grpc::StatusCode::OUT_OF_RANGE:
-    case grpc::StatusCode::DATA_LOSS: return "invalid";
-    case grpc::StatusCode::ALREADY_EXISTS: return "exists";
+    case grpc::StatusCode::DATA_LOSS:
+      return "invalid";
+    case grpc::StatusCode::ALREADY_EXISTS:
+      return "exists";
     case grpc::StatusCode::FAILED_PRECONDITION:
-    case grpc::StatusCode::NOT_FOUND: return "unknown_base";
-    case grpc::StatusCode::RESOURCE_EXHAUSTED: return "too_large";
+    case grpc::StatusCode::NOT_FOUND:
+      return "unknown_base";
+    case grpc::StatusCode::RESOURCE_EXHAUSTED:
+      return "too_large";
     case grpc::StatusCode::CANCELLED:
-    case grpc::StatusCode::DEADLINE_EXCEEDED: return "cancelled";
-    default: return "internal";
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+      return "cancelled";
+    default:
+      return "internal";
   }
 }
 
@@ -86,11 +93,14 @@ RegistryMetrics::RegistryMetrics(prometheus::Registry& r)
 
 void RegistryMetrics::RecordPublish(grpc::StatusCode code) {
   const bool accepted = code == grpc::StatusCode::OK;
-  publishes_.Add({{"result", accepted ? "accepted" : "refused"}, {"reason", std::string(PublishRefusalReason(code))}})
+  publishes_
+      .Add({{"result", accepted ? "accepted" : "refused"},
+            {"reason", std::string(PublishRefusalReason(code))}})
       .Increment();
 }
 
-std::shared_ptr<prometheus::Collectable> RegistryMetrics::StateCollector(const store::ExpertStore& store) const {
+std::shared_ptr<prometheus::Collectable> RegistryMetrics::StateCollector(
+    const store::ExpertStore& store) const {
   return std::make_shared<StoreCollector>(store, watchers_);
 }
 

@@ -72,7 +72,8 @@ class WorkerMetrics {
   };
   // The scrape-time families over `generator` and `cache`, which must outlive the collector.
   static std::shared_ptr<prometheus::Collectable> StateCollector(const engine::Generator& generator,
-                                                                 const ExpertCache& cache, ModelInfo model);
+                                                                 const ExpertCache& cache,
+                                                                 ModelInfo model);
 
  private:
   std::string AdapterLabel(const std::string& adapter);

@@ -13,8 +13,10 @@ namespace t2::testing {
 
 // The first series of family `name` whose labels include all of `labels`: a counter's or
 // gauge's value, a histogram's sample count (or its sum with `sum`); NaN when there is none.
-inline double MetricSample(const std::vector<prometheus::MetricFamily>& families, const std::string& name,
-                           const std::map<std::string, std::string>& labels = {}, bool sum = false) {
+inline double MetricSample(const std::vector<prometheus::MetricFamily>& families,
+                           const std::string& name,
+                           const std::map<std::string, std::string>& labels = {},
+                           bool sum = false) {
   for (const auto& family : families) {
     if (family.name != name) continue;
     for (const auto& metric : family.metric) {
@@ -25,11 +27,15 @@ inline double MetricSample(const std::vector<prometheus::MetricFamily>& families
       }
       if (matched != labels.size()) continue;
       switch (family.type) {
-        case prometheus::MetricType::Counter: return metric.counter.value;
-        case prometheus::MetricType::Gauge: return metric.gauge.value;
+        case prometheus::MetricType::Counter:
+          return metric.counter.value;
+        case prometheus::MetricType::Gauge:
+          return metric.gauge.value;
         case prometheus::MetricType::Histogram:
-          return sum ? metric.histogram.sample_sum : static_cast<double>(metric.histogram.sample_count);
-        default: return std::nan("");
+          return sum ? metric.histogram.sample_sum
+                     : static_cast<double>(metric.histogram.sample_count);
+        default:
+          return std::nan("");
       }
     }
   }

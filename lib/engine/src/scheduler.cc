@@ -258,8 +258,16 @@ absl::StatusOr<std::optional<model::RowAdapters>> Scheduler::PrepareAdapters(con
   if (config_.svf == nullptr) return std::nullopt;
   const bool factored = config_.svf->RunFactored(names, one_pass);
   {
+    // Once per forward: rows of one adapter usually sit together (a merged batch is all one),
+    // so each run of equal names costs one map lookup, not one per row.
     std::lock_guard<std::mutex> lock(mu_);
-    for (const std::string& name : names) ++(factored ? adapter_usage_[name].factored_rows : adapter_usage_[name].merged_rows);
+    for (size_t i = 0; i < names.size();) {
+      size_t end = i + 1;
+      while (end < names.size() && names[end] == names[i]) ++end;
+      AdapterUsage& usage = adapter_usage_[names[i]];
+      (factored ? usage.factored_rows : usage.merged_rows) += static_cast<int64_t>(end - i);
+      i = end;
+    }
   }
   if (!factored) {
     const std::string& name = names.empty() ? std::string() : names.front();

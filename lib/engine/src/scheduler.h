@@ -8,12 +8,11 @@
 // one into it, so each step computes exactly the live rows (model::KvCache::Slice).
 #pragma once
 
-#include <map>
-
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>

@@ -4,8 +4,8 @@
 
 namespace t2::metrics {
 
-SnapshotFamily::SnapshotFamily(std::vector<prometheus::MetricFamily>& out, std::string name, std::string help,
-                               prometheus::MetricType type)
+SnapshotFamily::SnapshotFamily(std::vector<prometheus::MetricFamily>& out, std::string name,
+                               std::string help, prometheus::MetricType type)
     : out_(out), index_(out.size()) {
   prometheus::MetricFamily& family = out.emplace_back();
   family.name = std::move(name);
@@ -13,7 +13,8 @@ SnapshotFamily::SnapshotFamily(std::vector<prometheus::MetricFamily>& out, std::
   family.type = type;
 }
 
-SnapshotFamily& SnapshotFamily::Add(double value, std::vector<prometheus::ClientMetric::Label> labels) {
+SnapshotFamily& SnapshotFamily::Add(double value,
+                                    std::vector<prometheus::ClientMetric::Label> labels) {
   prometheus::MetricFamily& family = out_[index_];
   prometheus::ClientMetric metric;
   metric.label = std::move(labels);
