@@ -178,8 +178,15 @@ absl::StatusOr<ExpertCache::Lease> ExpertCache::Resolve(const t2::v1::AdapterSpe
     if (spec.alpha_size() != 0) return absl::InvalidArgumentError("adapter.alpha: set without experts");
     return Lease();
   }
-  for (int i = 0; i < k; ++i) T2_RETURN_IF_ERROR(ValidateRef(spec.experts(i), i));
   const bool single = k == 1 && spec.alpha_size() == 0;
+  // Every expert of a spec is pinned while the request runs, and a mixture is one more
+  // adapter: beyond this the cache could not keep --max-loaded-experts.
+  const int limit = std::min(kMaxExpertsPerSpec, single ? max_loaded_ : max_loaded_ - 1);
+  if (k > limit) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("adapter.experts: ", k, " experts, at most ", limit, " on this worker"));
+  }
+  for (int i = 0; i < k; ++i) T2_RETURN_IF_ERROR(ValidateRef(spec.experts(i), i));
   if (!single) {
     const int layers = generator_.config().num_hidden_layers;
     const int want = spec.per_layer() ? layers * k : k;

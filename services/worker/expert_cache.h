@@ -37,6 +37,9 @@
 
 namespace t2::worker {
 
+// Most experts one AdapterSpec may mix (fewer where --max-loaded-experts is smaller).
+inline constexpr int kMaxExpertsPerSpec = 16;
+
 class ExpertCache {
  public:
   // A resolved adapter, kept loaded while the lease lives: hold it until the request has been

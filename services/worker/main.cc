@@ -106,24 +106,22 @@ int main(int argc, char** argv) {
   svf.mode = flags->Get("svf-mode", "auto");
   svf.cache_dir = flags->Get("svf-cache-dir", "");
   options.svf = svf;
-  for (auto [flag, field, fallback] : {std::tuple{"threads", &options.cpu_threads, 0},
-                                       std::tuple{"max-batch-size", &options.max_batch_size, 8},
-                                       std::tuple{"max-queue", &options.max_queue, 64}}) {
-    auto v = flags->GetInt(flag, fallback);
+  // Ranges checked here, before any narrowing: 4294967297 must not become 1.
+  for (auto [flag, field, fallback, min, max] :
+       {std::tuple{"threads", &options.cpu_threads, 0, 0, 1024},
+        std::tuple{"max-batch-size", &options.max_batch_size, 8, 1, 4096},
+        std::tuple{"max-queue", &options.max_queue, 64, 0, 1 << 20}}) {
+    auto v = flags->GetInt(flag, fallback, min, max);
     if (!v.ok()) return Fail(v.status());
     *field = static_cast<int32_t>(*v);
   }
-  auto max_context = flags->GetInt("max-context", 2048);
-  auto max_loaded = flags->GetInt("max-loaded-experts", 32);
-  auto drain_seconds = flags->GetDouble("drain-seconds", 30);
-  auto prefix_cache_mb = flags->GetInt("prefix-cache-mb", 64);
+  auto max_context = flags->GetInt("max-context", 2048, 0, int64_t{1} << 24);
+  auto max_loaded = flags->GetInt("max-loaded-experts", 32, 1, 1 << 16);
+  auto drain_seconds = flags->GetDouble("drain-seconds", 30, 0, 24 * 3600);
+  auto prefix_cache_mb = flags->GetInt("prefix-cache-mb", 64, 0, int64_t{1} << 20);
   for (const auto* s : {&max_context.status(), &max_loaded.status(), &drain_seconds.status(),
                         &prefix_cache_mb.status()}) {
     if (!s->ok()) return Fail(*s);
-  }
-  if (*prefix_cache_mb < 0 || *prefix_cache_mb > (int64_t{1} << 20)) {
-    return Fail(absl::InvalidArgumentError(
-        absl::StrCat("--prefix-cache-mb must be in [0, 1048576], got ", *prefix_cache_mb)));
   }
   options.max_context = *max_context;
   options.prefix_cache_bytes = *prefix_cache_mb << 20;

@@ -32,9 +32,35 @@ absl::Time DeadlineOf(const grpc::ServerContext& context) {
   return absl::FromChrono(deadline);
 }
 
-absl::Status CheckInput(bool has_chat, bool has_prompt, const t2::v1::Chat& chat, const std::string& prompt) {
-  if (has_chat && chat.messages_size() == 0) return absl::InvalidArgumentError("chat.messages: empty");
+// Text is measured before it is tokenized: tokenizing runs on the gRPC thread, outside the
+// queue cap, in time that grows with the text. Ordinary text takes about 4 bytes a token, so
+// more than this many bytes per position of the context could not fit it.
+constexpr int64_t kMaxBytesPerContextToken = 32;
+// Messages of one chat: each is a pass through the chat template.
+constexpr int kMaxChatMessages = 1024;
+
+absl::Status CheckInput(bool has_chat, bool has_prompt, const t2::v1::Chat& chat,
+                        const std::string& prompt, int64_t context) {
+  const int64_t max_bytes = kMaxBytesPerContextToken * context;
+  auto too_long = [&](std::string_view field, int64_t bytes) {
+    return absl::InvalidArgumentError(absl::StrCat(AsAbsl(field), ": ", bytes, " bytes, at most ",
+                                                   max_bytes, " (", kMaxBytesPerContextToken,
+                                                   " per token of the context of ", context, ")"));
+  };
+  if (has_chat) {
+    if (chat.messages_size() == 0) return absl::InvalidArgumentError("chat.messages: empty");
+    if (chat.messages_size() > kMaxChatMessages) {
+      return absl::InvalidArgumentError(absl::StrCat("chat.messages: ", chat.messages_size(),
+                                                     " messages, at most ", kMaxChatMessages));
+    }
+    int64_t bytes = 0;
+    for (const auto& m : chat.messages())
+      bytes += static_cast<int64_t>(m.role().size() + m.content().size());
+    if (bytes > max_bytes) return too_long("chat.messages", bytes);
+  }
   if (has_prompt && prompt.empty()) return absl::InvalidArgumentError("prompt: empty");
+  if (has_prompt && static_cast<int64_t>(prompt.size()) > max_bytes)
+    return too_long("prompt", prompt.size());
   if (!has_chat && !has_prompt) return absl::InvalidArgumentError("input: neither chat nor prompt is set");
   return absl::OkStatus();
 }
@@ -78,8 +104,9 @@ absl::StatusOr<std::vector<int32_t>> WorkerService::Tokenize(const t2::v1::Chat*
 
 absl::StatusOr<engine::GenerationRequest> WorkerService::ToEngineRequest(
     const t2::v1::WorkerGenerateRequest& r) const {
-  T2_RETURN_IF_ERROR(CheckInput(r.has_chat(), r.input_case() == t2::v1::WorkerGenerateRequest::kPrompt, r.chat(),
-                                r.prompt()));
+  T2_RETURN_IF_ERROR(CheckInput(r.has_chat(),
+                                r.input_case() == t2::v1::WorkerGenerateRequest::kPrompt, r.chat(),
+                                r.prompt(), generator_->context_limit()));
   engine::GenerationRequest out;
   T2_ASSIGN_OR_RETURN(out.prompt_ids,
                       Tokenize(r.has_chat() ? &r.chat() : nullptr,
@@ -215,7 +242,9 @@ grpc::Status WorkerService::Score(grpc::ServerContext* context, const t2::v1::Sc
   if (auto s = Unready(); !s.ok()) return s;
   const absl::Time start = absl::Now();
   const bool has_prompt = request->input_case() == t2::v1::ScoreRequest::kPrompt;
-  if (auto s = CheckInput(request->has_chat(), has_prompt, request->chat(), request->prompt()); !s.ok()) {
+  if (auto s = CheckInput(request->has_chat(), has_prompt, request->chat(), request->prompt(),
+                          generator_->context_limit());
+      !s.ok()) {
     return rpc::ToGrpc(s);
   }
   constexpr int kMaxCompletions = 64;
@@ -230,6 +259,13 @@ grpc::Status WorkerService::Score(grpc::ServerContext* context, const t2::v1::Sc
   for (int i = 0; i < request->completions_size(); ++i) {
     if (request->completions(i).empty()) {
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, absl::StrCat("completions[", i, "]: empty"));
+    }
+    if (const int64_t bytes = static_cast<int64_t>(request->completions(i).size()),
+        max_bytes = kMaxBytesPerContextToken * generator_->context_limit();
+        bytes > max_bytes) {
+      return grpc::Status(
+          grpc::StatusCode::INVALID_ARGUMENT,
+          absl::StrCat("completions[", i, "]: ", bytes, " bytes, at most ", max_bytes));
     }
     score.completions.push_back(generator_->tokenizer().Encode(request->completions(i), /*add_special=*/false));
   }

@@ -182,6 +182,29 @@ TEST(VerifierTest, Regex) {
   EXPECT_FALSE(Accepts(VerifierKind::kRegex, "[0-9]{3}", "12 and 34"));
 }
 
+// Client patterns over long answers: libstdc++'s std::regex backtracked exponentially on the
+// first (minutes for 30 characters) and recursed once per character on the second (a stack
+// overflow, killing the dispatcher, long before 1 MB). RE2 answers both in linear time.
+TEST(VerifierTest, HostilePatternsOverLongAnswersAreAnswered) {
+  EXPECT_FALSE(Accepts(VerifierKind::kRegex, "^(x+x+)+y$", std::string(5000, 'x')));
+  std::string long_answer;
+  for (int i = 0; i < 500000; ++i) long_answer += "ab";
+  EXPECT_TRUE(Accepts(VerifierKind::kRegex, "^(a|b)*$", long_answer));
+  EXPECT_FALSE(Accepts(VerifierKind::kRegex, "^(a|b)*c", long_answer));
+}
+
+TEST(VerifierTest, RegexPatternsAreBounded) {
+  absl::StatusOr<Verifier> long_pattern =
+      Verifier::Create(VerifierKind::kRegex, std::string(kMaxRegexPatternBytes + 1, 'a'));
+  EXPECT_EQ(long_pattern.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(long_pattern.status().message()), HasSubstr("exceeds the limit of 1024"));
+  EXPECT_TRUE(Verifier::Create(VerifierKind::kRegex, std::string(kMaxRegexPatternBytes, 'a')).ok());
+  // Short, but its program would exceed the memory budget: refused, not compiled.
+  absl::StatusOr<Verifier> huge =
+      Verifier::Create(VerifierKind::kRegex, "((((a{100}){100}){100}){100})");
+  EXPECT_EQ(huge.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
 TEST(VerifierTest, BadExpectedAnswersAreInvalidArgument) {
   absl::StatusOr<Verifier> bad_regex = Verifier::Create(VerifierKind::kRegex, "(unclosed");
   EXPECT_EQ(bad_regex.status().code(), absl::StatusCode::kInvalidArgument);

@@ -140,6 +140,9 @@ TEST_F(GeneratorTest, InvalidRequestsAreRejectedNamingTheField) {
   GenerationRequest empty_stop = Greedy({1, 2}, 4);
   empty_stop.stop_strings = {"ok", ""};
   cases.push_back({empty_stop, "stop_strings[1]"});
+  GenerationRequest long_stop = Greedy({1, 2}, 4);
+  long_stop.stop_strings = {"ok", std::string(kMaxStopStringBytes + 1, 'x')};
+  cases.push_back({long_stop, "stop_strings[1]: 257 bytes, at most 256"});
   for (const auto& c : cases) {
     auto status = generator_->ValidateRequest(c.request);
     EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << c.message;
@@ -147,6 +150,9 @@ TEST_F(GeneratorTest, InvalidRequestsAreRejectedNamingTheField) {
   }
   // At the limit is fine; one past it is not.
   EXPECT_TRUE(generator_->ValidateRequest(Greedy({1, 2}, static_cast<int32_t>(context) - 2)).ok());
+  GenerationRequest longest_stop = Greedy({1, 2}, 4);
+  longest_stop.stop_strings = {std::string(kMaxStopStringBytes, 'x')};
+  EXPECT_TRUE(generator_->ValidateRequest(longest_stop).ok());
   // A batch with one bad request runs nothing and names the request.
   std::vector<GenerationRequest> batch = {Greedy({1, 2}, 2), Greedy({}, 2)};
   auto result = generator_->Generate(batch);

@@ -28,6 +28,19 @@ TEST(Sampler, GreedyTakesFirstMaximum) {
   EXPECT_EQ(Argmax(logits), 1);
 }
 
+// logits / T overflows float for T near 1e-38: the sampler used to return the least likely
+// kept token there. Every temperature below kMinTemperature is argmax.
+TEST(Sampler, TinyTemperaturesAreGreedy) {
+  std::vector<float> logits = {1.0f, 5.0f, 3.0f, -2.0f};
+  for (float t : {1e-45f, 1e-38f, 1e-30f, 1e-6f, kMinTemperature / 2}) {
+    EXPECT_TRUE(SamplingParams{.temperature = t}.Validate().ok()) << t;
+    for (uint64_t seed = 0; seed < 20; ++seed) {
+      EXPECT_EQ(Sampler({.temperature = t, .seed = seed}).Sample(logits), 1) << "temperature " << t;
+    }
+  }
+  EXPECT_FALSE(SamplingParams{.temperature = kMinTemperature}.greedy());
+}
+
 TEST(Sampler, TopKOneAndTinyTopPAreGreedy) {
   std::vector<float> logits = {0.5f, 0.2f, 2.5f, 2.4f};
   for (uint64_t seed = 0; seed < 50; ++seed) {

@@ -5,10 +5,12 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <mutex>
 #include <thread>
 
+#include "t2/common/fault_point.h"
 #include "t2/engine/generator.h"
 #include "testing/reference_data.h"
 
@@ -16,6 +18,7 @@ namespace t2::engine {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 // Collects one submitted request's stream and waits for its end.
 struct Collector {
@@ -47,15 +50,22 @@ struct Collector {
     };
     return cb;
   }
+  // Bounded: a scheduler that lost the request fails the test instead of hanging it.
   absl::StatusOr<GenerationResult> Wait() {
     std::unique_lock<std::mutex> l(mu);
-    cv.wait(l, [&] { return done.has_value(); });
+    if (!cv.wait_for(l, kPatience, [&] { return done.has_value(); })) {
+      ADD_FAILURE() << "no answer within " << kPatience.count() << " s";
+      return absl::DeadlineExceededError("test: no answer");
+    }
     return *done;
   }
   void WaitForTokens(size_t n) {
     std::unique_lock<std::mutex> l(mu);
-    cv.wait(l, [&] { return tokens.size() >= n || done.has_value(); });
+    if (!cv.wait_for(l, kPatience, [&] { return tokens.size() >= n || done.has_value(); })) {
+      ADD_FAILURE() << "fewer than " << n << " tokens within " << kPatience.count() << " s";
+    }
   }
+  static constexpr std::chrono::seconds kPatience{300};
 };
 
 class SchedulerTest : public ::testing::Test {
@@ -168,6 +178,52 @@ TEST_F(SchedulerTest, DrainFinishesInFlightAndRefusesNewWork) {
   auto refused = g->Submit(Request(*g, "Too late", 5), c.Callbacks());
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kUnavailable);
   EXPECT_EQ(g->scheduler_stats().kv_cache_bytes, 0) << "idle scheduler keeps KV memory";
+}
+
+// An exception out of a step (out of memory, a library error) used to end the process through
+// std::terminate. Now the requests that step held end with Internal and the next ones are
+// served as on a fresh scheduler.
+TEST_F(SchedulerTest, AFaultInAStepFailsItsRequestsAndServingGoesOn) {
+  auto g = Make(/*slots=*/2, /*queue=*/4);
+  ASSERT_NE(g, nullptr);
+  GenerationRequest fresh = Request(*g, "The sea is", 12);
+  auto expected = g->Generate(std::span(&fresh, 1));
+  ASSERT_TRUE(expected.ok()) << expected.status();
+
+  // While decoding: both running requests fail.
+  Collector a, b;
+  ASSERT_TRUE(g->Submit(Request(*g, "Count to one hundred:", 60), a.Callbacks()).ok());
+  ASSERT_TRUE(g->Submit(Request(*g, "Once upon a time", 60), b.Callbacks()).ok());
+  a.WaitForTokens(2);
+  b.WaitForTokens(2);
+  ArmFault("scheduler.decode");
+  EXPECT_EQ(a.Wait().status().code(), absl::StatusCode::kInternal);
+  EXPECT_EQ(b.Wait().status().code(), absl::StatusCode::kInternal);
+  EXPECT_THAT(std::string(b.Wait().status().message()), Not(HasSubstr("injected")))
+      << "the detail is logged, not sent";
+
+  // Before a request admitted in that step has a row: it fails too (it was never running).
+  ArmFault("scheduler.step");
+  Collector c;
+  ASSERT_TRUE(g->Submit(Request(*g, "The sea is", 5), c.Callbacks()).ok());
+  EXPECT_EQ(c.Wait().status().code(), absl::StatusCode::kInternal);
+
+  // Score's own work.
+  ArmFault("scheduler.score");
+  const std::vector<int32_t> prompt = fresh.prompt_ids;
+  auto failed = g->Score({.prompt_ids = prompt, .completions = {{(*expected)[0].token_ids[0]}}});
+  EXPECT_EQ(failed.status().code(), absl::StatusCode::kInternal);
+
+  // Every slot is free again and answers are what a fresh scheduler gives.
+  std::vector<GenerationRequest> again = {fresh, fresh};
+  auto after = g->Generate(again);
+  ASSERT_TRUE(after.ok()) << after.status();
+  for (const auto& r : *after) EXPECT_EQ(r.token_ids, (*expected)[0].token_ids);
+  EXPECT_TRUE(
+      g->Score({.prompt_ids = prompt, .completions = {{(*expected)[0].token_ids[0]}}}).ok());
+  const SchedulerStats stats = g->scheduler_stats();
+  EXPECT_EQ(stats.active, 0);
+  EXPECT_EQ(stats.queued, 0);
 }
 
 TEST_F(SchedulerTest, ScoreEqualsTheLogProbabilitiesOfGeneration) {

@@ -181,8 +181,10 @@ TEST_F(WorkerTest, BadRequestsGetTheRightCodeAndChangeNothing) {
          m->set_content("hi");
        },
        grpc::INVALID_ARGUMENT, "chat"},
-      {"max_new_tokens 0", [](auto& r) { r.set_max_new_tokens(0); }, grpc::INVALID_ARGUMENT, "max_new_tokens"},
-      {"max_new_tokens -1", [](auto& r) { r.set_max_new_tokens(-1); }, grpc::INVALID_ARGUMENT, "max_new_tokens"},
+      {"max_new_tokens 0", [](auto& r) { r.set_max_new_tokens(0); }, grpc::INVALID_ARGUMENT,
+       "max_new_tokens"},
+      {"max_new_tokens -1", [](auto& r) { r.set_max_new_tokens(-1); }, grpc::INVALID_ARGUMENT,
+       "max_new_tokens"},
       {"context limit + 1",
        [&](auto& r) {
          r.set_prompt(long_text);
@@ -195,19 +197,56 @@ TEST_F(WorkerTest, BadRequestsGetTheRightCodeAndChangeNothing) {
          r.set_max_new_tokens(at_limit + 100);
        },
        grpc::INVALID_ARGUMENT, "context"},
-      {"temperature -1", [](auto& r) { r.mutable_sampling()->set_temperature(-1); }, grpc::INVALID_ARGUMENT,
-       "temperature"},
-      {"temperature 101", [](auto& r) { r.mutable_sampling()->set_temperature(101); }, grpc::INVALID_ARGUMENT,
-       "temperature"},
-      {"top_p 1.5", [](auto& r) { r.mutable_sampling()->set_top_p(1.5); }, grpc::INVALID_ARGUMENT, "top_p"},
-      {"top_p -0.1", [](auto& r) { r.mutable_sampling()->set_top_p(-0.1f); }, grpc::INVALID_ARGUMENT, "top_p"},
-      {"top_k -1", [](auto& r) { r.mutable_sampling()->set_top_k(-1); }, grpc::INVALID_ARGUMENT, "top_k"},
+      {"temperature -1", [](auto& r) { r.mutable_sampling()->set_temperature(-1); },
+       grpc::INVALID_ARGUMENT, "temperature"},
+      {"temperature 101", [](auto& r) { r.mutable_sampling()->set_temperature(101); },
+       grpc::INVALID_ARGUMENT, "temperature"},
+      {"top_p 1.5", [](auto& r) { r.mutable_sampling()->set_top_p(1.5); }, grpc::INVALID_ARGUMENT,
+       "top_p"},
+      {"top_p -0.1", [](auto& r) { r.mutable_sampling()->set_top_p(-0.1f); },
+       grpc::INVALID_ARGUMENT, "top_p"},
+      {"top_k -1", [](auto& r) { r.mutable_sampling()->set_top_k(-1); }, grpc::INVALID_ARGUMENT,
+       "top_k"},
       {"17 stop strings",
        [](auto& r) {
          for (int i = 0; i < 17; ++i) r.add_stop("s" + std::to_string(i));
        },
        grpc::INVALID_ARGUMENT, "stop_strings"},
-      {"empty stop string", [](auto& r) { r.add_stop(""); }, grpc::INVALID_ARGUMENT, "stop_strings[0]"},
+      {"empty stop string", [](auto& r) { r.add_stop(""); }, grpc::INVALID_ARGUMENT,
+       "stop_strings[0]"},
+      {"257-byte stop string", [](auto& r) { r.add_stop(std::string(257, 's')); },
+       grpc::INVALID_ARGUMENT, "stop_strings[0]: 257 bytes"},
+      // Refused by size before tokenizing (a tokenized prompt would fail "exceeds the context").
+      {"prompt over 32 bytes per context token",
+       [](auto& r) { r.set_prompt(std::string(32 * 256 + 1, 'x')); }, grpc::INVALID_ARGUMENT,
+       "prompt: 8193 bytes, at most 8192"},
+      {"chat over 32 bytes per context token",
+       [](auto& r) {
+         auto* m = r.mutable_chat()->add_messages();
+         m->set_role("user");
+         m->set_content(std::string(8192, 'x'));
+       },
+       grpc::INVALID_ARGUMENT, "chat.messages: 8196 bytes, at most 8192"},
+      {"1025 chat messages",
+       [](auto& r) {
+         for (int i = 0; i < 1025; ++i) {
+           auto* m = r.mutable_chat()->add_messages();
+           m->set_role("user");
+           m->set_content("hi");
+         }
+       },
+       grpc::INVALID_ARGUMENT, "chat.messages: 1025 messages, at most 1024"},
+      {"17 experts in one spec",
+       [&](auto& r) {
+         for (int i = 0; i < 17; ++i) {
+           auto* e = r.mutable_adapter()->add_experts();
+           e->set_name("e" + std::to_string(i));
+           e->set_version(1);
+           e->set_sha256(sha);
+           r.mutable_adapter()->add_alpha(1.0);
+         }
+       },
+       grpc::INVALID_ARGUMENT, "adapter.experts: 17 experts, at most 16"},
       {"expert without name",
        [&](auto& r) {
          auto* e = r.mutable_adapter()->add_experts();
@@ -250,8 +289,8 @@ TEST_F(WorkerTest, BadRequestsGetTheRightCodeAndChangeNothing) {
          r.mutable_adapter()->add_alpha(-1.0);
        },
        grpc::INVALID_ARGUMENT, "adapter.alpha[0]"},
-      {"alpha without experts", [](auto& r) { r.mutable_adapter()->add_alpha(1.0); }, grpc::INVALID_ARGUMENT,
-       "adapter.alpha"},
+      {"alpha without experts", [](auto& r) { r.mutable_adapter()->add_alpha(1.0); },
+       grpc::INVALID_ARGUMENT, "adapter.alpha"},
       {"expert on a worker without registry",
        [&](auto& r) {
          auto* e = r.mutable_adapter()->add_experts();
@@ -404,6 +443,35 @@ TEST_F(WorkerTest, QueuedRequestWhoseDeadlinePassesIsDropped) {
 }
 
 // A separate worker: this one is stopped by the test.
+// Flags are checked before anything starts: out-of-range values were narrowed to int32
+// (4294967297 became 1) or taken as they were (a negative queue, NaN seconds).
+TEST(WorkerLifecycleTest, OutOfRangeFlagsExitNamingTheFlag) {
+  const auto dir = t2::testing::MakeTempDir("t2-worker-flags");
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"--max-queue", "-1"}, "--max-queue must be in [0, 1048576], got -1"},
+      {{"--max-batch-size", "4294967297"}, "--max-batch-size must be in [1, 4096]"},
+      {{"--threads", "-2"}, "--threads must be in [0, 1024]"},
+      {{"--max-loaded-experts", "0"}, "--max-loaded-experts must be in [1, 65536]"},
+      {{"--max-context", "-5"}, "--max-context must be in"},
+      {{"--drain-seconds", "nan"}, "--drain-seconds must be a number"},
+      {{"--drain-seconds", "-1"}, "--drain-seconds must be in [0, 86400]"},
+  };
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const auto& [flags, message] = cases[i];
+    std::vector<std::string> argv = {t2::testing::BinaryFromEnv("T2_WORKER_BINARY"), "--listen",
+                                     "127.0.0.1:0"};
+    argv.insert(argv.end(), flags.begin(), flags.end());
+    const auto log = dir / ("flags-" + std::to_string(i) + ".log");
+    t2::ChildProcess worker;
+    ASSERT_TRUE(worker.Start(argv, log));
+    const int status = worker.Wait(std::chrono::seconds(30));
+    ASSERT_TRUE(status != -1 && WIFEXITED(status))
+        << flags[0] << " did not exit: " << t2::Tail(log);
+    EXPECT_EQ(WEXITSTATUS(status), 1) << flags[0];
+    EXPECT_THAT(t2::Tail(log), HasSubstr(message)) << flags[0];
+  }
+}
+
 TEST(WorkerLifecycleTest, NotServingWhileLoadingThenSigtermDrainsInFlightStreams) {
   const auto dir = t2::testing::MakeTempDir("t2-worker-drain");
   auto w = StartService(t2::testing::BinaryFromEnv("T2_WORKER_BINARY"),

@@ -35,6 +35,7 @@ using store::testing::TinyBase;
 using store::testing::TinyExpert;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 constexpr int64_t kMiB = 1 << 20;
 
@@ -320,6 +321,10 @@ TEST_F(RegistryTest, BlobChecksAndStoreErrorsKeepTheirCodes) {
               GrpcIs(grpc::StatusCode::INVALID_ARGUMENT, "publish.blob: tensor"));
   EXPECT_THAT(Publish("math", 1, "garbage bytes"),
               GrpcIs(grpc::StatusCode::INVALID_ARGUMENT, "publish.blob"));
+  // The reader's error named the upload's temporary file, a path on the server.
+  const grpc::Status garbage = Publish("math", 1, std::string(64, 'x'));
+  EXPECT_THAT(garbage.error_message(), HasSubstr("publish.blob: the uploaded file"));
+  EXPECT_THAT(garbage.error_message(), Not(HasSubstr("/"))) << garbage.error_message();
 
   v1::BaseModel other;
   other.set_fingerprint(base_.fingerprint);

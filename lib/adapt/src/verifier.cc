@@ -7,11 +7,16 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "re2/re2.h"
 #include "t2/adapt/classify.h"
 #include "t2/common/status.h"
 
 namespace t2::adapt {
 namespace {
+
+// RE2's budget for one compiled pattern; above it compiling fails (a client error) rather
+// than the dispatcher's memory growing with hostile patterns.
+constexpr int64_t kRegexMemoryBytes = int64_t{1} << 20;
 
 bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 bool IsAlnum(char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0; }
@@ -24,10 +29,10 @@ std::string_view Trim(std::string_view s) {
 
 bool IsChoice(char c) { return c >= 'A' && c <= 'J'; }
 
-// One regex per process: std::regex construction is slow and these never change.
-const std::regex& AnswerStatement() {
-  static const std::regex re(R"(answer\s*(?:is)?\s*:?\s*\(?([a-j])\)?(?![a-z0-9]))",
-                             std::regex::ECMAScript | std::regex::icase);
+// "the answer is (b)", "Answer: C": the letter, then not another letter or digit. Compiled
+// once; RE2, since the text is the model's answer, whose length a client chooses.
+const RE2& AnswerStatement() {
+  static const RE2 re(R"((?i)answer\s*(?:is)?\s*:?\s*\(?([a-j])\)?(?:[^a-z0-9]|$))");
   return re;
 }
 
@@ -73,12 +78,13 @@ std::optional<double> LastNumber(std::string_view text) {
 }
 
 std::optional<char> ChoiceLetter(std::string_view text) {
-  std::string s(text);
+  std::string_view s = text;
   // An explicit statement wins; the last one, since models restate their final choice.
   std::optional<char> stated;
-  for (auto it = std::sregex_iterator(s.begin(), s.end(), AnswerStatement());
-       it != std::sregex_iterator(); ++it) {
-    stated = static_cast<char>(std::toupper(static_cast<unsigned char>((*it)[1].str()[0])));
+  re2::StringPiece rest(text.data(), text.size());
+  std::string letter;
+  while (RE2::FindAndConsume(&rest, AnswerStatement(), &letter)) {
+    stated = static_cast<char>(std::toupper(static_cast<unsigned char>(letter[0])));
   }
   if (stated.has_value()) return stated;
   for (size_t i = 0; i + 2 < s.size(); ++i) {
@@ -163,16 +169,25 @@ absl::StatusOr<Verifier> Verifier::Create(VerifierKind kind, std::string_view ex
       v.expected_category_ = category;
       return v;
     }
-    case VerifierKind::kRegex:
-      try {
-        v.regex_ =
-            std::make_shared<const std::regex>(std::string(expected), std::regex::ECMAScript);
-      } catch (const std::regex_error& e) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("invalid regular expression '", AsAbsl(expected), "': ", e.what()));
+    case VerifierKind::kRegex: {
+      if (expected.size() > kMaxRegexPatternBytes) {
+        return absl::InvalidArgumentError(absl::StrCat("regular expression of ", expected.size(),
+                                                       " bytes exceeds the limit of ",
+                                                       kMaxRegexPatternBytes));
       }
+      RE2::Options options;
+      options.set_log_errors(false);  // the error goes back to the client, not to our log
+      options.set_max_mem(kRegexMemoryBytes);
+      auto regex =
+          std::make_shared<const RE2>(re2::StringPiece(expected.data(), expected.size()), options);
+      if (!regex->ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("invalid regular expression '", AsAbsl(expected), "': ", regex->error()));
+      }
+      v.regex_ = std::move(regex);
       v.expected_text_ = std::string(expected);
       return v;
+    }
   }
   return absl::InvalidArgumentError("unknown verifier kind");
 }
@@ -192,13 +207,7 @@ bool Verifier::Accepts(std::string_view answer) const {
     case VerifierKind::kCategory:
       return CategoryFromGenerated(answer) == expected_category_;
     case VerifierKind::kRegex:
-      try {
-        return std::regex_search(answer.begin(), answer.end(), *regex_);
-      } catch (const std::regex_error&) {
-        // Matching can run out of stack or steps on a hostile pattern; that answer fails
-        // rather than the request.
-        return false;
-      }
+      return RE2::PartialMatch(re2::StringPiece(answer.data(), answer.size()), *regex_);
   }
   return false;
 }

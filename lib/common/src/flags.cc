@@ -1,6 +1,7 @@
 #include "t2/common/flags.h"
 
 #include <charconv>
+#include <cmath>
 #include <cstdlib>
 
 #include "absl/strings/str_cat.h"
@@ -63,8 +64,28 @@ absl::StatusOr<double> Flags::GetDouble(const std::string& name, double fallback
   std::string text = Get(name, "");
   char* end = nullptr;
   double value = std::strtod(text.c_str(), &end);
-  if (text.empty() || end != text.c_str() + text.size()) {
+  if (text.empty() || end != text.c_str() + text.size() || !std::isfinite(value)) {
     return absl::InvalidArgumentError(absl::StrCat("--", name, " must be a number, got '", text, "'"));
+  }
+  return value;
+}
+
+absl::StatusOr<int64_t> Flags::GetInt(const std::string& name, int64_t fallback, int64_t min,
+                                      int64_t max) const {
+  absl::StatusOr<int64_t> value = GetInt(name, fallback);
+  if (value.ok() && Has(name) && (*value < min || *value > max)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", name, " must be in [", min, ", ", max, "], got ", *value));
+  }
+  return value;
+}
+
+absl::StatusOr<double> Flags::GetDouble(const std::string& name, double fallback, double min,
+                                        double max) const {
+  absl::StatusOr<double> value = GetDouble(name, fallback);
+  if (value.ok() && Has(name) && (*value < min || *value > max)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", name, " must be in [", min, ", ", max, "], got ", *value));
   }
   return value;
 }

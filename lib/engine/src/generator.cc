@@ -151,6 +151,11 @@ absl::Status Generator::ValidateRequest(const GenerationRequest& r) const {
   }
   for (size_t i = 0; i < r.stop_strings.size(); ++i) {
     if (r.stop_strings[i].empty()) return absl::InvalidArgumentError(absl::StrCat("stop_strings[", i, "] is empty"));
+    if (r.stop_strings[i].size() > kMaxStopStringBytes) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("stop_strings[", i, "]: ", r.stop_strings[i].size(), " bytes, at most ",
+                       kMaxStopStringBytes, " allowed"));
+    }
   }
   return absl::OkStatus();
 }

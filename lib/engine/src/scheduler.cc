@@ -8,6 +8,7 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "t2/common/fault_point.h"
 #include "t2/common/log.h"
 #include "t2/common/status.h"
 #include "t2/engine/stop_strings.h"
@@ -109,7 +110,14 @@ absl::StatusOr<std::vector<CompletionScore>> Scheduler::Score(const ScoreRequest
     std::lock_guard<std::mutex> lock(mu_);
     if (draining_ || stopping_) return absl::UnavailableError("the generator is shutting down");
     tasks_.push_back({[&] {
-      auto result = RunScore(request);
+      absl::StatusOr<std::vector<CompletionScore>> result;
+      try {
+        result = RunScore(request);
+      } catch (const std::exception& e) {
+        // The caller waits for `out`: a fault must still set it.
+        LogError(absl::StrCat("scoring failed: ", e.what()));
+        result = absl::InternalError("scoring failed on the worker");
+      }
       std::lock_guard<std::mutex> l(done_mu);
       out = std::move(result);
       done_cv.notify_all();
@@ -210,7 +218,11 @@ void Scheduler::Loop() {
       config_.model_mutex->LockForStep();
       std::lock_guard<ModelLock> model_lock(*config_.model_mutex, std::adopt_lock);
       for (auto& task : tasks) task.run();
-      Step(std::move(admitted));
+      try {
+        Step(admitted);
+      } catch (const std::exception& e) {
+        RecoverFromFault(admitted, e.what());
+      }
     }
     std::lock_guard<std::mutex> lock(mu_);
     if (queue_.empty() && active_ == 0 && tasks_.empty()) idle_cv_.notify_all();
@@ -232,6 +244,32 @@ void Scheduler::Loop() {
     if (!seq->done) Finish(*seq, absl::UnavailableError("the generator shut down"));
   }
   live_.clear();
+}
+
+void Scheduler::RecoverFromFault(const std::vector<std::shared_ptr<Entry>>& admitted,
+                                 const std::string& what) {
+  LogError(
+      absl::StrCat("generation step failed, ", live_.size(), " running requests ended: ", what));
+  const absl::Status failed = absl::InternalError("generation failed on the worker");
+  for (auto& e : admitted) {
+    const bool running =
+        std::any_of(live_.begin(), live_.end(), [&](const auto& seq) { return seq->entry == e; });
+    if (running) continue;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      --active_;
+      ++done_;
+    }
+    if (e->callbacks.on_done) e->callbacks.on_done(failed);
+  }
+  for (auto& seq : live_) {
+    if (!seq->done) Finish(*seq, failed);
+  }
+  live_.clear();
+  factored_names_.reset();
+  std::lock_guard<std::mutex> lock(mu_);
+  cache_ = model::KvCache();
+  kv_bytes_ = 0;
 }
 
 int64_t Scheduler::CacheLimit() const {
@@ -473,7 +511,8 @@ void Scheduler::PublishPrefixStats() {
   prefix_stats_ = prefix_.stats();
 }
 
-void Scheduler::Step(std::vector<std::shared_ptr<Entry>> admitted) {
+void Scheduler::Step(const std::vector<std::shared_ptr<Entry>>& admitted) {
+  FaultPoint("scheduler.step");
   // Cancelled or expired sequences leave before any compute is spent on them.
   const absl::Time now = absl::Now();
   for (auto& seq : live_) {
@@ -498,6 +537,7 @@ void Scheduler::Step(std::vector<std::shared_ptr<Entry>> admitted) {
   }
 
   if (live_.empty()) return;
+  FaultPoint("scheduler.decode");
   const int64_t n = static_cast<int64_t>(live_.size());
   auto tokens = at::zeros({n, 1}, at::kLong);
   std::vector<int64_t> lengths(n, 1);
@@ -536,6 +576,7 @@ absl::StatusOr<std::vector<CompletionScore>> Scheduler::RunScore(const ScoreRequ
   // "\boxed{" of every label): that part's log-probability is the same for each. Its keys
   // and values are then copied to one row per completion, and the completions' own tails
   // run together. Label scoring costs one prefill, not one per label.
+  FaultPoint("scheduler.score");
   const auto& completions = request.completions;
   const int64_t total = static_cast<int64_t>(completions.size());
   const int64_t shared = SharedCompletionTokens(completions);

@@ -72,8 +72,13 @@ class Scheduler {
 
   void Loop();
   // One iteration: admit, prefill, decode, compact. Model mutex held.
-  void Step(std::vector<std::shared_ptr<Entry>> admitted);
+  void Step(const std::vector<std::shared_ptr<Entry>>& admitted);
   void Admit(std::vector<std::shared_ptr<Entry>>& out);  // queue mutex held
+  // After an exception escaped a step (out of memory, a library error): every running request
+  // and every one just admitted ends with Internal, and the KV cache is dropped (its rows may
+  // be half-written), so that the worker goes on serving the next ones. Model mutex held.
+  void RecoverFromFault(const std::vector<std::shared_ptr<Entry>>& admitted,
+                        const std::string& what);
   // At least `rows` rows of `capacity` positions; rows [0, keep) survive a reallocation.
   absl::Status EnsureCache(int64_t rows, int64_t capacity, int64_t keep);
   // The most positions a KV row may hold (the model's context or sliding window).

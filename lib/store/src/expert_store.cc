@@ -16,6 +16,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "blob_files.h"
 #include "crash_point.h"
 #include "json_columns.h"
@@ -129,9 +130,13 @@ std::string VersionLabel(std::string_view name, int64_t version) {
 }
 
 // An expert file that does not parse is the publisher's mistake, whatever the reader calls it
-// (a truncated file is DataLoss to the safetensors reader); I/O trouble stays as it is.
-absl::Status AsPublishBlobError(const absl::Status& status) {
-  absl::Status annotated = Annotate(status, "publish.blob");
+// (a truncated file is DataLoss to the safetensors reader); I/O trouble stays as it is. The
+// reader names the file it read, the upload's temporary path here: the client learns nothing of
+// the server's directories, it sees "the uploaded file".
+absl::Status AsPublishBlobError(const absl::Status& status, const fs::path& upload) {
+  const std::string message =
+      absl::StrReplaceAll(status.message(), {{upload.string(), "the uploaded file"}});
+  absl::Status annotated = Annotate(absl::Status(status.code(), message), "publish.blob");
   switch (status.code()) {
     case absl::StatusCode::kDataLoss:
     case absl::StatusCode::kNotFound:
@@ -566,7 +571,7 @@ absl::StatusOr<ExpertInfo> ExpertStore::CheckExpertBlob(const PublishHeader& hea
                                                         const std::string& sha256,
                                                         const fs::path& path) const {
   absl::StatusOr<ExpertFileSummary> summary = ReadExpertFile(path);
-  if (!summary.ok()) return AsPublishBlobError(summary.status());
+  if (!summary.ok()) return AsPublishBlobError(summary.status(), path);
   std::optional<BaseModel> base;
   {
     std::lock_guard<std::mutex> lock(impl_->mu);

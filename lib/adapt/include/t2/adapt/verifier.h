@@ -5,11 +5,14 @@
 
 #include <memory>
 #include <optional>
-#include <regex>
 #include <string>
 #include <string_view>
 
 #include "absl/status/statusor.h"
+
+namespace re2 {
+class RE2;
+}
 
 namespace t2::adapt {
 
@@ -17,10 +20,15 @@ enum class VerifierKind {
   kExact,         // trimmed texts equal
   kNumeric,       // last number in the answer equals the expected number (relative 1e-6)
   kChoiceLetter,  // the answer's choice letter (A-J) equals the expected one
-  kRegex,         // expected is an ECMAScript regular expression found in the answer
+  kRegex,         // expected is an RE2 regular expression found in the answer (no
+                  // backreferences or lookaround; matching is linear in the answer's length)
   kCategory,      // the first-pass category the answer names (CategoryFromGenerated) equals
                   // the expected one: how the classification expert is trained and judged
 };
+
+// Longest regular expression a verifier takes: patterns come from clients (Adapt examples),
+// and RE2's memory and compile time grow with the pattern.
+inline constexpr size_t kMaxRegexPatternBytes = 1024;
 
 // "exact", "numeric", "choice", "regex", "category".
 std::string_view VerifierKindName(VerifierKind kind);
@@ -31,7 +39,8 @@ absl::StatusOr<VerifierKind> ParseVerifierKind(std::string_view name);
 class Verifier {
  public:
   // InvalidArgumentError when `expected` cannot serve its kind: no number in it (numeric), no
-  // choice letter (choice), or an invalid regular expression (regex).
+  // choice letter (choice), or an invalid or too long (kMaxRegexPatternBytes) regular
+  // expression (regex).
   static absl::StatusOr<Verifier> Create(VerifierKind kind, std::string_view expected);
 
   bool Accepts(std::string_view answer) const;
@@ -43,7 +52,7 @@ class Verifier {
   double expected_number_ = 0;
   char expected_letter_ = 0;
   std::string expected_category_;
-  std::shared_ptr<const std::regex> regex_;
+  std::shared_ptr<const re2::RE2> regex_;
 };
 
 // The last number written in `text`: an optional minus sign, digits with optional ","

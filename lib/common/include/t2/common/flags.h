@@ -26,7 +26,14 @@ class Flags {
   std::string Get(const std::string& name, const std::string& fallback) const;
   std::vector<std::string> GetAll(const std::string& name) const;
   absl::StatusOr<int64_t> GetInt(const std::string& name, int64_t fallback) const;
+  // A finite number: "nan" and "inf" are refused like any other non-number.
   absl::StatusOr<double> GetDouble(const std::string& name, double fallback) const;
+  // The same, refusing a value outside [min, max] with an error naming the flag and the range
+  // (the fallback is not checked: it is the program's own).
+  absl::StatusOr<int64_t> GetInt(const std::string& name, int64_t fallback, int64_t min,
+                                 int64_t max) const;
+  absl::StatusOr<double> GetDouble(const std::string& name, double fallback, double min,
+                                   double max) const;
   const std::vector<std::string>& positional() const { return positional_; }
 
  private:

@@ -68,13 +68,16 @@ struct GenerationRequest {
   std::vector<int32_t> prompt_ids;     // already tokenised (chat formatting is the caller's)
   int32_t max_new_tokens = 128;        // >= 1
   SamplingParams sampling;
-  std::vector<std::string> stop_strings;  // at most kMaxStopStrings, each non-empty
+  std::vector<std::string> stop_strings;  // at most kMaxStopStrings, 1..kMaxStopStringBytes each
   bool ignore_eos = false;             // keep going past end-of-sequence tokens (benchmarks)
   bool return_logprobs = false;        // log p(token) under the unmodified model distribution
   std::string adapter;                 // "" = base model; else a name given to AddExpert/AddMixture
 };
 
 inline constexpr size_t kMaxStopStrings = 16;
+// Longest stop string: every generated token checks each stop string's partial matches against
+// the text's tail on the scheduler thread, in time that grows with the square of its length.
+inline constexpr size_t kMaxStopStringBytes = 256;
 
 enum class FinishReason { kEndOfSequence, kStopString, kLength };
 std::string_view FinishReasonName(FinishReason reason);  // "eos", "stop", "length"

@@ -14,15 +14,20 @@
 
 namespace t2::engine {
 
+// Temperatures below this decode greedily. logits / T overflows float for T near 1e-38 (and the
+// sampler then returned the least likely kept token); long before that the softmax is one-hot
+// but for exact ties, so argmax is what such a temperature asks for.
+inline constexpr float kMinTemperature = 1e-4f;
+
 struct SamplingParams {
-  float temperature = 0.0f;  // 0: greedy (argmax); otherwise in (0, 100]
+  float temperature = 0.0f;  // below kMinTemperature (0 included): greedy; at most 100
   int32_t top_k = 0;         // 0: off; otherwise keep the k most likely tokens
   float top_p = 1.0f;        // in (0, 1]; 1: off
   std::optional<uint64_t> seed;  // unset: a random seed per request
 
   // InvalidArgumentError naming the field ("sampling.top_p must be in (0, 1], got 1.5").
   absl::Status Validate() const;
-  bool greedy() const { return temperature == 0.0f; }
+  bool greedy() const { return temperature < kMinTemperature; }
 };
 
 class Sampler {
