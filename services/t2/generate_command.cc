@@ -28,7 +28,7 @@ constexpr const char* kUsage = R"(usage: t2 generate --prompt TEXT [options]
   --chat                 format the prompt as a user turn with the model's chat template
   --system TEXT          system message (with --chat)
   --max-new-tokens N     default 256
-  --temperature T        0 = greedy (default); top-k/top-p apply when T > 0
+  --temperature T        0 = greedy (default; so is anything below 1e-4); top-k/top-p apply above
   --top-k K  --top-p P  --seed S
   --stop STR             stop string (repeatable)
   --device auto|cpu|cuda[:N]  --dtype auto|float32|bfloat16|float16  --threads N
