@@ -50,7 +50,10 @@ int Fail(const absl::Status& status) {
 }
 
 // Tells the registry which base model this worker serves, so that it can validate experts
-// published for it. Retries until it succeeds or the worker stops.
+// published for it. Retries while the registry is away (until it answers or the worker stops);
+// a refusal is final: retrying ALREADY_EXISTS (a peer registered this fingerprint under another
+// name or targets) or PERMISSION_DENIED would only repeat it, so it is logged once and the
+// worker serves without the registration.
 void RegisterBaseModel(const std::shared_ptr<grpc::Channel>& channel, const t2::engine::Generator& generator,
                        const std::string& name, const std::atomic<bool>& stopping) {
   auto stub = t2::v1::Registry::NewStub(channel);
@@ -66,6 +69,14 @@ void RegisterBaseModel(const std::shared_ptr<grpc::Channel>& channel, const t2::
     grpc::Status status = stub->RegisterBaseModel(&context, model, &reply);
     if (status.ok()) {
       t2::LogInfo(absl::StrCat("registered base model ", name, " (", model.fingerprint().substr(0, 12), ")"));
+      return;
+    }
+    const grpc::StatusCode code = status.error_code();
+    if (code != grpc::StatusCode::UNAVAILABLE && code != grpc::StatusCode::DEADLINE_EXCEEDED &&
+        code != grpc::StatusCode::RESOURCE_EXHAUSTED) {
+      t2::LogError(absl::StrCat("registry refused base model ", name, " (",
+                                model.fingerprint().substr(0, 12),
+                                "), not retrying: ", t2::rpc::FromGrpc(status).ToString()));
       return;
     }
     if (attempt % 10 == 0) {

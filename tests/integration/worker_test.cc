@@ -24,6 +24,7 @@ using grpc::health::v1::HealthCheckResponse;
 using t2::testing::ServiceProcess;
 using t2::testing::StartService;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 constexpr int kMaxContext = 256;
 
@@ -470,6 +471,41 @@ TEST(WorkerLifecycleTest, OutOfRangeFlagsExitNamingTheFlag) {
     EXPECT_EQ(WEXITSTATUS(status), 1) << flags[0];
     EXPECT_THAT(t2::Tail(log), HasSubstr(message)) << flags[0];
   }
+}
+
+// A peer registered this model's fingerprint under another name first, so the registry answers
+// ALREADY_EXISTS however often it is asked. The worker retried every 0.5 s for as long as it
+// ran ("will retry" from the first refusal on); now it logs the refusal once and serves.
+TEST(WorkerLifecycleTest, ARefusedBaseModelRegistrationIsNotRetried) {
+  const auto dir = t2::testing::MakeTempDir("t2-worker-refused");
+  auto registry = StartService(t2::testing::BinaryFromEnv("T2_REGISTRY_BINARY"),
+                               {"--root", (dir / "root").string()}, dir, "registry");
+  ASSERT_TRUE(registry.ok()) << registry.status();
+  const std::string worker_binary = t2::testing::BinaryFromEnv("T2_WORKER_BINARY");
+  // The SVD cache is found by fingerprint: the copy below reuses the default model's.
+  const std::vector<std::string> common = {
+      "--device",        "cpu",
+      "--max-context",   "256",
+      "--registry",      (*registry)->address,
+      "--svf-cache-dir", t2::testing::DefaultModelPath().parent_path().string()};
+  auto with_model = [&](const std::filesystem::path& model) {
+    std::vector<std::string> args = {"--model", model.string()};
+    args.insert(args.end(), common.begin(), common.end());
+    return args;
+  };
+  auto first =
+      StartService(worker_binary, with_model(t2::testing::DefaultModelPath()), dir, "first");
+  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_THAT((*first)->LogTail(), HasSubstr("registered base model")) << (*first)->LogTail();
+  // The same weights under another file name: the same fingerprint, another model name.
+  const auto renamed = dir / "renamed-model.gguf";
+  std::filesystem::copy_file(t2::testing::DefaultModelPath(), renamed);
+  auto second = StartService(worker_binary, with_model(renamed), dir, "second");
+  ASSERT_TRUE(second.ok()) << second.status();
+  const std::string log = (*second)->LogTail();
+  EXPECT_THAT(log, HasSubstr("registry refused base model renamed-model"));
+  EXPECT_THAT(log, HasSubstr("ALREADY_EXISTS"));
+  EXPECT_THAT(log, Not(HasSubstr("will retry"))) << log;
 }
 
 TEST(WorkerLifecycleTest, NotServingWhileLoadingThenSigtermDrainsInFlightStreams) {

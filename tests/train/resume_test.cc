@@ -145,10 +145,12 @@ TEST_F(ResumeTest, OtherArgumentsGetTheirOwnRun) {
 }
 
 TEST_F(ResumeTest, BadArgumentsExitTwoNamingTheFlag) {
-  for (const auto& [flag, value, message] : std::vector<std::tuple<std::string, std::string, std::string>>{
+  for (const auto& [flag, value, message] :
+       std::vector<std::tuple<std::string, std::string, std::string>>{
            {"--batch-size", "0", "--batch-size must be >= 1"},
            {"--lr", "-1", "--lr must be > 0"},
-           {"--kl-coef", "nan", "--kl-coef must be >= 0"},
+           {"--kl-coef", "nan", "--kl-coef must be a number, got 'nan'"},
+           {"--kl-coef", "-1", "--kl-coef must be >= 0"},
            {"--verifier", "fuzzy", "--verifier"},
            {"--task", "math", "exactly one of --task"},
        }) {
