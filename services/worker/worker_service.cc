@@ -252,22 +252,26 @@ grpc::Status WorkerService::Score(grpc::ServerContext* context, const t2::v1::Sc
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                         absl::StrCat("completions: want 1..", kMaxCompletions, ", got ", request->completions_size()));
   }
-  engine::ScoreRequest score;
-  auto ids = Tokenize(request->has_chat() ? &request->chat() : nullptr, has_prompt ? &request->prompt() : nullptr);
-  if (!ids.ok()) return rpc::ToGrpc(ids.status());
-  score.prompt_ids = std::move(*ids);
+  // Every completion is checked before anything is tokenized, the prompt included.
+  const int64_t max_bytes = kMaxBytesPerContextToken * generator_->context_limit();
   for (int i = 0; i < request->completions_size(); ++i) {
-    if (request->completions(i).empty()) {
+    const int64_t bytes = static_cast<int64_t>(request->completions(i).size());
+    if (bytes == 0) {
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, absl::StrCat("completions[", i, "]: empty"));
     }
-    if (const int64_t bytes = static_cast<int64_t>(request->completions(i).size()),
-        max_bytes = kMaxBytesPerContextToken * generator_->context_limit();
-        bytes > max_bytes) {
+    if (bytes > max_bytes) {
       return grpc::Status(
           grpc::StatusCode::INVALID_ARGUMENT,
           absl::StrCat("completions[", i, "]: ", bytes, " bytes, at most ", max_bytes));
     }
-    score.completions.push_back(generator_->tokenizer().Encode(request->completions(i), /*add_special=*/false));
+  }
+  engine::ScoreRequest score;
+  auto ids = Tokenize(request->has_chat() ? &request->chat() : nullptr,
+                      has_prompt ? &request->prompt() : nullptr);
+  if (!ids.ok()) return rpc::ToGrpc(ids.status());
+  score.prompt_ids = std::move(*ids);
+  for (const std::string& completion : request->completions()) {
+    score.completions.push_back(generator_->tokenizer().Encode(completion, /*add_special=*/false));
   }
   auto lease = experts_->Resolve(request->adapter(), DeadlineOf(*context));
   if (!lease.ok()) return rpc::ToGrpc(lease.status());

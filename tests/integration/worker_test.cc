@@ -338,6 +338,15 @@ TEST_F(WorkerTest, BadRequestsGetTheRightCodeAndChangeNothing) {
     EXPECT_EQ(stub_->Score(&c3, s, &reply).error_code(), grpc::INVALID_ARGUMENT) << "empty completion";
     s.clear_completions();
     s.add_completions(" the sea");
+    s.add_completions(std::string(32 * 256 + 1, 'x'));
+    grpc::ClientContext c5;
+    grpc::Status long_completion = stub_->Score(&c5, s, &reply);
+    EXPECT_EQ(long_completion.error_code(), grpc::INVALID_ARGUMENT)
+        << "completion over the byte cap";
+    EXPECT_THAT(long_completion.error_message(),
+                HasSubstr("completions[1]: 8193 bytes, at most 8192"));
+    s.clear_completions();
+    s.add_completions(" the sea");
     s.add_completions(" the sea is");
     s.set_first_token_only(true);
     grpc::ClientContext c4;

@@ -70,24 +70,29 @@ absl::StatusOr<double> Flags::GetDouble(const std::string& name, double fallback
   return value;
 }
 
-absl::StatusOr<int64_t> Flags::GetInt(const std::string& name, int64_t fallback, int64_t min,
-                                      int64_t max) const {
-  absl::StatusOr<int64_t> value = GetInt(name, fallback);
-  if (value.ok() && Has(name) && (*value < min || *value > max)) {
+namespace {
+
+// `value` (a flag's, or its error) checked against [min, max] when the flag was given.
+template <typename T>
+absl::StatusOr<T> InRange(const std::string& name, bool given, absl::StatusOr<T> value, T min,
+                          T max) {
+  if (value.ok() && given && (*value < min || *value > max)) {
     return absl::InvalidArgumentError(
         absl::StrCat("--", name, " must be in [", min, ", ", max, "], got ", *value));
   }
   return value;
 }
 
+}  // namespace
+
+absl::StatusOr<int64_t> Flags::GetInt(const std::string& name, int64_t fallback, int64_t min,
+                                      int64_t max) const {
+  return InRange(name, Has(name), GetInt(name, fallback), min, max);
+}
+
 absl::StatusOr<double> Flags::GetDouble(const std::string& name, double fallback, double min,
                                         double max) const {
-  absl::StatusOr<double> value = GetDouble(name, fallback);
-  if (value.ok() && Has(name) && (*value < min || *value > max)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--", name, " must be in [", min, ", ", max, "], got ", *value));
-  }
-  return value;
+  return InRange(name, Has(name), GetDouble(name, fallback), min, max);
 }
 
 }  // namespace t2

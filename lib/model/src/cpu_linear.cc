@@ -52,8 +52,9 @@ bool HasAvx512() {
 }
 
 // MKL picks its kernels by CPU vendor: on Intel it runs AVX-512 code and beats this kernel at
-// every shape bench/linear_bench measures (Sapphire Rapids, 2026-12-03: 1.1-2.6x at 1-8 rows);
-// elsewhere it runs generic code and this kernel wins (AMD Zen 4, 2026-11-25: 1.1-4x).
+// nearly every shape bench/linear_bench measures (Sapphire Rapids, 2026-12-03: the kernel at
+// 0.22-0.98x of MKL for 1-8 rows, but for o at 4 rows and gate_up at 8); elsewhere it runs
+// generic code and this kernel wins (AMD Zen 4, 2026-11-25: 1.06-3.98x, but for down at 8 rows).
 // Decided once per process, so a machine always sums in the same order.
 bool PreferKernel() {
   static const bool prefer = HasAvx512() && !__builtin_cpu_is("intel");
