@@ -14,20 +14,21 @@
 //   build/bench/adaptation_bench DISPATCHER [N per task] [CONCURRENCY] [CEM_TEST_N] [PUBLISHED]
 // PUBLISHED: the tasks whose experts the registry holds (comma-separated); "the right expert"
 // runs the base model for the others, as the first passes do for a category without alias.
+#include <grpcpp/grpcpp.h>
+
 #include <atomic>
-#include <functional>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include <grpcpp/grpcpp.h>
-
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "t2/rpc/security.h"
 #include "t2/tasks/builtin.h"
 #include "t2/tasks/task.h"
 #include "t2/train/gate.h"
@@ -176,7 +177,7 @@ int main(int argc, char** argv) {
   const int concurrency = argc > 3 ? std::atoi(argv[3]) : 16;
   const size_t cem_test = argc > 4 ? std::strtoul(argv[4], nullptr, 10) : 100;
   const std::string published = argc > 5 ? absl::StrCat(",", argv[5], ",") : ",math,reasoning,code,";
-  auto channel = grpc::CreateChannel(argv[1], grpc::InsecureChannelCredentials());
+  auto channel = grpc::CreateChannel(argv[1], t2::rpc::LoopbackChannelCredentials());
   auto stub = t2::v1::Dispatcher::NewStub(channel);
 
   std::vector<Task> tasks;

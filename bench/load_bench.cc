@@ -32,6 +32,7 @@
 #include "bench_common.h"
 #include "t2/common/flags.h"
 #include "t2/common/status.h"
+#include "t2/rpc/security.h"
 #include "t2/v1/dispatcher.grpc.pb.h"
 
 namespace {
@@ -292,7 +293,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   auto stub = t2::v1::Dispatcher::NewStub(
-      grpc::CreateChannel(config->server, grpc::InsecureChannelCredentials()));
+      grpc::CreateChannel(config->server, t2::rpc::LoopbackChannelCredentials()));
 
   // One call first, not counted: it connects, and shows a stack that cannot answer at all.
   std::mt19937_64 rng(config->seed);

@@ -21,6 +21,6 @@ for v in 0.9 1.1; do
   "$B/services/t2/t2" expert constant --model "$MODEL" --device "$DEVICE" --value "$v" --normalization none \
     --out "$work/e$v.safetensors" > /dev/null
 done
-"$B/services/t2/t2" experts publish --registry "$registry" --name scaled-down --version 1 "$work/e0.9.safetensors" > /dev/null
-"$B/services/t2/t2" experts publish --registry "$registry" --name scaled-up --version 1 "$work/e1.1.safetensors" > /dev/null
+"$B/services/t2/t2" experts publish --registry "$registry" --insecure-loopback --name scaled-down --version 1 "$work/e0.9.safetensors" > /dev/null
+"$B/services/t2/t2" experts publish --registry "$registry" --insecure-loopback --name scaled-up --version 1 "$work/e1.1.safetensors" > /dev/null
 "$B/bench/stack_bench" "$dispatcher" "${1:-16}" "${2:-128}" "$sequential" scaled-down,scaled-up

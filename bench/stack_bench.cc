@@ -14,21 +14,22 @@
 //    batch of concurrent calls against one candidate at a time.
 // bench/run_stack_bench.sh starts all of it. Run on a quiet machine; (a) and (b) alternate
 // request by request.
+#include <grpcpp/grpcpp.h>
+
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
-#include <memory>
-#include <mutex>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
 
 #include "bench_common.h"
 #include "t2/common/env.h"
 #include "t2/engine/generator.h"
+#include "t2/rpc/security.h"
 #include "t2/tokenizer/chat_template.h"
 #include "t2/v1/dispatcher.grpc.pb.h"
 
@@ -175,7 +176,7 @@ int main(int argc, char** argv) {
   const int max_new = argc > 3 ? std::atoi(argv[3]) : 128;
   const std::string sequential = argc > 5 ? argv[4] : "";
   const std::string experts = argc > 5 ? argv[5] : "";
-  auto channel = grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
+  auto channel = grpc::CreateChannel(address, t2::rpc::LoopbackChannelCredentials());
   auto stub = t2::v1::Dispatcher::NewStub(channel);
 
   // The two paths alternate request by request, so that whatever else the machine does at
@@ -231,7 +232,8 @@ int main(int argc, char** argv) {
     double batched_s = 0;
     for (const auto& [label, addr] : {std::pair{"batched (whole population at once)", address},
                                       std::pair{"one candidate at a time", sequential}}) {
-      auto adapt_stub = t2::v1::Dispatcher::NewStub(grpc::CreateChannel(addr, grpc::InsecureChannelCredentials()));
+      auto adapt_stub = t2::v1::Dispatcher::NewStub(
+          grpc::CreateChannel(addr, t2::rpc::LoopbackChannelCredentials()));
       t2::v1::AdaptRequest request;
       request.set_task(std::string("bench-") + (addr == address ? "batched" : "sequential"));
       for (auto [q, a] : {std::pair{"What is 2 + 3?", "5"}, std::pair{"What is 4 + 4?", "8"},

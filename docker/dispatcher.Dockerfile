@@ -60,8 +60,9 @@ COPY --from=build /src/build/services/dispatcher/t2-dispatcher /usr/local/bin/t2
 RUN libs=$(ldd /usr/local/bin/t2-dispatcher) \
  && case "$libs" in *"not found"*) echo "$libs" >&2; exit 1 ;; esac
 USER 10001:10001
-# gRPC, then Prometheus metrics. Kubernetes probes the gRPC health service; no HEALTHCHECK.
-EXPOSE 50050 9090
+# gRPC (TLS), Prometheus metrics, then the plaintext health port (--health-listen) that
+# Kubernetes' gRPC probes use; no HEALTHCHECK.
+EXPOSE 50050 9090 8086
 ENTRYPOINT ["/usr/local/bin/t2-dispatcher"]
 # The registry and the workers are deployment-specific: Kubernetes gives every argument.
 CMD ["--help"]

@@ -60,7 +60,9 @@ RUN libs=$(ldd /usr/local/bin/t2-registry) \
  && case "$libs" in *"not found"*) echo "$libs" >&2; exit 1 ;; esac \
  && mkdir -p /data && chown 10001:10001 /data
 USER 10001:10001
-# gRPC, then Prometheus metrics. Kubernetes probes the gRPC health service; no HEALTHCHECK.
-EXPOSE 50051 9090
+# gRPC (TLS), Prometheus metrics, then the plaintext health port (--health-listen) that
+# Kubernetes' gRPC probes use; no HEALTHCHECK.
+EXPOSE 50051 9090 8086
 ENTRYPOINT ["/usr/local/bin/t2-registry"]
-CMD ["--root", "/data", "--listen", "0.0.0.0:50051", "--metrics-listen", "0.0.0.0:9090"]
+# TLS material and the auth file are mounted at /etc/t2 (k8s/: from Secrets).
+CMD ["--root", "/data", "--listen", "0.0.0.0:50051", "--metrics-listen", "0.0.0.0:9090", "--tls-cert", "/etc/t2/tls/tls.crt", "--tls-key", "/etc/t2/tls/tls.key", "--tls-ca", "/etc/t2/tls/ca.crt", "--auth-file", "/etc/t2/auth/auth", "--health-listen", "0.0.0.0:8086"]

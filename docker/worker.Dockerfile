@@ -82,7 +82,9 @@ RUN libs=$(ldd /usr/local/bin/t2-worker) \
  && case "$libs" in *"not found"*) echo "$libs" >&2; exit 1 ;; esac \
  && mkdir -p /var/cache/t2serve && chown 10001:10001 /var/cache/t2serve
 USER 10001:10001
-# gRPC, then Prometheus metrics. Kubernetes probes the gRPC health service; no HEALTHCHECK.
-EXPOSE 50053 9090
+# gRPC (TLS), Prometheus metrics, then the plaintext health port (--health-listen) that
+# Kubernetes' gRPC probes use; no HEALTHCHECK.
+EXPOSE 50053 9090 8086
 ENTRYPOINT ["/usr/local/bin/t2-worker"]
-CMD ["--model", "/models/SmolLM2-135M-Instruct.Q4_1.gguf", "--listen", "0.0.0.0:50053", "--metrics-listen", "0.0.0.0:9090"]
+# TLS material and the auth file are mounted at /etc/t2 (k8s/: from Secrets).
+CMD ["--model", "/models/SmolLM2-135M-Instruct.Q4_1.gguf", "--listen", "0.0.0.0:50053", "--metrics-listen", "0.0.0.0:9090", "--tls-cert", "/etc/t2/tls/tls.crt", "--tls-key", "/etc/t2/tls/tls.key", "--tls-ca", "/etc/t2/tls/ca.crt", "--auth-file", "/etc/t2/auth/auth", "--health-listen", "0.0.0.0:8086"]

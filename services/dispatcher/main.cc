@@ -17,6 +17,7 @@
 #include "t2/common/log.h"
 #include "t2/common/status.h"
 #include "t2/metrics/service_metrics.h"
+#include "t2/rpc/security.h"
 #include "t2/rpc/server.h"
 #include "worker_pool.h"
 
@@ -39,6 +40,8 @@ constexpr char kUsage[] =
 
 struct Config {
   std::string listen;
+  t2::rpc::Security security;
+  std::string health_listen;
   std::string registry;
   std::vector<std::string> workers;  // as given
   std::vector<std::string> worker_addresses;
@@ -55,6 +58,7 @@ absl::StatusOr<Config> ParseConfig(int argc, char** argv) {
   t2::FlagSpec spec{.value_flags = {"listen", "registry", "worker", "port-file", "metrics-listen",
                                     "metrics-port-file", "first-pass-max-tokens", "shutdown-grace-seconds"},
                     .bool_flags = {"cem-sequential", "help"}};
+  t2::rpc::AddServerSecurityFlags(spec);
   T2_ASSIGN_OR_RETURN(t2::Flags flags, t2::Flags::Parse(args, spec));
   if (flags.Has("help")) return absl::CancelledError("help");
   if (!flags.positional().empty()) {
@@ -63,6 +67,8 @@ absl::StatusOr<Config> ParseConfig(int argc, char** argv) {
   }
   Config c;
   c.listen = flags.Get("listen", "127.0.0.1:50050");
+  T2_ASSIGN_OR_RETURN(c.security, t2::rpc::SecurityFromFlags(flags, /*server=*/true));
+  c.health_listen = flags.Get("health-listen", "");
   c.registry = flags.Get("registry", "");
   if (c.registry.empty()) return absl::InvalidArgumentError("--registry is required");
   c.workers = flags.GetAll("worker");
@@ -101,12 +107,24 @@ int main(int argc, char** argv) {
   if (!config.ok()) {
     if (absl::IsCancelled(config.status())) {
       std::fputs(kUsage, stdout);
+      std::fputs(t2::rpc::kServerSecurityUsage, stdout);
       std::fputs(t2::metrics::kMetricsFlagsUsage, stdout);
       return 0;
     }
-    std::fprintf(stderr, "t2-dispatcher: %s\n\n%s%s", std::string(config.status().message()).c_str(),
-                 kUsage, t2::metrics::kMetricsFlagsUsage);
+    std::fprintf(stderr, "t2-dispatcher: %s\n\n%s%s%s",
+                 std::string(config.status().message()).c_str(), kUsage,
+                 t2::rpc::kServerSecurityUsage, t2::metrics::kMetricsFlagsUsage);
     return 2;
+  }
+  // The dispatcher serves with these and calls the registry and workers with its certificate
+  // (or token).
+  auto server_credentials = t2::rpc::MakeServerCredentials(config->security, config->listen);
+  auto channel_credentials = t2::rpc::MakeChannelCredentials(config->security);
+  for (const absl::Status& s : {server_credentials.status(), channel_credentials.status()}) {
+    if (!s.ok()) {
+      std::fprintf(stderr, "t2-dispatcher: %s\n", std::string(s.message()).c_str());
+      return 2;
+    }
   }
 
   auto metrics = t2::metrics::StartServiceMetrics(config->metrics_listen, config->metrics_port_file);
@@ -117,10 +135,11 @@ int main(int argc, char** argv) {
   using namespace t2::dispatcher;
   grpc::ChannelArguments registry_args;
   registry_args.SetMaxReceiveMessageSize(-1);
-  ExpertResolver resolver(grpc::CreateCustomChannel(
-                              config->registry, grpc::InsecureChannelCredentials(), registry_args),
-                          {});
-  WorkerPool pool({.addresses = config->worker_addresses, .dns_targets = config->worker_names});
+  ExpertResolver resolver(
+      grpc::CreateCustomChannel(config->registry, *channel_credentials, registry_args), {});
+  WorkerPool pool({.addresses = config->worker_addresses,
+                   .dns_targets = config->worker_names,
+                   .credentials = *channel_credentials});
   DispatcherMetrics dispatcher_metrics(*metrics->registry);
   auto state = DispatcherMetrics::StateCollector(pool, resolver);
   metrics->Add(state);
@@ -131,11 +150,12 @@ int main(int argc, char** argv) {
        .metrics = &dispatcher_metrics});
 
   absl::StatusOr<t2::rpc::RunningServer> server =
-      t2::rpc::StartServer(
-          {.address = config->listen,
-           .health_services = {t2::v1::Dispatcher::service_full_name()},
-           .metrics = metrics->registry.get()},
-          {&service});
+      t2::rpc::StartServer({.address = config->listen,
+                            .health_services = {t2::v1::Dispatcher::service_full_name()},
+                            .metrics = metrics->registry.get(),
+                            .credentials = *server_credentials,
+                            .health_address = config->health_listen},
+                           {&service});
   if (!server.ok()) {
     t2::LogError(absl::StrCat("t2-dispatcher: ", server.status().message()));
     return 1;

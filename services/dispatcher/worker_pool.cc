@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "t2/common/log.h"
+#include "t2/rpc/security.h"
 
 namespace t2::dispatcher {
 namespace {
@@ -87,13 +88,18 @@ WorkerPool::Worker& WorkerPool::At(size_t index) const {
   return *workers_[index];
 }
 
-std::unique_ptr<WorkerPool::Worker> WorkerPool::NewWorker(const std::string& address) {
+std::unique_ptr<WorkerPool::Worker> WorkerPool::NewWorker(const std::string& address,
+                                                          const std::string& tls_name) const {
   auto worker = std::make_unique<Worker>();
   worker->address = address;
   grpc::ChannelArguments args;
   // Generation replies can be long texts; the default 4 MiB receive limit is not ours to set.
   args.SetMaxReceiveMessageSize(-1);
-  worker->channel = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  if (!tls_name.empty()) args.SetSslTargetNameOverride(tls_name);
+  worker->channel = grpc::CreateCustomChannel(
+      address,
+      options_.credentials != nullptr ? options_.credentials : rpc::LoopbackChannelCredentials(),
+      args);
   worker->stub = t2::v1::Worker::NewStub(worker->channel);
   return worker;
 }
@@ -126,7 +132,13 @@ void WorkerPool::Resolve() {
   }
   if (!changed) return;
   std::set<std::string> wanted(options_.addresses.begin(), options_.addresses.end());
-  for (const auto& [spec, addresses] : resolved_) wanted.insert(addresses.begin(), addresses.end());
+  std::map<std::string, std::string> tls_names;  // address -> the DNS name that found it
+  for (const DnsTarget& target : options_.dns_targets) {
+    for (const std::string& address : resolved_[target.spec]) {
+      wanted.insert(address);
+      tls_names.emplace(address, target.name);
+    }
+  }
   std::lock_guard lock(mu_);
   for (auto& w : workers_) {
     const bool active = wanted.erase(w->address) != 0;
@@ -139,7 +151,7 @@ void WorkerPool::Resolve() {
   }
   for (const std::string& address : wanted) {  // new ones
     LogInfo(absl::StrCat("worker ", address, " found in DNS: added"));
-    workers_.push_back(NewWorker(address));
+    workers_.push_back(NewWorker(address, tls_names[address]));
   }
 }
 

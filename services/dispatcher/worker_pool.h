@@ -36,6 +36,8 @@ class WorkerPool {
   struct Options {
     std::vector<std::string> addresses;  // host:port
     std::vector<DnsTarget> dns_targets;  // with `addresses`: at least one of the two
+    // How the dispatcher connects to its workers (rpc/security.h); null: loopback plaintext.
+    std::shared_ptr<grpc::ChannelCredentials> credentials = nullptr;
     std::chrono::milliseconds probe_interval{1000};
     std::chrono::milliseconds probe_timeout{1000};
     std::chrono::milliseconds resolve_interval{5000};
@@ -116,7 +118,10 @@ class WorkerPool {
   // Resolves the DNS targets and makes the pool's active workers the static addresses plus
   // what they resolved to. Probe thread (probe_mu_ held).
   void Resolve();
-  static std::unique_ptr<Worker> NewWorker(const std::string& address);
+  // `tls_name`: the name the worker's certificate must carry when it is not the address's
+  // host (a worker found through DNS is dialled by IP; its certificate names the DNS name).
+  std::unique_ptr<Worker> NewWorker(const std::string& address,
+                                    const std::string& tls_name = "") const;
   Worker& At(size_t index) const;  // mu_ held or the probe thread
 
   Options options_;

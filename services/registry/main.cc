@@ -10,6 +10,7 @@
 #include "t2/common/flags.h"
 #include "t2/common/log.h"
 #include "t2/metrics/service_metrics.h"
+#include "t2/rpc/security.h"
 #include "t2/rpc/server.h"
 #include "t2/store/expert_store.h"
 
@@ -40,13 +41,14 @@ int main(int argc, char** argv) {
   // only by WaitForShutdownSignal.
   t2::rpc::BlockShutdownSignals();
 
-  const t2::FlagSpec spec{.value_flags = {"root", "listen", "port-file", "max-message-bytes", "metrics-listen",
-                                          "metrics-port-file"},
-                          .bool_flags = {"help"}};
+  t2::FlagSpec spec{.value_flags = {"root", "listen", "port-file", "max-message-bytes",
+                                    "metrics-listen", "metrics-port-file"},
+                    .bool_flags = {"help"}};
+  t2::rpc::AddServerSecurityFlags(spec);
   auto flags = t2::Flags::Parse(std::vector<std::string>(argv + 1, argv + argc), spec);
   if (!flags.ok()) return Usage(std::string(flags.status().message()));
   if (flags->Has("help")) {
-    std::cout << kUsage << t2::metrics::kMetricsFlagsUsage;
+    std::cout << kUsage << t2::rpc::kServerSecurityUsage << t2::metrics::kMetricsFlagsUsage;
     return 0;
   }
   if (!flags->positional().empty()) return Usage("unexpected argument " + flags->positional()[0]);
@@ -57,6 +59,12 @@ int main(int argc, char** argv) {
     return Usage(absl::StrCat("--max-message-bytes: ", *max_message, " is not in [",
                               kMinMessageBytes, ", ", INT_MAX, "]"));
   }
+
+  auto security = t2::rpc::SecurityFromFlags(*flags, /*server=*/true);
+  if (!security.ok()) return Usage(std::string(security.status().message()));
+  const std::string listen = flags->Get("listen", "127.0.0.1:50051");
+  auto credentials = t2::rpc::MakeServerCredentials(*security, listen);
+  if (!credentials.ok()) return Usage(std::string(credentials.status().message()));
 
   auto store = t2::store::ExpertStore::Open({.root = flags->Get("root", "")});
   if (!store.ok()) {
@@ -72,10 +80,12 @@ int main(int argc, char** argv) {
   auto state = registry_metrics.StateCollector(**store);
   metrics->Add(state);
   t2::registry::RegistryService service(store->get(), &registry_metrics);
-  auto server = t2::rpc::StartServer({.address = flags->Get("listen", "127.0.0.1:50051"),
+  auto server = t2::rpc::StartServer({.address = listen,
                                       .max_receive_message_bytes = *max_message,
                                       .health_services = {t2::v1::Registry::service_full_name()},
-                                      .metrics = metrics->registry.get()},
+                                      .metrics = metrics->registry.get(),
+                                      .credentials = *credentials,
+                                      .health_address = flags->Get("health-listen", "")},
                                      {&service});
   if (!server.ok()) {
     t2::LogError(absl::StrCat("t2-registry: ", server.status().message()));

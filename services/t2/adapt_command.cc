@@ -2,6 +2,8 @@
 // dispatcher searches mixture weights over the experts with CEM, scoring each candidate on
 // the solved examples, and stores the best mixture in the registry under the task's name;
 // `t2 generate --server ADDR --task NAME` then uses it.
+#include <grpcpp/grpcpp.h>
+
 #include <algorithm>
 #include <chrono>
 #include <fstream>
@@ -11,8 +13,6 @@
 #include <string>
 #include <vector>
 
-#include <grpcpp/grpcpp.h>
-
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
@@ -20,6 +20,7 @@
 #include "nlohmann/json.hpp"
 #include "t2/common/flags.h"
 #include "t2/common/status.h"
+#include "t2/rpc/security.h"
 #include "t2/rpc/status.h"
 #include "t2/v1/dispatcher.grpc.pb.h"
 
@@ -160,6 +161,7 @@ int RunAdapt(const std::vector<std::string>& args) {
   FlagSpec spec{.value_flags = {"server", "task", "examples", "verifier", "experts", "generations", "population",
                                 "max-new-tokens", "timeout"},
                 .bool_flags = {"per-layer", "help"}};
+  rpc::AddSecurityFlags(spec);
   auto usage_error = [](absl::string_view message) {
     std::cerr << "t2 adapt: " << message << "\n" << kUsage;
     return 2;
@@ -167,7 +169,7 @@ int RunAdapt(const std::vector<std::string>& args) {
   auto flags = Flags::Parse(args, spec);
   if (!flags.ok()) return usage_error(flags.status().message());
   if (flags->Has("help")) {
-    std::cout << kUsage;
+    std::cout << kUsage << rpc::kClientSecurityUsage;
     return 0;
   }
   auto request = BuildRequest(*flags);
@@ -176,8 +178,9 @@ int RunAdapt(const std::vector<std::string>& args) {
   if (!timeout.ok()) return usage_error(timeout.status().message());
   if (!(*timeout > 0 && *timeout <= 86400)) return usage_error("--timeout must be in (0, 86400] seconds");
 
-  auto channel = grpc::CreateChannel(flags->Get("server", ""), grpc::InsecureChannelCredentials());
-  auto stub = t2::v1::Dispatcher::NewStub(channel);
+  auto channel = rpc::MakeClientChannel(*flags, flags->Get("server", ""));
+  if (!channel.ok()) return usage_error(channel.status().message());
+  auto stub = t2::v1::Dispatcher::NewStub(*channel);
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() +
                        std::chrono::milliseconds(static_cast<int64_t>(*timeout * 1000)));

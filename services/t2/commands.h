@@ -18,5 +18,8 @@ int RunTrain(const std::vector<std::string>& args);
 int RunEval(const std::vector<std::string>& args);
 // Exit 0 only when the service reports SERVING (optionally waiting for it).
 int RunHealth(const std::vector<std::string>& args);
+// Credentials for a secured stack: a bearer token and its auth-file entry; throwaway certificates.
+int RunToken(const std::vector<std::string>& args);
+int RunCerts(const std::vector<std::string>& args);
 
 }  // namespace t2::cli

@@ -2,6 +2,8 @@
 // deprecate, list and delete mixtures. Exit codes: 0 done, 1 the registry refused or could not be reached (the gRPC
 // code name and message are printed), 2 bad usage.
 
+#include <grpcpp/grpcpp.h>
+
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
@@ -10,8 +12,6 @@
 #include <limits>
 #include <string>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -22,6 +22,7 @@
 #include "t2/common/flags.h"
 #include "t2/common/status.h"
 #include "t2/registry_client/registry_client.h"
+#include "t2/rpc/security.h"
 #include "t2/rpc/status.h"
 #include "t2/v1/registry.grpc.pb.h"
 
@@ -311,6 +312,7 @@ int RunExperts(const std::vector<std::string>& args) {
   FlagSpec spec = command->spec;
   spec.value_flags.insert({"registry", "timeout"});
   spec.bool_flags.insert("help");
+  rpc::AddSecurityFlags(spec);
   auto flags = Flags::Parse(std::vector<std::string>(args.begin() + 1, args.end()), spec);
   auto usage_error = [](absl::string_view message) {
     std::cerr << "t2 experts: " << message << "\n" << kUsage;
@@ -318,7 +320,7 @@ int RunExperts(const std::vector<std::string>& args) {
   };
   if (!flags.ok()) return usage_error(flags.status().message());
   if (flags->Has("help")) {
-    std::cout << kUsage;
+    std::cout << kUsage << rpc::kClientSecurityUsage;
     return 0;
   }
   if (flags->Get("registry", "").empty()) return usage_error("--registry is required");
@@ -326,7 +328,9 @@ int RunExperts(const std::vector<std::string>& args) {
   if (!timeout.ok()) return usage_error(timeout.status().message());
   if (!(*timeout > 0 && *timeout <= 86400)) return usage_error("--timeout must be in (0, 86400] seconds");
 
-  auto channel = grpc::CreateChannel(flags->Get("registry", ""), grpc::InsecureChannelCredentials());
+  auto made = rpc::MakeClientChannel(*flags, flags->Get("registry", ""));
+  if (!made.ok()) return usage_error(made.status().message());
+  const std::shared_ptr<grpc::Channel>& channel = *made;
   const Call call{.channel = channel,
                   .stub = t2::v1::Registry::NewStub(channel),
                   .timeout_seconds = *timeout,

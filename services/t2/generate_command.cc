@@ -1,21 +1,22 @@
 // t2 generate: stream an answer to stdout, from a local model or through a running stack
 // (--server: the dispatcher).
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <cstdio>
 #include <iostream>
 #include <iterator>
 #include <limits>
 
 #include "absl/strings/str_cat.h"
-#include "nlohmann/json.hpp"
 #include "commands.h"
+#include "nlohmann/json.hpp"
 #include "stack_client.h"
-#include "t2/common/flags.h"
 #include "t2/common/env.h"
+#include "t2/common/flags.h"
 #include "t2/common/status.h"
 #include "t2/engine/generator.h"
+#include "t2/rpc/security.h"
 #include "t2/tokenizer/chat_template.h"
 
 namespace t2::cli {
@@ -254,8 +255,9 @@ int RunRemote(const Flags& flags) {
   if (!(*timeout > 0 && *timeout <= 86400)) {
     return Fail(absl::InvalidArgumentError("--timeout must be in (0, 86400] seconds"), 2);
   }
-  auto channel = grpc::CreateChannel(flags.Get("server", ""), grpc::InsecureChannelCredentials());
-  absl::Status status = StreamThroughDispatcher(channel, *request, std::cout, std::cerr, *timeout);
+  auto channel = rpc::MakeClientChannel(flags, flags.Get("server", ""));
+  if (!channel.ok()) return Fail(channel.status(), 2);
+  absl::Status status = StreamThroughDispatcher(*channel, *request, std::cout, std::cerr, *timeout);
   std::cout << std::flush;
   if (!status.ok()) {
     std::cerr << "t2 generate: " << absl::StatusCodeToString(status.code()) << ": " << status.message() << "\n";
@@ -271,10 +273,11 @@ int RunGenerate(const std::vector<std::string>& args) {
                                 "seed", "stop", "device", "dtype", "threads", "expert", "mixture", "svf-targets",
                                 "svf-cache-dir", "server", "task", "classify", "timeout"},
                 .bool_flags = {"chat", "help", "allow-base-mismatch"}};
+  rpc::AddSecurityFlags(spec);
   auto flags = Flags::Parse(args, spec);
   if (!flags.ok()) return Fail(flags.status(), 2);
   if (flags->Has("help")) {
-    std::cout << kUsage;
+    std::cout << kUsage << "\nwith --server:" << rpc::kClientSecurityUsage;
     return 0;
   }
   if (!flags->positional().empty()) {

@@ -3,18 +3,19 @@
 // --wait-s it polls until the service is SERVING or the time is up, so a script can start a
 // service and block on its model load. Exit codes: 0 SERVING, 1 anything else (the status
 // or the gRPC error is printed), 2 bad usage.
+#include <grpcpp/grpcpp.h>
+
 #include <chrono>
 #include <iostream>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include <grpcpp/grpcpp.h>
-
 #include "absl/strings/str_cat.h"
 #include "commands.h"
 #include "stack_client.h"
 #include "t2/common/flags.h"
+#include "t2/rpc/security.h"
 
 namespace t2::cli {
 namespace {
@@ -37,14 +38,16 @@ std::string Describe(const absl::StatusOr<HealthCheckResponse::ServingStatus>& s
 }  // namespace
 
 int RunHealth(const std::vector<std::string>& args) {
-  auto flags = Flags::Parse(args, {.value_flags = {"server", "service", "wait-s", "timeout"}, .bool_flags = {"help"}});
+  FlagSpec spec{.value_flags = {"server", "service", "wait-s", "timeout"}, .bool_flags = {"help"}};
+  rpc::AddSecurityFlags(spec);
+  auto flags = Flags::Parse(args, spec);
   auto usage_error = [](absl::string_view message) {
     std::cerr << "t2 health: " << message << "\n" << kUsage;
     return 2;
   };
   if (!flags.ok()) return usage_error(flags.status().message());
   if (flags->Has("help")) {
-    std::cout << kUsage;
+    std::cout << kUsage << rpc::kClientSecurityUsage;
     return 0;
   }
   if (!flags->positional().empty()) return usage_error(absl::StrCat("unexpected argument '", flags->positional()[0], "'"));
@@ -57,7 +60,9 @@ int RunHealth(const std::vector<std::string>& args) {
   if (!timeout.ok()) return usage_error(timeout.status().message());
   if (!(*timeout > 0 && *timeout <= 3600)) return usage_error("--timeout must be in (0, 3600] seconds");
 
-  auto channel = grpc::CreateChannel(server, grpc::InsecureChannelCredentials());
+  auto made = rpc::MakeClientChannel(*flags, server);
+  if (!made.ok()) return usage_error(made.status().message());
+  const std::shared_ptr<grpc::Channel>& channel = *made;
   const auto give_up = std::chrono::steady_clock::now() + std::chrono::duration<double>(*wait);
   for (;;) {
     auto status = CheckHealth(channel, flags->Get("service", ""), *timeout);

@@ -20,6 +20,8 @@ commands:
   train      train an SVF expert on a task with REINFORCE (t2 train --help)
   eval       accuracy of the base model or an expert on a task (t2 eval --help)
   health     whether a running service is SERVING; can wait for it (t2 health --help)
+  token      make a bearer token and the auth-file entry granting it roles (t2 token --help)
+  certs      make a throwaway CA and certificates for TLS (t2 certs --help)
 )";
 
 }  // namespace
@@ -42,6 +44,8 @@ int main(int argc, char** argv) {
   if (command == "train") return t2::cli::RunTrain(args);
   if (command == "eval") return t2::cli::RunEval(args);
   if (command == "health") return t2::cli::RunHealth(args);
+  if (command == "token") return t2::cli::RunToken(args);
+  if (command == "certs") return t2::cli::RunCerts(args);
   std::cerr << "t2: unknown command '" << command << "'\n" << kUsage;
   return 2;
 }

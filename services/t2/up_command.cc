@@ -1,14 +1,15 @@
 // t2 up: the whole stack on this machine — registry, one worker, dispatcher — on loopback.
+// Mutual TLS between all of them and with the caller, from a throwaway CA made at each start
+// (DIR/pki), each service's certificate name mapped to the roles it needs (DIR/pki/auth).
 // Starts them in dependency order, waits for each to report SERVING, prints the addresses,
 // and stops everything (SIGTERM, then SIGKILL after a grace period) on Ctrl-C, on SIGTERM, or
 // when any of them dies. With --once TEXT it sends one request through the dispatcher,
 // prints the first pass's choice and the answer, and stops.
+#include <httplib.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-#include <httplib.h>
 
 #include <chrono>
 #include <cstdlib>
@@ -25,6 +26,8 @@
 #include "t2/common/env.h"
 #include "t2/common/flags.h"
 #include "t2/common/process.h"
+#include "t2/rpc/security.h"
+#include "t2/rpc/throwaway_pki.h"
 #include "t2/tasks/builtin.h"
 #include "train_setup.h"
 
@@ -51,6 +54,24 @@ constexpr const char* kUsage = R"(usage: t2 up [options]
                          services every 5 s, with the alert rules of deploy/prometheus when
                          this build's source tree has them; prints its URL
   --prometheus-port N    its port (default 0: any free port)
+
+Every start makes a new throwaway CA and certificates in DIR/pki (the CA's key is never
+written): the services accept only clients with a certificate from it. Call the stack with
+  --tls-ca DIR/pki/ca.pem --tls-cert DIR/pki/client.pem --tls-key DIR/pki/client.key
+(client.pem may call every method; see README, Security).
+)";
+
+// The certificate names t2 up makes and the roles each has on the stack's servers.
+constexpr const char* kStackAuthFile =
+    R"(# Written by t2 up: who may call what on this stack (README, Security).
+# The dispatcher reads experts, stores Adapt's mixtures and sends generation to the worker.
+cert dispatcher read,adapt,generate
+# The worker reads experts and registers its base model.
+cert worker read,admin
+# t2 up --experts' trainer job registers the model, publishes experts and moves aliases.
+cert trainer read,publish,admin
+# Whoever holds client.key: everything.
+cert client generate,adapt,publish,admin,read
 )";
 
 // The recipe `--experts` trains with (bench/README.md measures what it gives).
@@ -75,8 +96,37 @@ std::string FindBinary(const std::string& name) {
   return "";
 }
 
-bool Serving(const std::string& address) {
-  auto status = CheckHealth(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()), "", 2);
+// The stack's certificates: each service's own, and `client` for t2 up's own calls.
+rpc::Security StackSecurity(const std::filesystem::path& pki, const std::string& name) {
+  return {.cert_file = (pki / (name + ".pem")).string(),
+          .key_file = (pki / (name + ".key")).string(),
+          .ca_file = (pki / "ca.pem").string()};
+}
+
+std::shared_ptr<grpc::Channel> StackChannel(const std::filesystem::path& pki,
+                                            const std::string& address) {
+  auto credentials = rpc::MakeChannelCredentials(StackSecurity(pki, "client"));
+  return grpc::CreateChannel(address,
+                             credentials.ok() ? *credentials : rpc::LoopbackChannelCredentials());
+}
+
+// The flags that make a service serve with its certificate, accept only certificates from the
+// stack's CA, and check roles.
+std::vector<std::string> ServiceSecurityFlags(const std::filesystem::path& pki,
+                                              const std::string& name) {
+  return {"--tls-cert",
+          (pki / (name + ".pem")).string(),
+          "--tls-key",
+          (pki / (name + ".key")).string(),
+          "--tls-ca",
+          (pki / "ca.pem").string(),
+          "--require-client-cert",
+          "--auth-file",
+          (pki / "auth").string()};
+}
+
+bool Serving(const std::filesystem::path& pki, const std::string& address) {
+  auto status = CheckHealth(StackChannel(pki, address), "", 2);
   return status.ok() && *status == HealthCheckResponse::SERVING;
 }
 
@@ -89,13 +139,16 @@ struct Service {
 };
 
 // Starts one service and waits until it is SERVING; false (with its log's tail) otherwise.
-bool Launch(Service& s, const std::string& binary, std::vector<std::string> args, const std::string& host, int port,
-            const std::filesystem::path& run_dir, std::chrono::seconds timeout) {
+bool Launch(Service& s, const std::string& binary, std::vector<std::string> args,
+            const std::string& host, int port, const std::filesystem::path& run_dir,
+            const std::filesystem::path& pki, std::chrono::seconds timeout) {
   const auto port_file = run_dir / (s.name + ".port");
   std::filesystem::remove(port_file);
   s.log = run_dir / (s.name + ".log");
   std::vector<std::string> argv = {binary};
   argv.insert(argv.end(), args.begin(), args.end());
+  const std::vector<std::string> security = ServiceSecurityFlags(pki, s.name);
+  argv.insert(argv.end(), security.begin(), security.end());
   // Metrics on a free port of the same host, each service's own (t2 up prints them).
   const auto metrics_file = run_dir / (s.name + ".metrics.port");
   std::filesystem::remove(metrics_file);
@@ -109,7 +162,7 @@ bool Launch(Service& s, const std::string& binary, std::vector<std::string> args
   s.address = WaitForFile(port_file, s.process, timeout);
   auto deadline = std::chrono::steady_clock::now() + timeout;
   while (!s.address.empty() && s.process.running() && std::chrono::steady_clock::now() < deadline) {
-    if (Serving(s.address)) {  // the metrics endpoint starts before the gRPC server
+    if (Serving(pki, s.address)) {  // the metrics endpoint starts before the gRPC server
       s.metrics = WaitForFile(metrics_file, s.process, std::chrono::seconds(5));
       return true;
     }
@@ -199,7 +252,12 @@ bool LaunchPrometheus(Service& s, const std::vector<const Service*>& targets, co
 // Runs the trainer job for each task against the stack's registry; prints a summary line per
 // expert. A failed job is reported and the others still run; returns false if any failed.
 bool TrainExperts(const std::vector<std::string>& tasks, const std::filesystem::path& model,
-                  const std::string& registry, int64_t steps) {
+                  const std::string& registry, const std::filesystem::path& pki, int64_t steps) {
+  auto credentials = rpc::MakeChannelCredentials(StackSecurity(pki, "trainer"));
+  if (!credentials.ok()) {
+    std::cerr << "[t2 up] the trainer's certificate: " << credentials.status().message() << "\n";
+    return false;
+  }
   bool all_ok = true;
   std::vector<std::string> summary;
   for (const std::string& task : tasks) {
@@ -216,8 +274,10 @@ bool TrainExperts(const std::vector<std::string>& tasks, const std::filesystem::
     absl::StatusOr<trainer::TrainSetup> setup =
         flags.ok() ? trainer::TrainSetupFromFlags(*flags) : absl::StatusOr<trainer::TrainSetup>(flags.status());
     absl::StatusOr<trainer::JobResult> result =
-        setup.ok() ? trainer::RunJob(*setup, {.registry = registry}, std::cerr)
-                   : absl::StatusOr<trainer::JobResult>(setup.status());
+        setup.ok()
+            ? trainer::RunJob(*setup, {.registry = registry, .registry_credentials = *credentials},
+                              std::cerr)
+            : absl::StatusOr<trainer::JobResult>(setup.status());
     if (!result.ok()) {
       all_ok = false;
       summary.push_back(absl::StrCat(task, ": failed: ", result.status().message()));
@@ -305,6 +365,23 @@ int RunUp(const std::vector<std::string>& args) {
   const std::filesystem::path run_dir = dir / "logs";
   std::filesystem::create_directories(run_dir);
   const std::string host = flags->Get("host", "127.0.0.1");
+  // A new CA per start: certificates of an earlier run (or a copied folder) are never trusted.
+  const std::filesystem::path pki = dir / "pki";
+  std::filesystem::remove_all(pki);
+  rpc::PkiOptions pki_options{.names = {"registry", "worker", "dispatcher", "trainer", "client"}};
+  if (host != "127.0.0.1" && host != "localhost") pki_options.hosts.push_back(host);
+  if (absl::Status made = rpc::WriteThrowawayPki(pki, pki_options); !made.ok()) {
+    std::cerr << "t2 up: making the stack's certificates: " << made.message() << "\n";
+    return 1;
+  }
+  {
+    std::ofstream auth(pki / "auth");
+    auth << kStackAuthFile;
+    if (!auth.flush()) {
+      std::cerr << "t2 up: cannot write " << (pki / "auth").string() << "\n";
+      return 1;
+    }
+  }
 
   // Signals are taken synchronously below; children get a clean mask (ChildProcess::Start).
   sigset_t stop_signals;
@@ -317,7 +394,7 @@ int RunUp(const std::vector<std::string>& args) {
   std::vector<Service*> started;
   started.push_back(&registry);
   if (!Launch(registry, binaries["t2-registry"], {"--root", (dir / "registry").string()}, host,
-              ports["registry-port"], run_dir, std::chrono::seconds(30))) {
+              ports["registry-port"], run_dir, pki, std::chrono::seconds(30))) {
     return StopAll(started, 1);
   }
   started.push_back(&worker);
@@ -325,12 +402,13 @@ int RunUp(const std::vector<std::string>& args) {
   if (!Launch(worker, binaries["t2-worker"],
               {"--model", model->string(), "--registry", registry.address, "--max-batch-size",
                flags->Get("max-batch-size", "8")},
-              host, ports["worker-port"], run_dir, std::chrono::seconds(600))) {
+              host, ports["worker-port"], run_dir, pki, std::chrono::seconds(600))) {
     return StopAll(started, 1);
   }
   started.push_back(&dispatcher);
-  if (!Launch(dispatcher, binaries["t2-dispatcher"], {"--registry", registry.address, "--worker", worker.address},
-              host, ports["dispatcher-port"], run_dir, std::chrono::seconds(60))) {
+  if (!Launch(dispatcher, binaries["t2-dispatcher"],
+              {"--registry", registry.address, "--worker", worker.address}, host,
+              ports["dispatcher-port"], run_dir, pki, std::chrono::seconds(60))) {
     return StopAll(started, 1);
   }
   Service prometheus{.name = "prometheus"};
@@ -352,9 +430,14 @@ int RunUp(const std::vector<std::string>& args) {
     std::cout << "  prometheus  http://" << prometheus.address << "   (scrapes the three; config "
               << (run_dir / "prometheus.yml").string() << ")\n";
   }
-  std::cout << "  logs        " << run_dir.string() << "\n" << std::flush;
+  std::cout << "  logs        " << run_dir.string() << "\n"
+            << "  TLS         clients pass --tls-ca " << (pki / "ca.pem").string() << " --tls-cert "
+            << (pki / "client.pem").string() << " --tls-key " << (pki / "client.key").string()
+            << "\n"
+            << std::flush;
 
-  if (flags->Has("experts") && !TrainExperts(expert_tasks, *model, registry.address, *expert_steps)) {
+  if (flags->Has("experts") &&
+      !TrainExperts(expert_tasks, *model, registry.address, pki, *expert_steps)) {
     return StopAll(started, 1);
   }
 
@@ -366,8 +449,8 @@ int RunUp(const std::vector<std::string>& args) {
     request.set_max_new_tokens(static_cast<int32_t>(*max_new));
     request.mutable_adaptation()->mutable_prompt()->set_mode(t2::v1::CLASSIFY_MODE_LABEL_SCORE);
     std::cout << "> " << m->content() << "\n";
-    auto channel = grpc::CreateChannel(dispatcher.address, grpc::InsecureChannelCredentials());
-    absl::Status s = StreamThroughDispatcher(channel, request, std::cout, std::cout, 300);
+    absl::Status s = StreamThroughDispatcher(StackChannel(pki, dispatcher.address), request,
+                                             std::cout, std::cout, 300);
     if (!s.ok()) std::cerr << "t2 up: request failed: " << s << "\n";
     return StopAll(started, s.ok() ? 0 : 1);
   }

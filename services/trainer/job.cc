@@ -254,7 +254,8 @@ absl::StatusOr<JobResult> RunJob(const TrainSetup& setup, const JobOptions& opti
   if (options.registry.empty()) return absl::InvalidArgumentError("--registry is required");
   const std::string name = options.expert_name.empty() ? absl::StrCat(setup.task.name, "-svf") : options.expert_name;
   const std::string alias = options.alias.empty() ? setup.task.name : options.alias;
-  registry::RegistryClient registry(options.registry);
+  registry::RegistryClient registry(
+      grpc::CreateChannel(options.registry, options.registry_credentials));
   // Reachable before hours of training, not after.
   T2_RETURN_IF_ERROR(Annotate(registry.ListExperts(name, true).status(), absl::StrCat("registry ", options.registry)));
   T2_ASSIGN_OR_RETURN(std::unique_ptr<engine::Generator> generator, LoadAndRegister(setup, registry, log));

@@ -11,9 +11,12 @@
 // accepted the new version, before the alias moves (t2/common/crash_point.h).
 #pragma once
 
+#include <grpcpp/security/credentials.h>
+
 #include <cstdint>
 #include <filesystem>
 #include <iosfwd>
+#include <memory>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -24,6 +27,8 @@ namespace t2::trainer {
 
 struct JobOptions {
   std::string registry;     // HOST:PORT, required
+  // How to reach it (rpc/security.h: TLS and the trainer's certificate or token).
+  std::shared_ptr<grpc::ChannelCredentials> registry_credentials;
   std::string expert_name;  // "" -> "<task>-svf"
   std::string alias;        // "" -> the task's name (math, code, reasoning, cls)
   bool move_alias = true;

@@ -11,6 +11,7 @@
 #include "job_metrics.h"
 #include "t2/common/flags.h"
 #include "t2/common/status.h"
+#include "t2/rpc/security.h"
 #include "train_setup.h"
 
 namespace {
@@ -43,13 +44,15 @@ int main(int argc, char** argv) {
                                     "pushgateway", "kept-exit-code"},
                     .bool_flags = {"no-alias", "help"}};
   AddTrainFlags(spec);
+  t2::rpc::AddSecurityFlags(spec);
   auto flags = t2::Flags::Parse(args, spec);
   if (!flags.ok()) {
-    std::cerr << "t2-trainer: " << flags.status().message() << "\n" << kUsage << kTrainFlagsUsage;
+    std::cerr << "t2-trainer: " << flags.status().message() << "\n"
+              << kUsage << t2::rpc::kClientSecurityUsage << kTrainFlagsUsage;
     return kExitUsage;
   }
   if (flags->Has("help")) {
-    std::cout << kUsage << kTrainFlagsUsage;
+    std::cout << kUsage << t2::rpc::kClientSecurityUsage << kTrainFlagsUsage;
     return 0;
   }
   auto usage_error = [](const absl::Status& s) {
@@ -65,6 +68,11 @@ int main(int argc, char** argv) {
   JobOptions options;
   options.registry = flags->Get("registry", "");
   if (options.registry.empty()) return usage_error(absl::InvalidArgumentError("--registry is required"));
+  auto security = t2::rpc::SecurityFromFlags(*flags, /*server=*/false);
+  if (!security.ok()) return usage_error(security.status());
+  auto credentials = t2::rpc::MakeChannelCredentials(*security);
+  if (!credentials.ok()) return usage_error(credentials.status());
+  options.registry_credentials = *credentials;
   options.expert_name = flags->Get("expert-name", "");
   options.alias = flags->Get("alias", "");
   options.move_alias = !flags->Has("no-alias");

@@ -10,14 +10,15 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "expert_cache.h"
 #include "t2/common/env.h"
 #include "t2/common/flags.h"
 #include "t2/common/log.h"
 #include "t2/metrics/service_metrics.h"
+#include "t2/rpc/security.h"
 #include "t2/rpc/server.h"
 #include "t2/rpc/status.h"
 #include "t2/v1/registry.grpc.pb.h"
-#include "expert_cache.h"
 #include "worker_service.h"
 
 namespace {
@@ -96,15 +97,25 @@ int main(int argc, char** argv) {
                                     "max-batch-size", "max-queue", "max-context", "prefix-cache-mb", "svf-targets",
                                     "svf-mode", "svf-cache-dir", "expert-dir", "max-loaded-experts", "drain-seconds"},
                     .bool_flags = {"help"}};
+  t2::rpc::AddServerSecurityFlags(spec);
   auto flags = t2::Flags::Parse(args, spec);
   if (!flags.ok()) {
-    std::cerr << "t2-worker: " << flags.status().message() << "\n" << kUsage << t2::metrics::kMetricsFlagsUsage;
+    std::cerr << "t2-worker: " << flags.status().message() << "\n"
+              << kUsage << t2::rpc::kServerSecurityUsage << t2::metrics::kMetricsFlagsUsage;
     return 2;
   }
   if (flags->Has("help")) {
-    std::cout << kUsage << t2::metrics::kMetricsFlagsUsage;
+    std::cout << kUsage << t2::rpc::kServerSecurityUsage << t2::metrics::kMetricsFlagsUsage;
     return 0;
   }
+  // The worker serves with this and calls the registry with it (its certificate, or token).
+  auto security = t2::rpc::SecurityFromFlags(*flags, /*server=*/true);
+  if (!security.ok()) return Fail(security.status());
+  const std::string listen = flags->Get("listen", "127.0.0.1:50053");
+  auto server_credentials = t2::rpc::MakeServerCredentials(*security, listen);
+  if (!server_credentials.ok()) return Fail(server_credentials.status());
+  auto channel_credentials = t2::rpc::MakeChannelCredentials(*security);
+  if (!channel_credentials.ok()) return Fail(channel_credentials.status());
   auto model_path = t2::ResolveModelPath(flags->Get("model", "default"));
   if (!model_path.ok()) return Fail(model_path.status());
 
@@ -142,9 +153,11 @@ int main(int argc, char** argv) {
   auto metrics = t2::metrics::StartServiceMetrics(flags->Get("metrics-listen", ""), flags->Get("metrics-port-file", ""));
   if (!metrics.ok()) return Fail(metrics.status());
   t2::worker::WorkerService service;
-  auto server = t2::rpc::StartServer({.address = flags->Get("listen", "127.0.0.1:50053"),
+  auto server = t2::rpc::StartServer({.address = listen,
                                       .health_services = {t2::v1::Worker::service_full_name()},
-                                      .metrics = metrics->registry.get()},
+                                      .metrics = metrics->registry.get(),
+                                      .credentials = *server_credentials,
+                                      .health_address = flags->Get("health-listen", "")},
                                      {&service});
   if (!server.ok()) return Fail(server.status());
   if (flags->Has("port-file")) {
@@ -157,7 +170,7 @@ int main(int argc, char** argv) {
 
   std::shared_ptr<grpc::Channel> registry;
   if (flags->Has("registry")) {
-    registry = grpc::CreateChannel(flags->Get("registry", ""), grpc::InsecureChannelCredentials());
+    registry = grpc::CreateChannel(flags->Get("registry", ""), *channel_credentials);
   }
   std::filesystem::path expert_dir = flags->Get("expert-dir", (t2::T2Home() / "worker-experts").string());
   t2::worker::ExpertCache experts(**generator, registry, expert_dir, static_cast<int>(*max_loaded));

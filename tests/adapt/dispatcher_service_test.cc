@@ -10,8 +10,8 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
-#include <cmath>
 #include <chrono>
+#include <cmath>
 #include <condition_variable>
 #include <map>
 #include <memory>
@@ -23,11 +23,12 @@
 #include "absl/strings/str_cat.h"
 #include "dns_target.h"
 #include "expert_resolver.h"
+#include "t2/rpc/security.h"
 #include "t2/rpc/server.h"
-#include "testing/metric_sample.h"
 #include "t2/v1/dispatcher.grpc.pb.h"
 #include "t2/v1/registry.grpc.pb.h"
 #include "t2/v1/worker.grpc.pb.h"
+#include "testing/metric_sample.h"
 #include "worker_pool.h"
 
 namespace t2::dispatcher {
@@ -315,7 +316,7 @@ class DispatcherTest : public ::testing::Test {
       addresses.push_back(worker_servers_.back().address);
     }
     resolver_ = std::make_unique<ExpertResolver>(
-        grpc::CreateChannel(registry_server_.address, grpc::InsecureChannelCredentials()),
+        grpc::CreateChannel(registry_server_.address, t2::rpc::LoopbackChannelCredentials()),
         ExpertResolver::Options{});
     resolver_->StartWatch();
     ASSERT_TRUE(registry_.WaitForWatchers(1));
@@ -327,7 +328,7 @@ class DispatcherTest : public ::testing::Test {
         DispatcherService::Options{.first_pass = {.generate_max_tokens = 16}, .adapt = adapt, .metrics = &metrics_});
     server_ = Start(service_.get());
     stub_ = v1::Dispatcher::NewStub(
-        grpc::CreateChannel(server_.address, grpc::InsecureChannelCredentials()));
+        grpc::CreateChannel(server_.address, t2::rpc::LoopbackChannelCredentials()));
   }
 
   static v1::GenerateRequest Prompt(const std::string& text, int max_new_tokens = 8) {

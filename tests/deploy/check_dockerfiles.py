@@ -44,6 +44,7 @@ IMAGES = {
     "registry": (r"debian:(12(\.[0-9]+)?|bookworm(-[0-9]+)?)-slim", 50051, False),
 }
 METRICS_PORT = 9090
+HEALTH_PORT = 8086  # --health-listen: plaintext grpc.health.v1 Check for the kubelet's probes
 
 # Packages that compile or build: none may reach a final stage.
 BUILD_PACKAGES = re.compile(
@@ -344,7 +345,7 @@ def check_file(path: pathlib.Path, image: str, root: pathlib.Path, ignore: Ignor
         fail(entry[-1].line if entry else final.line, f"ENTRYPOINT must be the exec form [\"{binary}\"]")
     exposed = {int(p.split("/")[0]) for i in final.instrs if i.keyword == "EXPOSE" for p in i.args.split()
                if p.split("/")[0].isdigit()}
-    wanted = {grpc_port, METRICS_PORT} if grpc_port else set()
+    wanted = {grpc_port, METRICS_PORT, HEALTH_PORT} if grpc_port else set()
     if exposed != wanted:
         fail(final.line, f"EXPOSE {sorted(exposed)}: the {image} image serves {sorted(wanted) or 'no port'}")
 
@@ -466,7 +467,7 @@ MUTATIONS = [
      "# gRPC, protobuf, Abseil, spdlog/fmt, prometheus-cpp with cpp-httplib (/metrics). The soname\n"
      "# in each package's name pins the ABI the binary was built against; see the build stage for\n"
      "# why not versions.\n", "", "without a reason"),
-    ("dispatcher", "EXPOSE 50050 9090", "EXPOSE 8080", "EXPOSE"),
+    ("dispatcher", "EXPOSE 50050 9090 8086", "EXPOSE 8080", "EXPOSE"),
 ]
 SINGLE_STAGE = ("registry", "not multi-stage")
 

@@ -229,8 +229,8 @@ def check_overlay(c: Checker, overlay: str, objects: list):
         w = container(worker, "worker")
         for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
             p = w.get(probe) or {}
-            c.expect(dig(p, "grpc", "port") == 50053 and dig(p, "grpc", "service", default="") == "", where,
-                     worker, f"containers (worker).{probe}", "must be a grpc probe of port 50053, service \"\"")
+            c.expect(dig(p, "grpc", "port") == 8086 and dig(p, "grpc", "service", default="") == "", where,
+                     worker, f"containers (worker).{probe}", "must be a grpc probe of the plaintext health port 8086, service \"\"")
         startup = w.get("startupProbe") or {}
         budget = startup.get("periodSeconds", 10) * startup.get("failureThreshold", 3)
         c.expect(budget >= 600, where, worker, "containers (worker).startupProbe",

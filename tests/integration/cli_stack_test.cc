@@ -3,10 +3,9 @@
 // publish/list/alias/get/deprecate, `t2 generate --server` with a registry expert and with an
 // unknown one, `t2 adapt` over two experts and generation with the task it stored, and usage
 // errors (exit 2 with a message naming the flag) that never reach the stack.
+#include <arpa/inet.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-
-#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -25,6 +24,8 @@
 #include "integration/service_process.h"
 #include "t2/common/process.h"
 #include "t2/common/sha256.h"
+#include "t2/rpc/security.h"
+#include "t2/rpc/throwaway_pki.h"
 #include "testing/reference_data.h"
 
 namespace t2 {
@@ -75,20 +76,33 @@ class CliStackTest : public ::testing::Test {
                                   dir_ / "expert.log"));
       files_[values[i].first] = path;
     }
+    // The stack runs as in production: TLS, each service calling the others with its own
+    // certificate, roles from an auth file; the t2 runs below present the `client` certificate
+    // (or a token made by `t2 token`).
+    ASSERT_TRUE(
+        t2::rpc::WriteThrowawayPki(pki(), {.names = {"registry", "worker", "dispatcher", "client"}})
+            .ok());
+    std::ofstream(pki() / "auth") << "cert dispatcher read,adapt,generate\ncert worker read,admin\n"
+                                  << "cert client generate,adapt,publish,admin,read\n";
+    auto client = t2::rpc::MakeChannelCredentials(Identity("client"));
+    ASSERT_TRUE(client.ok()) << client.status();
     auto registry = StartService(t2::testing::BinaryFromEnv("T2_REGISTRY_BINARY"),
-                                 {"--root", (dir_ / "registry").string()}, dir_, "registry");
+                                 Secured("registry", {"--root", (dir_ / "registry").string()}),
+                                 dir_, "registry", true, std::chrono::seconds(120), *client);
     ASSERT_TRUE(registry.ok()) << registry.status();
     registry_ = registry->release();
-    auto worker = StartService(t2::testing::BinaryFromEnv("T2_WORKER_BINARY"),
-                               {"--model", model, "--device", "cpu", "--registry", registry_->address,
-                                "--max-batch-size", "4", "--max-context", "1024", "--expert-dir",
-                                (dir_ / "worker-experts").string()},
-                               dir_, "worker");
+    auto worker = StartService(
+        t2::testing::BinaryFromEnv("T2_WORKER_BINARY"),
+        Secured("worker", {"--model", model, "--device", "cpu", "--registry", registry_->address,
+                           "--max-batch-size", "4", "--max-context", "1024", "--expert-dir",
+                           (dir_ / "worker-experts").string()}),
+        dir_, "worker", true, std::chrono::seconds(120), *client);
     ASSERT_TRUE(worker.ok()) << worker.status();
     worker_ = worker->release();
-    auto dispatcher = StartService(t2::testing::BinaryFromEnv("T2_DISPATCHER_BINARY"),
-                                   {"--registry", registry_->address, "--worker", worker_->address}, dir_,
-                                   "dispatcher");
+    auto dispatcher = StartService(
+        t2::testing::BinaryFromEnv("T2_DISPATCHER_BINARY"),
+        Secured("dispatcher", {"--registry", registry_->address, "--worker", worker_->address}),
+        dir_, "dispatcher", true, std::chrono::seconds(120), *client);
     ASSERT_TRUE(dispatcher.ok()) << dispatcher.status();
     dispatcher_ = dispatcher->release();
     for (auto& maker : makers) {
@@ -107,12 +121,36 @@ class CliStackTest : public ::testing::Test {
   }
   void SetUp() override { ASSERT_NE(dispatcher_, nullptr) << "the stack did not start"; }
 
-  // Runs `t2 ARGS...` as a process; its output goes to a file that is read back.
-  static CliRun T2(const std::vector<std::string>& args) {
+  static std::filesystem::path pki() { return dir_ / "pki"; }
+  static t2::rpc::Security Identity(const std::string& name) {
+    return {.cert_file = pki() / (name + ".pem"),
+            .key_file = pki() / (name + ".key"),
+            .ca_file = pki() / "ca.pem"};
+  }
+  // A service's flags plus TLS with its own certificate. Client certificates are verified when
+  // presented but not required, so that callers with only a token get in too.
+  static std::vector<std::string> Secured(const std::string& name, std::vector<std::string> args) {
+    const t2::rpc::Security s = Identity(name);
+    args.insert(args.end(), {"--tls-cert", s.cert_file, "--tls-key", s.key_file, "--tls-ca",
+                             s.ca_file, "--auth-file", (pki() / "auth").string()});
+    return args;
+  }
+  // The client certificate's flags, which T2() adds to every run.
+  static std::vector<std::string> AsClient() {
+    const t2::rpc::Security s = Identity("client");
+    return {"--tls-ca", s.ca_file, "--tls-cert", s.cert_file, "--tls-key", s.key_file};
+  }
+
+  // Runs `t2 ARGS...` as a process, as the `client` certificate unless `credentials` says
+  // otherwise; its output goes to a file that is read back.
+  static CliRun T2(const std::vector<std::string>& args) { return T2As(args, AsClient()); }
+  static CliRun T2As(const std::vector<std::string>& args,
+                     const std::vector<std::string>& credentials) {
     static std::atomic<int> counter{0};
     const auto log = dir_ / ("t2-" + std::to_string(counter++) + ".log");
     std::vector<std::string> argv = {t2::testing::BinaryFromEnv("T2_BINARY")};
     argv.insert(argv.end(), args.begin(), args.end());
+    if (args[0] != "expert") argv.insert(argv.end(), credentials.begin(), credentials.end());
     ChildProcess child;
     CliRun run;
     if (!child.Start(argv, log)) return run;
@@ -318,6 +356,54 @@ TEST_F(CliStackTest, HealthReportsServingAndFailsOtherwise) {
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_THAT(r.output, HasSubstr("UNAVAILABLE"));
   EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::seconds(1)) << "--wait-s 1 kept polling";
+}
+
+// The real services check credentials and roles: what t2 (any client) gets without a
+// certificate or token, with a token made by `t2 token`, and with a role it lacks.
+TEST_F(CliStackTest, ServicesRequireCredentialsAndTheRoleEachCallNeeds) {
+  const std::string reg = registry_->address, disp = dispatcher_->address;
+  const std::string ca = (pki() / "ca.pem").string();
+  CliRun r = T2As({"experts", "list", "--registry", reg}, {});
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("--tls-ca (or --tls-cert/--tls-key) is required"));
+  r = T2As({"experts", "list", "--registry", reg}, {"--insecure-loopback"});
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("UNAVAILABLE")) << "plaintext to a TLS server";
+  r = T2As({"experts", "list", "--registry", reg}, {"--tls-ca", ca});
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("UNAUTHENTICATED"));
+
+  // A reader's token, granted by appending to the live auth file: the registry re-reads it.
+  const auto token = dir_ / "reader.token";
+  r = T2As({"token", "--identity", "reader", "--roles", "read", "--token-file", token.string(),
+            "--auth-file", (pki() / "auth").string()},
+           {});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("token sha256:"));
+  EXPECT_THAT(r.output, ::testing::Not(HasSubstr(Slurp(token).substr(0, 20))))
+      << "only the hash is printed";
+  EXPECT_EQ(std::filesystem::status(token).permissions(),
+            std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  const std::vector<std::string> reader = {"--tls-ca", ca, "--token-file", token.string()};
+  bool accepted = false;
+  for (int attempt = 0; attempt < 30 && !accepted; ++attempt) {
+    r = T2As({"experts", "list", "--registry", reg}, reader);
+    accepted = r.exit_code == 0;
+    if (!accepted) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  EXPECT_TRUE(accepted) << r.output;
+  r = T2As({"experts", "publish", "--registry", reg, "--name", "by-reader", "--version", "1",
+            files_["low"].string()},
+           reader);
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("PERMISSION_DENIED"));
+  EXPECT_THAT(r.output, HasSubstr("'reader' lacks the role publish"));
+  r = T2As({"generate", "--server", disp, "--prompt", "hi", "--max-new-tokens", "1"}, reader);
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("PERMISSION_DENIED"));
+  // Health stays open: a probe needs to trust the server, nothing more.
+  r = T2As({"health", "--server", disp}, {"--tls-ca", ca});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
 }
 
 TEST_F(CliStackTest, UsageErrorsExitTwoNamingTheFlag) {

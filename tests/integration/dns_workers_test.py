@@ -142,11 +142,12 @@ def main():
             return open(path).read().strip()
 
         registry = start([args.registry, "--root", os.path.join(work, "registry"), "--listen", "127.0.0.1:0",
-                          "--port-file", os.path.join(work, "registry.port")], "registry.port.log")
+                          "--port-file", os.path.join(work, "registry.port"), "--insecure-loopback"], "registry.port.log")
         registry_address = read_port(os.path.join(work, "registry.port"), registry)
         target = f"dns://127.0.0.1:{dns_port}/{NAME.rstrip('.')}:{port}"
         dispatcher = start([args.dispatcher, "--registry", registry_address, "--worker", target,
-                            "--listen", "127.0.0.1:0", "--port-file", os.path.join(work, "dispatcher.port")],
+                            "--listen", "127.0.0.1:0", "--port-file", os.path.join(work, "dispatcher.port"),
+                            "--insecure-loopback"],
                            "dispatcher.port.log")
         dispatcher_address = read_port(os.path.join(work, "dispatcher.port"), dispatcher)
         stub = dispatcher_grpc.DispatcherStub(grpc.insecure_channel(dispatcher_address))

@@ -148,7 +148,7 @@ def check_dashboards(prometheus, dashboards_dir: str) -> None:
     assert not failures, "dashboard queries without data:\n  " + "\n  ".join(failures)
 
 
-def run_trainer(t2: str, registry: str, pushgateway: str, work: str) -> None:
+def run_trainer(t2: str, registry: str, pushgateway: str, work: str, pki: str) -> None:
     """A short t2-trainer job on the tiny fixture model whose candidate cannot win (answers no
     model gives): the gate keeps the base model, exit 0 with --kept-exit-code 0, and the run's
     gauges go to the Pushgateway."""
@@ -162,7 +162,9 @@ def run_trainer(t2: str, registry: str, pushgateway: str, work: str) -> None:
                           "--max-new-tokens", "4", "--validation-fraction", "0.25", "--test-fraction", "0.25",
                           "--work-dir", os.path.join(work, "trainer"), "--steps", "1", "--batch-size", "2",
                           "--eval-every", "1", "--threads", "1", "--pushgateway", pushgateway,
-                          "--kept-exit-code", "0"], capture_output=True, text=True, timeout=300)
+                          "--kept-exit-code", "0", "--tls-ca", os.path.join(pki, "ca.pem"),
+                          "--tls-cert", os.path.join(pki, "trainer.pem"), "--tls-key", os.path.join(pki, "trainer.key")],
+                         capture_output=True, text=True, timeout=300)
     assert run.returncode == 0 and "kept the current version" in run.stdout, run.stdout + run.stderr[-3000:]
 
 
@@ -243,7 +245,8 @@ def main():
         children.append(pushgateway)
         wait_until(lambda: urllib.request.urlopen(f"http://{pushgateway_address}/-/ready", timeout=2).status == 200,
                    "the Pushgateway ready", 30)
-        run_trainer(args.t2, addresses["registry"], pushgateway_address, work)
+        pki = os.path.join(work, "stack", "pki")  # t2 up's throwaway CA and certificates
+        run_trainer(args.t2, addresses["registry"], pushgateway_address, work, pki)
         # The shipped scrape config, with the real ports.
         jobs = {f"t2-{name}": [address] for name, address in metrics.items()}
         jobs["pushgateway"] = [pushgateway_address]
@@ -252,8 +255,45 @@ def main():
         prometheus.wait_for(lambda: len([r for r in prometheus.query("up == 1")]) == 4,
                             "the three services and the Pushgateway scraped")
 
-        registry = registry_grpc.RegistryStub(grpc.insecure_channel(addresses["registry"]))
-        dispatcher = dispatcher_grpc.DispatcherStub(grpc.insecure_channel(addresses["dispatcher"]))
+        # The stack is mutual TLS: this client trusts t2 up's CA and shows its `client`
+        # certificate, which the stack's auth file grants every role.
+        def read(name):
+            with open(os.path.join(pki, name), "rb") as f:
+                return f.read()
+        mutual_tls = grpc.ssl_channel_credentials(root_certificates=read("ca.pem"), private_key=read("client.key"),
+                                                  certificate_chain=read("client.pem"))
+        registry = registry_grpc.RegistryStub(grpc.secure_channel(addresses["registry"], mutual_tls))
+        dispatcher = dispatcher_grpc.DispatcherStub(grpc.secure_channel(addresses["dispatcher"], mutual_tls))
+        # Without a client certificate the handshake fails; without TLS nothing is understood.
+        for channel in (grpc.secure_channel(addresses["registry"], grpc.ssl_channel_credentials(read("ca.pem"))),
+                        grpc.insecure_channel(addresses["registry"])):
+            try:
+                registry_grpc.RegistryStub(channel).ListExperts(registry_pb2.ListExpertsRequest(), timeout=10)
+                raise AssertionError("the registry answered a client without a certificate")
+            except grpc.RpcError as e:
+                assert e.code() == grpc.StatusCode.UNAVAILABLE, (e.code(), e.details())
+        # A bearer token (made by `t2 token`, appended to the live auth file) rides on the same
+        # connection and decides the roles: a reader may list, not publish.
+        token_file = os.path.join(work, "py-reader.token")
+        subprocess.run([args.t2, "token", "--identity", "py-reader", "--roles", "read", "--token-file", token_file,
+                        "--auth-file", os.path.join(pki, "auth")], check=True, stdout=subprocess.DEVNULL)
+        as_reader = grpc.composite_channel_credentials(
+            mutual_tls, grpc.access_token_call_credentials(open(token_file).read().strip()))
+        reader = registry_grpc.RegistryStub(grpc.secure_channel(addresses["registry"], as_reader))
+        def reader_lists():
+            try:
+                reader.ListExperts(registry_pb2.ListExpertsRequest(), timeout=10)
+                return True
+            except grpc.RpcError as e:
+                assert e.code() == grpc.StatusCode.UNAUTHENTICATED, (e.code(), e.details())
+                return False
+        wait_until(reader_lists, "the registry accepting the new token", 15)
+        try:
+            reader.SetAlias(registry_pb2.SetAliasRequest(alias="math", name="py-math", version=1), timeout=10)
+            raise AssertionError("a reader's token moved an alias")
+        except grpc.RpcError as e:
+            assert e.code() == grpc.StatusCode.PERMISSION_DENIED and "lacks the role publish" in e.details(), (
+                e.code(), e.details())
 
         # Registry: publish (client stream: header, then chunks), list, alias.
         blob = open(expert, "rb").read()

@@ -1,18 +1,20 @@
 #include "service_process.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "t2/rpc/security.h"
 
 namespace t2::testing {
 
 using grpc::health::v1::HealthCheckResponse;
 
-absl::StatusOr<std::unique_ptr<ServiceProcess>> StartService(const std::string& binary,
-                                                             const std::vector<std::string>& args,
-                                                             const std::filesystem::path& dir, const std::string& name,
-                                                             bool wait_serving, std::chrono::seconds timeout) {
+absl::StatusOr<std::unique_ptr<ServiceProcess>> StartService(
+    const std::string& binary, const std::vector<std::string>& args,
+    const std::filesystem::path& dir, const std::string& name, bool wait_serving,
+    std::chrono::seconds timeout, std::shared_ptr<grpc::ChannelCredentials> credentials) {
   auto service = std::make_unique<ServiceProcess>();
   const auto port_file = dir / (name + ".port");
   std::filesystem::remove(port_file);
@@ -20,12 +22,17 @@ absl::StatusOr<std::unique_ptr<ServiceProcess>> StartService(const std::string& 
   std::vector<std::string> argv = {binary};
   argv.insert(argv.end(), args.begin(), args.end());
   argv.insert(argv.end(), {"--listen", "127.0.0.1:0", "--port-file", port_file.string()});
+  // Plaintext on loopback unless the test secures the service itself.
+  if (std::find(args.begin(), args.end(), "--tls-cert") == args.end())
+    argv.push_back("--insecure-loopback");
   if (!service->process.Start(argv, service->log)) return absl::InternalError(absl::StrCat("cannot start ", binary));
   service->address = WaitForFile(port_file, service->process, timeout);
   if (service->address.empty()) {
     return absl::UnavailableError(absl::StrCat(name, " did not start; log:\n", service->LogTail()));
   }
-  service->channel = grpc::CreateChannel(service->address, grpc::InsecureChannelCredentials());
+  service->channel = grpc::CreateChannel(
+      service->address,
+      credentials != nullptr ? credentials : t2::rpc::LoopbackChannelCredentials());
   if (wait_serving && !WaitForHealth(service->channel, HealthCheckResponse::SERVING, timeout)) {
     return absl::UnavailableError(absl::StrCat(name, " never became SERVING; log:\n", service->LogTail()));
   }

@@ -25,13 +25,15 @@ struct ServiceProcess {
   std::string LogTail() const { return Tail(log); }
 };
 
-// Starts `binary args... --listen 127.0.0.1:0 --port-file <dir>/<name>.port`. With
-// wait_serving, returns once health is SERVING (or fails with the log's tail).
-absl::StatusOr<std::unique_ptr<ServiceProcess>> StartService(const std::string& binary,
-                                                             const std::vector<std::string>& args,
-                                                             const std::filesystem::path& dir, const std::string& name,
-                                                             bool wait_serving = true,
-                                                             std::chrono::seconds timeout = std::chrono::seconds(120));
+// Starts `binary args... --listen 127.0.0.1:0 --port-file <dir>/<name>.port`, plus
+// --insecure-loopback unless args has --tls-cert; then `channel` is made with `credentials`
+// (which a TLS service needs). With wait_serving, returns once health is SERVING (or fails
+// with the log's tail).
+absl::StatusOr<std::unique_ptr<ServiceProcess>> StartService(
+    const std::string& binary, const std::vector<std::string>& args,
+    const std::filesystem::path& dir, const std::string& name, bool wait_serving = true,
+    std::chrono::seconds timeout = std::chrono::seconds(120),
+    std::shared_ptr<grpc::ChannelCredentials> credentials = nullptr);
 
 // The server's overall health; UNKNOWN when it cannot be reached.
 grpc::health::v1::HealthCheckResponse::ServingStatus HealthOf(const std::shared_ptr<grpc::Channel>& channel);

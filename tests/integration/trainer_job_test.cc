@@ -30,6 +30,7 @@
 #include "nlohmann/json.hpp"
 #include "t2/engine/generator.h"
 #include "t2/registry_client/registry_client.h"
+#include "t2/rpc/security.h"
 #include "t2/tasks/task.h"
 #include "t2/train/evaluate.h"
 #include "testing/process.h"
@@ -39,6 +40,10 @@ namespace t2 {
 namespace {
 
 namespace fs = std::filesystem;
+
+std::shared_ptr<grpc::Channel> LoopbackChannel(const std::string& address) {
+  return grpc::CreateChannel(address, rpc::LoopbackChannelCredentials());
+}
 using ::testing::HasSubstr;
 
 // A port free now (the Pushgateway cannot listen on port 0 and say which it got).
@@ -143,12 +148,36 @@ class TrainerJobTest : public ::testing::Test {
     if (!crash_at.empty()) setenv("T2_TRAINER_CRASH_AT", crash_at.c_str(), 1);
     ChildProcess child;
     const fs::path log = work.string() + ".log";
-    std::vector<std::string> argv = {
-        testing::BinaryFromEnv("T2_TRAINER_BINARY"), "--registry", registry, "--model", model_.string(), "--data",
-        (dir_ / "echo.jsonl").string(), "--verifier", "exact", "--max-new-tokens", "6", "--validation-fraction",
-        "0.2", "--test-fraction", "0.4", "--work-dir", work.string(), "--steps", "2", "--batch-size", "4",
-        "--eval-every", "2", "--threads", "1", "--pushgateway", pushgateway.empty() ? "127.0.0.1:1" : pushgateway,
-        "--report", work.string() + ".report.json"};
+    std::vector<std::string> argv = {testing::BinaryFromEnv("T2_TRAINER_BINARY"),
+                                     "--registry",
+                                     registry,
+                                     "--model",
+                                     model_.string(),
+                                     "--data",
+                                     (dir_ / "echo.jsonl").string(),
+                                     "--verifier",
+                                     "exact",
+                                     "--max-new-tokens",
+                                     "6",
+                                     "--validation-fraction",
+                                     "0.2",
+                                     "--test-fraction",
+                                     "0.4",
+                                     "--work-dir",
+                                     work.string(),
+                                     "--steps",
+                                     "2",
+                                     "--batch-size",
+                                     "4",
+                                     "--eval-every",
+                                     "2",
+                                     "--threads",
+                                     "1",
+                                     "--pushgateway",
+                                     pushgateway.empty() ? "127.0.0.1:1" : pushgateway,
+                                     "--report",
+                                     work.string() + ".report.json",
+                                     "--insecure-loopback"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     const bool started = child.Start(argv, log);
     unsetenv("T2_TRAINER_CRASH_AT");
@@ -161,7 +190,8 @@ class TrainerJobTest : public ::testing::Test {
   }
 
   static std::vector<t2::v1::ExpertInfo> Versions() {
-    auto v = registry::RegistryClient(registry_->address).ListExperts("echo-svf", true);
+    auto v =
+        registry::RegistryClient(LoopbackChannel(registry_->address)).ListExperts("echo-svf", true);
     EXPECT_TRUE(v.ok()) << v.status();
     return v.ok() ? *v : std::vector<t2::v1::ExpertInfo>{};
   }
@@ -217,7 +247,7 @@ TEST_F(TrainerJobTest, KeepsTheBaseModelPublishesABetterExpertOnceAndFailsWithou
                            "--out", harmful.string()},
                           dir_ / "maker.log"));
   ASSERT_EQ(maker.Wait(std::chrono::seconds(120)), 0) << Tail(dir_ / "maker.log");
-  registry::RegistryClient client(registry_->address);
+  registry::RegistryClient client(LoopbackChannel(registry_->address));
   ASSERT_TRUE(client.Publish("echo-svf", 1, harmful).ok());
   ASSERT_TRUE(client.SetAlias("echo", "echo-svf", 1).ok());
 

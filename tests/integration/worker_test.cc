@@ -469,7 +469,7 @@ TEST(WorkerLifecycleTest, OutOfRangeFlagsExitNamingTheFlag) {
   for (size_t i = 0; i < cases.size(); ++i) {
     const auto& [flags, message] = cases[i];
     std::vector<std::string> argv = {t2::testing::BinaryFromEnv("T2_WORKER_BINARY"), "--listen",
-                                     "127.0.0.1:0"};
+                                     "127.0.0.1:0", "--insecure-loopback"};
     argv.insert(argv.end(), flags.begin(), flags.end());
     const auto log = dir / ("flags-" + std::to_string(i) + ".log");
     t2::ChildProcess worker;

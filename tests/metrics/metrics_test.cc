@@ -1,17 +1,17 @@
 // The /metrics endpoint and the gRPC servers' call metrics, read back the way Prometheus reads
 // them: an HTTP GET of the text format, linted by promtool.
+#include <gmock/gmock.h>
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+#include <httplib.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <future>
 #include <string>
 #include <vector>
-
-#include <grpcpp/generic/generic_stub.h>
-#include <grpcpp/grpcpp.h>
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
-#include <httplib.h>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -20,6 +20,7 @@
 #include "prometheus/counter.h"
 #include "t2/metrics/endpoint.h"
 #include "t2/metrics/label_cap.h"
+#include "t2/rpc/security.h"
 #include "t2/rpc/server.h"
 #include "testing/scratch_dir.h"
 
@@ -116,7 +117,7 @@ TEST(ServerMetrics, CountsAndTimesEveryCallByMethodAndCode) {
   auto server = rpc::StartServer(options, {});
   ASSERT_TRUE(server.ok()) << server.status();
   server->SetServing(true);
-  auto channel = grpc::CreateChannel(server->address, grpc::InsecureChannelCredentials());
+  auto channel = grpc::CreateChannel(server->address, t2::rpc::LoopbackChannelCredentials());
   auto health = grpc::health::v1::Health::NewStub(channel);
   for (const char* service : {"", "", "no.such.Service"}) {  // OK, OK, NOT_FOUND
     grpc::ClientContext context;

@@ -7,6 +7,8 @@
 //
 // The registry is the real RegistryService over a real ExpertStore; the only thing added is a
 // gate in front of GetExpert that holds chosen experts' downloads, to make "slow" controllable.
+#include "expert_cache.h"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -22,20 +24,20 @@
 #include <string>
 #include <thread>
 
-#include "expert_cache.h"
 #include "registry_service.h"
-#include "worker_metrics.h"
-#include "worker_service.h"
 #include "t2/common/sha256.h"
 #include "t2/engine/generator.h"
 #include "t2/model/llama.h"
+#include "t2/rpc/security.h"
 #include "t2/rpc/server.h"
-#include "testing/metric_sample.h"
 #include "t2/store/expert_store.h"
 #include "t2/svf/decomposition.h"
 #include "t2/svf/expert.h"
+#include "testing/metric_sample.h"
 #include "testing/reference_data.h"
 #include "testing/scratch_dir.h"
+#include "worker_metrics.h"
+#include "worker_service.h"
 
 namespace t2::worker {
 namespace {
@@ -154,7 +156,7 @@ class ExpertCacheTest : public ::testing::Test {
 
   std::unique_ptr<ExpertCache> NewCache(int max_loaded, std::filesystem::path blob_dir = {}) {
     return std::make_unique<ExpertCache>(
-        *generator_, grpc::CreateChannel(server_->address, grpc::InsecureChannelCredentials()),
+        *generator_, grpc::CreateChannel(server_->address, t2::rpc::LoopbackChannelCredentials()),
         blob_dir.empty() ? scratch_.path() / "blobs" : blob_dir, max_loaded);
   }
 
@@ -342,7 +344,8 @@ TEST_F(ExpertCacheTest, WorkerMetricsFollowCallsAndAdapters) {
   service.Attach(*generator_, *cache, "SmolLM2-135M-Instruct", &metrics);
   auto server = rpc::StartServer({}, {&service});
   ASSERT_TRUE(server.ok()) << server.status();
-  auto stub = v1::Worker::NewStub(grpc::CreateChannel(server->address, grpc::InsecureChannelCredentials()));
+  auto stub = v1::Worker::NewStub(
+      grpc::CreateChannel(server->address, t2::rpc::LoopbackChannelCredentials()));
   auto generate = [&](const std::string& expert, int max_new_tokens, int64_t* tokens) {
     v1::WorkerGenerateRequest request;
     request.set_prompt("Count with me: 1, 2, 3,");

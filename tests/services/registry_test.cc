@@ -1,10 +1,9 @@
 // t2-registry as a real process on loopback: the gRPC surface, the publish stream protocol,
 // Watch, restarts, kill -9 in the middle of a publish, and a damaged blob on disk.
 #include <grpcpp/grpcpp.h>
+#include <httplib.h>
 #include <signal.h>
 #include <sys/wait.h>
-
-#include <httplib.h>
 
 #include <chrono>
 #include <cstdlib>
@@ -21,6 +20,7 @@
 #include "gtest/gtest.h"
 #include "store/expert_fixture.h"
 #include "t2/common/sha256.h"
+#include "t2/rpc/security.h"
 #include "t2/v1/registry.grpc.pb.h"
 #include "testing/process.h"
 
@@ -84,12 +84,12 @@ class RegistryTest : public ::testing::Test {
     std::filesystem::remove(metrics_file);
     ASSERT_TRUE(server_.Start({binary_, "--root", root().string(), "--listen", "127.0.0.1:0",
                                "--port-file", port_file.string(), "--metrics-listen", "127.0.0.1:0",
-                               "--metrics-port-file", metrics_file.string()},
+                               "--metrics-port-file", metrics_file.string(), "--insecure-loopback"},
                               log()));
     address_ = t2::testing::WaitForFile(port_file, server_, seconds(30));
     metrics_address_ = t2::testing::WaitForFile(metrics_file, server_, seconds(30));
     ASSERT_FALSE(address_.empty()) << "t2-registry did not start:\n" << t2::testing::Tail(log());
-    channel_ = grpc::CreateChannel(address_, grpc::InsecureChannelCredentials());
+    channel_ = grpc::CreateChannel(address_, t2::rpc::LoopbackChannelCredentials());
     ASSERT_TRUE(channel_->WaitForConnected(In(seconds(10))));
     stub_ = v1::Registry::NewStub(channel_);
   }

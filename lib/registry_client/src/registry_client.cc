@@ -26,9 +26,6 @@ std::filesystem::path TempBeside(const std::filesystem::path& out) {
 
 }  // namespace
 
-RegistryClient::RegistryClient(const std::string& address, ClientOptions options)
-    : RegistryClient(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()), options) {}
-
 RegistryClient::RegistryClient(std::shared_ptr<grpc::Channel> channel, ClientOptions options)
     : channel_(std::move(channel)), stub_(t2::v1::Registry::NewStub(channel_)), options_(options) {}
 

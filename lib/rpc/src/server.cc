@@ -1,20 +1,47 @@
 #include "t2/rpc/server.h"
 
-#include <signal.h>
-
-#include <fstream>
-
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <signal.h>
+
+#include <algorithm>
+#include <atomic>
+#include <fstream>
 
 #include "absl/strings/str_cat.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "t2/rpc/security.h"
 #include "t2/rpc/server_metrics.h"
 
 namespace t2::rpc {
 
+// grpc.health.v1.Health/Check for the plaintext health listener: the main server's overall
+// status for "" and for each service it names; other names NOT_FOUND, as the default service.
+class HealthMirror final : public grpc::health::v1::Health::Service {
+ public:
+  explicit HealthMirror(std::vector<std::string> services) : services_(std::move(services)) {}
+  void Set(bool serving) { serving_.store(serving); }
+
+  grpc::Status Check(grpc::ServerContext*, const grpc::health::v1::HealthCheckRequest* request,
+                     grpc::health::v1::HealthCheckResponse* response) override {
+    if (!request->service().empty() &&
+        std::find(services_.begin(), services_.end(), request->service()) == services_.end()) {
+      return grpc::Status(grpc::StatusCode::NOT_FOUND, "unknown service");
+    }
+    response->set_status(serving_.load() ? grpc::health::v1::HealthCheckResponse::SERVING
+                                         : grpc::health::v1::HealthCheckResponse::NOT_SERVING);
+    return grpc::Status::OK;
+  }
+
+ private:
+  const std::vector<std::string> services_;
+  std::atomic<bool> serving_{false};
+};
+
 void RunningServer::SetServing(bool serving) const {
   auto* health = server->GetHealthCheckService();
   if (health != nullptr) health->SetServingStatus(serving);
+  if (health_mirror != nullptr) health_mirror->Set(serving);
 }
 
 absl::StatusOr<RunningServer> StartServer(const ServerOptions& options,
@@ -23,7 +50,10 @@ absl::StatusOr<RunningServer> StartServer(const ServerOptions& options,
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   RunningServer running;
-  builder.AddListeningPort(options.address, grpc::InsecureServerCredentials(), &running.port);
+  builder.AddListeningPort(
+      options.address,
+      options.credentials != nullptr ? options.credentials : LoopbackServerCredentials(),
+      &running.port);
   builder.SetMaxReceiveMessageSize(static_cast<int>(options.max_receive_message_bytes));
   for (grpc::Service* service : services) builder.RegisterService(service);
   if (options.metrics != nullptr) {
@@ -41,6 +71,24 @@ absl::StatusOr<RunningServer> StartServer(const ServerOptions& options,
   running.SetServing(false);
   std::string host = options.address.substr(0, options.address.rfind(':'));
   running.address = absl::StrCat(host, ":", running.port);
+  if (!options.health_address.empty()) {
+    running.health_mirror = std::make_shared<HealthMirror>(options.health_services);
+    grpc::ServerBuilder health_builder;
+    int health_port = 0;
+    health_builder.AddListeningPort(options.health_address, grpc::InsecureServerCredentials(),
+                                    &health_port);
+    health_builder.RegisterService(running.health_mirror.get());
+    // Probes send a few bytes; nothing bigger is needed.
+    health_builder.SetMaxReceiveMessageSize(4096);
+    running.health_server = health_builder.BuildAndStart();
+    if (running.health_server == nullptr || health_port == 0) {
+      running.server->Shutdown(std::chrono::system_clock::now());
+      return absl::UnavailableError(
+          absl::StrCat("cannot listen on ", options.health_address, " (--health-listen)"));
+    }
+    std::string health_host = options.health_address.substr(0, options.health_address.rfind(':'));
+    running.health_address = absl::StrCat(health_host, ":", health_port);
+  }
   return running;
 }
 

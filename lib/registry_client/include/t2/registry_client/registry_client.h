@@ -29,8 +29,7 @@ struct ClientOptions {
 
 class RegistryClient {
  public:
-  // `address`: HOST:PORT (plaintext).
-  explicit RegistryClient(const std::string& address, ClientOptions options = {});
+  // A channel made with the caller's credentials (rpc/security.h).
   explicit RegistryClient(std::shared_ptr<grpc::Channel> channel, ClientOptions options = {});
 
   // Streams `file` (1 MiB chunks) as name@version with its size and sha256 in the header.

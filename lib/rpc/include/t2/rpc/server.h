@@ -25,12 +25,25 @@ struct ServerOptions {
   // When set, every call is counted and timed there (server_metrics.h), per method of the
   // health_services and grpc.health.v1. Must outlive the server.
   prometheus::Registry* metrics = nullptr;
+  // TLS and the auth check (security.h's MakeServerCredentials); null: plaintext that only
+  // loopback peers may use, for in-process tests.
+  std::shared_ptr<grpc::ServerCredentials> credentials;
+  // When set ("0.0.0.0:8086"), a second, plaintext listener that answers only
+  // grpc.health.v1.Health/Check with the main server's status: Kubernetes' gRPC probes
+  // cannot speak TLS. It reveals nothing but SERVING or NOT_SERVING.
+  std::string health_address;
 };
+
+class HealthMirror;
 
 struct RunningServer {
   std::unique_ptr<grpc::Server> server;
   int port = 0;
   std::string address;  // host:bound_port
+  // The plaintext health listener, when ServerOptions.health_address asked for one.
+  std::shared_ptr<HealthMirror> health_mirror;
+  std::unique_ptr<grpc::Server> health_server;
+  std::string health_address;  // host:bound_port
 
   // The server's overall status (the "" entry) and every per-service entry already set.
   void SetServing(bool serving) const;
