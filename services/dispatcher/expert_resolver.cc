@@ -96,6 +96,11 @@ ExpertResolver::Stats ExpertResolver::stats() const {
   return stats_;
 }
 
+size_t ExpertResolver::cache_size() const {
+  std::lock_guard lock(mu_);
+  return cache_.size();
+}
+
 bool ExpertResolver::watching() const {
   std::lock_guard lock(mu_);
   return watching_;
@@ -120,7 +125,19 @@ void ExpertResolver::Store(const std::string& key, const std::string& name, uint
   if (!Cacheable(value.status())) return;
   std::lock_guard lock(mu_);
   if (!watching_ || generation != generation_) return;
-  cache_[key] = Entry{.value = value, .name = name, .stored = std::chrono::steady_clock::now()};
+  const auto now = std::chrono::steady_clock::now();
+  if (cache_.size() >= options_.max_cache_entries && cache_.count(key) == 0) {
+    std::erase_if(
+        cache_, [&](const auto& entry) { return now - entry.second.stored >= options_.cache_ttl; });
+    if (cache_.size() >= options_.max_cache_entries) {
+      // Still full of fresh entries: the oldest goes (a scan, only when the cache is full).
+      auto oldest = std::min_element(
+          cache_.begin(), cache_.end(),
+          [](const auto& a, const auto& b) { return a.second.stored < b.second.stored; });
+      cache_.erase(oldest);
+    }
+  }
+  cache_[key] = Entry{.value = value, .name = name, .stored = now};
 }
 
 template <typename Fn>

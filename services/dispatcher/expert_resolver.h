@@ -57,6 +57,9 @@ class ExpertResolver {
         5000};  // per registry call, within the client's deadline
     std::chrono::milliseconds cache_ttl{30000};
     std::chrono::milliseconds max_backoff{2000};  // between Watch reconnects
+    // Cached lookups kept at most: names come from clients, and each distinct missing name
+    // is a NOT_FOUND entry. When full, expired entries go first, then the oldest.
+    size_t max_cache_entries = 4096;
   };
 
   ExpertResolver(const std::shared_ptr<grpc::Channel>& registry, Options options);
@@ -93,6 +96,7 @@ class ExpertResolver {
   };
   Stats stats() const;
   bool watching() const;
+  size_t cache_size() const;
 
  private:
   struct Entry {

@@ -308,7 +308,7 @@ class DispatcherTest : public ::testing::Test {
   }
 
   // Starts `n` fake workers and a dispatcher in front of them.
-  void StartDispatcher(int n, AdaptOptions adapt = {}) {
+  void StartDispatcher(int n, AdaptOptions adapt = {}, ExpertResolver::Options resolver = {}) {
     std::vector<std::string> addresses;
     for (int i = 0; i < n; ++i) {
       workers_.push_back(std::make_unique<FakeWorker>());
@@ -317,7 +317,7 @@ class DispatcherTest : public ::testing::Test {
     }
     resolver_ = std::make_unique<ExpertResolver>(
         grpc::CreateChannel(registry_server_.address, t2::rpc::LoopbackChannelCredentials()),
-        ExpertResolver::Options{});
+        resolver);
     resolver_->StartWatch();
     ASSERT_TRUE(registry_.WaitForWatchers(1));
     pool_ = std::make_unique<WorkerPool>(WorkerPool::Options{
@@ -579,6 +579,26 @@ TEST_F(DispatcherTest, LookupsAreCachedAndWatchInvalidatesThem) {
   } while (r.first_pass().adapter() != "math-svf@1" && std::chrono::steady_clock::now() < deadline);
   EXPECT_EQ(r.first_pass().adapter(), "math-svf@1");
   EXPECT_GE(resolver_->stats().events, 1);
+}
+
+// Clients choose the names looked up: a stream of distinct missing names must not grow the
+// cache without bound (each would be a cached NOT_FOUND).
+TEST_F(DispatcherTest, TheLookupCacheStaysWithinItsBound) {
+  StartDispatcher(1, {}, {.max_cache_entries = 8});
+  v1::GenerateResponse r;
+  for (int i = 0; i < 40; ++i) {
+    v1::GenerateRequest request = Prompt("hi");
+    request.mutable_adaptation()->set_expert("missing-" + std::to_string(i));
+    EXPECT_EQ(Generate(request, &r).error_code(), grpc::StatusCode::NOT_FOUND);
+    EXPECT_LE(resolver_->cache_size(), 8u);
+  }
+  EXPECT_EQ(resolver_->cache_size(), 8u);
+  // The newest entries are the ones kept: the last name is answered from the cache.
+  const int64_t hits = resolver_->stats().hits;
+  v1::GenerateRequest again = Prompt("hi");
+  again.mutable_adaptation()->set_expert("missing-39");
+  EXPECT_EQ(Generate(again, &r).error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_GT(resolver_->stats().hits, hits);
 }
 
 TEST_F(DispatcherTest, WatchReconnectsAfterARegistryRestart) {

@@ -21,17 +21,17 @@ struct ServerOptions {
   int64_t max_receive_message_bytes = 4 << 20;  // larger requests get RESOURCE_EXHAUSTED
   // grpc.health.v1 entries besides the server's own "" one, so that a probe may ask for a
   // service by its full name (t2.v1.Worker): the services' service_full_name()s.
-  std::vector<std::string> health_services;
+  std::vector<std::string> health_services{};
   // When set, every call is counted and timed there (server_metrics.h), per method of the
   // health_services and grpc.health.v1. Must outlive the server.
   prometheus::Registry* metrics = nullptr;
   // TLS and the auth check (security.h's MakeServerCredentials); null: plaintext that only
   // loopback peers may use, for in-process tests.
-  std::shared_ptr<grpc::ServerCredentials> credentials;
+  std::shared_ptr<grpc::ServerCredentials> credentials = nullptr;
   // When set ("0.0.0.0:8086"), a second, plaintext listener that answers only
   // grpc.health.v1.Health/Check with the main server's status: Kubernetes' gRPC probes
   // cannot speak TLS. It reveals nothing but SERVING or NOT_SERVING.
-  std::string health_address;
+  std::string health_address{};
 };
 
 class HealthMirror;
