@@ -210,7 +210,9 @@ class SecureServerTest : public ::testing::Test {
   }
 
   // ListExperts over a fresh channel (no connection state kept between attempts).
-  grpc::Status List(const Security& client, const std::string& host = "localhost") {
+  // 127.0.0.1, not localhost: a name would go through c-ares, whose resolver leaks a few bytes
+  // per process that LeakSanitizer reports (the certificates name both).
+  grpc::Status List(const Security& client, const std::string& host = "127.0.0.1") {
     auto credentials = MakeChannelCredentials(client);
     EXPECT_TRUE(credentials.ok()) << credentials.status();
     grpc::ChannelArguments args;
@@ -243,7 +245,6 @@ TEST_F(SecureServerTest, TlsServesClientsThatTrustItsCaAndMutualTlsNeedsAClientC
   const Security client{
       .cert_file = pki / "client.pem", .key_file = pki / "client.key", .ca_file = pki / "ca.pem"};
   EXPECT_TRUE(List(client).ok());
-  EXPECT_TRUE(List(client, "127.0.0.1").ok()) << "the certificate names 127.0.0.1 too";
   EXPECT_EQ(List({.ca_file = pki / "ca.pem"}).error_code(), grpc::StatusCode::UNAVAILABLE)
       << "no client certificate";
   const auto other = dir_ / "other";
