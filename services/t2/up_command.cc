@@ -103,13 +103,6 @@ rpc::Security StackSecurity(const std::filesystem::path& pki, const std::string&
           .ca_file = (pki / "ca.pem").string()};
 }
 
-std::shared_ptr<grpc::Channel> StackChannel(const std::filesystem::path& pki,
-                                            const std::string& address) {
-  auto credentials = rpc::MakeChannelCredentials(StackSecurity(pki, "client"));
-  return grpc::CreateChannel(address,
-                             credentials.ok() ? *credentials : rpc::LoopbackChannelCredentials());
-}
-
 // The flags that make a service serve with its certificate, accept only certificates from the
 // stack's CA, and check roles.
 std::vector<std::string> ServiceSecurityFlags(const std::filesystem::path& pki,
@@ -125,8 +118,9 @@ std::vector<std::string> ServiceSecurityFlags(const std::filesystem::path& pki,
           (pki / "auth").string()};
 }
 
-bool Serving(const std::filesystem::path& pki, const std::string& address) {
-  auto status = CheckHealth(StackChannel(pki, address), "", 2);
+// `client`: t2 up's own credentials (the `client` certificate), made once per run.
+bool Serving(const std::shared_ptr<grpc::ChannelCredentials>& client, const std::string& address) {
+  auto status = CheckHealth(grpc::CreateChannel(address, client), "", 2);
   return status.ok() && *status == HealthCheckResponse::SERVING;
 }
 
@@ -141,7 +135,8 @@ struct Service {
 // Starts one service and waits until it is SERVING; false (with its log's tail) otherwise.
 bool Launch(Service& s, const std::string& binary, std::vector<std::string> args,
             const std::string& host, int port, const std::filesystem::path& run_dir,
-            const std::filesystem::path& pki, std::chrono::seconds timeout) {
+            const std::filesystem::path& pki,
+            const std::shared_ptr<grpc::ChannelCredentials>& client, std::chrono::seconds timeout) {
   const auto port_file = run_dir / (s.name + ".port");
   std::filesystem::remove(port_file);
   s.log = run_dir / (s.name + ".log");
@@ -162,7 +157,7 @@ bool Launch(Service& s, const std::string& binary, std::vector<std::string> args
   s.address = WaitForFile(port_file, s.process, timeout);
   auto deadline = std::chrono::steady_clock::now() + timeout;
   while (!s.address.empty() && s.process.running() && std::chrono::steady_clock::now() < deadline) {
-    if (Serving(pki, s.address)) {  // the metrics endpoint starts before the gRPC server
+    if (Serving(client, s.address)) {  // the metrics endpoint starts before the gRPC server
       s.metrics = WaitForFile(metrics_file, s.process, std::chrono::seconds(5));
       return true;
     }
@@ -382,6 +377,12 @@ int RunUp(const std::vector<std::string>& args) {
       return 1;
     }
   }
+  // t2 up's own calls (health while starting, --once) go as `client`.
+  auto client = rpc::MakeChannelCredentials(StackSecurity(pki, "client"));
+  if (!client.ok()) {
+    std::cerr << "t2 up: the client certificate: " << client.status().message() << "\n";
+    return 1;
+  }
 
   // Signals are taken synchronously below; children get a clean mask (ChildProcess::Start).
   sigset_t stop_signals;
@@ -394,7 +395,7 @@ int RunUp(const std::vector<std::string>& args) {
   std::vector<Service*> started;
   started.push_back(&registry);
   if (!Launch(registry, binaries["t2-registry"], {"--root", (dir / "registry").string()}, host,
-              ports["registry-port"], run_dir, pki, std::chrono::seconds(30))) {
+              ports["registry-port"], run_dir, pki, *client, std::chrono::seconds(30))) {
     return StopAll(started, 1);
   }
   started.push_back(&worker);
@@ -402,13 +403,13 @@ int RunUp(const std::vector<std::string>& args) {
   if (!Launch(worker, binaries["t2-worker"],
               {"--model", model->string(), "--registry", registry.address, "--max-batch-size",
                flags->Get("max-batch-size", "8")},
-              host, ports["worker-port"], run_dir, pki, std::chrono::seconds(600))) {
+              host, ports["worker-port"], run_dir, pki, *client, std::chrono::seconds(600))) {
     return StopAll(started, 1);
   }
   started.push_back(&dispatcher);
   if (!Launch(dispatcher, binaries["t2-dispatcher"],
               {"--registry", registry.address, "--worker", worker.address}, host,
-              ports["dispatcher-port"], run_dir, pki, std::chrono::seconds(60))) {
+              ports["dispatcher-port"], run_dir, pki, *client, std::chrono::seconds(60))) {
     return StopAll(started, 1);
   }
   Service prometheus{.name = "prometheus"};
@@ -449,8 +450,8 @@ int RunUp(const std::vector<std::string>& args) {
     request.set_max_new_tokens(static_cast<int32_t>(*max_new));
     request.mutable_adaptation()->mutable_prompt()->set_mode(t2::v1::CLASSIFY_MODE_LABEL_SCORE);
     std::cout << "> " << m->content() << "\n";
-    absl::Status s = StreamThroughDispatcher(StackChannel(pki, dispatcher.address), request,
-                                             std::cout, std::cout, 300);
+    absl::Status s = StreamThroughDispatcher(grpc::CreateChannel(dispatcher.address, *client),
+                                             request, std::cout, std::cout, 300);
     if (!s.ok()) std::cerr << "t2 up: request failed: " << s << "\n";
     return StopAll(started, s.ok() ? 0 : 1);
   }

@@ -150,7 +150,7 @@ class CliStackTest : public ::testing::Test {
     const auto log = dir_ / ("t2-" + std::to_string(counter++) + ".log");
     std::vector<std::string> argv = {t2::testing::BinaryFromEnv("T2_BINARY")};
     argv.insert(argv.end(), args.begin(), args.end());
-    if (args[0] != "expert") argv.insert(argv.end(), credentials.begin(), credentials.end());
+    argv.insert(argv.end(), credentials.begin(), credentials.end());
     ChildProcess child;
     CliRun run;
     if (!child.Start(argv, log)) return run;

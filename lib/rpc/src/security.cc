@@ -69,15 +69,13 @@ absl::StatusOr<Security> SecurityFromFlags(const Flags& flags, bool server) {
   if (!s.insecure_loopback) {
     if (server && s.cert_file.empty()) {
       return absl::InvalidArgumentError(
-          "--tls-cert and --tls-key are required (or --insecure-loopback to serve plaintext to "
-          "this "
-          "machine only)");
+          "--tls-cert and --tls-key are required "
+          "(or --insecure-loopback to serve plaintext to this machine only)");
     }
     if (!server && !tls) {
       return absl::InvalidArgumentError(
-          "--tls-ca (or --tls-cert/--tls-key) is required (or --insecure-loopback for plaintext to "
-          "a "
-          "server on this machine)");
+          "--tls-ca (or --tls-cert/--tls-key) is required "
+          "(or --insecure-loopback for plaintext to a server on this machine)");
     }
   }
   if (s.require_client_cert && s.ca_file.empty()) {
