@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "t2/common/log.h"
 #include "t2/common/status.h"
+#include "t2/rpc/metadata_keys.h"
 #include "t2/rpc/reconnect_backoff.h"
 #include "t2/rpc/status.h"
 
@@ -314,11 +315,21 @@ void ExpertResolver::WatchLoop() {
       // Events may have been missed while no stream was open.
       cache_.clear();
       ++generation_;
-      watching_ = true;
     }
     const auto opened = std::chrono::steady_clock::now();
     std::unique_ptr<grpc::ClientReader<t2::v1::RegistryEvent>> reader =
         stub_->Watch(&context, request);
+    // Lookups are cached only once the registry says it has subscribed us: a change made
+    // between opening the call and that moment would never be streamed, and a cached answer
+    // would then be served stale for the whole TTL. (A failed call returns here at once, with
+    // no such metadata.)
+    reader->WaitForInitialMetadata();
+    if (auto start = rpc::WatchStartSequence(context); start.has_value()) {
+      std::lock_guard lock(mu_);
+      last_sequence_ = std::max(last_sequence_, *start);
+      ++generation_;  // a lookup begun before this moment is not stored
+      watching_ = true;
+    }
     t2::v1::RegistryEvent event;
     bool got_event = false;
     while (reader->Read(&event)) {
@@ -338,6 +349,13 @@ void ExpertResolver::WatchLoop() {
     ++generation_;
     if (stopping_) return;
     ++stats_.reconnects;
+    if (status.error_code() == grpc::StatusCode::OUT_OF_RANGE) {
+      // The registry no longer keeps the events since last_sequence_ (or is another store):
+      // the cache was just dropped, so watching from now on loses nothing.
+      LogWarning(absl::StrCat("registry watch: ", status.error_message(), "; resuming from now"));
+      last_sequence_ = 0;
+      continue;
+    }
     // A stream that fails at once is a registry still down: back off, and log once an outage.
     const auto wait = backoff.Ended(got_event || std::chrono::steady_clock::now() - opened > std::chrono::seconds(1));
     if (wait.outage_began) {

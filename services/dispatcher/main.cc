@@ -134,7 +134,7 @@ int main(int argc, char** argv) {
   }
   using namespace t2::dispatcher;
   grpc::ChannelArguments registry_args;
-  registry_args.SetMaxReceiveMessageSize(-1);
+  registry_args.SetMaxReceiveMessageSize(t2::rpc::kMaxClientReceiveMessageBytes);
   ExpertResolver resolver(
       grpc::CreateCustomChannel(config->registry, *channel_credentials, registry_args), {});
   WorkerPool pool({.addresses = config->worker_addresses,

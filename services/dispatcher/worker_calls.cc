@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "t2/common/log.h"
 #include "t2/common/status.h"
+#include "t2/rpc/metadata_keys.h"
 #include "t2/rpc/status.h"
 
 namespace t2::dispatcher {
@@ -24,6 +25,23 @@ using t2::v1::WorkerGenerateResponse;
 // How often a waiting thread looks at the client's call for a cancellation: gRPC's sync
 // server has no cancellation callback, and 20 ms is well under a token's time.
 constexpr auto kPollInterval = std::chrono::milliseconds(20);
+
+// Whether a finished call's UNAVAILABLE was the registry's outage rather than the worker's
+// (t2/rpc/metadata_keys.h): the worker answered, so it stays in the pool.
+bool IsRegistryOutage(const grpc::ClientContext& context) {
+  const auto& trailers = context.GetServerTrailingMetadata();
+  auto it = trailers.find(rpc::kUnavailableCauseKey);
+  return it != trailers.end() && it->second == rpc::kUnavailableCauseRegistry;
+}
+
+// Takes a worker that answered UNAVAILABLE out of rotation, unless the cause was the registry.
+void ReportUnavailable(WorkerPool& pool, size_t index, const grpc::ClientContext& context) {
+  if (IsRegistryOutage(context)) {
+    LogWarning("a worker could not reach the registry; keeping it in the pool");
+    return;
+  }
+  pool.ReportUnavailable(index);
+}
 
 // One Worker.Generate stream. It keeps itself alive from Start until OnDone has run, so the
 // caller may drop its reference at any time; callbacks run on gRPC's threads.
@@ -48,6 +66,8 @@ class GenerateReactor final : public grpc::ClientReadReactor<WorkerGenerateRespo
   }
 
   void Cancel() { context_.TryCancel(); }
+  // After on_finish: the call's context (its trailing metadata).
+  const grpc::ClientContext& context() const { return context_; }
 
   void OnReadDone(bool ok) override {
     if (!ok) return;  // the stream ended; OnDone follows
@@ -142,7 +162,7 @@ absl::StatusOr<Response> UnaryWithRetry(WorkerPool& pool, const CallScope& scope
     const grpc::Status& status = *call->done;
     if (status.ok()) return std::move(call->response);
     if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
-      pool.ReportUnavailable(lease->index());
+      ReportUnavailable(pool, lease->index(), call->context);
       tried.push_back(lease->index());
       last_error = absl::StrCat(lease->address(), ": ", status.error_message());
       continue;
@@ -219,15 +239,16 @@ absl::Status StreamGenerate(WorkerPool& pool, const WorkerGenerateRequest& reque
       return absl::OkStatus();
     }
     if (status.error_code() == grpc::StatusCode::UNAVAILABLE && !forwarded) {
-      pool.ReportUnavailable(lease->index());
+      ReportUnavailable(pool, lease->index(), reactor->context());
       tried.push_back(lease->index());
       last_error = absl::StrCat(lease->address(), ": ", status.error_message());
       LogWarning(absl::StrCat("generate: worker ", last_error, "; trying another"));
       continue;
     }
     if (forwarded && IsWorkerFailure(status.error_code())) {
-      if (status.error_code() == grpc::StatusCode::UNAVAILABLE)
-        pool.ReportUnavailable(lease->index());
+      if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
+        ReportUnavailable(pool, lease->index(), reactor->context());
+      }
       return absl::UnavailableError(
           absl::StrCat("worker ", lease->address(),
                        " failed after its answer had started: ", status.error_message()));
@@ -288,6 +309,9 @@ struct InFlight {
   void Cancel() {
     if (generate) generate->Cancel();
     if (score) score->context.TryCancel();
+  }
+  const grpc::ClientContext& context() const {
+    return generate ? generate->context() : score->context;
   }
 };
 
@@ -376,7 +400,8 @@ absl::Status RunBatch(WorkerPool& pool, std::vector<BatchCall>& calls, const Cal
       const bool retryable =
           code == grpc::StatusCode::UNAVAILABLE || code == grpc::StatusCode::RESOURCE_EXHAUSTED;
       if (retryable && attempts[c.index] < options.max_attempts) {
-        if (code == grpc::StatusCode::UNAVAILABLE) pool.ReportUnavailable(call.lease.index());
+        if (code == grpc::StatusCode::UNAVAILABLE)
+          ReportUnavailable(pool, call.lease.index(), call.context());
         not_before[c.index] =
             Clock::now() + std::chrono::milliseconds(50 << (attempts[c.index] - 1));
         ready.push_back(c.index);

@@ -93,8 +93,8 @@ std::unique_ptr<WorkerPool::Worker> WorkerPool::NewWorker(const std::string& add
   auto worker = std::make_unique<Worker>();
   worker->address = address;
   grpc::ChannelArguments args;
-  // Generation replies can be long texts; the default 4 MiB receive limit is not ours to set.
-  args.SetMaxReceiveMessageSize(-1);
+  // Generation replies can be long texts: more than gRPC's default 4 MiB, within reason.
+  args.SetMaxReceiveMessageSize(rpc::kMaxClientReceiveMessageBytes);
   if (!tls_name.empty()) args.SetSslTargetNameOverride(tls_name);
   worker->channel = grpc::CreateCustomChannel(
       address,

@@ -23,6 +23,13 @@ constexpr const char* kUsage = R"(usage: t2-registry --root DIR [options]
   --port-file FILE         once serving, write the bound HOST:PORT to FILE (atomically)
   --max-message-bytes N    largest request message accepted (default: 4194304; publish
                            chunks are at most 1 MiB, so at least 1049600)
+  --transfer-idle-seconds N  cancel an upload or download that moves no bytes for N seconds
+                           (default 30; 1..3600)
+  --min-free-disk-mb N     refuse a publish (RESOURCE_EXHAUSTED) that would leave less than N
+                           MiB free on the store's disk, counting uploads in progress
+                           (default 512; 0..1048576)
+  --max-events N           change-log events kept for Watch clients that resume (default
+                           100000); one further behind gets OUT_OF_RANGE and resyncs
 )";
 
 constexpr int64_t kMinMessageBytes = (int64_t{1} << 20) + 1024;
@@ -41,9 +48,10 @@ int main(int argc, char** argv) {
   // only by WaitForShutdownSignal.
   t2::rpc::BlockShutdownSignals();
 
-  t2::FlagSpec spec{.value_flags = {"root", "listen", "port-file", "max-message-bytes",
-                                    "metrics-listen", "metrics-port-file"},
-                    .bool_flags = {"help"}};
+  t2::FlagSpec spec{
+      .value_flags = {"root", "listen", "port-file", "max-message-bytes", "transfer-idle-seconds",
+                      "min-free-disk-mb", "max-events", "metrics-listen", "metrics-port-file"},
+      .bool_flags = {"help"}};
   t2::rpc::AddServerSecurityFlags(spec);
   auto flags = t2::Flags::Parse(std::vector<std::string>(argv + 1, argv + argc), spec);
   if (!flags.ok()) return Usage(std::string(flags.status().message()));
@@ -60,13 +68,21 @@ int main(int argc, char** argv) {
                               kMinMessageBytes, ", ", INT_MAX, "]"));
   }
 
+  auto idle_seconds = flags->GetInt("transfer-idle-seconds", 30, 1, 3600);
+  if (!idle_seconds.ok()) return Usage(std::string(idle_seconds.status().message()));
+  auto min_free_mb = flags->GetInt("min-free-disk-mb", 512, 0, int64_t{1} << 20);
+  if (!min_free_mb.ok()) return Usage(std::string(min_free_mb.status().message()));
+  auto max_events = flags->GetInt("max-events", 100'000, 1, int64_t{1} << 40);
+  if (!max_events.ok()) return Usage(std::string(max_events.status().message()));
+
   auto security = t2::rpc::SecurityFromFlags(*flags, /*server=*/true);
   if (!security.ok()) return Usage(std::string(security.status().message()));
   const std::string listen = flags->Get("listen", "127.0.0.1:50051");
   auto credentials = t2::rpc::MakeServerCredentials(*security, listen);
   if (!credentials.ok()) return Usage(std::string(credentials.status().message()));
 
-  auto store = t2::store::ExpertStore::Open({.root = flags->Get("root", "")});
+  auto store =
+      t2::store::ExpertStore::Open({.root = flags->Get("root", ""), .max_events = *max_events});
   if (!store.ok()) {
     t2::LogError(absl::StrCat("t2-registry: ", store.status().message()));
     return 1;
@@ -79,7 +95,9 @@ int main(int argc, char** argv) {
   t2::registry::RegistryMetrics registry_metrics(*metrics->registry);
   auto state = registry_metrics.StateCollector(**store);
   metrics->Add(state);
-  t2::registry::RegistryService service(store->get(), &registry_metrics);
+  t2::registry::RegistryService service(store->get(), &registry_metrics,
+                                        {.transfer_idle_timeout = absl::Seconds(*idle_seconds),
+                                         .min_free_disk_bytes = *min_free_mb << 20});
   auto server = t2::rpc::StartServer({.address = listen,
                                       .max_receive_message_bytes = *max_message,
                                       .health_services = {t2::v1::Registry::service_full_name()},

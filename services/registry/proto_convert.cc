@@ -14,6 +14,7 @@ void ToProto(const store::ExpertInfo& in, v1::ExpertInfo* out) {
   out->set_metrics_json(in.metrics_json);
   out->set_published_unix_ms(in.published_unix_ms);
   out->set_deprecated(in.deprecated);
+  out->set_published_by(in.published_by);
   out->set_normalization(in.normalization);
   out->set_created_at(in.created_at);
 }
@@ -75,10 +76,12 @@ void ToProto(const store::Event& in, v1::RegistryEvent* out) {
 }
 
 store::PublishHeader FromProto(const v1::PublishExpertRequest::Header& in) {
-  return store::PublishHeader{.name = in.name(),
-                              .version = in.version(),
-                              .size_bytes = in.size_bytes(),
-                              .sha256 = in.sha256()};
+  return store::PublishHeader{
+      .name = in.name(),
+      .version = in.version(),
+      .size_bytes = in.size_bytes(),
+      .sha256 = in.sha256(),
+      .publisher = ""};  // the service sets it from the caller, never the header
 }
 
 store::Mixture FromProto(const v1::Mixture& in) {

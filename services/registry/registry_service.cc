@@ -1,7 +1,9 @@
 #include "registry_service.h"
 
 #include <chrono>
+#include <climits>
 #include <exception>
+#include <filesystem>
 #include <string>
 #include <utility>
 
@@ -9,6 +11,8 @@
 #include "proto_convert.h"
 #include "t2/common/log.h"
 #include "t2/common/status.h"
+#include "t2/rpc/auth.h"
+#include "t2/rpc/metadata_keys.h"
 #include "t2/rpc/status.h"
 #include "t2/store/names.h"
 
@@ -69,22 +73,38 @@ grpc::Status RegistryService::PublishExpert(grpc::ServerContext* context,
 grpc::Status RegistryService::DoPublish(grpc::ServerContext* context,
                                         grpc::ServerReader<v1::PublishExpertRequest>* reader,
                                         v1::ExpertInfo* response) {
+  // Watched from the start: a client that never sends its header holds a thread too.
+  const std::unique_ptr<rpc::IdleWatchdog::Call> watched = watchdog_.Watch(context);
+  const auto idle = [&](std::string_view what) {
+    LogWarning(absl::StrCat("registry PublishExpert: ", AsAbsl(what), ": nothing arrived for ",
+                            absl::FormatDuration(watchdog_.idle()), "; upload cancelled"));
+    return grpc::Status(
+        grpc::StatusCode::DEADLINE_EXCEEDED,
+        absl::StrCat("publish: nothing arrived for ", absl::FormatDuration(watchdog_.idle())));
+  };
   v1::PublishExpertRequest message;
   if (!reader->Read(&message)) {
+    if (watched->expired()) return idle("before the header");
     return InvalidArgument("publish.header: the stream ended before the header");
   }
+  watched->Touch();
   if (!message.has_header()) {
     return InvalidArgument("publish.header: the first message must be the header");
   }
-  const store::PublishHeader header = FromProto(message.header());
+  store::PublishHeader header = FromProto(message.header());
+  header.publisher = rpc::CallerIdentity(*context);
   // Checked before any byte is accepted, so a bad header never costs a 256 MiB upload.
   absl::Status valid = store::CheckPublishHeader(header);
   if (!valid.ok()) return rpc::ToGrpc(valid);
+
+  absl::StatusOr<std::shared_ptr<void>> reservation = ReserveDisk(header.size_bytes);
+  if (!reservation.ok()) return rpc::ToGrpc(reservation.status());
 
   absl::StatusOr<store::StagedBlob> staged = store_->StageBlob();
   if (!staged.ok()) return rpc::ToGrpc(staged.status());
   int64_t chunks = 0;
   while (reader->Read(&message)) {
+    watched->Touch();
     ++chunks;
     switch (message.part_case()) {
       case v1::PublishExpertRequest::kHeader:
@@ -108,6 +128,7 @@ grpc::Status RegistryService::DoPublish(grpc::ServerContext* context,
     absl::Status appended = staged->Append(chunk);
     if (!appended.ok()) return rpc::ToGrpc(appended);
   }
+  if (watched->expired()) return idle(absl::StrCat(header.name, "@", header.version));
   if (context->IsCancelled()) {
     return grpc::Status(grpc::StatusCode::CANCELLED, "publish: the client cancelled");
   }
@@ -115,6 +136,29 @@ grpc::Status RegistryService::DoPublish(grpc::ServerContext* context,
   if (!info.ok()) return rpc::ToGrpc(info.status());
   ToProto(*info, response);
   return grpc::Status::OK;
+}
+
+absl::StatusOr<std::shared_ptr<void>> RegistryService::ReserveDisk(int64_t bytes) {
+  std::error_code ec;
+  const std::filesystem::space_info space = std::filesystem::space(store_->root(), ec);
+  if (ec) {
+    LogError(absl::StrCat("registry: free disk space unknown: ", ec.message()));
+    return absl::InternalError("publish: the registry cannot check its free disk space");
+  }
+  std::lock_guard lock(disk_mu_);
+  const int64_t available = static_cast<int64_t>(std::min<uintmax_t>(space.available, INT64_MAX));
+  const int64_t left = available - reserved_disk_bytes_ - bytes;
+  if (left < options_.min_free_disk_bytes) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "publish: the registry's disk has no room for ", bytes, " more bytes (", available,
+        " free, ", reserved_disk_bytes_, " promised to uploads in progress, ",
+        options_.min_free_disk_bytes, " kept free)"));
+  }
+  reserved_disk_bytes_ += bytes;
+  return std::shared_ptr<void>(nullptr, [this, bytes](void*) {
+    std::lock_guard lock(disk_mu_);
+    reserved_disk_bytes_ -= bytes;
+  });
 }
 
 grpc::Status RegistryService::GetExpert(grpc::ServerContext* context,
@@ -133,10 +177,13 @@ grpc::Status RegistryService::DoGetExpert(grpc::ServerContext* context,
   if (!blob.ok()) return rpc::ToGrpc(blob.status());
   v1::GetExpertResponse response;
   ToProto(*info, response.mutable_info());
+  // A reader that stops reading blocks Write (flow control): the watchdog ends it.
+  const std::unique_ptr<rpc::IdleWatchdog::Call> watched = watchdog_.Watch(context);
   if (!writer->Write(response)) {
     return grpc::Status(grpc::StatusCode::CANCELLED, "get: the client went away");
   }
   while (true) {
+    watched->Touch();
     if (context->IsCancelled()) {
       return grpc::Status(grpc::StatusCode::CANCELLED, "get: the client cancelled");
     }
@@ -272,8 +319,16 @@ grpc::Status RegistryService::DoWatch(grpc::ServerContext* context, const v1::Wa
   const grpc::Status unavailable(grpc::StatusCode::UNAVAILABLE, "the registry is shutting down");
   if (shutting_down_) return unavailable;
   int64_t after = request.from_sequence() > 0 ? request.from_sequence() : store_->LatestSequence();
+  if (request.from_sequence() > 0) {
+    // A watcher resuming past what the log still keeps (or from another store) must resync:
+    // OUT_OF_RANGE now, before the stream says it is established.
+    absl::StatusOr<std::vector<store::Event>> kept =
+        store_->WaitForEvents(after, std::chrono::milliseconds(0), nullptr, 1);
+    if (!kept.ok() && absl::IsOutOfRange(kept.status())) return rpc::ToGrpc(kept.status());
+  }
   // Tells the client the watch is established: every change it makes from now on will be
   // streamed to it, even with from_sequence 0.
+  context->AddInitialMetadata(rpc::kWatchEstablishedKey, absl::StrCat(after));
   writer->SendInitialMetadata();
   auto stop = [&] { return shutting_down_.load() || context->IsCancelled(); };
   while (true) {

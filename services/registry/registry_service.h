@@ -10,8 +10,13 @@
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
+#include <mutex>
 
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "registry_metrics.h"
+#include "t2/rpc/idle_watchdog.h"
 #include "t2/store/expert_store.h"
 #include "t2/v1/registry.grpc.pb.h"
 
@@ -21,11 +26,26 @@ namespace t2::registry {
 // limit).
 inline constexpr int64_t kChunkBytes = 1 << 20;
 
+struct RegistryServiceOptions {
+  // An upload or download that makes no progress this long is cancelled (its thread and
+  // staging file freed).
+  absl::Duration transfer_idle_timeout = absl::Seconds(30);
+  // A publish is refused (RESOURCE_EXHAUSTED) unless the store's disk keeps this much free
+  // after its bytes and those of the uploads in progress.
+  int64_t min_free_disk_bytes = int64_t{512} << 20;
+};
+
 class RegistryService final : public v1::Registry::Service {
  public:
+  using Options = RegistryServiceOptions;
+
   // `metrics` (may be null) records publishes and Watch streams; it must outlive the service.
-  explicit RegistryService(store::ExpertStore* store, RegistryMetrics* metrics = nullptr)
-      : store_(store), metrics_(metrics) {}
+  explicit RegistryService(store::ExpertStore* store, RegistryMetrics* metrics = nullptr,
+                           const Options& options = Options())
+      : store_(store),
+        metrics_(metrics),
+        options_(options),
+        watchdog_(options.transfer_idle_timeout) {}
 
   // Ends every Watch stream (status UNAVAILABLE) and refuses new ones.
   void BeginShutdown();
@@ -70,8 +90,16 @@ class RegistryService final : public v1::Registry::Service {
   grpc::Status DoWatch(grpc::ServerContext* context, const v1::WatchRequest& request,
                        grpc::ServerWriter<v1::RegistryEvent>* writer);
 
+  // Reserves `bytes` of disk for an upload if the store's disk has room for them beside the
+  // uploads in progress and min_free_disk_bytes; the reservation ends with the returned object.
+  absl::StatusOr<std::shared_ptr<void>> ReserveDisk(int64_t bytes);
+
   store::ExpertStore* store_;
   RegistryMetrics* metrics_;
+  const Options options_;
+  rpc::IdleWatchdog watchdog_;
+  std::mutex disk_mu_;
+  int64_t reserved_disk_bytes_ = 0;  // guarded by disk_mu_: declared sizes of uploads in progress
   std::atomic<bool> shutting_down_{false};
 };
 

@@ -124,10 +124,11 @@ Outcome List(const Flags& flags, const Call& call) {
   }
 
   std::vector<std::vector<std::string>> rows = {
-      {"NAME", "VERSION", "SHA256", "SIZE", "TASK", "BASE MODEL", "DEPRECATED"}};
+      {"NAME", "VERSION", "SHA256", "SIZE", "TASK", "BASE MODEL", "DEPRECATED", "PUBLISHED BY"}};
   for (const auto& e : experts.experts()) {
-    rows.push_back({e.name(), absl::StrCat(e.version()), e.sha256().substr(0, 12), absl::StrCat(e.size_bytes()),
-                    e.task(), e.base_model(), Yes(e.deprecated())});
+    rows.push_back({e.name(), absl::StrCat(e.version()), e.sha256().substr(0, 12),
+                    absl::StrCat(e.size_bytes()), e.task(), e.base_model(), Yes(e.deprecated()),
+                    e.published_by().empty() ? "-" : e.published_by()});
   }
   if (rows.size() == 1) {
     std::cout << (request.name().empty() ? "no experts\n" : absl::StrCat("no expert named ", request.name(), "\n"));

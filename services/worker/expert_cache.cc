@@ -12,6 +12,7 @@
 #include "t2/common/log.h"
 #include "t2/common/sha256.h"
 #include "t2/common/status.h"
+#include "t2/rpc/metadata_keys.h"
 #include "t2/rpc/reconnect_backoff.h"
 #include "t2/rpc/status.h"
 
@@ -75,6 +76,11 @@ void ExpertCache::StartWatch() {
   watcher_ = std::thread([this] { WatchLoop(); });
 }
 
+bool ExpertCache::watching() const {
+  std::lock_guard<std::mutex> lock(watch_mu_);
+  return watching_;
+}
+
 void ExpertCache::WatchLoop() {
   rpc::ReconnectBackoff backoff(std::chrono::milliseconds(100), std::chrono::milliseconds(10'000));
   int64_t last_sequence = 0;  // 0: changes from now on
@@ -89,6 +95,14 @@ void ExpertCache::WatchLoop() {
     request.set_from_sequence(last_sequence);  // after a reconnect: what was missed meanwhile
     const auto opened = std::chrono::steady_clock::now();
     auto reader = registry_->Watch(&context, request);
+    // The registry says where the stream starts: from there, a reconnect asks for what it
+    // missed (even when no event came before the registry went away).
+    reader->WaitForInitialMetadata();
+    if (auto start = rpc::WatchStartSequence(context); start.has_value()) {
+      last_sequence = std::max(last_sequence, *start);
+      std::lock_guard<std::mutex> lock(watch_mu_);
+      watching_ = true;
+    }
     t2::v1::RegistryEvent event;
     bool got_event = false;
     while (reader->Read(&event)) {
@@ -99,7 +113,15 @@ void ExpertCache::WatchLoop() {
     const grpc::Status status = reader->Finish();
     std::unique_lock<std::mutex> lock(watch_mu_);
     watch_context_ = nullptr;
+    watching_ = false;
     if (stopping_) return;
+    if (status.error_code() == grpc::StatusCode::OUT_OF_RANGE) {
+      // The registry no longer keeps what this worker missed: it goes on from now. Experts
+      // loaded meanwhile stay until evicted; their versions are pinned by sha256 anyway.
+      LogWarning(absl::StrCat("registry watch: ", status.error_message(), "; resuming from now"));
+      last_sequence = 0;
+      continue;
+    }
     const auto wait = backoff.Ended(got_event || std::chrono::steady_clock::now() - opened > std::chrono::seconds(1));
     if (wait.outage_began) {
       LogWarning(absl::StrCat("registry watch ended (", status.error_message(),

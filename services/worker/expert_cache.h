@@ -86,6 +86,9 @@ class ExpertCache {
   // at once; a deprecated version is unloaded unless a request still uses it. Without a
   // registry, does nothing.
   void StartWatch();
+  // Whether the Watch stream is established now (the registry said so): changes from then on
+  // reach this cache, and those made while it was away are replayed when it reconnects.
+  bool watching() const;
 
   // INVALID_ARGUMENT for a malformed spec (naming the field), NOT_FOUND for an expert the
   // registry does not have (or has with other bytes), UNAVAILABLE if the registry cannot be
@@ -138,9 +141,10 @@ class ExpertCache {
   std::atomic<int64_t> joined_loads_{0};
   Events events_;
 
-  std::mutex watch_mu_;  // guards the three below
+  mutable std::mutex watch_mu_;  // guards the four below
   std::condition_variable watch_cv_;
   bool stopping_ = false;
+  bool watching_ = false;
   grpc::ClientContext* watch_context_ = nullptr;  // the open Watch call, to cancel it
   std::thread watcher_;
 };

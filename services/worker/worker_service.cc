@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "t2/common/log.h"
 #include "t2/common/status.h"
+#include "t2/rpc/metadata_keys.h"
 #include "t2/rpc/status.h"
 
 namespace t2::worker {
@@ -23,6 +24,15 @@ FinishReason ToProto(engine::FinishReason reason) {
     case engine::FinishReason::kLength: return t2::v1::FINISH_REASON_LENGTH;
   }
   return t2::v1::FINISH_REASON_UNSPECIFIED;
+}
+
+// An expert that could not be made ready. UNAVAILABLE here is the registry's (the worker
+// itself is answering): it is marked so, for the dispatcher's routing (t2/rpc/metadata_keys.h).
+grpc::Status AdapterFailed(grpc::ServerContext& context, const absl::Status& status) {
+  if (absl::IsUnavailable(status)) {
+    context.AddTrailingMetadata(rpc::kUnavailableCauseKey, rpc::kUnavailableCauseRegistry);
+  }
+  return rpc::ToGrpc(status);
 }
 
 // The call's deadline for the scheduler (gRPC's "none" is the far future).
@@ -148,7 +158,7 @@ grpc::Status WorkerService::RunGenerate(grpc::ServerContext* context, const t2::
   const absl::Time deadline = DeadlineOf(*context);
   // Held to the end of the call: the adapter stays loaded at least until the request is queued.
   auto lease = experts_->Resolve(request->adapter(), deadline);
-  if (!lease.ok()) return rpc::ToGrpc(lease.status());
+  if (!lease.ok()) return AdapterFailed(*context, lease.status());
   prepared->adapter = lease->adapter();
   if (call != nullptr) call->SetAdapter(lease->adapter());
 
@@ -274,10 +284,11 @@ grpc::Status WorkerService::Score(grpc::ServerContext* context, const t2::v1::Sc
     score.completions.push_back(generator_->tokenizer().Encode(completion, /*add_special=*/false));
   }
   auto lease = experts_->Resolve(request->adapter(), DeadlineOf(*context));
-  if (!lease.ok()) return rpc::ToGrpc(lease.status());
+  if (!lease.ok()) return AdapterFailed(*context, lease.status());
   score.adapter = lease->adapter();
   score.first_token_only = request->first_token_only();
-  auto scores = generator_->Score(score);
+  auto scores =
+      generator_->Score(score, DeadlineOf(*context), [context] { return context->IsCancelled(); });
   if (!scores.ok()) return rpc::ToGrpc(scores.status());
   for (const auto& s : *scores) {
     auto* c = response->add_completions();

@@ -122,6 +122,8 @@ TEST(VerifierTest, NumericTakesTheLastNumber) {
   EXPECT_FALSE(Accepts(VerifierKind::kNumeric, "42", "42 is wrong, it is 41"));
   EXPECT_FALSE(Accepts(VerifierKind::kNumeric, "42", "no number at all"));
   EXPECT_TRUE(Accepts(VerifierKind::kNumeric, "5", "pages 3-5"));  // the hyphen is no minus
+  // A number too long for a double (infinity) used to equal anything (tests/fuzz/verifier_fuzz).
+  EXPECT_FALSE(Accepts(VerifierKind::kNumeric, "5", "the answer is " + std::string(400, '9')));
 }
 
 TEST(VerifierTest, CategoryReadsTheClassificationAnswer) {

@@ -23,8 +23,10 @@
 #include "absl/strings/str_cat.h"
 #include "dns_target.h"
 #include "expert_resolver.h"
+#include "t2/rpc/metadata_keys.h"
 #include "t2/rpc/security.h"
 #include "t2/rpc/server.h"
+#include "t2/rpc/status.h"
 #include "t2/v1/dispatcher.grpc.pb.h"
 #include "t2/v1/registry.grpc.pb.h"
 #include "t2/v1/worker.grpc.pb.h"
@@ -73,6 +75,7 @@ class FakeRegistry final : public v1::Registry::Service {
   std::vector<v1::RegistryEvent> events;
   int get_alias_calls = 0;
   int watchers = 0;
+  bool hold_watch = false;  // Watch waits before saying the watch is established
 
   void AddExpert(const std::string& name, int64_t version, bool deprecated = false) {
     std::lock_guard lock(mu);
@@ -159,6 +162,10 @@ class FakeRegistry final : public v1::Registry::Service {
     std::unique_lock lock(mu);
     ++watchers;
     cv.notify_all();
+    // As the real registry: subscribed, then the established mark (unless a test holds it).
+    cv.wait_for(lock, 60s, [&] { return !hold_watch || context->IsCancelled(); });
+    context->AddInitialMetadata(rpc::kWatchEstablishedKey, std::to_string(events.size()));
+    writer->SendInitialMetadata();
     size_t next = events.size();
     if (request->from_sequence() > 0)
       next = std::min<size_t>(events.size(), request->from_sequence());
@@ -601,6 +608,39 @@ TEST_F(DispatcherTest, TheLookupCacheStaysWithinItsBound) {
   EXPECT_GT(resolver_->stats().hits, hits);
 }
 
+// The resolver used to call itself watching (and cache lookups) as soon as it opened the Watch
+// call; a change the registry made before subscribing it was then never announced and a
+// lookup cached in that window was served stale for the whole TTL.
+TEST_F(DispatcherTest, LookupsAreCachedOnlyOnceTheWatchIsEstablished) {
+  {
+    std::lock_guard lock(registry_.mu);
+    registry_.hold_watch = true;
+  }
+  StartDispatcher(1);  // returns once the Watch call has reached the registry
+  v1::GenerateRequest request = Prompt("hi");
+  request.mutable_adaptation()->set_expert("math");
+  v1::GenerateResponse r;
+  EXPECT_FALSE(resolver_->watching());
+  const int before = registry_.GetAliasCalls();
+  ASSERT_TRUE(Generate(request, &r).ok());
+  ASSERT_TRUE(Generate(request, &r).ok());
+  EXPECT_EQ(registry_.GetAliasCalls(), before + 2)
+      << "nothing may be cached before the watch is established";
+
+  {
+    std::lock_guard lock(registry_.mu);
+    registry_.hold_watch = false;
+  }
+  registry_.cv.notify_all();
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (!resolver_->watching() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(5ms);
+  ASSERT_TRUE(resolver_->watching());
+  ASSERT_TRUE(Generate(request, &r).ok());
+  ASSERT_TRUE(Generate(request, &r).ok());
+  EXPECT_EQ(registry_.GetAliasCalls(), before + 3) << "once established, the lookup is cached";
+}
+
 TEST_F(DispatcherTest, WatchReconnectsAfterARegistryRestart) {
   StartDispatcher(1);
   v1::GenerateRequest request = Prompt("hi");
@@ -802,6 +842,43 @@ TEST_F(DispatcherTest, FailureAfterTheFirstTokenIsUnavailableAndNeverRepeated) {
   EXPECT_THAT(s.error_message(), HasSubstr("after its answer had started"));
   EXPECT_EQ(text, "partial");  // once, from one worker
   EXPECT_EQ(workers_[0]->GenerateCalls() + workers_[1]->GenerateCalls(), 1);
+}
+
+// A worker that cannot reach the registry answers UNAVAILABLE marked as the registry's: the
+// call tries the other workers, but none is taken out of the pool (a registry outage used to
+// mark every worker down, so requests for the base model failed too).
+TEST_F(DispatcherTest, ARegistryOutageOnAWorkerDoesNotMarkItDown) {
+  StartDispatcher(2);
+  for (auto& w : workers_) {
+    w->generate = [](grpc::ServerContext* context, const v1::WorkerGenerateRequest&,
+                     grpc::ServerWriter<v1::WorkerGenerateResponse>*) {
+      context->AddTrailingMetadata(rpc::kUnavailableCauseKey, rpc::kUnavailableCauseRegistry);
+      return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                          "expert math@1: the registry is unreachable");
+    };
+  }
+  v1::GenerateResponse r;
+  grpc::Status s = Generate(Prompt("hi"), &r);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_THAT(s.error_message(), HasSubstr("registry is unreachable"));
+  EXPECT_EQ(workers_[0]->GenerateCalls() + workers_[1]->GenerateCalls(), 2)
+      << "each worker tried once";
+  EXPECT_EQ(pool_->unavailable_reports(), 0);
+  for (const auto& w : pool_->Snapshot()) {
+    EXPECT_EQ(w.health, WorkerPool::Health::kServing) << w.address;
+  }
+  // The next request (the registry back, or the base model) is served at once.
+  for (auto& w : workers_) w->generate = nullptr;
+  ASSERT_TRUE(Generate(Prompt("hi"), &r).ok());
+  EXPECT_EQ(r.text(), "hello from base");
+
+  // Without the mark, UNAVAILABLE is the worker's own (draining, crashed): it is routed around.
+  workers_[0]->generate = [](grpc::ServerContext*, const v1::WorkerGenerateRequest&,
+                             grpc::ServerWriter<v1::WorkerGenerateResponse>*) {
+    return grpc::Status(grpc::StatusCode::UNAVAILABLE, "draining");
+  };
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(Generate(Prompt("hi"), &r).ok());
+  EXPECT_GE(pool_->unavailable_reports(), 1);
 }
 
 TEST_F(DispatcherTest, AllWorkersDownIsUnavailable) {

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <future>
 #include <mutex>
 #include <thread>
 
@@ -224,6 +225,78 @@ TEST_F(SchedulerTest, AFaultInAStepFailsItsRequestsAndServingGoesOn) {
   const SchedulerStats stats = g->scheduler_stats();
   EXPECT_EQ(stats.active, 0);
   EXPECT_EQ(stats.queued, 0);
+}
+
+// Score used to skip the line: no queue cap, no deadline, no cancellation, and a caller blocked
+// until the scheduler thread got to it however long that took.
+TEST_F(SchedulerTest, ScoreWaitsInLineUnderTheQueueCapDeadlinesAndCancellation) {
+  auto g = Make(/*slots=*/1, /*queue=*/1);
+  ASSERT_NE(g, nullptr);
+  // A running request whose token callback (on the scheduler thread) holds the thread until
+  // the gate opens: everything submitted meanwhile waits in line.
+  std::mutex gate_mu;
+  std::condition_variable gate_cv;
+  bool gate_open = false, holding = false;
+  Collector running;
+  StreamCallbacks held = running.Callbacks();
+  held.on_tokens = [&, inner = held.on_tokens](std::string_view t, std::span<const int32_t> ids,
+                                               std::span<const float> lp) {
+    std::unique_lock<std::mutex> l(gate_mu);
+    holding = true;
+    gate_cv.notify_all();
+    gate_cv.wait_for(l, std::chrono::seconds(120), [&] { return gate_open; });
+    l.unlock();
+    inner(t, ids, lp);
+  };
+  auto open_gate = [&] {
+    std::lock_guard<std::mutex> l(gate_mu);
+    gate_open = true;
+    gate_cv.notify_all();
+  };
+  ASSERT_TRUE(g->Submit(Request(*g, "Count to ten:", 3), held).ok());
+  {
+    std::unique_lock<std::mutex> l(gate_mu);
+    ASSERT_TRUE(gate_cv.wait_for(l, std::chrono::seconds(300), [&] { return holding; }));
+  }
+  const GenerationRequest probe = Request(*g, "The sea is", 1);
+  const ScoreRequest score{.prompt_ids = probe.prompt_ids, .completions = {{42}, {43}}};
+
+  // Past its deadline while waiting: DeadlineExceeded, on time.
+  const absl::Time start = absl::Now();
+  auto late = g->Score(score, absl::Now() + absl::Milliseconds(200));
+  EXPECT_EQ(late.status().code(), absl::StatusCode::kDeadlineExceeded) << late.status();
+  EXPECT_LT(absl::Now() - start, absl::Seconds(30));
+
+  // One Score waits (the one queue place), the next one and a request are refused.
+  std::atomic<bool> cancel{false};
+  auto waiting = std::async(std::launch::async, [&] {
+    return g->Score(score, absl::Now() + absl::Seconds(120), [&] { return cancel.load(); });
+  });
+  const absl::Time until = absl::Now() + absl::Seconds(30);
+  while (g->scheduler_stats().queued == 0 && absl::Now() < until)
+    absl::SleepFor(absl::Milliseconds(1));
+  ASSERT_EQ(g->scheduler_stats().queued, 1) << "the Score is waiting";
+  auto refused = g->Score(score, absl::Now() + absl::Seconds(120));
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kResourceExhausted) << refused.status();
+  EXPECT_THAT(std::string(refused.status().message()), HasSubstr("max_queue 1"));
+  Collector refused_request;
+  EXPECT_EQ(g->Submit(Request(*g, "The sea is", 2), refused_request.Callbacks()).status().code(),
+            absl::StatusCode::kResourceExhausted);
+
+  // Cancelled while waiting: Cancelled, and its place is free again at once.
+  cancel = true;
+  ASSERT_EQ(waiting.wait_for(std::chrono::seconds(30)), std::future_status::ready);
+  EXPECT_EQ(waiting.get().status().code(), absl::StatusCode::kCancelled);
+  EXPECT_EQ(g->scheduler_stats().queued, 0) << "a cancelled Score leaves the line";
+  auto after_cancel = std::async(std::launch::async,
+                                 [&] { return g->Score(score, absl::Now() + absl::Seconds(300)); });
+
+  open_gate();
+  ASSERT_EQ(after_cancel.wait_for(std::chrono::seconds(300)), std::future_status::ready);
+  auto scored = after_cancel.get();
+  ASSERT_TRUE(scored.ok()) << scored.status();
+  EXPECT_EQ(scored->size(), 2u);
+  EXPECT_TRUE(running.Wait().ok());
 }
 
 TEST_F(SchedulerTest, ScoreEqualsTheLogProbabilitiesOfGeneration) {

@@ -21,6 +21,9 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_split.h"
 #include "integration/service_process.h"
 #include "t2/common/process.h"
 #include "t2/common/sha256.h"
@@ -206,9 +209,18 @@ TEST_F(CliStackTest, ExpertsPublishListAliasGetDeprecate) {
 
   r = Experts("list", {});
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  for (const char* column : {"NAME", "VERSION", "SHA256", "SIZE", "TASK", "BASE MODEL", "DEPRECATED"}) {
+  for (const char* column :
+       {"NAME", "VERSION", "SHA256", "SIZE", "TASK", "BASE MODEL", "DEPRECATED", "PUBLISHED BY"}) {
     EXPECT_THAT(r.output, HasSubstr(column));
   }
+  // The registry recorded who published: the identity of the `client` certificate.
+  int scaled_rows = 0;
+  for (absl::string_view line : absl::StrSplit(r.output, '\n')) {
+    if (!absl::StartsWith(line, "scaled ")) continue;
+    ++scaled_rows;
+    EXPECT_TRUE(absl::EndsWith(absl::StripTrailingAsciiWhitespace(line), " client")) << line;
+  }
+  EXPECT_EQ(scaled_rows, 1) << r.output;
   EXPECT_THAT(r.output, HasSubstr(sha.substr(0, 12)));
   EXPECT_THAT(r.output, Not(HasSubstr(sha.substr(0, 13))));
   EXPECT_THAT(r.output, HasSubstr(std::to_string(blob.size())));

@@ -21,7 +21,11 @@ absl::StatusOr<std::unique_ptr<ServiceProcess>> StartService(
   service->log = dir / (name + ".log");
   std::vector<std::string> argv = {binary};
   argv.insert(argv.end(), args.begin(), args.end());
-  argv.insert(argv.end(), {"--listen", "127.0.0.1:0", "--port-file", port_file.string()});
+  // An ephemeral port unless the test names one (to restart a service where its peers expect it).
+  if (std::find(args.begin(), args.end(), "--listen") == args.end()) {
+    argv.insert(argv.end(), {"--listen", "127.0.0.1:0"});
+  }
+  argv.insert(argv.end(), {"--port-file", port_file.string()});
   // Plaintext on loopback unless the test secures the service itself.
   if (std::find(args.begin(), args.end(), "--tls-cert") == args.end())
     argv.push_back("--insecure-loopback");

@@ -25,7 +25,8 @@ struct ServiceProcess {
   std::string LogTail() const { return Tail(log); }
 };
 
-// Starts `binary args... --listen 127.0.0.1:0 --port-file <dir>/<name>.port`, plus
+// Starts `binary args... --listen 127.0.0.1:0 --port-file <dir>/<name>.port` (no --listen of
+// its own when args has one), plus
 // --insecure-loopback unless args has --tls-cert; then `channel` is made with `credentials`
 // (which a TLS service needs). With wait_serving, returns once health is SERVING (or fails
 // with the log's tail).

@@ -5,11 +5,13 @@
 // dead worker is routed around.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-
 #include <signal.h>
+#include <sys/wait.h>
 
 #include <algorithm>
+#include <atomic>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <thread>
 
@@ -102,18 +104,11 @@ class StackTest : public ::testing::Test {
     ASSERT_TRUE(registry.ok()) << registry.status();
     registry_ = registry->release();
     for (int i = 0; i < 2; ++i) {
-      auto worker = StartService(t2::testing::BinaryFromEnv("T2_WORKER_BINARY"),
-                                 {"--model", model, "--device", "cpu", "--registry", registry_->address,
-                                  "--max-batch-size", "4", "--max-context", "1024", "--expert-dir",
-                                  (dir_ / ("experts" + std::to_string(i))).string()},
-                                 dir_, "worker" + std::to_string(i));
+      auto worker = StartWorker(i);
       ASSERT_TRUE(worker.ok()) << worker.status();
       workers_.push_back(worker->release());
     }
-    auto dispatcher = StartService(t2::testing::BinaryFromEnv("T2_DISPATCHER_BINARY"),
-                                   {"--registry", registry_->address, "--worker", workers_[0]->address, "--worker",
-                                    workers_[1]->address},
-                                   dir_, "dispatcher");
+    auto dispatcher = StartDispatcher();
     ASSERT_TRUE(dispatcher.ok()) << dispatcher.status();
     dispatcher_ = dispatcher->release();
 
@@ -123,6 +118,44 @@ class StackTest : public ::testing::Test {
     engine_ = engine->release();
     for (const auto& [name, path] : expert_files_) ASSERT_TRUE(engine_->AddExpert(name, path).ok());
   }
+  // Worker `i`; `listen`: where a restarted one must be (the dispatcher knows that address).
+  static absl::StatusOr<std::unique_ptr<ServiceProcess>> StartWorker(
+      int i, const std::string& listen = "") {
+    std::vector<std::string> args = {
+        "--model",          t2::testing::DefaultModelPath().string(),
+        "--device",         "cpu",
+        "--registry",       registry_->address,
+        "--max-batch-size", "4",
+        "--max-context",    "1024",
+        "--expert-dir",     (dir_ / ("experts" + std::to_string(i))).string()};
+    if (!listen.empty()) args.insert(args.end(), {"--listen", listen});
+    return StartService(t2::testing::BinaryFromEnv("T2_WORKER_BINARY"), args, dir_,
+                        "worker" + std::to_string(i));
+  }
+  static absl::StatusOr<std::unique_ptr<ServiceProcess>> StartDispatcher() {
+    return StartService(t2::testing::BinaryFromEnv("T2_DISPATCHER_BINARY"),
+                        {"--registry", registry_->address, "--worker", workers_[0]->address,
+                         "--worker", workers_[1]->address},
+                        dir_, "dispatcher");
+  }
+  // The worker generating something now (WorkerInfo.active), or -1 if none is within `patience`.
+  static int BusyWorker(std::chrono::milliseconds patience,
+                        const std::function<bool()>& still_wanted = nullptr) {
+    const auto until = std::chrono::steady_clock::now() + patience;
+    while (std::chrono::steady_clock::now() < until) {
+      if (still_wanted && !still_wanted()) return -1;
+      for (int i = 0; i < 2; ++i) {
+        auto stub = v1::Worker::NewStub(workers_[i]->channel);
+        grpc::ClientContext context;
+        context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+        v1::WorkerInfo info;
+        if (stub->Info(&context, {}, &info).ok() && info.active() > 0) return i;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    return -1;
+  }
+
   static void TearDownTestSuite() {
     delete dispatcher_;
     for (auto* w : workers_) delete w;
@@ -385,6 +418,77 @@ TEST_F(StackTest, FewShotAdaptStoresAMixtureThatLaterRequestsUse) {
   EXPECT_EQ(got.text, EngineAnswer(kQuestion, 32, "arith"));
 }
 
+// A worker killed while it prefills has sent nothing of the answer: the dispatcher retries on
+// the other worker and the client gets one whole answer. The killed worker is then restarted
+// where the dispatcher expects it.
+TEST_F(StackTest, YWorkerKilledDuringPrefillIsRetriedElsewhereAndTheClientGetsOneAnswer) {
+  // Long enough that its prefill on CPU takes seconds: time to find the worker and kill it.
+  std::string question = "Repeat the last word of this text:";
+  for (int i = 0; i < 70; ++i) question += " the quick brown fox jumps over the lazy dog,";
+  const auto request = ChatRequest(question, 8);
+  std::atomic<bool> text_seen{false}, done{false};
+  Answer answer;
+  std::thread client([&] {
+    answer = Stream(*dispatcher_stub_, request,
+                    [&](const Answer& a) { text_seen = text_seen || !a.text.empty(); });
+    done = true;
+  });
+  const int victim = BusyWorker(std::chrono::seconds(120), [&] { return !done; });
+  const bool nothing_sent = !text_seen;
+  if (victim >= 0) workers_[victim]->process.Signal(SIGKILL);
+  client.join();
+  ASSERT_GE(victim, 0) << "no worker was seen prefilling";
+  ASSERT_TRUE(nothing_sent) << "the answer had begun before the kill: not a prefill";
+  ASSERT_TRUE(answer.status.ok()) << answer.status.error_message() << "\n"
+                                  << dispatcher_->LogTail();
+  EXPECT_EQ(answer.text, EngineAnswer(question, 8, ""))
+      << "one whole answer, from the other worker";
+  workers_[victim]->process.Wait(std::chrono::seconds(10));
+
+  const std::string address = workers_[victim]->address;
+  delete workers_[victim];
+  auto restarted = StartWorker(victim, address);
+  ASSERT_TRUE(restarted.ok()) << restarted.status();
+  workers_[victim] = restarted->release();
+}
+
+// SIGTERM: the dispatcher stops taking calls, lets the streams in flight finish, and exits 0.
+// It is then started again for the tests after this one.
+TEST_F(StackTest, YDispatcherDrainsItsStreamsOnSigtermAndExits) {
+  const std::string question = "Count from 1 to 500, separated by commas.";
+  const auto request = ChatRequest(question, 48);
+  std::atomic<int> messages{0};
+  Answer answer;
+  std::thread client(
+      [&] { answer = Stream(*dispatcher_stub_, request, [&](const Answer&) { ++messages; }); });
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (messages < 2 && std::chrono::steady_clock::now() < until)
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  const int before_signal = messages;
+  dispatcher_->process.Signal(SIGTERM);
+  // Once its health no longer answers, it takes no new call.
+  EXPECT_TRUE(t2::testing::WaitForHealth(dispatcher_->channel,
+                                         grpc::health::v1::HealthCheckResponse::UNKNOWN,
+                                         std::chrono::seconds(30)));
+  auto refused = Unary(*dispatcher_stub_, ChatRequest(kQuestion, 4));
+  EXPECT_FALSE(refused.status.ok()) << "a call after SIGTERM was served";
+  client.join();
+  ASSERT_TRUE(answer.status.ok()) << answer.status.error_message() << "\n"
+                                  << dispatcher_->LogTail();
+  EXPECT_EQ(answer.finish, v1::FINISH_REASON_LENGTH);
+  EXPECT_GT(answer.messages, before_signal) << "the stream was not in flight at SIGTERM";
+  EXPECT_EQ(answer.text, EngineAnswer(question, 48, "")) << "the stream in flight finished whole";
+  const int status = dispatcher_->process.Wait(std::chrono::seconds(30));
+  EXPECT_TRUE(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0)
+      << "wait status " << status;
+
+  delete dispatcher_;
+  dispatcher_ = nullptr;
+  auto dispatcher = StartDispatcher();
+  ASSERT_TRUE(dispatcher.ok()) << dispatcher.status();
+  dispatcher_ = dispatcher->release();
+}
+
 // Last: it kills a worker.
 TEST_F(StackTest, ZWorkerDyingMidStreamIsUnavailableAndLaterRequestsGoToTheOtherUntilNoneIsLeft) {
   // A long answer; find the worker generating it and kill it mid-stream.
@@ -392,15 +496,14 @@ TEST_F(StackTest, ZWorkerDyingMidStreamIsUnavailableAndLaterRequestsGoToTheOther
   std::atomic<int> messages{0};
   Answer interrupted;
   std::thread client([&] { interrupted = Stream(*dispatcher_stub_, request, [&](const Answer&) { ++messages; }); });
-  while (messages < 3) std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  int victim = -1;
-  for (int i = 0; i < 2 && victim < 0; ++i) {
-    auto stub = v1::Worker::NewStub(workers_[i]->channel);
-    grpc::ClientContext context;
-    v1::WorkerInfo info;
-    if (stub->Info(&context, {}, &info).ok() && info.active() > 0) victim = i;
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (messages < 3 && std::chrono::steady_clock::now() < until)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  const int victim = BusyWorker(std::chrono::seconds(5));
+  if (victim < 0) {
+    client.join();
+    FAIL() << "no worker is generating";
   }
-  ASSERT_GE(victim, 0) << "no worker is generating";
   const auto killed_at = std::chrono::steady_clock::now();
   workers_[victim]->process.Signal(SIGKILL);
   client.join();

@@ -16,6 +16,7 @@
 #include <cmath>
 #include <condition_variable>
 #include <fstream>
+#include <functional>
 #include <future>
 #include <iterator>
 #include <map>
@@ -88,6 +89,10 @@ class GatedRegistry final : public v1::Registry::Service {
                            v1::ListExpertsResponse* response) override {
     return real_->ListExperts(context, request, response);
   }
+  grpc::Status Watch(grpc::ServerContext* context, const v1::WatchRequest* request,
+                     grpc::ServerWriter<v1::RegistryEvent>* writer) override {
+    return real_->Watch(context, request, writer);
+  }
 
  private:
   registry::RegistryService* real_;
@@ -124,14 +129,19 @@ class ExpertCacheTest : public ::testing::Test {
                     .ok());
     sha256_ = new std::map<std::string, std::string>();
     float scale = 0.9f;
-    for (const char* name : {"fast", "slow", "shared", "impatient", "relay", "kept", "other", "checked", "contested", "nodir", "metered", "metered2"}) {
+    for (const char* name : {"fast", "slow", "shared", "impatient", "relay", "kept", "other",
+                             "checked", "contested", "nodir", "metered", "metered2", "reconnect"}) {
       const auto file = dir_->path() / (std::string(name) + ".safetensors");
       scale += 0.01f;
       ASSERT_TRUE(svf::WriteExpert(svf::ConstantExpert(*decomposition, scale, "SmolLM2-135M-Instruct"), file).ok());
       auto staged = store_->StageFile(file);
       ASSERT_TRUE(staged.ok()) << staged.status();
       const auto bytes = static_cast<int64_t>(std::filesystem::file_size(file));
-      auto info = store_->Publish({.name = name, .version = 1, .size_bytes = bytes, .sha256 = Sha256File(file)},
+      auto info = store_->Publish({.name = name,
+                                   .version = 1,
+                                   .size_bytes = bytes,
+                                   .sha256 = Sha256File(file),
+                                   .publisher = ""},
                                   std::move(*staged));
       ASSERT_TRUE(info.ok()) << info.status();
       (*sha256_)[name] = info->sha256;
@@ -401,6 +411,42 @@ TEST_F(ExpertCacheTest, WorkerMetricsFollowCallsAndAdapters) {
   EXPECT_GT(MetricSample(families, "t2_worker_kv_cache_limit_bytes"), MetricSample(families, "t2_worker_kv_cache_bytes"));
   EXPECT_EQ(MetricSample(families, "t2_worker_model_info", {{"fingerprint", generator_->base_fingerprint()}}), 1);
   server->server->Shutdown(std::chrono::system_clock::now() + seconds(1));
+}
+
+// Last: it restarts the registry's server. The worker's Watch must come back by itself and
+// replay what changed while the registry was away: a version deprecated meanwhile is unloaded.
+// (A worker that had received no event before the outage used to resume "from now" and miss it.)
+TEST_F(ExpertCacheTest, TheWatchReconnectsAfterARegistryRestartAndReplaysWhatItMissed) {
+  auto cache = NewCache(4);
+  cache->StartWatch();
+  auto eventually = [](const std::function<bool()>& done) {
+    const absl::Time until = absl::Now() + absl::Seconds(60);
+    while (!done() && absl::Now() < until) absl::SleepFor(absl::Milliseconds(10));
+    return done();
+  };
+  ASSERT_TRUE(eventually([&] { return cache->watching(); }));
+  {
+    auto lease = cache->Resolve(Spec("reconnect"), In(absl::Seconds(60)));
+    ASSERT_TRUE(lease.ok()) << lease.status();
+  }
+  ASSERT_TRUE(Loaded("reconnect@1"));
+
+  const std::string address = server_->address;
+  server_->server->Shutdown(std::chrono::system_clock::now());
+  delete server_;
+  server_ = nullptr;
+  ASSERT_TRUE(eventually([&] { return !cache->watching(); }));
+  ASSERT_TRUE(store_->Deprecate("reconnect", 1).ok());  // while the registry is away
+
+  auto restarted = new GatedRegistry(real_);
+  auto server = rpc::StartServer({.address = address}, {restarted});
+  ASSERT_TRUE(server.ok()) << server.status();
+  server_ = new rpc::RunningServer(std::move(*server));
+  delete gate_;
+  gate_ = restarted;
+  ASSERT_TRUE(eventually([&] { return cache->watching(); })) << "the Watch did not reconnect";
+  EXPECT_TRUE(eventually([&] { return !Loaded("reconnect@1"); }))
+      << "the deprecation made during the outage was not replayed";
 }
 
 }  // namespace

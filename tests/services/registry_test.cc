@@ -77,15 +77,25 @@ class RegistryTest : public ::testing::Test {
   std::filesystem::path root() const { return scratch_ / "root"; }
   std::filesystem::path log() const { return scratch_ / "registry.log"; }
 
-  void StartServer() {
+  void StartServer(const std::vector<std::string>& extra_flags = {}) {
     const std::filesystem::path port_file = scratch_ / "registry.port";
     const std::filesystem::path metrics_file = scratch_ / "metrics.port";
     std::filesystem::remove(port_file);
     std::filesystem::remove(metrics_file);
-    ASSERT_TRUE(server_.Start({binary_, "--root", root().string(), "--listen", "127.0.0.1:0",
-                               "--port-file", port_file.string(), "--metrics-listen", "127.0.0.1:0",
-                               "--metrics-port-file", metrics_file.string(), "--insecure-loopback"},
-                              log()));
+    std::vector<std::string> args = {binary_,
+                                     "--root",
+                                     root().string(),
+                                     "--listen",
+                                     "127.0.0.1:0",
+                                     "--port-file",
+                                     port_file.string(),
+                                     "--metrics-listen",
+                                     "127.0.0.1:0",
+                                     "--metrics-port-file",
+                                     metrics_file.string(),
+                                     "--insecure-loopback"};
+    args.insert(args.end(), extra_flags.begin(), extra_flags.end());
+    ASSERT_TRUE(server_.Start(args, log()));
     address_ = t2::testing::WaitForFile(port_file, server_, seconds(30));
     metrics_address_ = t2::testing::WaitForFile(metrics_file, server_, seconds(30));
     ASSERT_FALSE(address_.empty()) << "t2-registry did not start:\n" << t2::testing::Tail(log());
@@ -623,6 +633,67 @@ TEST_F(RegistryTest, KillNineDuringAPublishLeavesAConsistentStore) {
   // The publisher retries.
   ASSERT_THAT(Publish("math", 2, v2), GrpcOk());
   EXPECT_EQ(Get("math", 2).bytes, v2);
+}
+
+// A publisher that stops sending used to hold its thread and staging file until its own
+// deadline (none, if it set none); a publish the disk cannot hold was accepted until the disk
+// filled.
+TEST_F(RegistryTest, StalledUploadsEndAndAFullDiskRefusesPublishes) {
+  StopServer();
+  StartServer({"--transfer-idle-seconds", "1", "--min-free-disk-mb", "0"});
+  RegisterBase();
+  const std::string v1 = Bytes(1.0f);
+  {
+    grpc::ClientContext context;
+    context.set_deadline(In(seconds(30)));
+    v1::ExpertInfo response;
+    auto writer = stub_->PublishExpert(&context, &response);
+    ASSERT_TRUE(writer->Write(Header("math", 1, v1)));
+    ASSERT_TRUE(writer->Write(Chunk(v1.substr(0, 64))));
+    const auto start = std::chrono::steady_clock::now();
+    const grpc::Status stalled = writer->Finish();  // no WritesDone: the client just stops
+    EXPECT_FALSE(stalled.ok());
+    EXPECT_NE(stalled.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED)
+        << "ended by the client's deadline";
+    EXPECT_LT(std::chrono::steady_clock::now() - start, seconds(15));
+  }
+  EXPECT_THAT(ListedLabels("", true), ::testing::IsEmpty());
+  for (int i = 0; i < 500 && !std::filesystem::is_empty(root() / "tmp"); ++i)
+    std::this_thread::sleep_for(milliseconds(10));
+  EXPECT_TRUE(std::filesystem::is_empty(root() / "tmp")) << "the staged bytes are gone";
+  ASSERT_THAT(Publish("math", 1, v1), GrpcOk()) << "the registry serves on";
+
+  // 1 TiB kept free: more than this disk has.
+  StopServer();
+  StartServer({"--min-free-disk-mb", "1048576"});
+  const std::string v2 = Bytes(2.0f);
+  const grpc::Status full = Publish("math", 2, v2);
+  EXPECT_THAT(full, GrpcIs(grpc::StatusCode::RESOURCE_EXHAUSTED, "no room for"));
+  EXPECT_THAT(full.error_message(), Not(HasSubstr(root().string()))) << "no server path to clients";
+  EXPECT_THAT(ListedLabels("", true), ElementsAre("math@1"));
+  EXPECT_TRUE(std::filesystem::is_empty(root() / "tmp"));
+}
+
+TEST_F(RegistryTest, OutOfRangeFlagsExitNamingTheFlag) {
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"--transfer-idle-seconds", "0"}, "--transfer-idle-seconds must be in [1, 3600], got 0"},
+      {{"--min-free-disk-mb", "-1"}, "--min-free-disk-mb must be in [0, 1048576], got -1"},
+      {{"--max-message-bytes", "1024"}, "--max-message-bytes: 1024 is not in"},
+  };
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const auto& [flags, message] = cases[i];
+    std::vector<std::string> argv = {binary_, "--root", (scratch_ / "flags-root").string(),
+                                     "--insecure-loopback"};
+    argv.insert(argv.end(), flags.begin(), flags.end());
+    const auto log = scratch_ / ("flags-" + std::to_string(i) + ".log");
+    t2::testing::ChildProcess registry;
+    ASSERT_TRUE(registry.Start(argv, log));
+    const int status = registry.Wait(seconds(30));
+    ASSERT_TRUE(status != -1 && WIFEXITED(status))
+        << flags[0] << " did not exit: " << t2::testing::Tail(log);
+    EXPECT_EQ(WEXITSTATUS(status), 2) << flags[0];
+    EXPECT_THAT(t2::testing::Tail(log), HasSubstr(message)) << flags[0];
+  }
 }
 
 TEST_F(RegistryTest, DamagedBlobIsDataLossWhileOthersKeepServing) {

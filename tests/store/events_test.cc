@@ -115,5 +115,31 @@ TEST_F(StoreTest, WaitForEventsEndsOnCancellationAndClose) {
   EXPECT_THAT(Publish("math", 1, ValidBytes(1.0f)), IsOk());
 }
 
+// The log used to keep every event forever. It keeps max_events now; a reader resuming from
+// before the oldest kept one is told to resync instead of silently missing changes.
+TEST_F(StoreTest, TheChangeLogKeepsMaxEventsAndAStaleReaderIsOutOfRange) {
+  Reopen(/*max_events=*/3);
+  for (int version = 1; version <= 5; ++version) {
+    ASSERT_THAT(Publish("math", version, ValidBytes(static_cast<float>(version))), IsOk());
+  }
+  ASSERT_EQ(store_->LatestSequence(), 5);
+  auto kept = store_->EventsSince(2);
+  ASSERT_THAT(kept, IsOk());
+  ASSERT_THAT(*kept, SizeIs(3));
+  EXPECT_EQ(kept->front().sequence, 3);
+  auto stale = store_->EventsSince(1);
+  EXPECT_EQ(stale.status().code(), absl::StatusCode::kOutOfRange) << stale.status();
+  EXPECT_THAT(std::string(stale.status().message()), ::testing::HasSubstr("events 2 to 2"));
+  EXPECT_EQ(store_->WaitForEvents(0, milliseconds(0), nullptr).status().code(),
+            absl::StatusCode::kOutOfRange);
+  // A reader from another store (ahead of this log) resyncs too, without waiting.
+  EXPECT_EQ(store_->WaitForEvents(9, milliseconds(60'000), nullptr).status().code(),
+            absl::StatusCode::kOutOfRange);
+  // Kept across a reopen.
+  Reopen(/*max_events=*/3);
+  EXPECT_THAT(store_->EventsSince(2), IsOk());
+  EXPECT_EQ(store_->EventsSince(0).status().code(), absl::StatusCode::kOutOfRange);
+}
+
 }  // namespace
 }  // namespace t2::store::testing

@@ -19,15 +19,15 @@ class StoreTest : public ::testing::Test {
     ASSERT_THAT(store_->RegisterBaseModel(base_), IsOk());
   }
 
-  void Open() {
-    auto opened = ExpertStore::Open({.root = root()});
+  void Open(int64_t max_events = StoreOptions().max_events) {
+    auto opened = ExpertStore::Open({.root = root(), .max_events = max_events});
     ASSERT_TRUE(opened.ok()) << opened.status();
     store_ = *std::move(opened);
   }
 
-  void Reopen() {
+  void Reopen(int64_t max_events = StoreOptions().max_events) {
     store_.reset();
-    Open();
+    Open(max_events);
   }
 
   std::filesystem::path root() const { return scratch_ / "root"; }

@@ -1,4 +1,6 @@
 // ExpertStore: publishing, reading, validation of blobs, persistence, damaged blobs.
+#include <sqlite3.h>
+
 #include <cmath>
 #include <limits>
 #include <thread>
@@ -262,6 +264,35 @@ TEST_F(StoreTest, ReopenKeepsEverything) {
   EXPECT_EQ(*store_->EventsSince(0), *events);
   ASSERT_THAT(store_->DeleteAlias("math-prod"), IsOk());
   EXPECT_EQ(store_->LatestSequence(), latest + 1) << "sequence numbers continue across restarts";
+}
+
+TEST_F(StoreTest, PublisherIsRecordedAndAVersion1DatabaseIsUpgraded) {
+  const std::string v1 = ValidBytes(1.0f), v2 = ValidBytes(2.0f);
+  PublishHeader header = HeaderFor("math", 1, v1);
+  header.publisher = "trainer-nightly";
+  auto published = Publish(header, v1);
+  ASSERT_THAT(published, IsOk());
+  EXPECT_EQ(published->published_by, "trainer-nightly");
+
+  // A database as schema version 1 left it: no published_by column.
+  store_.reset();
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((root() / "registry.db").c_str(), &db), SQLITE_OK);
+  EXPECT_EQ(sqlite3_exec(db, "ALTER TABLE experts DROP COLUMN published_by; PRAGMA user_version=1;",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK)
+      << sqlite3_errmsg(db);
+  sqlite3_close(db);
+  Open();
+  auto experts = store_->ListExperts("math", true);
+  ASSERT_THAT(experts, IsOk());
+  ASSERT_THAT(*experts, SizeIs(1));
+  EXPECT_EQ((*experts)[0].published_by, "") << "published before anyone was recorded";
+  header = HeaderFor("math", 2, v2);
+  header.publisher = "alice";
+  ASSERT_THAT(Publish(header, v2), IsOk());
+  Reopen();
+  EXPECT_EQ((*store_->ListExperts("math", true))[1].published_by, "alice");
 }
 
 TEST_F(StoreTest, OneProcessPerRoot) {

@@ -89,6 +89,31 @@ TEST(HfJsonErrorsTest, NameTheField) {
               HasSubstr("tokenizer_config.json"));
 }
 
+// Found by tests/fuzz/tokenizer_json_fuzz.cc: these overflowed (UBSan), allocated gigabytes or
+// ended the process through an uncaught nlohmann exception.
+TEST(HfJsonErrorsTest, HostileValuesAreErrorsNotCrashes) {
+  const std::string model = R"("model": {"type": "BPE", "vocab": {"a": 0}})";
+  const std::pair<std::string, const char*> cases[] = {
+      {"{" + model + R"(, "added_tokens": [{"id": 2147483647, "content": "x"}]})", "at most"},
+      {"{" + model + R"(, "added_tokens": [{"id": 300000000, "content": "x"}]})", "at most"},
+      {"{" + model + R"(, "added_tokens": [{"id": 1e300, "content": "x"}]})", "added_tokens[0].id"},
+      {"{" + model + R"(, "post_processor": {"type": "Sequence", "processors": 7}})",
+       "tokenizer.json"},
+      {"{" + model +
+           R"(, "post_processor": {"type": "TemplateProcessing", "single": [{"SpecialToken": {"id": 3}}]}})",
+       "tokenizer.json"},
+  };
+  for (const auto& [text, field] : cases) {
+    const absl::Status s = LoadJson(text);
+    EXPECT_FALSE(s.ok()) << text;
+    EXPECT_THAT(s.message(), HasSubstr(field)) << text;
+  }
+  for (const char* config : {R"({"chat_template": [1]})",
+                             R"({"chat_template": [{"name": "default", "template": 5}]})"}) {
+    EXPECT_FALSE(LoadJson("{" + model + "}", config).ok()) << config;
+  }
+}
+
 TEST(HfJsonErrorsTest, NormalizersOtherThanUnicodeFormsAreRefusedByName) {
   const std::string model = R"("model": {"type": "BPE", "vocab": {"a": 0}})";
   const std::string bl =

@@ -100,6 +100,9 @@ std::optional<char> ChoiceLetter(std::string_view text) {
 }
 
 bool NumbersEqual(double a, double b) {
+  // A number too long for a double reads as infinity, and inf - b is within any relative
+  // tolerance of inf: such a number matches nothing.
+  if (!std::isfinite(a) || !std::isfinite(b)) return false;
   if (a == b) return true;
   return std::fabs(a - b) <= 1e-6 * std::max(std::fabs(a), std::fabs(b));
 }

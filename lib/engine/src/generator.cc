@@ -207,7 +207,8 @@ absl::StatusOr<std::shared_ptr<RequestHandle>> Generator::Submit(GenerationReque
   return impl_->scheduler->Submit(std::move(request), std::move(callbacks), deadline, /*ignore_queue_cap=*/false);
 }
 
-absl::StatusOr<std::vector<CompletionScore>> Generator::Score(const ScoreRequest& request) {
+absl::StatusOr<std::vector<CompletionScore>> Generator::Score(
+    const ScoreRequest& request, absl::Time deadline, const std::function<bool()>& cancelled) {
   GenerationRequest probe;  // reuses the prompt, vocabulary and adapter checks
   probe.prompt_ids = request.prompt_ids;
   probe.adapter = request.adapter;
@@ -243,7 +244,7 @@ absl::StatusOr<std::vector<CompletionScore>> Generator::Score(const ScoreRequest
       }
     }
   }
-  return impl_->scheduler->Score(request);
+  return impl_->scheduler->Score(request, deadline, cancelled);
 }
 
 int64_t Generator::context_limit() const { return impl_->context_limit; }

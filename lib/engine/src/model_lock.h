@@ -4,12 +4,12 @@
 // race: an operation waited for many steps while decoding ran (a worker's new requests then
 // queued behind one expert lookup, and a CEM population reached the batch one row at a time).
 // Here the scheduler lets every operation already waiting go first, so an operation waits for
-// at most the step in progress.
+// at most the step in progress. The scheduler sleeps while it lets them go (a condition
+// variable, not a spin: it used to yield in a loop, a core busy for as long as they held it).
 #pragma once
 
-#include <atomic>
+#include <condition_variable>
 #include <mutex>
-#include <thread>
 
 namespace t2::engine {
 
@@ -17,23 +17,37 @@ class ModelLock {
  public:
   // For operations (BasicLockable, so std::lock_guard works).
   void lock() {
-    waiting_.fetch_add(1, std::memory_order_acq_rel);
+    {
+      std::lock_guard<std::mutex> l(state_mu_);
+      ++waiting_;
+    }
     mu_.lock();
-    waiting_.fetch_sub(1, std::memory_order_acq_rel);
+    std::lock_guard<std::mutex> l(state_mu_);
+    if (--waiting_ == 0) no_waiters_.notify_all();
   }
   void unlock() { mu_.unlock(); }
 
-  // For the scheduler thread before each step: yields to the operations waiting now. They
-  // hold the lock briefly (an expert file is read before locking), so this spins only
-  // while a woken waiter takes the lock.
+  // Operations waiting in lock() now (for tests).
+  int waiters() {
+    std::lock_guard<std::mutex> l(state_mu_);
+    return waiting_;
+  }
+
+  // For the scheduler thread before each step: waits until the operations waiting now have
+  // taken the lock, then takes it.
   void LockForStep() {
-    while (waiting_.load(std::memory_order_acquire) > 0) std::this_thread::yield();
+    {
+      std::unique_lock<std::mutex> l(state_mu_);
+      no_waiters_.wait(l, [&] { return waiting_ == 0; });
+    }
     mu_.lock();
   }
 
  private:
-  std::mutex mu_;
-  std::atomic<int> waiting_{0};
+  std::mutex mu_;        // the lock itself
+  std::mutex state_mu_;  // guards waiting_
+  std::condition_variable no_waiters_;
+  int waiting_ = 0;  // operations in lock() that do not hold mu_ yet
 };
 
 }  // namespace t2::engine

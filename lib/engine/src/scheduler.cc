@@ -89,12 +89,12 @@ absl::StatusOr<std::shared_ptr<RequestHandle>> Scheduler::Submit(GenerationReque
     std::lock_guard<std::mutex> lock(mu_);
     if (draining_ || stopping_) return absl::UnavailableError("the generator is shutting down");
     // Requests that free slots will take at the next step are not waiting for capacity;
-    // only those beyond them count against max_queue.
-    const int64_t free_slots = std::max<int64_t>(0, config_.slots - active_);
-    if (!ignore_queue_cap && static_cast<int64_t>(queue_.size()) >= config_.max_queue + free_slots) {
-      return absl::ResourceExhaustedError(absl::StrCat("queue full: ", queue_.size() - free_slots,
-                                                       " requests waiting for a slot (max_queue ", config_.max_queue,
-                                                       ")"));
+    // only those beyond them count against max_queue (a waiting Score counts as a request).
+    if (const int64_t waiting = WaitingBeyondFreeSlots();
+        !ignore_queue_cap && waiting >= config_.max_queue) {
+      return absl::ResourceExhaustedError(absl::StrCat("queue full: ", waiting,
+                                                       " requests waiting for a slot (max_queue ",
+                                                       config_.max_queue, ")"));
     }
     queue_.push_back(entry);
   }
@@ -102,37 +102,99 @@ absl::StatusOr<std::shared_ptr<RequestHandle>> Scheduler::Submit(GenerationReque
   return entry;
 }
 
-absl::StatusOr<std::vector<CompletionScore>> Scheduler::Score(const ScoreRequest& request) {
-  std::mutex done_mu;
-  std::condition_variable done_cv;
+// A Score waiting for the scheduler thread. Shared by the caller and the task, because a caller
+// that gives up (deadline, cancellation) returns before the task runs.
+struct Scheduler::ScoreJob {
+  ScoreRequest request;
+  absl::Time deadline;
+  std::atomic<bool> abandoned{false};  // the caller has returned; the task skips the work
+  std::mutex mu;
+  std::condition_variable cv;
   std::optional<absl::StatusOr<std::vector<CompletionScore>>> out;
+
+  void Set(absl::StatusOr<std::vector<CompletionScore>> result) {
+    std::lock_guard<std::mutex> l(mu);
+    out = std::move(result);
+    cv.notify_all();
+  }
+};
+
+int64_t Scheduler::WaitingBeyondFreeSlots() const {
+  const int64_t free_slots = std::max<int64_t>(0, config_.slots - active_);
+  return std::max<int64_t>(0,
+                           static_cast<int64_t>(queue_.size() + score_jobs_.size()) - free_slots);
+}
+
+absl::StatusOr<std::vector<CompletionScore>> Scheduler::Score(
+    const ScoreRequest& request, absl::Time deadline, const std::function<bool()>& cancelled) {
+  if (absl::Now() >= deadline) return absl::DeadlineExceededError("deadline passed before scoring");
+  auto job = std::make_shared<ScoreJob>();
+  job->request = request;
+  job->deadline = deadline;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (draining_ || stopping_) return absl::UnavailableError("the generator is shutting down");
-    tasks_.push_back({[&] {
-      absl::StatusOr<std::vector<CompletionScore>> result;
-      try {
-        result = RunScore(request);
-      } catch (const std::exception& e) {
-        // The caller waits for `out`: a fault must still set it.
-        LogError(absl::StrCat("scoring failed: ", e.what()));
-        result = absl::InternalError("scoring failed on the worker");
-      }
-      std::lock_guard<std::mutex> l(done_mu);
-      out = std::move(result);
-      done_cv.notify_all();
-    }});
+    // A Score waits with the generation requests and counts against the same cap (as if it
+    // took a free slot for its one prefill).
+    if (const int64_t waiting = WaitingBeyondFreeSlots(); waiting >= config_.max_queue) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "queue full: ", waiting, " requests waiting (max_queue ", config_.max_queue, ")"));
+    }
+    score_jobs_.push_back(job);
   }
   cv_.notify_all();
-  std::unique_lock<std::mutex> l(done_mu);
-  done_cv.wait(l, [&] { return out.has_value(); });
-  return std::move(*out);
+  // Cancellation is a caller's predicate (a gRPC context's IsCancelled), so it is polled.
+  constexpr absl::Duration kCancelPoll = absl::Milliseconds(20);
+  std::unique_lock<std::mutex> l(job->mu);
+  while (!job->out.has_value()) {
+    const absl::Time now = absl::Now();
+    if (now >= deadline || (cancelled && cancelled())) {
+      l.unlock();
+      Abandon(job);
+      if (now >= deadline)
+        return absl::DeadlineExceededError("deadline passed while queued for scoring");
+      return absl::CancelledError("cancelled while queued for scoring");
+    }
+    const absl::Time wake = cancelled ? std::min(deadline, now + kCancelPoll) : deadline;
+    if (wake == absl::InfiniteFuture()) {
+      job->cv.wait(l);  // time_point::max() would overflow inside wait_until
+    } else {
+      job->cv.wait_until(l, absl::ToChronoTime(wake));
+    }
+  }
+  return std::move(*job->out);
+}
+
+void Scheduler::Abandon(const std::shared_ptr<ScoreJob>& job) {
+  job->abandoned = true;
+  // Out of the line at once, so that it no longer counts against max_queue.
+  std::lock_guard<std::mutex> lock(mu_);
+  if (auto it = std::find(score_jobs_.begin(), score_jobs_.end(), job); it != score_jobs_.end()) {
+    score_jobs_.erase(it);
+  }
+}
+
+void Scheduler::RunScoreJob(ScoreJob& job) {
+  if (job.abandoned) return;
+  if (absl::Now() >= job.deadline) {
+    job.Set(absl::DeadlineExceededError("deadline passed while queued for scoring"));
+    return;
+  }
+  absl::StatusOr<std::vector<CompletionScore>> result;
+  try {
+    result = RunScore(job.request);
+  } catch (const std::exception& e) {
+    // The caller waits for `out`: a fault must still set it.
+    LogError(absl::StrCat("scoring failed: ", e.what()));
+    result = absl::InternalError("scoring failed on the worker");
+  }
+  job.Set(std::move(result));
 }
 
 SchedulerStats Scheduler::stats() const {
   std::lock_guard<std::mutex> lock(mu_);
   return {.active = active_,
-          .queued = static_cast<int32_t>(queue_.size()),
+          .queued = static_cast<int32_t>(queue_.size() + score_jobs_.size()),
           .slots = config_.slots,
           .max_queue = config_.max_queue,
           .kv_cache_bytes = kv_bytes_,
@@ -163,7 +225,7 @@ void Scheduler::Drain(absl::Time deadline) {
   std::unique_lock<std::mutex> lock(mu_);
   draining_ = true;
   idle_cv_.wait_until(lock, absl::ToChronoTime(deadline),
-                      [&] { return queue_.empty() && active_ == 0 && tasks_.empty(); });
+                      [&] { return queue_.empty() && active_ == 0 && score_jobs_.empty(); });
   // Whatever is left ends with Unavailable when the destructor stops the loop.
 }
 
@@ -205,19 +267,20 @@ void Scheduler::Admit(std::vector<std::shared_ptr<Entry>>& out) {
 void Scheduler::Loop() {
   while (true) {
     std::vector<std::shared_ptr<Entry>> admitted;
-    std::deque<Task> tasks;
+    std::deque<std::shared_ptr<ScoreJob>> score_jobs;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [&] { return stopping_ || !queue_.empty() || !tasks_.empty() || active_ > 0; });
+      cv_.wait(lock,
+               [&] { return stopping_ || !queue_.empty() || !score_jobs_.empty() || active_ > 0; });
       if (stopping_) break;
-      tasks.swap(tasks_);
+      score_jobs.swap(score_jobs_);
       Admit(admitted);
       active_ += static_cast<int32_t>(admitted.size());
     }
     {
       config_.model_mutex->LockForStep();
       std::lock_guard<ModelLock> model_lock(*config_.model_mutex, std::adopt_lock);
-      for (auto& task : tasks) task.run();
+      for (auto& job : score_jobs) RunScoreJob(*job);
       try {
         Step(admitted);
       } catch (const std::exception& e) {
@@ -225,18 +288,18 @@ void Scheduler::Loop() {
       }
     }
     std::lock_guard<std::mutex> lock(mu_);
-    if (queue_.empty() && active_ == 0 && tasks_.empty()) idle_cv_.notify_all();
+    if (queue_.empty() && active_ == 0 && score_jobs_.empty()) idle_cv_.notify_all();
   }
   // Shutting down: everything still waiting or running ends with Unavailable.
   std::deque<std::shared_ptr<Entry>> queued;
-  std::deque<Task> tasks;
+  std::deque<std::shared_ptr<ScoreJob>> score_jobs;
   {
     std::lock_guard<std::mutex> lock(mu_);
     queued.swap(queue_);
-    tasks.swap(tasks_);
+    score_jobs.swap(score_jobs_);
   }
   std::lock_guard<ModelLock> model_lock(*config_.model_mutex);
-  for (auto& task : tasks) task.run();  // Score callers are waiting; let them finish
+  for (auto& job : score_jobs) RunScoreJob(*job);  // Score callers are waiting; let them finish
   for (auto& e : queued) {
     if (e->callbacks.on_done) e->callbacks.on_done(absl::UnavailableError("the generator shut down"));
   }

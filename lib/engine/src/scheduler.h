@@ -20,14 +20,13 @@
 #include <thread>
 #include <vector>
 
-#include "model_lock.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "t2/engine/generator.h"
-#include "t2/model/llama.h"
 #include "model_lock.h"
 #include "prefix_cache.h"
 #include "svf_adapters.h"
+#include "t2/engine/generator.h"
+#include "t2/model/llama.h"
 
 namespace t2::engine {
 
@@ -54,7 +53,11 @@ class Scheduler {
   // whose caller waits for everything it submitted.
   absl::StatusOr<std::shared_ptr<RequestHandle>> Submit(GenerationRequest request, StreamCallbacks callbacks,
                                                         absl::Time deadline, bool ignore_queue_cap);
-  absl::StatusOr<std::vector<CompletionScore>> Score(const ScoreRequest& request);
+  // Generator::Score's promise: queued with the requests (max_queue), dropped at `deadline` or
+  // once `cancelled` returns true while it waits.
+  absl::StatusOr<std::vector<CompletionScore>> Score(const ScoreRequest& request,
+                                                     absl::Time deadline,
+                                                     const std::function<bool()>& cancelled);
   SchedulerStats stats() const;
   void Drain(absl::Time deadline);
   // Composed per-row adapters and prompt prefixes are cached by adapter name; an adapter
@@ -66,14 +69,15 @@ class Scheduler {
  private:
   struct Entry;
   struct Sequence;
-  struct Task {
-    std::function<void()> run;  // runs on the scheduler thread with the model mutex held
-  };
+  struct ScoreJob;
 
   void Loop();
   // One iteration: admit, prefill, decode, compact. Model mutex held.
   void Step(const std::vector<std::shared_ptr<Entry>>& admitted);
   void Admit(std::vector<std::shared_ptr<Entry>>& out);  // queue mutex held
+  // What counts against max_queue: queued requests and Score jobs beyond the free slots.
+  // Queue mutex held.
+  int64_t WaitingBeyondFreeSlots() const;
   // After an exception escaped a step (out of memory, a library error): every running request
   // and every one just admitted ends with Internal, and the KV cache is dropped (its rows may
   // be half-written), so that the worker goes on serving the next ones. Model mutex held.
@@ -100,6 +104,11 @@ class Scheduler {
   void Finish(Sequence& seq, absl::StatusOr<FinishReason> reason);
   void RemoveFinished();
   absl::StatusOr<std::vector<CompletionScore>> RunScore(const ScoreRequest& request);
+  // Runs a waiting Score (unless its caller gave up) and hands its caller the result. Model
+  // mutex held.
+  void RunScoreJob(ScoreJob& job);
+  // The caller gave up waiting: the job leaves the line.
+  void Abandon(const std::shared_ptr<ScoreJob>& job);
 
   Config config_;
   int64_t vocab_ = 0;
@@ -115,7 +124,7 @@ class Scheduler {
   std::condition_variable cv_;        // wakes the loop
   std::condition_variable idle_cv_;   // wakes Drain
   std::deque<std::shared_ptr<Entry>> queue_;
-  std::deque<Task> tasks_;
+  std::deque<std::shared_ptr<ScoreJob>> score_jobs_;  // run between steps, in order
   int32_t active_ = 0;
   int64_t kv_bytes_ = 0;
   int64_t kv_limit_bytes_ = 0;  // set once, before the thread starts

@@ -237,8 +237,9 @@ class AuthProcessor : public grpc::AuthMetadataProcessor {
       return grpc::Status(static_cast<grpc::StatusCode>(caller.status().code()),
                           std::string(caller.status().message()));
     }
-    // Handlers (and anything they log) never see the token.
+    // Handlers (and anything they log) never see the token, only whose it is.
     if (!bearer.empty()) consumed->emplace("authorization", std::string(bearer));
+    if (context != nullptr) context->AddProperty(kCallerIdentityProperty, caller->identity);
     return grpc::Status::OK;
   }
 
@@ -247,6 +248,16 @@ class AuthProcessor : public grpc::AuthMetadataProcessor {
 };
 
 }  // namespace
+
+std::string CallerIdentity(const grpc::ServerContext& context) {
+  const std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
+  if (auth == nullptr) return "";
+  for (const char* property : {kCallerIdentityProperty, "x509_common_name"}) {
+    std::vector<grpc::string_ref> values = auth->FindPropertyValues(property);
+    if (!values.empty()) return std::string(values.front().data(), values.front().size());
+  }
+  return "";
+}
 
 std::shared_ptr<grpc::AuthMetadataProcessor> MakeAuthProcessor(std::shared_ptr<AuthFile> file) {
   return std::make_shared<AuthProcessor>(std::move(file));

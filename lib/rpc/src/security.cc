@@ -195,7 +195,7 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeClientChannel(const Flags& fl
   auto credentials = MakeChannelCredentials(*security);
   if (!credentials.ok()) return credentials.status();
   grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(-1);  // the servers' replies are theirs to size
+  args.SetMaxReceiveMessageSize(kMaxClientReceiveMessageBytes);
   return grpc::CreateCustomChannel(target, *credentials, args);
 }
 

@@ -35,10 +35,11 @@ using internal::Database;
 using internal::Statement;
 using internal::Transaction;
 
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;
 constexpr size_t kMaxSourceBytes = 64 << 10;
 
-// Version 1. Experts are immutable apart from `deprecated`; base model ranks and mixture specs
+// Version 2 (version 1 lacked experts.published_by: MigrateSchema adds it). Experts are
+// immutable apart from `deprecated`; base model ranks and mixture specs
 // are JSON (json_columns.h). AUTOINCREMENT keeps event sequences from ever being reused.
 constexpr const char* kSchema = R"sql(
 CREATE TABLE base_models (
@@ -62,6 +63,7 @@ CREATE TABLE experts (
   created_at TEXT NOT NULL,
   published_unix_ms INTEGER NOT NULL,
   deprecated INTEGER NOT NULL DEFAULT 0,
+  published_by TEXT NOT NULL DEFAULT '',
   PRIMARY KEY (name, version)
 );
 CREATE INDEX experts_by_sha256 ON experts(sha256);
@@ -90,7 +92,7 @@ CREATE TABLE events (
 
 constexpr const char* kExpertColumns =
     "name, version, sha256, size_bytes, base_model, base_fingerprint, targets, normalization, "
-    "task, metrics_json, created_at, published_unix_ms, deprecated";
+    "task, metrics_json, created_at, published_unix_ms, deprecated, published_by";
 
 int64_t NowUnixMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -113,6 +115,7 @@ ExpertInfo ExpertFromRow(const Statement& row) {
   info.created_at = row.Text(10);
   info.published_unix_ms = row.Int(11);
   info.deprecated = row.Int(12) != 0;
+  info.published_by = row.Text(13);
   return info;
 }
 
@@ -204,6 +207,10 @@ absl::Status StoreOptions::Validate() const {
   if (max_blob_bytes < 1 || max_blob_bytes > kMaxBlobBytes) {
     return absl::InvalidArgumentError(absl::StrCat("store.max_blob_bytes: ", max_blob_bytes,
                                                    " is not in [1, ", kMaxBlobBytes, "]"));
+  }
+  if (max_events < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("store.max_events: ", max_events, " is not positive"));
   }
   return absl::OkStatus();
 }
@@ -319,7 +326,12 @@ struct ExpertStore::Impl {
         .Bind(4, target)
         .Bind(5, now_ms);
     T2_RETURN_IF_ERROR(stmt.Run());
-    return db->LastInsertRowId();
+    const int64_t sequence = db->LastInsertRowId();
+    // Retention: by primary key, so one indexed range delete per change.
+    T2_ASSIGN_OR_RETURN(Statement prune, db->Prepare("DELETE FROM events WHERE sequence <= ?1"));
+    prune.Bind(1, sequence - options.max_events);
+    T2_RETURN_IF_ERROR(prune.Run());
+    return sequence;
   }
 
   bool BlobIntact(const ExpertInfo& info) const {
@@ -391,6 +403,14 @@ absl::Status ExpertStore::Impl::OpenDatabase() {
     T2_RETURN_IF_ERROR(db->Exec(kSchema));
     T2_RETURN_IF_ERROR(db->Exec(absl::StrCat("PRAGMA user_version=", kSchemaVersion)));
     T2_RETURN_IF_ERROR(txn.Commit());
+  } else if (version == 1) {
+    // Experts published before version 2 have no known publisher ('').
+    T2_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(*db));
+    T2_RETURN_IF_ERROR(
+        db->Exec("ALTER TABLE experts ADD COLUMN published_by TEXT NOT NULL DEFAULT ''"));
+    T2_RETURN_IF_ERROR(db->Exec("PRAGMA user_version=2"));
+    T2_RETURN_IF_ERROR(txn.Commit());
+    LogInfo("registry database: schema upgraded from version 1 to 2 (experts.published_by)");
   }
   T2_ASSIGN_OR_RETURN(std::string latest,
                       db->QueryText("SELECT COALESCE(MAX(sequence), 0) FROM events"));
@@ -509,7 +529,9 @@ absl::StatusOr<ExpertInfo> ExpertStore::Publish(const PublishHeader& header, Sta
     std::lock_guard<std::mutex> lock(impl_->mu);
     T2_ASSIGN_OR_RETURN(repeat, impl_->CheckPublishable(header));
   }
-  if (repeat.has_value() && impl_->BlobIntact(*repeat)) return *repeat;
+  // Hashing a stored blob (up to 256 MiB) happens here, outside the lock.
+  const bool repairing = repeat.has_value() && !impl_->BlobIntact(*repeat);
+  if (repeat.has_value() && !repairing) return *repeat;
 
   // A repeat whose stored copy is damaged skips the checks (its row was checked when it was
   // first published) and only puts the bytes back below.
@@ -523,10 +545,13 @@ absl::StatusOr<ExpertInfo> ExpertStore::Publish(const PublishHeader& header, Sta
     // Again: another publish of the same version may have committed meanwhile.
     T2_ASSIGN_OR_RETURN(repeat, impl_->CheckPublishable(header));
     if (repeat.has_value()) {
-      if (!impl_->BlobIntact(*repeat)) {
-        T2_RETURN_IF_ERROR(
-            internal::DurableRename(blob.path(), internal::BlobPath(impl_->blobs_dir, sha256)));
-        BlobAccess::Release(blob);
+      // Our sealed bytes hash to the stored address, so putting them there is always right:
+      // it repairs a damaged copy, and replaces an intact one (one a concurrent publish put
+      // back meanwhile) with identical bytes. No hashing under the lock.
+      T2_RETURN_IF_ERROR(
+          internal::DurableRename(blob.path(), internal::BlobPath(impl_->blobs_dir, sha256)));
+      BlobAccess::Release(blob);
+      if (repairing) {
         LogWarning(absl::StrCat("registry: republishing ",
                                 VersionLabel(header.name, header.version),
                                 " replaced its damaged blob"));
@@ -545,15 +570,16 @@ absl::StatusOr<ExpertInfo> ExpertStore::Publish(const PublishHeader& header, Sta
 
     Database& db = *impl_->db;
     T2_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db));
-    T2_ASSIGN_OR_RETURN(Statement insert,
-                        db.Prepare(absl::StrCat(
-                            "INSERT INTO experts (", kExpertColumns,
-                            ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 0)")));
+    T2_ASSIGN_OR_RETURN(
+        Statement insert,
+        db.Prepare(
+            absl::StrCat("INSERT INTO experts (", kExpertColumns,
+                         ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 0, ?13)")));
     insert.Bind(1, info->name).Bind(2, info->version).Bind(3, info->sha256);
     insert.Bind(4, info->size_bytes).Bind(5, info->base_model).Bind(6, info->base_fingerprint);
     insert.Bind(7, info->targets).Bind(8, info->normalization).Bind(9, info->task);
     insert.Bind(10, info->metrics_json).Bind(11, info->created_at);
-    insert.Bind(12, info->published_unix_ms);
+    insert.Bind(12, info->published_unix_ms).Bind(13, info->published_by);
     T2_RETURN_IF_ERROR(insert.Run());
     T2_ASSIGN_OR_RETURN(sequence, impl_->AppendEvent(EventKind::kExpertPublished, info->name,
                                                      info->version, "", info->published_unix_ms));
@@ -563,7 +589,8 @@ absl::StatusOr<ExpertInfo> ExpertStore::Publish(const PublishHeader& header, Sta
   }
   impl_->Published(sequence);
   LogInfo(absl::StrCat("registry: published ", VersionLabel(info->name, info->version), " (",
-                       info->size_bytes, " bytes, sha256 ", info->sha256.substr(0, 12), ")"));
+                       info->size_bytes, " bytes, sha256 ", info->sha256.substr(0, 12), ")",
+                       info->published_by.empty() ? "" : absl::StrCat(" by ", info->published_by)));
   return *info;
 }
 
@@ -596,7 +623,8 @@ absl::StatusOr<ExpertInfo> ExpertStore::CheckExpertBlob(const PublishHeader& hea
                     .metrics_json = summary->metrics_json,
                     .created_at = summary->created_at,
                     .published_unix_ms = NowUnixMs(),
-                    .deprecated = false};
+                    .deprecated = false,
+                    .published_by = header.publisher};
 }
 
 absl::StatusOr<ExpertInfo> ExpertStore::ResolveExpert(std::string_view name_or_alias,
@@ -961,6 +989,28 @@ absl::StatusOr<BaseModel> ExpertStore::GetBaseModel(std::string_view fingerprint
 absl::StatusOr<std::vector<Event>> ExpertStore::EventsSince(int64_t after_sequence,
                                                             int limit) const {
   std::lock_guard<std::mutex> lock(impl_->mu);
+  // Sequences have no holes (AUTOINCREMENT, one per change), so events after `after_sequence`
+  // are all here unless the oldest kept one is later than the next expected.
+  T2_ASSIGN_OR_RETURN(std::string oldest,
+                      impl_->db->QueryText("SELECT COALESCE(MIN(sequence), 0) FROM events"));
+  const int64_t oldest_kept = std::atoll(oldest.c_str());
+  if (oldest_kept > after_sequence + 1) {
+    return absl::OutOfRangeError(absl::StrCat("watch.from_sequence: events ", after_sequence + 1,
+                                              " to ", oldest_kept - 1,
+                                              " are no longer kept; resync from now"));
+  }
+  // AUTOINCREMENT's counter, which deleted events do not lower.
+  T2_ASSIGN_OR_RETURN(
+      std::string newest,
+      impl_->db->QueryText(
+          "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)"));
+  if (after_sequence > std::atoll(newest.c_str())) {
+    // From another store (this one was replaced or restored from a backup): what the caller
+    // saw is not this log's history.
+    return absl::OutOfRangeError(absl::StrCat("watch.from_sequence: ", after_sequence,
+                                              " is beyond the newest event, ", newest,
+                                              "; resync from now"));
+  }
   T2_ASSIGN_OR_RETURN(Statement stmt,
                       impl_->db->Prepare("SELECT sequence, kind, name, version, target, unix_ms "
                                          "FROM events WHERE sequence > ?1 "
@@ -994,6 +1044,14 @@ absl::StatusOr<std::vector<Event>> ExpertStore::WaitForEvents(
   const auto deadline = std::chrono::steady_clock::now() + max_wait;
   {
     std::unique_lock<std::mutex> lock(impl_->event_mu);
+    if (after_sequence > impl_->latest_sequence) {
+      // Ahead of what this process has announced: either an event committed a moment ago
+      // (latest_sequence follows the commit) or a caller from another store. The database
+      // tells them apart (EventsSince: OutOfRange for the latter).
+      lock.unlock();
+      T2_RETURN_IF_ERROR(EventsSince(after_sequence, 1).status());
+      lock.lock();
+    }
     while (impl_->latest_sequence <= after_sequence && !impl_->closed) {
       if (cancelled && cancelled()) return absl::CancelledError("watch cancelled");
       const auto now = std::chrono::steady_clock::now();

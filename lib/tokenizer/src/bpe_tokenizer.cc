@@ -8,6 +8,9 @@
 #include "utf8.h"
 
 namespace t2::tokenizer::internal {
+namespace {
+constexpr int32_t kMaxTokenId = 1 << 24;
+}  // namespace
 
 absl::Status BpeTokenizer::Init(BpeTokenizerParts parts,
                                 const std::function<std::string(std::string_view)>& normalize) {
@@ -19,6 +22,12 @@ absl::Status BpeTokenizer::Init(BpeTokenizerParts parts,
   for (const AddedToken& t : parts.added) {
     if (t.id < 0) {
       return absl::InvalidArgumentError(absl::StrCat("added token \"", t.content, "\" has no id"));
+    }
+    // Tables are sized by the largest id: a stray huge id would allocate gigabytes (and
+    // INT_MAX + 1 overflows). The largest real vocabularies are a few hundred thousand.
+    if (t.id >= kMaxTokenId) {
+      return absl::InvalidArgumentError(absl::StrCat("added token \"", t.content, "\" has id ",
+                                                     t.id, ", at most ", kMaxTokenId - 1));
     }
     vocab_size_ = std::max(vocab_size_, t.id + 1);
     added_ids_[t.content] = t.id;

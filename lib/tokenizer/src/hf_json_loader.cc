@@ -203,16 +203,10 @@ absl::Status ReadSpecial(const json& tokenizer, const json& config, BpeTokenizer
   return absl::OkStatus();
 }
 
-}  // namespace
-
-absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromHfJson(std::string_view tokenizer_json,
-                                                                 std::string_view config_json) {
-  T2_ASSIGN_OR_RETURN(json tokenizer, Parse(tokenizer_json, "tokenizer.json"));
-  json config = json::object();
-  if (!config_json.empty()) {
-    T2_ASSIGN_OR_RETURN(config, Parse(config_json, "tokenizer_config.json"));
-  }
-  if (!tokenizer.is_object()) return absl::InvalidArgumentError("tokenizer.json: not an object");
+// The tokenizer from parsed tokenizer.json and tokenizer_config.json. May throw json::exception
+// (FromHfJson turns it into an error).
+absl::StatusOr<std::unique_ptr<Tokenizer>> BuildTokenizer(const json& tokenizer,
+                                                          const json& config) {
   BpeTokenizerParts parts;
   T2_ASSIGN_OR_RETURN(parts.model, ModelFromJson(tokenizer));
   T2_ASSIGN_OR_RETURN(parts.added, AddedTokens(tokenizer));
@@ -226,6 +220,27 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromHfJson(std::string_vie
   T2_ASSIGN_OR_RETURN(auto spm, internal::SpmConfigFromJson(tokenizer));
   return internal::SpmTokenizer::Create(std::move(parts), std::move(spm));
 }
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromHfJson(std::string_view tokenizer_json,
+                                                                 std::string_view config_json) {
+  T2_ASSIGN_OR_RETURN(json tokenizer, Parse(tokenizer_json, "tokenizer.json"));
+  json config = json::object();
+  if (!config_json.empty()) {
+    T2_ASSIGN_OR_RETURN(config, Parse(config_json, "tokenizer_config.json"));
+  }
+  if (!tokenizer.is_object()) return absl::InvalidArgumentError("tokenizer.json: not an object");
+  // The readers check the types they rely on; a value of a type nobody checked (an array
+  // where a string belongs) makes nlohmann throw, which must be an error, not a crash.
+  try {
+    return BuildTokenizer(tokenizer, config);
+  } catch (const json::exception& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("tokenizer.json / tokenizer_config.json: ", e.what()));
+  }
+}
+
 absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromHfDir(const std::filesystem::path& dir) {
   T2_ASSIGN_OR_RETURN(std::string tokenizer, ReadFile(dir / "tokenizer.json"));
   std::string config;

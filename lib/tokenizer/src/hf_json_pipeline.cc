@@ -1,5 +1,8 @@
+#include <climits>
+#include <cstdint>
 #include <optional>
 #include <string>
+#include <type_traits>
 
 #include "absl/strings/str_cat.h"
 #include "hf_json.h"
@@ -54,6 +57,19 @@ absl::StatusOr<std::string> Pattern(const json& step, std::string_view path, boo
 template <typename T>
 absl::StatusOr<T> JsonGet(const json& object, const char* key, T fallback, std::string_view path) {
   if (!object.is_object() || !object.contains(key) || object[key].is_null()) return fallback;
+  if constexpr (std::is_same_v<T, int>) {
+    // nlohmann converts a float (1e300) or a too-large integer to int by a cast whose result
+    // is undefined: only an integer within int's range is one.
+    const json& value = object[key];
+    const bool in_range = value.is_number_integer() &&
+                          (value.is_number_unsigned() ? value.get<uint64_t>() <= uint64_t{INT_MAX}
+                                                      : value.get<int64_t>() >= INT_MIN &&
+                                                            value.get<int64_t>() <= INT_MAX);
+    if (!in_range) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          AsAbsl(path), ".", key, ": not an integer within int's range: ", value.dump()));
+    }
+  }
   try {
     return object[key].get<T>();
   } catch (const json::exception&) {

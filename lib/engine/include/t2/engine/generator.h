@@ -143,7 +143,7 @@ struct AdapterUsage {
 // A finished request is counted (and its slot shown free) before its on_done runs.
 struct SchedulerStats {
   int32_t active = 0;  // sequences in the batch
-  int32_t queued = 0;
+  int32_t queued = 0;  // requests and Score calls waiting for the scheduler
   int32_t slots = 0;      // the most sequences decoded together
   int32_t max_queue = 0;  // queued requests beyond free slots that Submit accepts
   int64_t kv_cache_bytes = 0;
@@ -201,8 +201,13 @@ class Generator {
   absl::StatusOr<std::shared_ptr<RequestHandle>> Submit(GenerationRequest request, StreamCallbacks callbacks,
                                                         absl::Time deadline = absl::InfiniteFuture());
 
-  // Scores completions in one batched prefill, between decode steps. Blocks the caller.
-  absl::StatusOr<std::vector<CompletionScore>> Score(const ScoreRequest& request);
+  // Scores completions in one batched prefill, between decode steps. Blocks the caller. It
+  // waits in line with the generation requests: past max_queue it is ResourceExhausted, and
+  // while it waits it ends with DeadlineExceeded at `deadline` or Cancelled once `cancelled`
+  // (polled) returns true. Once its prefill has begun it runs to the end.
+  absl::StatusOr<std::vector<CompletionScore>> Score(
+      const ScoreRequest& request, absl::Time deadline = absl::InfiniteFuture(),
+      const std::function<bool()>& cancelled = nullptr);
 
   // The largest prompt + max_new_tokens a request may ask for.
   int64_t context_limit() const;

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <grpcpp/security/auth_metadata_processor.h>
+#include <grpcpp/server_context.h>
 
 #include <filesystem>
 #include <map>
@@ -72,7 +73,14 @@ class AuthFile {
 };
 
 // The processor gRPC runs on every call of a server with secure (TLS or loopback) credentials.
+// It records the caller's identity on the call (kCallerIdentityProperty).
 std::shared_ptr<grpc::AuthMetadataProcessor> MakeAuthProcessor(std::shared_ptr<AuthFile> file);
+
+// Who is calling, for handlers that record it: the identity the auth file gave the caller's
+// token or certificate; without an auth file, a verified client certificate's common name;
+// otherwise "".
+inline constexpr char kCallerIdentityProperty[] = "t2_identity";
+std::string CallerIdentity(const grpc::ServerContext& context);
 
 // A new random token (32 bytes, URL-safe base64) and its auth-file hash ("sha256:<hex>").
 std::string NewToken();

@@ -14,6 +14,11 @@
 
 namespace t2::rpc {
 
+// What a t2 client accepts in one reply message. Replies are the servers' to size, within
+// reason: a generated text or a list of experts is far below this; a peer sending more is
+// broken or hostile, and is refused rather than buffered.
+inline constexpr int kMaxClientReceiveMessageBytes = 64 << 20;
+
 inline constexpr char kServerSecurityUsage[] = R"(
 transport security (one of --tls-cert/--tls-key or --insecure-loopback is required):
   --tls-cert FILE, --tls-key FILE

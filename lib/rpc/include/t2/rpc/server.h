@@ -28,6 +28,16 @@ struct ServerOptions {
   // TLS and the auth check (security.h's MakeServerCredentials); null: plaintext that only
   // loopback peers may use, for in-process tests.
   std::shared_ptr<grpc::ServerCredentials> credentials = nullptr;
+  // Limits that keep one client from exhausting the server. gRPC's sync server gives every
+  // call in progress a thread (a Watch, a stream, a stalled upload hold theirs): beyond
+  // max_threads new calls get RESOURCE_EXHAUSTED instead of the process running out.
+  // max_concurrent_streams caps the calls one connection has open at once (HTTP/2 makes the
+  // client queue the rest). Keepalive pings find peers that vanished without closing their
+  // connection, so that their calls end and free their threads.
+  int max_threads = 1024;
+  int max_concurrent_streams = 256;
+  int keepalive_time_ms = 60'000;
+  int keepalive_timeout_ms = 20'000;
   // When set ("0.0.0.0:8086"), a second, plaintext listener that answers only
   // grpc.health.v1.Health/Check with the main server's status: Kubernetes' gRPC probes
   // cannot speak TLS. It reveals nothing but SERVING or NOT_SERVING.

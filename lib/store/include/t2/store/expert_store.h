@@ -41,6 +41,10 @@ struct StoreOptions {
   std::filesystem::path root;              // created if missing
   int64_t max_blob_bytes = kMaxBlobBytes;  // at most kMaxBlobBytes
   bool remove_unreferenced_blobs = true;   // on open; off only to inspect a crashed store
+  // The change log keeps this many newest events; older ones are dropped as new ones come, so
+  // that the table does not grow forever. A watcher that fell further behind is told to
+  // resync (EventsSince: OutOfRange).
+  int64_t max_events = 100'000;
 
   absl::Status Validate() const;
 };
@@ -117,7 +121,8 @@ class ExpertStore {
 
   // --- Change log ----------------------------------------------------------------------------
 
-  // Events with sequence > after_sequence, oldest first, at most `limit`.
+  // Events with sequence > after_sequence, oldest first, at most `limit`. OutOfRange when some
+  // of them were dropped (StoreOptions::max_events): the caller must resync from now.
   absl::StatusOr<std::vector<Event>> EventsSince(int64_t after_sequence, int limit = 1000) const;
   // The sequence of the newest event (0 when there is none).
   int64_t LatestSequence() const;

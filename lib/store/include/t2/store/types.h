@@ -40,6 +40,7 @@ struct ExpertInfo {
   std::string created_at;  // RFC 3339, as the trainer wrote it
   int64_t published_unix_ms = 0;
   bool deprecated = false;
+  std::string published_by;  // the authenticated identity that published it ("" if none)
 };
 
 struct ExpertRef {
@@ -88,6 +89,9 @@ struct PublishHeader {
   int64_t version = 0;  // >= 1
   int64_t size_bytes = 0;
   std::string sha256;  // lowercase hex
+  // Who is publishing: the caller's authenticated identity, set by the registry service (never
+  // taken from the client's header). Stored as ExpertInfo::published_by.
+  std::string publisher;
 };
 
 }  // namespace t2::store
