@@ -30,8 +30,8 @@ function(t2_cc_test)
   endif()
   set_tests_properties(${T2_NAME} PROPERTIES TIMEOUT ${T2_TIMEOUT}
     ENVIRONMENT "T2_FIXTURES=${T2_FIXTURES_DIR};T2_PYTHON=${T2_PYTHON};T2_SOURCE_DIR=${PROJECT_SOURCE_DIR};${T2_ENV}")
-  if(T2_SANITIZE)
-    # ASan/UBSan/LSan runtime options (top-level CMakeLists.txt), for ctest by hand too.
+  if(T2_SANITIZE OR T2_TSAN)
+    # Sanitizer runtime options (top-level CMakeLists.txt), for ctest by hand too.
     set_property(TEST ${T2_NAME} APPEND PROPERTY ENVIRONMENT ${T2_SANITIZER_ENV})
   endif()
   if(T2_LABELS)

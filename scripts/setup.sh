@@ -22,7 +22,7 @@ APT_PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libsqlite3-dev sqlite3
   libgtest-dev libgmock-dev libbenchmark-dev libcpp-httplib-dev libpcre2-dev libre2-dev libssl-dev libicu-dev
-  prometheus prometheus-cpp-dev prometheus-pushgateway python3-venv
+  prometheus prometheus-cpp-dev prometheus-pushgateway python3-venv ccache
 )
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
