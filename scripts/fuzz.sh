@@ -1,35 +1,58 @@
 #!/usr/bin/env bash
-# Fuzzes the GGUF and safetensors readers with libFuzzer under ASan+UBSan. Not part of the
-# default test run.
+# Runs the libFuzzer targets (tests/fuzz/) under ASan+UBSan. Not part of the default test run.
 #
-#   scripts/fuzz.sh [safetensors] [gguf]     (default: both)
+#   scripts/fuzz.sh [--smoke] [TARGET...]     (default: every target)
+#
+# Targets: gguf, safetensors (format readers), tokenizer_json, chat_template (lib/tokenizer),
+# expert_file, json_columns (lib/store), verifier (lib/adapt), request_validation (the
+# dispatcher's request checks).
 #
 # Configures a separate clang build in $T2_FUZZ_BUILD_DIR (default build-fuzz), builds only the
-# fuzz targets, seeds each corpus with small valid files the reference Python packages write
-# (tests/fuzz/make_seeds.py), and runs each fuzzer for $FUZZ_SECONDS (default 120) seconds.
-# Exits non-zero if any fuzzer crashes or a sanitizer reports; the reproducer is saved under
-# $T2_FUZZ_BUILD_DIR/crashes/ (replay: <build>/tests/fuzz/<reader>_fuzz <file>).
+# fuzz targets, seeds each corpus with small valid inputs the reference Python packages write
+# (tests/fuzz/make_seeds.py), and runs each fuzzer for $FUZZ_SECONDS seconds (default 120;
+# --smoke: 10, for CI; an explicit FUZZ_SECONDS wins). Exits non-zero if any fuzzer crashes,
+# fails an invariant or a sanitizer reports; the reproducer is saved under
+# $T2_FUZZ_BUILD_DIR/crashes/ (replay: <build>/tests/fuzz/<target>_fuzz <file>).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+ALL_TARGETS=(gguf safetensors tokenizer_json chat_template expert_file json_columns verifier
+             request_validation)
+default_seconds=120
+TARGETS=()
+for arg in "$@"; do
+  case "$arg" in
+    --smoke) default_seconds=10 ;;
+    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *)
+      [[ " ${ALL_TARGETS[*]} " == *" $arg "* ]] \
+        || { echo "[fuzz] unknown target '$arg' (targets: ${ALL_TARGETS[*]})" >&2; exit 2; }
+      TARGETS+=("$arg") ;;
+  esac
+done
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=("${ALL_TARGETS[@]}")
+FUZZ_SECONDS=${FUZZ_SECONDS:-$default_seconds}
 T2_HOME=${T2_HOME:-$HOME/.cache/t2serve}
 PY=$T2_HOME/venv/bin/python
 [ -x "$PY" ] || { echo "[fuzz] $PY missing: run scripts/setup.sh first" >&2; exit 1; }
 BUILD_DIR=${T2_FUZZ_BUILD_DIR:-build-fuzz}
-FUZZ_SECONDS=${FUZZ_SECONDS:-120}
-READERS=("$@")
-[ ${#READERS[@]} -gt 0 ] || READERS=(safetensors gguf)
+START=$SECONDS
 
 say() { printf '\033[1m[fuzz]\033[0m %s\n' "$*"; }
 
 mkdir -p "$BUILD_DIR"
+source scripts/ccache_env.sh
 TORCH_PREFIX=$("$PY" -c 'import torch.utils; print(torch.utils.cmake_prefix_path)')
-# Tests must be on for tests/fuzz to be configured; only the fuzz targets are built.
+# Tests must be on for tests/fuzz to be configured; only the fuzz targets are built. LibTorch
+# is only found (the configure step needs it), never linked into a fuzz target.
 CC=clang CXX=clang++ cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCMAKE_PREFIX_PATH="$TORCH_PREFIX" -DT2_PYTHON="$PY" -DT2_SANITIZE=ON -DT2_BUILD_FUZZ=ON \
-  -DT2_BUILD_TESTS=ON -DT2_BUILD_BENCH=OFF -DT2_WITH_CUDA=OFF >"$BUILD_DIR/configure.log" 2>&1 \
+  -DT2_BUILD_TESTS=ON -DT2_BUILD_BENCH=OFF -DT2_WITH_CUDA=OFF ${CCACHE_LAUNCHER[@]+"${CCACHE_LAUNCHER[@]}"} \
+  >"$BUILD_DIR/configure.log" 2>&1 \
   || { cat "$BUILD_DIR/configure.log" >&2; exit 1; }
-cmake --build "$BUILD_DIR" -j "${T2_JOBS:-$(nproc)}" --target "${READERS[@]/%/_fuzz}"
+cmake --build "$BUILD_DIR" -j "${T2_JOBS:-$(nproc)}" --target "${TARGETS[@]/%/_fuzz}"
+say "built in $((SECONDS - START))s"
 
+rm -rf "$BUILD_DIR/seeds"
 "$PY" tests/fuzz/make_seeds.py --out "$BUILD_DIR/seeds" >/dev/null
 mkdir -p "$BUILD_DIR/crashes"
 
@@ -38,26 +61,33 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:symbolize=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
 failed=()
-for reader in "${READERS[@]}"; do
-  corpus=$BUILD_DIR/corpus/$reader
+summary=()
+for target in "${TARGETS[@]}"; do
+  corpus=$BUILD_DIR/corpus/$target
   mkdir -p "$corpus"
-  log=$BUILD_DIR/$reader-fuzz.log
-  say "$reader: ${FUZZ_SECONDS}s (log: $log)"
+  log=$BUILD_DIR/$target-fuzz.log
+  dict=()
+  [ -f "tests/fuzz/$target.dict" ] && dict=(-dict="tests/fuzz/$target.dict")
+  say "$target: ${FUZZ_SECONDS}s (log: $log)"
   # The first corpus folder receives new inputs; the seeds folder is only read.
-  if "$BUILD_DIR/tests/fuzz/${reader}_fuzz" "$corpus" "$BUILD_DIR/seeds/$reader" \
+  if "$BUILD_DIR/tests/fuzz/${target}_fuzz" "$corpus" "$BUILD_DIR/seeds/$target" \
       -max_total_time="$FUZZ_SECONDS" -max_len=65536 -timeout=10 -rss_limit_mb=4096 \
-      -dict="tests/fuzz/$reader.dict" -artifact_prefix="$BUILD_DIR/crashes/$reader-" \
+      "${dict[@]}" -artifact_prefix="$BUILD_DIR/crashes/$target-" \
       -print_final_stats=1 >"$log" 2>&1; then
     execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || true)
     cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 || true)
-    say "$reader: clean, ${execs:-?} executions, $cov, corpus $(ls "$corpus" | wc -l) files"
+    line="$target: clean, ${execs:-?} executions, $cov, corpus $(ls "$corpus" | wc -l) files"
   else
-    failed+=("$reader")
-    say "$reader: FAILED"
+    failed+=("$target")
+    line="$target: FAILED ($(grep -o "Test unit written to .*" "$log" | head -1 || true))"
     grep -E 'ERROR:|runtime error|SUMMARY|invariant failed|Test unit written' "$log" >&2 || tail -30 "$log" >&2
   fi
+  say "$line"
+  summary+=("$line")
 done
 
+say "summary (${FUZZ_SECONDS}s per target, $((SECONDS - START))s in all, build included):"
+printf '  %s\n' "${summary[@]}"
 if [ ${#failed[@]} -gt 0 ]; then
   say "crashes in: ${failed[*]} (reproducers in $BUILD_DIR/crashes/)"
   exit 1
