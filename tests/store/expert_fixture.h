@@ -109,7 +109,8 @@ inline PublishHeader HeaderFor(const std::string& name, int64_t version, const s
   return PublishHeader{.name = name,
                        .version = version,
                        .size_bytes = static_cast<int64_t>(bytes.size()),
-                       .sha256 = Sha256Hex(bytes)};
+                       .sha256 = Sha256Hex(bytes),
+                       .publisher = ""};
 }
 
 }  // namespace t2::store::testing
