@@ -424,7 +424,7 @@ TEST_F(StackTest, FewShotAdaptStoresAMixtureThatLaterRequestsUse) {
 TEST_F(StackTest, YWorkerKilledDuringPrefillIsRetriedElsewhereAndTheClientGetsOneAnswer) {
   // Long enough that its prefill on CPU takes seconds: time to find the worker and kill it.
   std::string question = "Repeat the last word of this text:";
-  for (int i = 0; i < 40; ++i) question += " the quick brown fox jumps over the lazy dog,";
+  for (int i = 0; i < 70; ++i) question += " the quick brown fox jumps over the lazy dog,";
   const auto request = ChatRequest(question, 8);
   std::atomic<bool> text_seen{false}, done{false};
   Answer answer;
