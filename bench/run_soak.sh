@@ -26,12 +26,7 @@ registry=$(start registry "$B/services/registry/t2-registry" --root "$work/regis
 worker=$(start worker "$B/services/worker/t2-worker" --model "$MODEL" --device "$DEVICE" --registry "$registry" \
   --expert-dir "$work/worker-experts" ${T2_WORKER_ARGS:---max-batch-size 8 --max-loaded-experts 8}); wait_serving "$worker"
 dispatcher=$(start dispatcher "$B/services/dispatcher/t2-dispatcher" --registry "$registry" --worker "$worker"); wait_serving "$dispatcher"
-for v in 0.9 1.1; do
-  "$B/services/t2/t2" expert constant --model "$MODEL" --device "$DEVICE" --value "$v" --normalization none \
-    --out "$work/e$v.safetensors" > /dev/null
-done
-"$B/services/t2/t2" experts publish --registry "$registry" --insecure-loopback --name scaled-down --version 1 "$work/e0.9.safetensors" > /dev/null
-"$B/services/t2/t2" experts publish --registry "$registry" --insecure-loopback --name scaled-up --version 1 "$work/e1.1.safetensors" > /dev/null
+publish_scaled_experts "$registry"
 echo "stack: registry $registry, worker $worker, dispatcher $dispatcher; model $MODEL, device $DEVICE; $minutes min"
 "$python" bench/soak_driver.py --dispatcher "$dispatcher" --registry "$registry" --minutes "$minutes" \
   --pid registry="$(cat "$work/registry.pid")" --pid worker="$(cat "$work/worker.pid")" \

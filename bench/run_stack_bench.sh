@@ -17,10 +17,5 @@ if [ -n "${T2_THREADS:-}" ]; then threads=(--threads "$T2_THREADS"); export T2_E
 worker=$(start worker "$B/services/worker/t2-worker" --model "$MODEL" --device "$DEVICE" --registry "$registry" --max-batch-size 8 "${threads[@]}" ${T2_WORKER_ARGS:-}); wait_serving "$worker"
 dispatcher=$(start dispatcher "$B/services/dispatcher/t2-dispatcher" --registry "$registry" --worker "$worker"); wait_serving "$dispatcher"
 sequential=$(start sequential "$B/services/dispatcher/t2-dispatcher" --registry "$registry" --worker "$worker" --cem-sequential); wait_serving "$sequential"
-for v in 0.9 1.1; do
-  "$B/services/t2/t2" expert constant --model "$MODEL" --device "$DEVICE" --value "$v" --normalization none \
-    --out "$work/e$v.safetensors" > /dev/null
-done
-"$B/services/t2/t2" experts publish --registry "$registry" --insecure-loopback --name scaled-down --version 1 "$work/e0.9.safetensors" > /dev/null
-"$B/services/t2/t2" experts publish --registry "$registry" --insecure-loopback --name scaled-up --version 1 "$work/e1.1.safetensors" > /dev/null
+publish_scaled_experts "$registry"
 "$B/bench/stack_bench" "$dispatcher" "${1:-16}" "${2:-128}" "$sequential" scaled-down,scaled-up

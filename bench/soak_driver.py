@@ -193,12 +193,15 @@ class Soak:
             a = d.Adaptation(mixture="soak-put")
         self.call("generate_mixture", {"OK"}, lambda: self.dispatcher.Generate(self.gen_request(a), timeout=120))
 
-    def k_generate_classified(self):
+    def first_pass_adaptation(self):
+        """A label-scoring first pass: the classification prompt or the classifier expert."""
         d = self.pb["dispatcher_pb2"]
         if random.random() < 0.5:
-            a = d.Adaptation(prompt=d.Adaptation.PromptClassification(mode=d.CLASSIFY_MODE_LABEL_SCORE))
-        else:
-            a = d.Adaptation(classifier_expert=d.Adaptation.ClassifierExpert(mode=d.CLASSIFY_MODE_LABEL_SCORE))
+            return d.Adaptation(prompt=d.Adaptation.PromptClassification(mode=d.CLASSIFY_MODE_LABEL_SCORE))
+        return d.Adaptation(classifier_expert=d.Adaptation.ClassifierExpert(mode=d.CLASSIFY_MODE_LABEL_SCORE))
+
+    def k_generate_classified(self):
+        a = self.first_pass_adaptation()
         self.call("generate_classified", {"OK"}, lambda: self.dispatcher.Generate(self.gen_request(a), timeout=120))
 
     def k_stream_full(self):
@@ -270,10 +273,7 @@ class Soak:
 
     def k_classify(self):
         d = self.pb["dispatcher_pb2"]
-        if random.random() < 0.5:
-            a = d.Adaptation(prompt=d.Adaptation.PromptClassification(mode=d.CLASSIFY_MODE_LABEL_SCORE))
-        else:
-            a = d.Adaptation(classifier_expert=d.Adaptation.ClassifierExpert(mode=d.CLASSIFY_MODE_LABEL_SCORE))
+        a = self.first_pass_adaptation()
         self.call("classify", {"OK"},
                   lambda: self.dispatcher.Classify(d.ClassifyRequest(prompt=random.choice(PROMPTS), adaptation=a),
                                                    timeout=60))

@@ -43,3 +43,15 @@ wait_serving() {  # address: blocks until it is SERVING (a worker loads its mode
   echo "$1 is not SERVING after 600 s" >&2
   return 1
 }
+
+# registry: writes two constant experts (singular values scaled by 0.9 and 1.1, no
+# renormalisation) to $work/e0.9.safetensors and $work/e1.1.safetensors and publishes them as
+# scaled-down@1 and scaled-up@1.
+publish_scaled_experts() {
+  for v in 0.9 1.1; do
+    "$B/services/t2/t2" expert constant --model "$MODEL" --device "$DEVICE" --value "$v" --normalization none \
+      --out "$work/e$v.safetensors" > /dev/null
+  done
+  "$B/services/t2/t2" experts publish --registry "$1" --insecure-loopback --name scaled-down --version 1 "$work/e0.9.safetensors" > /dev/null
+  "$B/services/t2/t2" experts publish --registry "$1" --insecure-loopback --name scaled-up --version 1 "$work/e1.1.safetensors" > /dev/null
+}
