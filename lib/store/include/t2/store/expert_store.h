@@ -122,7 +122,8 @@ class ExpertStore {
   // --- Change log ----------------------------------------------------------------------------
 
   // Events with sequence > after_sequence, oldest first, at most `limit`. OutOfRange when some
-  // of them were dropped (StoreOptions::max_events): the caller must resync from now.
+  // of them were dropped (StoreOptions::max_events) or after_sequence is beyond this log's
+  // newest (a caller from another store): the caller must resync from now.
   absl::StatusOr<std::vector<Event>> EventsSince(int64_t after_sequence, int limit = 1000) const;
   // The sequence of the newest event (0 when there is none).
   int64_t LatestSequence() const;
