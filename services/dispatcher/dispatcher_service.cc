@@ -1,10 +1,9 @@
 #include "dispatcher_service.h"
 
-#include <exception>
-
 #include "absl/strings/str_cat.h"
 #include "t2/common/log.h"
 #include "t2/common/status.h"
+#include "t2/rpc/handler_guard.h"
 #include "t2/rpc/status.h"
 #include "validation.h"
 #include "worker_calls.h"
@@ -12,21 +11,11 @@
 namespace t2::dispatcher {
 namespace {
 
-// Runs a handler body; an exception (a bug, or std::bad_alloc) becomes INTERNAL instead of
-// taking the process down with every other client's stream.
+// Handler bodies speak absl::Status; the shared guard keeps an exception to the one call.
 template <typename Fn>
 grpc::Status Guard(std::string_view method, Fn body) {
-  try {
-    return rpc::ToGrpc(body());
-  } catch (const std::exception& e) {
-    LogError(absl::StrCat(AsAbsl(method), ": unexpected exception: ", e.what()));
-    return grpc::Status(grpc::StatusCode::INTERNAL,
-                        absl::StrCat(AsAbsl(method), ": internal error"));
-  } catch (...) {
-    LogError(absl::StrCat(AsAbsl(method), ": unexpected exception"));
-    return grpc::Status(grpc::StatusCode::INTERNAL,
-                        absl::StrCat(AsAbsl(method), ": internal error"));
-  }
+  return rpc::GuardHandler(absl::StrCat("dispatcher ", AsAbsl(method)),
+                           [&] { return rpc::ToGrpc(body()); });
 }
 
 // What the first pass tells the call's metrics.

@@ -2,7 +2,6 @@
 
 #include <chrono>
 #include <climits>
-#include <exception>
 #include <filesystem>
 #include <string>
 #include <utility>
@@ -12,6 +11,7 @@
 #include "t2/common/log.h"
 #include "t2/common/status.h"
 #include "t2/rpc/auth.h"
+#include "t2/rpc/handler_guard.h"
 #include "t2/rpc/metadata_keys.h"
 #include "t2/rpc/status.h"
 #include "t2/store/names.h"
@@ -37,20 +37,10 @@ void Report(std::string_view method, const grpc::Status& status) {
   }
 }
 
-// Runs a handler body so that no exception (a std::bad_alloc from a huge request, say)
-// reaches gRPC, which would terminate the process.
+// Every handler's body runs in the shared guard; the outcome is then logged or not.
 template <typename Body>
 grpc::Status Guarded(std::string_view method, Body&& body) {
-  grpc::Status status;
-  try {
-    status = body();
-  } catch (const std::exception& e) {
-    status = grpc::Status(grpc::StatusCode::INTERNAL,
-                          absl::StrCat(AsAbsl(method), ": internal error: ", e.what()));
-  } catch (...) {
-    status =
-        grpc::Status(grpc::StatusCode::INTERNAL, absl::StrCat(AsAbsl(method), ": internal error"));
-  }
+  grpc::Status status = rpc::GuardHandler(absl::StrCat("registry ", AsAbsl(method)), body);
   Report(method, status);
   return status;
 }

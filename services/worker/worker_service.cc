@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "t2/common/log.h"
 #include "t2/common/status.h"
+#include "t2/rpc/handler_guard.h"
 #include "t2/rpc/metadata_keys.h"
 #include "t2/rpc/status.h"
 
@@ -142,7 +143,9 @@ grpc::Status WorkerService::Generate(grpc::ServerContext* context, const t2::v1:
   if (metrics_ != nullptr) call = metrics_->StartCall();
   std::string finish_reason = "none";
   t2::v1::Usage usage;
-  grpc::Status status = RunGenerate(context, request, writer, call, finish_reason, usage);
+  grpc::Status status = rpc::GuardHandler("worker Generate", [&] {
+    return RunGenerate(context, request, writer, call, finish_reason, usage);
+  });
   if (call != nullptr) {
     call->Finished(status.error_code(), finish_reason, usage.prompt_tokens(), usage.completion_tokens());
   }
@@ -250,6 +253,12 @@ grpc::Status WorkerService::RunGenerate(grpc::ServerContext* context, const t2::
 grpc::Status WorkerService::Score(grpc::ServerContext* context, const t2::v1::ScoreRequest* request,
                                   t2::v1::ScoreResponse* response) {
   if (auto s = Unready(); !s.ok()) return s;
+  return rpc::GuardHandler("worker Score", [&] { return RunScore(context, request, response); });
+}
+
+grpc::Status WorkerService::RunScore(grpc::ServerContext* context,
+                                     const t2::v1::ScoreRequest* request,
+                                     t2::v1::ScoreResponse* response) {
   const absl::Time start = absl::Now();
   const bool has_prompt = request->input_case() == t2::v1::ScoreRequest::kPrompt;
   if (auto s = CheckInput(request->has_chat(), has_prompt, request->chat(), request->prompt(),
@@ -301,6 +310,10 @@ grpc::Status WorkerService::Score(grpc::ServerContext* context, const t2::v1::Sc
 
 grpc::Status WorkerService::Info(grpc::ServerContext*, const t2::v1::WorkerInfoRequest*, t2::v1::WorkerInfo* info) {
   if (!ready_) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "worker is loading its model");
+  return rpc::GuardHandler("worker Info", [&] { return RunInfo(info); });
+}
+
+grpc::Status WorkerService::RunInfo(t2::v1::WorkerInfo* info) {
   const auto& options = generator_->options();
   const auto stats = generator_->scheduler_stats();
   info->set_model(model_name_);

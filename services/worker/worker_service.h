@@ -46,6 +46,9 @@ class WorkerService final : public t2::v1::Worker::Service {
                            grpc::ServerWriter<t2::v1::WorkerGenerateResponse>* writer,
                            const std::shared_ptr<WorkerMetrics::Call>& call, std::string& finish_reason,
                            t2::v1::Usage& usage);
+  grpc::Status RunScore(grpc::ServerContext* context, const t2::v1::ScoreRequest* request,
+                        t2::v1::ScoreResponse* response);
+  grpc::Status RunInfo(t2::v1::WorkerInfo* info);
 
   engine::Generator* generator_ = nullptr;  // set once by Attach, before ready_
   ExpertCache* experts_ = nullptr;
