@@ -41,3 +41,22 @@ function(t2_cc_test)
     set_tests_properties(${T2_NAME} PROPERTIES FIXTURES_REQUIRED "${T2_FIXTURES}")
   endif()
 endfunction()
+
+# t2_fixture_script(NAME <test> FIXTURE <fixture> SCRIPT <file.py> OUT <dir under fixtures/>
+#                   [LABELS ...] [TIMEOUT s])
+#   A Python step that writes reference data before the tests that require <fixture>. It runs
+#   through tests/testing/cached_fixture.py: the output is kept under $T2_HOME keyed by the
+#   script, the packages and the model, so it is computed again only when one of them changes.
+function(t2_fixture_script)
+  cmake_parse_arguments(T2 "" "NAME;FIXTURE;SCRIPT;OUT;TIMEOUT" "LABELS" ${ARGN})
+  add_test(NAME ${T2_NAME}
+    COMMAND ${T2_PYTHON} ${PROJECT_SOURCE_DIR}/tests/testing/cached_fixture.py
+            --out ${T2_FIXTURES_DIR}/${T2_OUT} -- ${T2_SCRIPT})
+  if(NOT T2_TIMEOUT)
+    set(T2_TIMEOUT 600)
+  endif()
+  set_tests_properties(${T2_NAME} PROPERTIES FIXTURES_SETUP ${T2_FIXTURE} TIMEOUT ${T2_TIMEOUT})
+  if(T2_LABELS)
+    set_tests_properties(${T2_NAME} PROPERTIES LABELS "${T2_LABELS}")
+  endif()
+endfunction()
