@@ -287,8 +287,14 @@ void Scheduler::Loop() {
         RecoverFromFault(admitted, e.what());
       }
     }
-    std::lock_guard<std::mutex> lock(mu_);
-    if (queue_.empty() && active_ == 0 && score_jobs_.empty()) idle_cv_.notify_all();
+    bool idle = false;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      idle = queue_.empty() && active_ == 0 && score_jobs_.empty();
+      if (idle) idle_cv_.notify_all();
+    }
+    // Gone idle: the step's freed tensors go back to the system, not to RSS (heap_release.h).
+    if (idle) heap_releaser_.MaybeRelease();
   }
   // Shutting down: everything still waiting or running ends with Unavailable.
   std::deque<std::shared_ptr<Entry>> queued;

@@ -25,6 +25,7 @@
 #include "model_lock.h"
 #include "prefix_cache.h"
 #include "svf_adapters.h"
+#include "t2/common/heap_release.h"
 #include "t2/engine/generator.h"
 #include "t2/model/llama.h"
 
@@ -119,6 +120,8 @@ class Scheduler {
   std::optional<std::vector<std::string>> factored_names_;
   model::RowAdapters factored_;
   PrefixCache prefix_;
+  // At most one release every few seconds: it walks every malloc arena under its lock.
+  HeapReleaser heap_releaser_{absl::Seconds(5)};
 
   mutable std::mutex mu_;  // guards everything below
   std::condition_variable cv_;        // wakes the loop

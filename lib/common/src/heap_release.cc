@@ -1,0 +1,29 @@
+#include "t2/common/heap_release.h"
+
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
+namespace t2 {
+
+bool ReleaseFreeHeapMemory() {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  return false;  // the sanitizer's allocator owns the heap; glibc's arenas are unused
+#elif defined(__GLIBC__)
+  malloc_trim(0);
+  return true;
+#else
+  return false;
+#endif
+}
+
+bool HeapReleaser::MaybeRelease(absl::Time now) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (now - last_ < min_interval_) return false;
+    last_ = now;
+  }
+  return ReleaseFreeHeapMemory();
+}
+
+}  // namespace t2
