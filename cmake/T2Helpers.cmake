@@ -17,6 +17,17 @@ function(t2_cc_library)
   add_library(t2::${T2_NAME} ALIAS ${target})
 endfunction()
 
+# t2_sanitizer_test_env(<test>...)
+#   In a sanitizer build, the runtime options (top-level CMakeLists.txt) for these tests and
+#   every process they start, for ctest by hand too.
+function(t2_sanitizer_test_env)
+  if(T2_SANITIZE OR T2_TSAN)
+    foreach(test IN LISTS ARGN)
+      set_property(TEST ${test} APPEND PROPERTY ENVIRONMENT ${T2_SANITIZER_TEST_ENV})
+    endforeach()
+  endif()
+endfunction()
+
 # t2_cc_test(NAME <name> SRCS ... DEPS ... [LABELS ...] [FIXTURES ...] [TIMEOUT s])
 #   A GoogleTest binary registered with ctest as one test (fast to list, one process).
 function(t2_cc_test)
@@ -30,10 +41,7 @@ function(t2_cc_test)
   endif()
   set_tests_properties(${T2_NAME} PROPERTIES TIMEOUT ${T2_TIMEOUT}
     ENVIRONMENT "T2_FIXTURES=${T2_FIXTURES_DIR};T2_PYTHON=${T2_PYTHON};T2_SOURCE_DIR=${PROJECT_SOURCE_DIR};${T2_ENV}")
-  if(T2_SANITIZE OR T2_TSAN)
-    # Sanitizer runtime options (top-level CMakeLists.txt), for ctest by hand too.
-    set_property(TEST ${T2_NAME} APPEND PROPERTY ENVIRONMENT ${T2_SANITIZER_ENV})
-  endif()
+  t2_sanitizer_test_env(${T2_NAME})
   if(T2_LABELS)
     set_tests_properties(${T2_NAME} PROPERTIES LABELS "${T2_LABELS}")
   endif()

@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
 # Builds t2serve with AddressSanitizer + UndefinedBehaviorSanitizer (-DT2_SANITIZE=ON) into
-# ./build-asan (or $T2_BUILD_DIR) and runs the unit tests there. Any ASan, LSan or UBSan
-# report fails the test that triggered it: the runtime options live in the top-level
-# CMakeLists.txt and reach every test through ctest's environment.
+# ./build-asan (or $T2_BUILD_DIR) and runs the unit and integration tests there: the services
+# the integration tests start (registry, worker, dispatcher, trainer, the t2 tool) run
+# sanitized too. The parity tests (HF reference comparisons, minutes of model compute) are
+# left to scripts/test.sh.
+# Any ASan, LSan or UBSan report fails the run: the process that hits it halts (options in
+# the top-level CMakeLists.txt, in each test's ctest environment), and the ASan and LSan
+# reports of every process, the services a test starts included, are also written under
+# <build>/sanitizer-reports, which must be empty at the end.
 # Extra arguments go to ctest (e.g. -R gguf).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,5 +16,17 @@ export T2_BUILD_TYPE=${T2_BUILD_TYPE:-Debug}
 echo "[sanitize] building $T2_BUILD_DIR (ASan+UBSan, $T2_BUILD_TYPE)"
 scripts/build.sh -DT2_SANITIZE=ON -DT2_BUILD_BENCH=OFF
 cd "$T2_BUILD_DIR"
-echo "[sanitize] running unit tests under ASan+UBSan"
-ctest --output-on-failure -j "${T2_TEST_JOBS:-2}" -L unit "$@"
+reports=sanitizer-reports
+rm -rf "$reports" && mkdir -p "$reports"
+echo "[sanitize] running the unit and integration tests under ASan+UBSan"
+rc=0
+ctest --output-on-failure -j "${T2_TEST_JOBS:-2}" -L 'unit|integration' "$@" || rc=$?
+if [ -n "$(ls -A "$reports")" ]; then
+  for report in "$reports"/*; do
+    echo "[sanitize] ===== $report"
+    cat "$report"
+  done
+  echo "[sanitize] FAILED: the sanitizer reports above (in $T2_BUILD_DIR/$reports)"
+  exit 1
+fi
+exit $rc

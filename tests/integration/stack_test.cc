@@ -135,7 +135,10 @@ class StackTest : public ::testing::Test {
   static absl::StatusOr<std::unique_ptr<ServiceProcess>> StartDispatcher() {
     return StartService(t2::testing::BinaryFromEnv("T2_DISPATCHER_BINARY"),
                         {"--registry", registry_->address, "--worker", workers_[0]->address,
-                         "--worker", workers_[1]->address},
+                         "--worker", workers_[1]->address,
+                         // The drain test checks that a stream finishes, not how fast: a
+                         // sanitizer build on a loaded machine takes more than the default 10 s.
+                         "--shutdown-grace-seconds", "120"},
                         dir_, "dispatcher");
   }
   // The worker generating something now (WorkerInfo.active), or -1 if none is within `patience`.
