@@ -13,6 +13,7 @@
 #include "dispatcher_service.h"
 #include "dns_target.h"
 #include "expert_resolver.h"
+#include "t2/common/atomic_file.h"
 #include "t2/common/flags.h"
 #include "t2/common/log.h"
 #include "t2/common/status.h"
@@ -180,7 +181,7 @@ int main(int argc, char** argv) {
     resolver.StartWatch();
     server->SetServing(true);
     if (!config->port_file.empty()) {
-      absl::Status written = t2::rpc::WriteFileAtomically(config->port_file, server->address);
+      absl::Status written = t2::WriteFileAtomically(config->port_file, server->address);
       if (!written.ok()) t2::LogError(absl::StrCat("--port-file: ", written.message()));
     }
     t2::LogInfo(absl::StrCat("t2-dispatcher serving on ", server->address, " with ", pool.size(),

@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "registry_service.h"
+#include "t2/common/atomic_file.h"
 #include "t2/common/flags.h"
 #include "t2/common/log.h"
 #include "t2/metrics/service_metrics.h"
@@ -111,8 +112,7 @@ int main(int argc, char** argv) {
   }
   server->SetServing(true);
   if (flags->Has("port-file")) {
-    absl::Status written =
-        t2::rpc::WriteFileAtomically(flags->Get("port-file", ""), server->address);
+    absl::Status written = t2::WriteFileAtomically(flags->Get("port-file", ""), server->address);
     if (!written.ok()) {
       t2::LogError(absl::StrCat("t2-registry: --port-file: ", written.message()));
       server->server->Shutdown(std::chrono::system_clock::now());

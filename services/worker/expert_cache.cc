@@ -58,6 +58,7 @@ ExpertCache::ExpertCache(engine::Generator& generator, std::shared_ptr<grpc::Cha
                          std::filesystem::path blob_dir, int max_loaded)
     : generator_(generator),
       registry_(registry ? t2::v1::Registry::NewStub(registry) : nullptr),
+      registry_client_(registry ? std::make_unique<registry::RegistryClient>(registry) : nullptr),
       blob_dir_(std::move(blob_dir)),
       max_loaded_(max_loaded) {}
 
@@ -370,56 +371,13 @@ absl::Status ExpertCache::Fetch(const t2::v1::ExpertRef& ref, const std::filesys
   if (dir_error) {
     return absl::InternalError(absl::StrCat("expert directory ", blob_dir_.string(), ": ", dir_error.message()));
   }
-  grpc::ClientContext context;
-  context.set_deadline(absl::ToChronoTime(deadline));
-  t2::v1::GetExpertRequest request;
-  request.set_name(ref.name());
-  request.set_version(ref.version());
-  auto reader = registry_->GetExpert(&context, request);
-  std::filesystem::path temp = path;
-  temp += absl::StrCat(".tmp", reinterpret_cast<uintptr_t>(&context));
-  std::ofstream out(temp, std::ios::binary | std::ios::trunc);
-  Sha256 hash;
-  t2::v1::GetExpertResponse part;
-  bool have_info = false;
-  std::string declared;
-  while (reader->Read(&part)) {
-    if (part.has_info()) {
-      have_info = true;
-      declared = part.info().sha256();
-      if (declared != ref.sha256()) {
-        context.TryCancel();
-        break;
-      }
-    } else {
-      hash.Update(part.chunk());
-      out.write(part.chunk().data(), static_cast<std::streamsize>(part.chunk().size()));
-    }
-  }
-  grpc::Status status = reader->Finish();
-  out.close();
-  auto cleanup = [&] {
-    std::error_code ec;
-    std::filesystem::remove(temp, ec);
-  };
-  if (have_info && declared != ref.sha256()) {
-    cleanup();
-    return absl::NotFoundError(absl::StrCat("expert ", key, " in the registry has sha256 ", declared,
-                                            ", not the requested ", ref.sha256()));
-  }
-  if (!status.ok()) {
-    cleanup();
-    return Annotate(rpc::FromGrpc(status), absl::StrCat("fetching expert ", key, " from the registry"));
-  }
-  if (!out || hash.HexDigest() != ref.sha256()) {
-    cleanup();
-    return absl::DataLossError(absl::StrCat("expert ", key, ": downloaded bytes do not match sha256 ", ref.sha256()));
-  }
-  std::error_code ec;
-  std::filesystem::rename(temp, path, ec);
-  if (ec) {
-    cleanup();
-    return absl::InternalError(absl::StrCat("storing expert ", key, ": ", ec.message()));
+  // Checked, written beside `path` and renamed into place by the shared client; a version
+  // published again with other bytes is NotFound here (the ref pins its sha256).
+  auto info = registry_client_->Download(ref.name(), ref.version(), path,
+                                         {.expect_sha256 = ref.sha256(), .deadline = deadline});
+  if (!info.ok()) {
+    if (absl::IsNotFound(info.status())) return info.status();
+    return Annotate(info.status(), absl::StrCat("fetching expert ", key, " from the registry"));
   }
   ++fetched_;
   return absl::OkStatus();

@@ -14,6 +14,8 @@
 // lets go of its Lease, so eviction cannot take it away between Resolve and Submit.
 #pragma once
 
+#include <grpcpp/grpcpp.h>
+
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -28,11 +30,10 @@
 #include <thread>
 #include <vector>
 
-#include <grpcpp/grpcpp.h>
-
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "t2/engine/generator.h"
+#include "t2/registry_client/registry_client.h"
 #include "t2/v1/registry.grpc.pb.h"
 
 namespace t2::worker {
@@ -125,7 +126,8 @@ class ExpertCache {
   void Prefetch(const std::string& name, int64_t version);
 
   engine::Generator& generator_;
-  std::unique_ptr<t2::v1::Registry::Stub> registry_;
+  std::unique_ptr<t2::v1::Registry::Stub> registry_;           // Watch
+  std::unique_ptr<registry::RegistryClient> registry_client_;  // downloads
   std::filesystem::path blob_dir_;
   int max_loaded_;
 

@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "expert_cache.h"
+#include "t2/common/atomic_file.h"
 #include "t2/common/env.h"
 #include "t2/common/flags.h"
 #include "t2/common/log.h"
@@ -161,7 +162,7 @@ int main(int argc, char** argv) {
                                      {&service});
   if (!server.ok()) return Fail(server.status());
   if (flags->Has("port-file")) {
-    auto s = t2::rpc::WriteFileAtomically(flags->Get("port-file", ""), server->address + "\n");
+    auto s = t2::WriteFileAtomically(flags->Get("port-file", ""), server->address + "\n");
     if (!s.ok()) return Fail(s);
   }
   t2::LogInfo(absl::StrCat("t2-worker listening on ", server->address, ", loading ", model_path->string()));

@@ -1,14 +1,9 @@
 #include "t2/registry_client/registry_client.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <atomic>
-#include <cerrno>
-#include <cstring>
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
+#include "t2/common/atomic_file.h"
 #include "t2/common/sha256.h"
 #include "t2/common/status.h"
 #include "t2/rpc/status.h"
@@ -17,12 +12,6 @@ namespace t2::registry {
 namespace {
 
 constexpr size_t kChunkBytes = 1 << 20;
-
-// A unique temporary name beside `out` (several downloads may target one folder).
-std::filesystem::path TempBeside(const std::filesystem::path& out) {
-  static std::atomic<uint64_t> counter{0};
-  return out.string() + absl::StrCat(".tmp.", getpid(), ".", counter.fetch_add(1));
-}
 
 }  // namespace
 
@@ -76,61 +65,58 @@ absl::StatusOr<t2::v1::ExpertInfo> RegistryClient::Publish(const std::string& na
   return info;
 }
 
-absl::StatusOr<t2::v1::ExpertInfo> RegistryClient::Download(const std::string& name, int64_t version,
-                                                            const std::filesystem::path& out) const {
-  const std::filesystem::path temp = TempBeside(out);
-  const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return absl::PermissionDeniedError(absl::StrCat("cannot write ", temp.string(), ": ", std::strerror(errno)));
+absl::StatusOr<t2::v1::ExpertInfo> RegistryClient::Download(const std::string& name,
+                                                            int64_t version,
+                                                            const std::filesystem::path& out,
+                                                            const DownloadOptions& options) const {
+  T2_ASSIGN_OR_RETURN(AtomicFileWriter file, AtomicFileWriter::Create(out));
   t2::v1::GetExpertRequest request;
   request.set_name(name);
   request.set_version(version);
   grpc::ClientContext context;
-  Prepare(context, options_.transfer_timeout);
+  if (options.deadline.has_value()) {
+    context.set_deadline(absl::ToChronoTime(*options.deadline));
+  } else {
+    Prepare(context, options_.transfer_timeout);
+  }
   auto reader = stub_->GetExpert(&context, request);
   t2::v1::GetExpertResponse message;
   t2::v1::ExpertInfo info;
-  bool have_info = false, write_failed = false;
+  bool have_info = false;
+  absl::Status local;  // what went wrong on this side, which cancelled the call
   Sha256 hash;
-  int64_t written = 0;
   while (reader->Read(&message)) {
     if (message.has_info()) {
       info = message.info();
       have_info = true;
-      continue;
+      if (!options.expect_sha256.empty() && info.sha256() != options.expect_sha256) {
+        local = absl::NotFoundError(absl::StrCat("expert ", name, "@", info.version(),
+                                                 " in the registry has sha256 ", info.sha256(),
+                                                 ", not the requested ", options.expect_sha256));
+      }
+    } else {
+      hash.Update(message.chunk());
+      local = file.Append(message.chunk());
     }
-    const std::string& chunk = message.chunk();
-    hash.Update(chunk);
-    for (size_t done = 0; done < chunk.size() && !write_failed;) {
-      const ssize_t n = ::write(fd, chunk.data() + done, chunk.size() - done);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) write_failed = true;
-      done += n > 0 ? static_cast<size_t>(n) : 0;
+    if (!local.ok()) {
+      context.TryCancel();
+      break;
     }
-    written += static_cast<int64_t>(chunk.size());
-    if (write_failed) context.TryCancel();
   }
   absl::Status status = rpc::FromGrpc(reader->Finish());
-  if (::fsync(fd) != 0) write_failed = true;
-  ::close(fd);
+  if (!local.ok()) return local;
+  if (!status.ok()) return status;
+  if (!have_info) return absl::DataLossError("the registry sent no expert header");
+  if (file.bytes_written() != info.size_bytes()) {
+    return absl::DataLossError(absl::StrCat("received ", file.bytes_written(),
+                                            " bytes, the registry announced ", info.size_bytes()));
+  }
   const std::string digest = hash.HexDigest();
-  if (write_failed) status = absl::DataLossError(absl::StrCat("writing ", temp.string(), " failed"));
-  if (status.ok() && !have_info) status = absl::DataLossError("the registry sent no expert header");
-  if (status.ok() && written != info.size_bytes()) {
-    status = absl::DataLossError(absl::StrCat("received ", written, " bytes, the registry announced ", info.size_bytes()));
+  if (digest != info.sha256()) {
+    return absl::DataLossError(absl::StrCat("sha256 of the received bytes is ", digest,
+                                            ", the registry announced ", info.sha256()));
   }
-  if (status.ok() && digest != info.sha256()) {
-    status = absl::DataLossError(
-        absl::StrCat("sha256 of the received bytes is ", digest, ", the registry announced ", info.sha256()));
-  }
-  std::error_code ec;
-  if (status.ok()) {
-    std::filesystem::rename(temp, out, ec);
-    if (ec) status = absl::PermissionDeniedError(absl::StrCat("cannot rename onto ", out.string(), ": ", ec.message()));
-  }
-  if (!status.ok()) {
-    std::filesystem::remove(temp, ec);
-    return status;
-  }
+  T2_RETURN_IF_ERROR(file.Commit());
   return info;
 }
 

@@ -6,7 +6,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <fstream>
 
 #include "absl/strings/str_cat.h"
 #include "grpc/health/v1/health.grpc.pb.h"
@@ -122,20 +121,6 @@ int WaitForShutdownSignal() {
   while (sigwait(&set, &signal) != 0) {
   }
   return signal;
-}
-
-absl::Status WriteFileAtomically(const std::filesystem::path& path, const std::string& text) {
-  std::filesystem::path temp = path;
-  temp += ".tmp";
-  {
-    std::ofstream out(temp, std::ios::trunc);
-    out << text;
-    if (!out.flush()) return absl::InternalError(absl::StrCat("writing ", temp.string()));
-  }
-  std::error_code ec;
-  std::filesystem::rename(temp, path, ec);
-  if (ec) return absl::InternalError(absl::StrCat("renaming to ", path.string(), ": ", ec.message()));
-  return absl::OkStatus();
 }
 
 }  // namespace t2::rpc

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "t2/common/atomic_file.h"
 #include "t2/common/sha256.h"
 #include "t2/common/status.h"
 
@@ -45,18 +46,6 @@ struct BlobReader::State {
 namespace internal {
 namespace {
 
-absl::Status WriteAll(int fd, std::span<const uint8_t> bytes, const std::filesystem::path& path) {
-  while (!bytes.empty()) {
-    ssize_t n = ::write(fd, bytes.data(), bytes.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoStatus("write", path, errno);
-    }
-    bytes = bytes.subspan(static_cast<size_t>(n));
-  }
-  return absl::OkStatus();
-}
-
 // Reads exactly `n` bytes at `offset`, or fewer only at end of file.
 absl::StatusOr<size_t> PreadFull(int fd, uint8_t* out, size_t n, int64_t offset,
                                  const std::filesystem::path& path) {
@@ -75,24 +64,8 @@ absl::StatusOr<size_t> PreadFull(int fd, uint8_t* out, size_t n, int64_t offset,
 
 }  // namespace
 
-absl::Status ErrnoStatus(std::string_view what, const std::filesystem::path& path, int err) {
-  std::string message = absl::StrCat(path.string(), ": ", AsAbsl(what), ": ", std::strerror(err));
-  if (err == ENOSPC || err == EDQUOT) return absl::ResourceExhaustedError(message);
-  return absl::InternalError(message);
-}
-
 std::filesystem::path BlobPath(const std::filesystem::path& blobs_dir, const std::string& sha256) {
   return blobs_dir / sha256.substr(0, 2) / sha256;
-}
-
-absl::Status FsyncDir(const std::filesystem::path& dir) {
-  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return ErrnoStatus("opening the folder to sync it", dir, errno);
-  int rc = ::fsync(fd);
-  int err = errno;
-  ::close(fd);
-  if (rc != 0) return ErrnoStatus("fsync", dir, err);
-  return absl::OkStatus();
 }
 
 absl::Status DurableRename(const std::filesystem::path& from, const std::filesystem::path& to) {
@@ -103,9 +76,9 @@ absl::Status DurableRename(const std::filesystem::path& from, const std::filesys
   } else if (errno != EEXIST) {
     return ErrnoStatus("mkdir", dir, errno);
   }
-  if (created) T2_RETURN_IF_ERROR(FsyncDir(dir.parent_path()));
+  if (created) T2_RETURN_IF_ERROR(SyncDirectory(dir.parent_path()));
   if (::rename(from.c_str(), to.c_str()) != 0) return ErrnoStatus("rename", to, errno);
-  return FsyncDir(dir);
+  return SyncDirectory(dir);
 }
 
 absl::StatusOr<StagedBlob> BlobAccess::Stage(const std::filesystem::path& tmp_dir,
@@ -194,7 +167,7 @@ absl::Status StagedBlob::Append(std::span<const uint8_t> bytes) {
     return absl::InvalidArgumentError(
         absl::StrCat("blob: more than ", state_->max_bytes, " bytes"));
   }
-  absl::Status status = internal::WriteAll(state_->fd, bytes, state_->path);
+  absl::Status status = WriteAll(state_->fd, bytes, state_->path);
   if (!status.ok()) {
     state_->failed = true;
     return status;

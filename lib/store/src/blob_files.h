@@ -27,13 +27,9 @@ struct BlobAccess {
 // <blobs>/<sha[0:2]>/<sha>.
 std::filesystem::path BlobPath(const std::filesystem::path& blobs_dir, const std::string& sha256);
 
-absl::Status FsyncDir(const std::filesystem::path& dir);
-
 // rename(2) `from` onto `to` (same filesystem), creating `to`'s folder if needed, then fsyncs
 // that folder (and the blobs folder, if the shard folder was new) so the rename survives a
 // power cut.
 absl::Status DurableRename(const std::filesystem::path& from, const std::filesystem::path& to);
-
-absl::Status ErrnoStatus(std::string_view what, const std::filesystem::path& path, int err);
 
 }  // namespace t2::store::internal

@@ -21,6 +21,7 @@
 #include "crash_point.h"
 #include "json_columns.h"
 #include "sqlite.h"
+#include "t2/common/atomic_file.h"
 #include "t2/common/log.h"
 #include "t2/common/status.h"
 #include "t2/store/expert_file.h"
@@ -365,13 +366,13 @@ struct ExpertStore::Impl {
 absl::Status ExpertStore::Impl::LockRoot() {
   const fs::path path = options.root / "LOCK";
   lock_fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (lock_fd < 0) return internal::ErrnoStatus("open", path, errno);
+  if (lock_fd < 0) return ErrnoStatus("open", path, errno);
   if (::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
     if (errno == EWOULDBLOCK) {
       return absl::FailedPreconditionError(absl::StrCat("store.root: ", options.root.string(),
                                                         " is in use by another registry process"));
     }
-    return internal::ErrnoStatus("flock", path, errno);
+    return ErrnoStatus("flock", path, errno);
   }
   return absl::OkStatus();
 }

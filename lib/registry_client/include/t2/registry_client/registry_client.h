@@ -37,12 +37,25 @@ class RegistryClient {
   absl::StatusOr<t2::v1::ExpertInfo> Publish(const std::string& name, int64_t version,
                                              const std::filesystem::path& file) const;
 
+  struct DownloadOptions {
+    // The bytes the caller must get (64 hex digits). When the registry announces others (the
+    // version was deleted and published again) the transfer stops with NotFound. Empty:
+    // whatever it serves.
+    std::string expect_sha256;
+    // Replaces transfer_timeout: a worker fetching for a request has the request's deadline.
+    std::optional<absl::Time> deadline;
+  };
   // Downloads name@version (version 0: the alias's target, else the newest non-deprecated
-  // version) into `out`: written to a temporary file beside it, checked against the size and
-  // sha256 the registry announced, flushed to disk, then renamed. `out` is the whole expert
-  // or untouched (DataLoss on a mismatch).
+  // version) into `out` through an AtomicFileWriter (t2/common/atomic_file.h), checked against
+  // the size and sha256 the registry announced. `out` is the whole expert or untouched
+  // (DataLoss on a mismatch).
   absl::StatusOr<t2::v1::ExpertInfo> Download(const std::string& name, int64_t version,
-                                              const std::filesystem::path& out) const;
+                                              const std::filesystem::path& out,
+                                              const DownloadOptions& options) const;
+  absl::StatusOr<t2::v1::ExpertInfo> Download(const std::string& name, int64_t version,
+                                              const std::filesystem::path& out) const {
+    return Download(name, version, out, DownloadOptions{});
+  }
 
   // Versions of `name` (every expert when empty), by name then version.
   absl::StatusOr<std::vector<t2::v1::ExpertInfo>> ListExperts(const std::string& name,

@@ -70,8 +70,4 @@ void BlockShutdownSignals();
 // Waits for SIGINT or SIGTERM; returns the signal number.
 int WaitForShutdownSignal();
 
-// Writes `text` to `path` atomically (temp file + rename), so that a process waiting for the
-// file never reads a partial one. Services write their bound address this way.
-absl::Status WriteFileAtomically(const std::filesystem::path& path, const std::string& text);
-
 }  // namespace t2::rpc
