@@ -6,8 +6,6 @@
 #include "absl/strings/str_cat.h"
 #include "t2/common/log.h"
 #include "t2/common/status.h"
-#include "t2/rpc/metadata_keys.h"
-#include "t2/rpc/reconnect_backoff.h"
 #include "t2/rpc/status.h"
 
 namespace t2::dispatcher {
@@ -66,22 +64,43 @@ absl::StatusOr<ExpertName> ParseExpertName(std::string_view spec) {
 ResolvedAdapter BaseAdapter() { return ResolvedAdapter{.spec = {}, .label = "base"}; }
 
 ExpertResolver::ExpertResolver(const std::shared_ptr<grpc::Channel>& registry, Options options)
-    : stub_(t2::v1::Registry::NewStub(registry)), options_(options) {}
-
-ExpertResolver::~ExpertResolver() {
-  {
+    : stub_(t2::v1::Registry::NewStub(registry)), options_(options) {
+  registry::EventWatch::Callbacks callbacks;
+  // Lookups are cached only while a stream is established (Lookup, Store): a change made while
+  // none was open, or before the registry subscribed the new one, would never be announced.
+  callbacks.connecting = [this] {
     std::lock_guard lock(mu_);
-    stopping_ = true;
-    if (watch_context_ != nullptr) watch_context_->TryCancel();
-  }
-  stop_cv_.notify_all();
-  if (watcher_.joinable()) watcher_.join();
+    cache_.clear();
+    ++generation_;
+  };
+  callbacks.established = [this] {
+    std::lock_guard lock(mu_);
+    ++generation_;  // a lookup begun before this moment is not stored
+    watching_ = true;
+  };
+  callbacks.event = [this](const t2::v1::RegistryEvent& event) {
+    std::lock_guard lock(mu_);
+    ++stats_.events;
+    // An event names the expert, alias or mixture it changed; every cached lookup of that
+    // name may now be stale ("math" resolved through an alias, "math@2", ...).
+    EraseName(event.name());
+  };
+  callbacks.ended = [this](const grpc::Status&, bool stopping) {
+    std::lock_guard lock(mu_);
+    watching_ = false;
+    cache_.clear();
+    ++generation_;
+    if (!stopping) ++stats_.reconnects;
+  };
+  watch_ = std::make_unique<registry::EventWatch>(
+      registry, std::move(callbacks),
+      registry::EventWatch::Options{.max_backoff = options_.max_backoff,
+                                    .while_down = "lookups go uncached until it reconnects"});
 }
 
-void ExpertResolver::StartWatch() {
-  std::lock_guard lock(mu_);
-  if (!watcher_.joinable() && !stopping_) watcher_ = std::thread([this] { WatchLoop(); });
-}
+ExpertResolver::~ExpertResolver() { watch_.reset(); }
+
+void ExpertResolver::StartWatch() { watch_->Start(); }
 
 absl::Status ExpertResolver::Ping(std::chrono::milliseconds timeout) {
   grpc::ClientContext context;
@@ -299,71 +318,6 @@ void ExpertResolver::EraseName(const std::string& name) {
   ++generation_;
   for (auto it = cache_.begin(); it != cache_.end();) {
     it = it->second.name == name ? cache_.erase(it) : std::next(it);
-  }
-}
-
-void ExpertResolver::WatchLoop() {
-  rpc::ReconnectBackoff backoff(std::chrono::milliseconds(100), options_.max_backoff);
-  while (true) {
-    grpc::ClientContext context;
-    t2::v1::WatchRequest request;
-    {
-      std::lock_guard lock(mu_);
-      if (stopping_) return;
-      watch_context_ = &context;
-      request.set_from_sequence(last_sequence_);
-      // Events may have been missed while no stream was open.
-      cache_.clear();
-      ++generation_;
-    }
-    const auto opened = std::chrono::steady_clock::now();
-    std::unique_ptr<grpc::ClientReader<t2::v1::RegistryEvent>> reader =
-        stub_->Watch(&context, request);
-    // Lookups are cached only once the registry says it has subscribed us: a change made
-    // between opening the call and that moment would never be streamed, and a cached answer
-    // would then be served stale for the whole TTL. (A failed call returns here at once, with
-    // no such metadata.)
-    reader->WaitForInitialMetadata();
-    if (auto start = rpc::WatchStartSequence(context); start.has_value()) {
-      std::lock_guard lock(mu_);
-      last_sequence_ = std::max(last_sequence_, *start);
-      ++generation_;  // a lookup begun before this moment is not stored
-      watching_ = true;
-    }
-    t2::v1::RegistryEvent event;
-    bool got_event = false;
-    while (reader->Read(&event)) {
-      got_event = true;
-      std::lock_guard lock(mu_);
-      last_sequence_ = std::max(last_sequence_, event.sequence());
-      ++stats_.events;
-      // An event names the expert, alias or mixture it changed; every cached lookup of that
-      // name may now be stale ("math" resolved through an alias, "math@2", ...).
-      EraseName(event.name());
-    }
-    grpc::Status status = reader->Finish();
-    std::unique_lock lock(mu_);
-    watch_context_ = nullptr;
-    watching_ = false;
-    cache_.clear();
-    ++generation_;
-    if (stopping_) return;
-    ++stats_.reconnects;
-    if (status.error_code() == grpc::StatusCode::OUT_OF_RANGE) {
-      // The registry no longer keeps the events since last_sequence_ (or is another store):
-      // the cache was just dropped, so watching from now on loses nothing.
-      LogWarning(absl::StrCat("registry watch: ", status.error_message(), "; resuming from now"));
-      last_sequence_ = 0;
-      continue;
-    }
-    // A stream that fails at once is a registry still down: back off, and log once an outage.
-    const auto wait = backoff.Ended(got_event || std::chrono::steady_clock::now() - opened > std::chrono::seconds(1));
-    if (wait.outage_began) {
-      LogWarning(absl::StrCat("registry watch ended (", status.error_message(),
-                              "); lookups go uncached until it reconnects"));
-    }
-    stop_cv_.wait_for(lock, wait.delay, [&] { return stopping_; });
-    if (stopping_) return;
   }
 }
 

@@ -15,7 +15,6 @@
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -24,11 +23,11 @@
 #include <set>
 #include <string>
 #include <string_view>
-#include <thread>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "call_scope.h"
+#include "t2/registry_client/event_watch.h"
 #include "t2/v1/registry.grpc.pb.h"
 
 namespace t2::dispatcher {
@@ -120,7 +119,6 @@ class ExpertResolver {
                                                const CallScope& scope);
   // Drops every cached lookup of `name` and bumps the generation. Requires mu_.
   void EraseName(const std::string& name);
-  void WatchLoop();
 
   std::unique_ptr<t2::v1::Registry::Stub> stub_;
   Options options_;
@@ -129,12 +127,9 @@ class ExpertResolver {
   std::map<std::string, Entry> cache_;            // guarded by mu_
   uint64_t generation_ = 0;                       // guarded by mu_; bumped by every invalidation
   bool watching_ = false;                         // guarded by mu_
-  int64_t last_sequence_ = 0;                     // guarded by mu_
   Stats stats_;                                   // guarded by mu_
-  bool stopping_ = false;                         // guarded by mu_
-  grpc::ClientContext* watch_context_ = nullptr;  // guarded by mu_; to cancel on shutdown
-  std::condition_variable stop_cv_;
-  std::thread watcher_;
+  // Last: destroyed first, so that its thread stops before the cache it updates goes away.
+  std::unique_ptr<registry::EventWatch> watch_;
 };
 
 }  // namespace t2::dispatcher

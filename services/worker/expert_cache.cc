@@ -12,8 +12,6 @@
 #include "t2/common/log.h"
 #include "t2/common/sha256.h"
 #include "t2/common/status.h"
-#include "t2/rpc/metadata_keys.h"
-#include "t2/rpc/reconnect_backoff.h"
 #include "t2/rpc/status.h"
 
 namespace t2::worker {
@@ -60,77 +58,24 @@ ExpertCache::ExpertCache(engine::Generator& generator, std::shared_ptr<grpc::Cha
       registry_(registry ? t2::v1::Registry::NewStub(registry) : nullptr),
       registry_client_(registry ? std::make_unique<registry::RegistryClient>(registry) : nullptr),
       blob_dir_(std::move(blob_dir)),
-      max_loaded_(max_loaded) {}
-
-ExpertCache::~ExpertCache() {
-  {
-    std::lock_guard<std::mutex> lock(watch_mu_);
-    stopping_ = true;
-    if (watch_context_ != nullptr) watch_context_->TryCancel();
-  }
-  watch_cv_.notify_all();
-  if (watcher_.joinable()) watcher_.join();
+      max_loaded_(max_loaded) {
+  if (registry == nullptr) return;
+  // Experts loaded while no stream was open stay until evicted; their versions are pinned by
+  // sha256 anyway, so nothing needs dropping on a reconnect.
+  registry::EventWatch::Callbacks callbacks;
+  callbacks.event = [this](const t2::v1::RegistryEvent& event) { OnEvent(event); };
+  watch_ = std::make_unique<registry::EventWatch>(
+      registry, std::move(callbacks),
+      registry::EventWatch::Options{.while_down = "experts are still fetched on first use"});
 }
+
+ExpertCache::~ExpertCache() { watch_.reset(); }
 
 void ExpertCache::StartWatch() {
-  if (registry_ == nullptr || watcher_.joinable()) return;
-  watcher_ = std::thread([this] { WatchLoop(); });
+  if (watch_ != nullptr) watch_->Start();
 }
 
-bool ExpertCache::watching() const {
-  std::lock_guard<std::mutex> lock(watch_mu_);
-  return watching_;
-}
-
-void ExpertCache::WatchLoop() {
-  rpc::ReconnectBackoff backoff(std::chrono::milliseconds(100), std::chrono::milliseconds(10'000));
-  int64_t last_sequence = 0;  // 0: changes from now on
-  while (true) {
-    grpc::ClientContext context;
-    {
-      std::lock_guard<std::mutex> lock(watch_mu_);
-      if (stopping_) return;
-      watch_context_ = &context;
-    }
-    t2::v1::WatchRequest request;
-    request.set_from_sequence(last_sequence);  // after a reconnect: what was missed meanwhile
-    const auto opened = std::chrono::steady_clock::now();
-    auto reader = registry_->Watch(&context, request);
-    // The registry says where the stream starts: from there, a reconnect asks for what it
-    // missed (even when no event came before the registry went away).
-    reader->WaitForInitialMetadata();
-    if (auto start = rpc::WatchStartSequence(context); start.has_value()) {
-      last_sequence = std::max(last_sequence, *start);
-      std::lock_guard<std::mutex> lock(watch_mu_);
-      watching_ = true;
-    }
-    t2::v1::RegistryEvent event;
-    bool got_event = false;
-    while (reader->Read(&event)) {
-      got_event = true;
-      last_sequence = std::max(last_sequence, event.sequence());
-      OnEvent(event);
-    }
-    const grpc::Status status = reader->Finish();
-    std::unique_lock<std::mutex> lock(watch_mu_);
-    watch_context_ = nullptr;
-    watching_ = false;
-    if (stopping_) return;
-    if (status.error_code() == grpc::StatusCode::OUT_OF_RANGE) {
-      // The registry no longer keeps what this worker missed: it goes on from now. Experts
-      // loaded meanwhile stay until evicted; their versions are pinned by sha256 anyway.
-      LogWarning(absl::StrCat("registry watch: ", status.error_message(), "; resuming from now"));
-      last_sequence = 0;
-      continue;
-    }
-    const auto wait = backoff.Ended(got_event || std::chrono::steady_clock::now() - opened > std::chrono::seconds(1));
-    if (wait.outage_began) {
-      LogWarning(absl::StrCat("registry watch ended (", status.error_message(),
-                              "); experts are still fetched on first use"));
-    }
-    watch_cv_.wait_for(lock, wait.delay, [&] { return stopping_; });
-  }
-}
+bool ExpertCache::watching() const { return watch_ != nullptr && watch_->watching(); }
 
 void ExpertCache::OnEvent(const t2::v1::RegistryEvent& event) {
   using Kind = t2::v1::RegistryEvent;

@@ -33,6 +33,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "t2/engine/generator.h"
+#include "t2/registry_client/event_watch.h"
 #include "t2/registry_client/registry_client.h"
 #include "t2/v1/registry.grpc.pb.h"
 
@@ -121,7 +122,6 @@ class ExpertCache {
   void Touch(const std::string& key);         // mu_ held
   void EvictIfNeeded();                       // mu_ held
   void Unpin(const std::vector<std::string>& keys);
-  void WatchLoop();
   void OnEvent(const t2::v1::RegistryEvent& event);
   void Prefetch(const std::string& name, int64_t version);
 
@@ -143,12 +143,8 @@ class ExpertCache {
   std::atomic<int64_t> joined_loads_{0};
   Events events_;
 
-  mutable std::mutex watch_mu_;  // guards the four below
-  std::condition_variable watch_cv_;
-  bool stopping_ = false;
-  bool watching_ = false;
-  grpc::ClientContext* watch_context_ = nullptr;  // the open Watch call, to cancel it
-  std::thread watcher_;
+  // Last: destroyed first, so that its thread stops before what OnEvent uses goes away.
+  std::unique_ptr<registry::EventWatch> watch_;  // null without a registry
 };
 
 }  // namespace t2::worker
