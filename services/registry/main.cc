@@ -62,6 +62,9 @@ int main(int argc, char** argv) {
   }
   if (!flags->positional().empty()) return Usage("unexpected argument " + flags->positional()[0]);
   if (!flags->Has("root")) return Usage("--root is required");
+  if (flags->Has("token-file")) {
+    return Usage("--token-file: the registry calls no other service, so it has no token to send");
+  }
   auto max_message = flags->GetInt("max-message-bytes", 4 << 20);
   if (!max_message.ok()) return Usage(std::string(max_message.status().message()));
   if (*max_message < kMinMessageBytes || *max_message > INT_MAX) {

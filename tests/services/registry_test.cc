@@ -679,6 +679,8 @@ TEST_F(RegistryTest, OutOfRangeFlagsExitNamingTheFlag) {
       {{"--transfer-idle-seconds", "0"}, "--transfer-idle-seconds must be in [1, 3600], got 0"},
       {{"--min-free-disk-mb", "-1"}, "--min-free-disk-mb must be in [0, 1048576], got -1"},
       {{"--max-message-bytes", "1024"}, "--max-message-bytes: 1024 is not in"},
+      // A client flag the registry would otherwise take and ignore: it calls no service.
+      {{"--token-file", "/dev/null"}, "--token-file: the registry calls no other service"},
   };
   for (size_t i = 0; i < cases.size(); ++i) {
     const auto& [flags, message] = cases[i];

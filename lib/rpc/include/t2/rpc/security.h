@@ -29,7 +29,8 @@ transport security (one of --tls-cert/--tls-key or --insecure-loopback is requir
   --require-client-cert refuse clients without a certificate from --tls-ca (mutual TLS)
   --auth-file FILE      tokens and certificate names with their roles (see README, Security);
                         without it every caller may call everything
-  --token-file FILE     bearer token sent to the services this one calls
+  --token-file FILE     bearer token sent to the services this one calls (not for the
+                        registry, which calls none)
   --insecure-loopback   no TLS: serve and call plaintext, and accept only loopback peers
   --health-listen HOST:PORT
                         also answer grpc.health.v1 Check, and nothing else, in plaintext
