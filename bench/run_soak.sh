@@ -28,7 +28,7 @@ worker=$(start worker "$B/services/worker/t2-worker" --model "$MODEL" --device "
 dispatcher=$(start dispatcher "$B/services/dispatcher/t2-dispatcher" --registry "$registry" --worker "$worker"); wait_serving "$dispatcher"
 publish_scaled_experts "$registry"
 echo "stack: registry $registry, worker $worker, dispatcher $dispatcher; model $MODEL, device $DEVICE; $minutes min"
-"$python" bench/soak_driver.py --dispatcher "$dispatcher" --registry "$registry" --minutes "$minutes" \
+"$python" bench/soak_driver.py --dispatcher "$dispatcher" --registry "$registry" --worker "$worker" --minutes "$minutes" \
   --pid registry="$(cat "$work/registry.pid")" --pid worker="$(cat "$work/worker.pid")" \
   --pid dispatcher="$(cat "$work/dispatcher.pid")" \
   --blob "$work/e0.9.safetensors" --blob "$work/e1.1.safetensors" ${T2_SOAK_ARGS:-}

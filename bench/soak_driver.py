@@ -44,12 +44,13 @@ def load_stubs(proto_dir):
     """Python stubs generated from proto/ into a temporary folder, imported."""
     gen = tempfile.mkdtemp(prefix="t2-soak-stubs-")
     from grpc_tools import protoc
-    protos = [os.path.join("t2", "v1", f) for f in ("common.proto", "registry.proto", "dispatcher.proto")]
+    protos = [os.path.join("t2", "v1", f) for f in ("common.proto", "registry.proto", "dispatcher.proto", "worker.proto")]
     rc = protoc.main(["protoc", f"-I{proto_dir}", f"--python_out={gen}", f"--grpc_python_out={gen}"] + protos)
     if rc != 0:
         sys.exit(f"protoc failed ({rc})")
     sys.path.insert(0, gen)
-    names = ("common_pb2", "registry_pb2", "registry_pb2_grpc", "dispatcher_pb2", "dispatcher_pb2_grpc")
+    names = ("common_pb2", "registry_pb2", "registry_pb2_grpc", "dispatcher_pb2", "dispatcher_pb2_grpc",
+             "worker_pb2", "worker_pb2_grpc")
     return {n: importlib.import_module(f"t2.v1.{n}") for n in names}
 
 
@@ -124,6 +125,8 @@ class Soak:
         self.dispatcher = pb["dispatcher_pb2_grpc"].DispatcherStub(self.dispatcher_channel)
         self.registry = pb["registry_pb2_grpc"].RegistryStub(self.registry_channel)
         self.blobs = [open(p, "rb").read() for p in args.blob]
+        self.worker = (pb["worker_pb2_grpc"].WorkerStub(grpc.insecure_channel(args.worker))
+                       if args.worker else None)
         self.counts = Counter()        # (kind, code name) -> calls
         self.unexpected = Counter()    # (kind, code name) -> calls with a code the kind does not expect
         self.examples = {}             # (kind, code name) -> one message, for the report
@@ -344,6 +347,15 @@ class Soak:
                 name="soak-put", spec=c.AdapterSpec(experts=refs, alpha=[a, 1 - a]), source="soak")), timeout=30)
         self.call("registry_put_mixture", {"OK"}, run)
 
+    def worker_info(self):
+        """The worker's bounded caches (WorkerInfo), or {} when it does not answer."""
+        try:
+            info = self.worker.Info(self.pb["worker_pb2"].WorkerInfoRequest(), timeout=10)
+        except self.grpc.RpcError:
+            return {}
+        return {"prefix_cache_mb": round(info.prefix_cache_bytes / 2**20, 1),
+                "loaded_experts": len(info.loaded_experts), "experts_fetched": info.experts_fetched}
+
     def churn_once(self, n):
         r = self.pb["registry_pb2"]
         v = self.roll_version + 1
@@ -422,6 +434,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dispatcher", required=True)
     ap.add_argument("--registry", required=True)
+    ap.add_argument("--worker", help="the worker's address: its bounded caches are read at each idle sample")
     ap.add_argument("--pid", action="append", default=[], help="NAME=PID of a service to sample (repeat)")
     ap.add_argument("--blob", action="append", required=True, help="an expert file to publish as soak-roll (repeat)")
     ap.add_argument("--proto-dir", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "proto"))
@@ -452,6 +465,7 @@ def main():
     threads += [threading.Thread(target=soak.adapter, args=(gate,), daemon=True),
                 threading.Thread(target=soak.churner, args=(gate,), daemon=True)]
     samples = []   # (seconds since start, phase, {service: (rss KiB, fds, threads) or None})
+    worker_caches = []  # (phase, {what: value}) at the idle samples
     crashed = {}
     start = time.time()
 
@@ -473,6 +487,13 @@ def main():
         print(f"[{time.time() - start:7.0f} s] {phase} (idle, parked in {time.time() - t0 - args.settle_s:.0f} s): "
               + ", ".join(f"{n} {v[0] / 1024:.1f} MB {v[1]} fds {v[2]} thr" if v else f"{n} EXITED"
                           for n, v in s.items()), flush=True)
+        if args.worker:
+            # What the worker holds on purpose, bounded by its flags: growth here is a cache
+            # filling, not a leak.
+            info = soak.worker_info()
+            worker_caches.append((phase, info))
+            print(f"    worker caches: " + (", ".join(f"{k} {v}" for k, v in info.items()) if info else "unavailable"),
+                  flush=True)
         return s
 
     sample("start")
@@ -593,7 +614,8 @@ def main():
         with open(args.json, "w") as f:
             json.dump({"samples": samples, "counts": {f"{k}|{c}": n for (k, c), n in soak.counts.items()},
                        "unexpected": {f"{k}|{c}": n for (k, c), n in soak.unexpected.items()},
-                       "warmup_s": warmup, "minutes": traffic_minutes, "fails": fails}, f, indent=1)
+                       "warmup_s": warmup, "minutes": traffic_minutes, "fails": fails,
+                       "worker_caches": worker_caches}, f, indent=1)
     sys.exit(0 if not fails else 1)
 
 
