@@ -1,7 +1,6 @@
 #include "expert_resolver.h"
 
 #include <algorithm>
-#include <charconv>
 
 #include "absl/strings/str_cat.h"
 #include "t2/common/log.h"
@@ -30,36 +29,6 @@ absl::Status RegistryError(const grpc::Status& status, std::string_view call) {
 }
 
 }  // namespace
-
-bool IsValidName(std::string_view name) {
-  if (name.empty() || name.size() > 64) return false;
-  auto lower_or_digit = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
-  if (!lower_or_digit(name[0])) return false;
-  return std::all_of(name.begin(), name.end(),
-                     [&](char c) { return lower_or_digit(c) || c == '.' || c == '_' || c == '-'; });
-}
-
-absl::StatusOr<ExpertName> ParseExpertName(std::string_view spec) {
-  ExpertName out;
-  std::string_view name = spec;
-  if (size_t at = spec.find('@'); at != std::string_view::npos) {
-    name = spec.substr(0, at);
-    std::string_view version = spec.substr(at + 1);
-    auto [end, ec] = std::from_chars(version.data(), version.data() + version.size(), out.version);
-    if (version.empty() || ec != std::errc() || end != version.data() + version.size() ||
-        out.version < 1) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("'", AsAbsl(spec), "': the version after @ must be an integer >= 1"));
-    }
-  }
-  if (!IsValidName(name)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("'", AsAbsl(spec),
-                     "' is not a valid name ([a-z0-9][a-z0-9._-]{0,63}, optionally @version)"));
-  }
-  out.name = std::string(name);
-  return out;
-}
 
 ResolvedAdapter BaseAdapter() { return ResolvedAdapter{.spec = {}, .label = "base"}; }
 
@@ -172,7 +141,7 @@ absl::StatusOr<ResolvedAdapter> ExpertResolver::Cached(const std::string& key,
 
 absl::StatusOr<ResolvedAdapter> ExpertResolver::ResolveExpert(std::string_view spec,
                                                               const CallScope& scope) {
-  T2_ASSIGN_OR_RETURN(ExpertName name, ParseExpertName(spec));
+  T2_ASSIGN_OR_RETURN(names::NameVersion name, names::ParseNameVersion("adapter", spec));
   return Cached(absl::StrCat("expert:", AsAbsl(spec)), name.name,
                 [&]() -> absl::StatusOr<ResolvedAdapter> {
                   if (name.version == 0) {
@@ -185,7 +154,7 @@ absl::StatusOr<ResolvedAdapter> ExpertResolver::ResolveExpert(std::string_view s
 
 absl::StatusOr<ResolvedAdapter> ExpertResolver::ResolveAlias(std::string_view alias,
                                                              const CallScope& scope) {
-  if (!IsValidName(alias)) {
+  if (!names::IsValidName(alias)) {
     return absl::InvalidArgumentError(
         absl::StrCat("'", AsAbsl(alias), "' is not a valid alias name"));
   }
@@ -196,7 +165,7 @@ absl::StatusOr<ResolvedAdapter> ExpertResolver::ResolveAlias(std::string_view al
 absl::StatusOr<ResolvedAdapter> ExpertResolver::ResolveMixture(std::string_view mixture,
                                                                std::string_view what,
                                                                const CallScope& scope) {
-  if (!IsValidName(mixture)) {
+  if (!names::IsValidName(mixture)) {
     return absl::InvalidArgumentError(
         absl::StrCat("'", AsAbsl(mixture), "' is not a valid ", AsAbsl(what), " name"));
   }
@@ -221,7 +190,7 @@ absl::StatusOr<ResolvedAdapter> ExpertResolver::FetchAlias(const std::string& al
   return SingleExpert(response.target());
 }
 
-absl::StatusOr<ResolvedAdapter> ExpertResolver::FetchExpert(const ExpertName& name,
+absl::StatusOr<ResolvedAdapter> ExpertResolver::FetchExpert(const names::NameVersion& name,
                                                             const CallScope& scope) {
   grpc::ClientContext context;
   context.set_deadline(scope.Capped(options_.call_timeout));

@@ -27,19 +27,11 @@
 
 #include "absl/status/statusor.h"
 #include "call_scope.h"
+#include "t2/names/names.h"
 #include "t2/registry_client/event_watch.h"
 #include "t2/v1/registry.grpc.pb.h"
 
 namespace t2::dispatcher {
-
-// "name" or "name@version", checked for syntax only: name is [a-z0-9][a-z0-9._-]{0,63} (the
-// registry's rule for experts, aliases and mixtures), version a decimal >= 1.
-struct ExpertName {
-  std::string name;
-  int64_t version = 0;  // 0: not pinned
-};
-absl::StatusOr<ExpertName> ParseExpertName(std::string_view spec);
-bool IsValidName(std::string_view name);
 
 struct ResolvedAdapter {
   t2::v1::AdapterSpec spec;
@@ -114,7 +106,8 @@ class ExpertResolver {
   absl::StatusOr<ResolvedAdapter> Cached(const std::string& key, const std::string& name, Fn fetch);
 
   absl::StatusOr<ResolvedAdapter> FetchAlias(const std::string& alias, const CallScope& scope);
-  absl::StatusOr<ResolvedAdapter> FetchExpert(const ExpertName& name, const CallScope& scope);
+  absl::StatusOr<ResolvedAdapter> FetchExpert(const names::NameVersion& name,
+                                              const CallScope& scope);
   absl::StatusOr<ResolvedAdapter> FetchMixture(const std::string& name, std::string_view what,
                                                const CallScope& scope);
   // Drops every cached lookup of `name` and bumps the generation. Requires mu_.

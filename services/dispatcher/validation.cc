@@ -23,8 +23,8 @@ absl::Status ValidateMode(t2::v1::ClassifyMode mode, std::string_view field) {
 
 absl::Status ValidateName(std::string_view value, std::string_view field, bool allow_version) {
   if (value.empty()) return Invalid(field, "must not be empty");
-  absl::StatusOr<ExpertName> name = ParseExpertName(value);
-  if (!name.ok()) return Invalid(field, std::string(name.status().message()));
+  absl::StatusOr<names::NameVersion> name = names::ParseNameVersion(field, value);
+  if (!name.ok()) return name.status();
   if (!allow_version && name->version != 0) return Invalid(field, "takes no @version");
   return absl::OkStatus();
 }

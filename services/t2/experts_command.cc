@@ -21,6 +21,7 @@
 #include "stack_client.h"
 #include "t2/common/flags.h"
 #include "t2/common/status.h"
+#include "t2/names/names.h"
 #include "t2/registry_client/registry_client.h"
 #include "t2/rpc/security.h"
 #include "t2/rpc/status.h"
@@ -66,25 +67,6 @@ struct Call {
                          std::chrono::milliseconds(static_cast<int64_t>(timeout_seconds * 1000)));
   }
 };
-
-struct NameVersion {
-  std::string name;
-  int64_t version = 0;  // 0: none given
-};
-
-// "name" or "name@version" (version >= 1).
-absl::StatusOr<NameVersion> ParseNameVersion(const std::string& text, std::string_view what) {
-  NameVersion out;
-  const auto at = text.rfind('@');
-  out.name = text.substr(0, at);
-  if (out.name.empty()) return Usage(absl::StrCat(AsAbsl(what), ": empty name in '", text, "'"));
-  if (at != std::string::npos) {
-    if (!absl::SimpleAtoi(text.substr(at + 1), &out.version) || out.version < 1) {
-      return Usage(absl::StrCat(AsAbsl(what), ": version in '", text, "' must be an integer >= 1"));
-    }
-  }
-  return out;
-}
 
 std::string Yes(bool b) { return b ? "yes" : "no"; }
 
@@ -169,7 +151,7 @@ Outcome Publish(const Flags& flags, const Call& call) {
 Outcome Get(const Flags& flags, const Call& call) {
   if (flags.positional().size() != 1) return UsageError("experts get: expected exactly one NAME[@VERSION] argument");
   if (!flags.Has("out") || flags.Get("out", "").empty()) return UsageError("experts get: --out is required");
-  auto what = ParseNameVersion(flags.positional()[0], "experts get");
+  auto what = names::ParseNameVersion("experts get", flags.positional()[0]);
   if (!what.ok()) return {what.status(), true};
   const std::filesystem::path out = flags.Get("out", "");
   auto info = call.client.Download(what->name, what->version, out);
@@ -211,7 +193,7 @@ Outcome Alias(const Flags& flags, const Call& call) {
     return {};
   }
   if (flags.positional().size() != 2) return UsageError("experts alias: expected ALIAS NAME[@VERSION] (or --delete ALIAS)");
-  auto target = ParseNameVersion(flags.positional()[1], "experts alias");
+  auto target = names::ParseNameVersion("experts alias", flags.positional()[1]);
   if (!target.ok()) return {target.status(), true};
   if (target->version == 0) {
     auto newest = NewestVersion(call, target->name);
@@ -232,7 +214,7 @@ Outcome Alias(const Flags& flags, const Call& call) {
 
 Outcome Deprecate(const Flags& flags, const Call& call) {
   if (flags.positional().size() != 1) return UsageError("experts deprecate: expected exactly one NAME@VERSION argument");
-  auto what = ParseNameVersion(flags.positional()[0], "experts deprecate");
+  auto what = names::ParseNameVersion("experts deprecate", flags.positional()[0]);
   if (!what.ok()) return {what.status(), true};
   if (what->version == 0) return UsageError("experts deprecate: give the version to deprecate as NAME@VERSION");
   t2::v1::DeprecateExpertRequest request;

@@ -25,8 +25,8 @@ using t2::v1::Adaptation;
 void NoLog(google::protobuf::LogLevel, const char*, int, const std::string&) {}
 
 bool ValidName(const std::string& spec, bool allow_version) {
-  auto name = ParseExpertName(spec);
-  return name.ok() && IsValidName(name->name) && name->version >= 0 &&
+  auto name = t2::names::ParseNameVersion("name", spec);
+  return name.ok() && t2::names::IsValidName(name->name) && name->version >= 0 &&
          (allow_version || name->version == 0);
 }
 

@@ -6,36 +6,9 @@
 namespace t2::store {
 namespace {
 
-bool IsLowerAlnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
 bool IsHexDigit(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); }
 
-// Quotes a value that came from a request without letting it flood or garble a message.
-std::string Quoted(std::string_view value) {
-  std::string out = "'";
-  for (char c : value.substr(0, 80)) {
-    out += (c >= 0x20 && c < 0x7f) ? c : '?';
-  }
-  if (value.size() > 80) out += "...";
-  out += "'";
-  return out;
-}
-
 }  // namespace
-
-bool IsValidName(std::string_view name) {
-  if (name.empty() || name.size() > 64 || !IsLowerAlnum(name[0])) return false;
-  for (char c : name) {
-    if (!IsLowerAlnum(c) && c != '.' && c != '_' && c != '-') return false;
-  }
-  return true;
-}
-
-absl::Status CheckName(std::string_view field, std::string_view name) {
-  if (IsValidName(name)) return absl::OkStatus();
-  if (name.empty()) return absl::InvalidArgumentError(absl::StrCat(AsAbsl(field), ": empty"));
-  return absl::InvalidArgumentError(absl::StrCat(
-      AsAbsl(field), ": ", Quoted(name), " is not a valid name ([a-z0-9][a-z0-9._-]{0,63})"));
-}
 
 bool IsSha256Hex(std::string_view text) {
   if (text.size() != 64) return false;
@@ -47,7 +20,7 @@ bool IsSha256Hex(std::string_view text) {
 
 absl::Status CheckSha256(std::string_view field, std::string_view text) {
   if (IsSha256Hex(text)) return absl::OkStatus();
-  return absl::InvalidArgumentError(absl::StrCat(AsAbsl(field), ": ", Quoted(text),
+  return absl::InvalidArgumentError(absl::StrCat(AsAbsl(field), ": ", names::Quoted(text),
                                                  " is not a sha256 (64 lowercase hex characters)"));
 }
 

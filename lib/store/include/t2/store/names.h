@@ -6,13 +6,14 @@
 #include <string_view>
 
 #include "absl/status/status.h"
+#include "t2/names/names.h"
 #include "t2/store/types.h"
 
 namespace t2::store {
 
-// Expert, alias and mixture names: [a-z0-9][a-z0-9._-]{0,63}.
-bool IsValidName(std::string_view name);
-absl::Status CheckName(std::string_view field, std::string_view name);
+// Expert, alias and mixture names: the shared grammar (t2/names/names.h).
+using names::CheckName;
+using names::IsValidName;
 
 // 64 lowercase hex characters.
 bool IsSha256Hex(std::string_view text);
