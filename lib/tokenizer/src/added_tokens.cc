@@ -8,16 +8,6 @@
 namespace t2::tokenizer::internal {
 namespace {
 
-// Decodes the code point at text[pos] (valid UTF-8).
-char32_t CodePointAt(std::string_view text, size_t pos, size_t* len) {
-  *len = Utf8CharLen(text, pos);
-  const auto b0 = static_cast<uint8_t>(text[pos]);
-  if (*len == 1) return b0;
-  char32_t cp = b0 & (0xFF >> (*len + 1));
-  for (size_t i = 1; i < *len; ++i) cp = (cp << 6) | (static_cast<uint8_t>(text[pos + i]) & 0x3F);
-  return cp;
-}
-
 bool IsWhiteSpace(char32_t c) {
   return (c >= 0x09 && c <= 0x0D) || c == 0x20 || c == 0x85 || c == 0xA0 || c == 0x1680 ||
          (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F ||
@@ -31,7 +21,7 @@ size_t WhiteSpaceRunBefore(std::string_view text, size_t end) {
     size_t start = pos - 1;
     while (start > 0 && (static_cast<uint8_t>(text[start]) & 0xC0) == 0x80) --start;
     size_t len = 0;
-    if (!IsWhiteSpace(CodePointAt(text, start, &len))) break;
+    if (!IsWhiteSpace(DecodeUtf8At(text, start, &len))) break;
     pos = start;
   }
   return pos;
@@ -42,7 +32,7 @@ size_t WhiteSpaceRunAfter(std::string_view text, size_t begin) {
   size_t pos = begin;
   while (pos < text.size()) {
     size_t len = 0;
-    if (!IsWhiteSpace(CodePointAt(text, pos, &len))) break;
+    if (!IsWhiteSpace(DecodeUtf8At(text, pos, &len))) break;
     pos += len;
   }
   return pos;

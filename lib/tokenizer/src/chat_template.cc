@@ -16,21 +16,12 @@ bool IsPythonSpace(char32_t c) {
          c == 0x205F || c == 0x3000;
 }
 
-char32_t DecodeAt(std::string_view s, size_t pos, size_t* len) {
-  *len = internal::Utf8CharLen(s, pos);
-  const auto b0 = static_cast<uint8_t>(s[pos]);
-  if (*len == 1) return b0;
-  char32_t cp = b0 & (0xFF >> (*len + 1));
-  for (size_t i = 1; i < *len; ++i) cp = (cp << 6) | (static_cast<uint8_t>(s[pos + i]) & 0x3F);
-  return cp;
-}
-
 // Jinja's `| trim`.
 std::string_view Trim(std::string_view s) {
   size_t begin = 0;
   while (begin < s.size()) {
     size_t len = 0;
-    if (!IsPythonSpace(DecodeAt(s, begin, &len))) break;
+    if (!IsPythonSpace(internal::DecodeUtf8At(s, begin, &len))) break;
     begin += len;
   }
   size_t end = s.size();
@@ -38,7 +29,7 @@ std::string_view Trim(std::string_view s) {
     size_t start = end - 1;
     while (start > begin && (static_cast<uint8_t>(s[start]) & 0xC0) == 0x80) --start;
     size_t len = 0;
-    if (!IsPythonSpace(DecodeAt(s, start, &len))) break;
+    if (!IsPythonSpace(internal::DecodeUtf8At(s, start, &len))) break;
     end = start;
   }
   return s.substr(begin, end - begin);

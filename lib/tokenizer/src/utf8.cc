@@ -78,6 +78,15 @@ size_t Utf8CharLen(std::string_view text, size_t pos) {
   return complete ? n : 1;
 }
 
+char32_t DecodeUtf8At(std::string_view text, size_t pos, size_t* len) {
+  *len = Utf8CharLen(text, pos);
+  const auto b0 = static_cast<uint8_t>(text[pos]);
+  if (*len == 1) return b0;
+  char32_t cp = b0 & (0xFF >> (*len + 1));
+  for (size_t i = 1; i < *len; ++i) cp = (cp << 6) | (static_cast<uint8_t>(text[pos + i]) & 0x3F);
+  return cp;
+}
+
 bool IsValidUtf8(std::string_view bytes) {
   for (size_t pos = 0; pos < bytes.size();) {
     bool complete = false;

@@ -16,6 +16,9 @@ void AppendUtf8(char32_t cp, std::string* out);
 // Length in bytes of the character starting at text[pos] of valid UTF-8 (1 for a stray byte).
 size_t Utf8CharLen(std::string_view text, size_t pos);
 
+// The code point starting at text[pos] of valid UTF-8; its length in bytes goes to *len.
+char32_t DecodeUtf8At(std::string_view text, size_t pos, size_t* len);
+
 bool IsValidUtf8(std::string_view bytes);
 
 // `bytes` with each maximal invalid subsequence replaced by U+FFFD, exactly as Rust's
