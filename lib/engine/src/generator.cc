@@ -51,7 +51,7 @@ struct Generator::Impl {
   std::unique_ptr<tokenizer::Tokenizer> tokenizer;
   GeneratorOptions options;
   std::unique_ptr<SvfAdapters> svf;  // null without GeneratorOptions::svf
-  mutable ModelLock mutex;  // the model and SVF state: the scheduler thread, AddExpert, ...
+  mutable ModelLock model_lock;  // the model and SVF state: the scheduler thread, AddExpert, ...
   // The adapters' names, also kept apart from the model lock: looking one up (each worker
   // request does) must not wait for a decoding step.
   mutable std::mutex names_mu;
@@ -100,15 +100,15 @@ absl::StatusOr<std::unique_ptr<Generator>> Generator::Create(const GeneratorOpti
   impl->context_limit = c.sliding_window > 0 ? std::min(c.sliding_window, c.max_position_embeddings)
                                              : c.max_position_embeddings;
   if (options.max_context > 0) impl->context_limit = std::min(impl->context_limit, options.max_context);
-  impl->scheduler = std::make_unique<Scheduler>(Scheduler::Config{
-      .model = impl->model.get(),
-      .tokenizer = impl->tokenizer.get(),
-      .svf = impl->svf.get(),
-      .model_mutex = &impl->mutex,
-      .slots = options.max_batch_size,
-      .max_queue = options.max_queue,
-      .merged_only = options.svf.has_value() && options.svf->mode == "merged",
-      .prefix_cache_bytes = options.prefix_cache_bytes});
+  impl->scheduler = std::make_unique<Scheduler>(
+      Scheduler::Config{.model = impl->model.get(),
+                        .tokenizer = impl->tokenizer.get(),
+                        .svf = impl->svf.get(),
+                        .model_lock = &impl->model_lock,
+                        .slots = options.max_batch_size,
+                        .max_queue = options.max_queue,
+                        .merged_only = options.svf.has_value() && options.svf->mode == "merged",
+                        .prefix_cache_bytes = options.prefix_cache_bytes});
   return std::unique_ptr<Generator>(new Generator(std::move(impl)));
 }
 
@@ -270,7 +270,7 @@ absl::Status Generator::AddExpert(const std::string& name, const std::filesystem
   // Reading and checking the file needs only the decomposition, which never changes.
   T2_ASSIGN_OR_RETURN(auto expert, svf::LoadExpert(file, impl_->svf->decomposition(),
                                                    {.allow_base_mismatch = allow_base_mismatch}));
-  std::lock_guard<ModelLock> lock(impl_->mutex);
+  std::lock_guard<ModelLock> lock(impl_->model_lock);
   return impl_->RegisterLocked(name, std::move(expert));
 }
 
@@ -278,7 +278,7 @@ absl::Status TrainingAccess::AddExpert(Generator& generator, const std::string& 
   Generator::Impl& impl = *generator.impl_;
   if (impl.svf == nullptr) return absl::FailedPreconditionError("AddExpert: this generator was created without SVF");
   T2_RETURN_IF_ERROR(svf::ValidateExpert(expert, impl.svf->decomposition()));
-  std::lock_guard<ModelLock> lock(impl.mutex);
+  std::lock_guard<ModelLock> lock(impl.model_lock);
   return impl.RegisterLocked(name, std::move(expert));
 }
 
@@ -286,7 +286,7 @@ absl::Status TrainingAccess::WithModel(Generator& generator,
                                        absl::FunctionRef<absl::Status(const ModelAccess&)> fn) {
   Generator::Impl& impl = *generator.impl_;
   if (impl.svf == nullptr) return absl::FailedPreconditionError("WithModel: this generator was created without SVF");
-  std::lock_guard<ModelLock> lock(impl.mutex);
+  std::lock_guard<ModelLock> lock(impl.model_lock);
   T2_RETURN_IF_ERROR(impl.svf->UseMerged(""));
   return fn(ModelAccess{.model = *impl.model, .decomposition = impl.svf->decomposition()});
 }
@@ -294,7 +294,7 @@ absl::Status TrainingAccess::WithModel(Generator& generator,
 absl::Status Generator::AddMixture(const std::string& name, const std::vector<std::string>& experts,
                                    const std::vector<double>& alpha, bool per_layer) {
   if (impl_->svf == nullptr) return absl::FailedPreconditionError("AddMixture: this generator was created without SVF");
-  std::lock_guard<ModelLock> lock(impl_->mutex);
+  std::lock_guard<ModelLock> lock(impl_->model_lock);
   std::vector<const svf::Expert*> parts;
   for (size_t k = 0; k < experts.size(); ++k) {
     const svf::Expert* e = impl_->svf->Find(experts[k]);
@@ -308,7 +308,7 @@ absl::Status Generator::AddMixture(const std::string& name, const std::vector<st
 
 absl::Status Generator::RemoveAdapter(const std::string& name) {
   if (impl_->svf == nullptr) return absl::NotFoundError(absl::StrCat("adapter '", name, "' is not loaded"));
-  std::lock_guard<ModelLock> lock(impl_->mutex);
+  std::lock_guard<ModelLock> lock(impl_->model_lock);
   if (impl_->scheduler->InUse(name)) {
     return absl::FailedPreconditionError(absl::StrCat("adapter '", name, "' is used by a queued or running request"));
   }
@@ -321,7 +321,7 @@ absl::Status Generator::RemoveAdapter(const std::string& name) {
 
 Generator::SvfStats Generator::svf_stats() const {
   if (impl_->svf == nullptr) return {};
-  std::lock_guard<ModelLock> lock(impl_->mutex);
+  std::lock_guard<ModelLock> lock(impl_->model_lock);
   return {.compositions = impl_->svf->compositions(),
           .merged_cache_bytes = impl_->svf->merged_cache_bytes(),
           .merged_cache_entries = static_cast<int64_t>(impl_->svf->merged_cache_entries())};

@@ -278,8 +278,8 @@ void Scheduler::Loop() {
       active_ += static_cast<int32_t>(admitted.size());
     }
     {
-      config_.model_mutex->LockForStep();
-      std::lock_guard<ModelLock> model_lock(*config_.model_mutex, std::adopt_lock);
+      config_.model_lock->LockForStep();
+      std::lock_guard<ModelLock> held(*config_.model_lock, std::adopt_lock);
       for (auto& job : score_jobs) RunScoreJob(*job);
       try {
         Step(admitted);
@@ -304,7 +304,7 @@ void Scheduler::Loop() {
     queued.swap(queue_);
     score_jobs.swap(score_jobs_);
   }
-  std::lock_guard<ModelLock> model_lock(*config_.model_mutex);
+  std::lock_guard<ModelLock> held(*config_.model_lock);
   for (auto& job : score_jobs) RunScoreJob(*job);  // Score callers are waiting; let them finish
   for (auto& e : queued) {
     if (e->callbacks.on_done) e->callbacks.on_done(absl::UnavailableError("the generator shut down"));

@@ -41,7 +41,7 @@ class Scheduler {
     model::LlamaModel* model = nullptr;
     const tokenizer::Tokenizer* tokenizer = nullptr;
     SvfAdapters* svf = nullptr;        // null without SVF
-    ModelLock* model_mutex = nullptr;  // held while the model or the SVF state is used
+    ModelLock* model_lock = nullptr;   // held while the model or the SVF state is used
     int32_t slots = 32;
     int32_t max_queue = 256;
     bool merged_only = false;  // SvfOptions::mode == "merged": a batch never mixes experts
@@ -62,9 +62,9 @@ class Scheduler {
   SchedulerStats stats() const;
   void Drain(absl::Time deadline);
   // Composed per-row adapters and prompt prefixes are cached by adapter name; an adapter
-  // added, replaced or removed under `name` must drop them. Call with the model mutex held.
+  // added, replaced or removed under `name` must drop them. Call with the model lock held.
   void InvalidateAdapter(const std::string& name);
-  // Whether a queued or running request uses adapter `name`. Model mutex held.
+  // Whether a queued or running request uses adapter `name`. Model lock held.
   bool InUse(const std::string& name) const;
 
  private:
@@ -73,7 +73,7 @@ class Scheduler {
   struct ScoreJob;
 
   void Loop();
-  // One iteration: admit, prefill, decode, compact. Model mutex held.
+  // One iteration: admit, prefill, decode, compact. Model lock held.
   void Step(const std::vector<std::shared_ptr<Entry>>& admitted);
   void Admit(std::vector<std::shared_ptr<Entry>>& out);  // queue mutex held
   // What counts against max_queue: queued requests and Score jobs beyond the free slots.
@@ -81,7 +81,7 @@ class Scheduler {
   int64_t WaitingBeyondFreeSlots() const;
   // After an exception escaped a step (out of memory, a library error): every running request
   // and every one just admitted ends with Internal, and the KV cache is dropped (its rows may
-  // be half-written), so that the worker goes on serving the next ones. Model mutex held.
+  // be half-written), so that the worker goes on serving the next ones. Model lock held.
   void RecoverFromFault(const std::vector<std::shared_ptr<Entry>>& admitted,
                         const std::string& what);
   // At least `rows` rows of `capacity` positions; rows [0, keep) survive a reallocation.
@@ -106,7 +106,7 @@ class Scheduler {
   void RemoveFinished();
   absl::StatusOr<std::vector<CompletionScore>> RunScore(const ScoreRequest& request);
   // Runs a waiting Score (unless its caller gave up) and hands its caller the result. Model
-  // mutex held.
+  // lock held.
   void RunScoreJob(ScoreJob& job);
   // The caller gave up waiting: the job leaves the line.
   void Abandon(const std::shared_ptr<ScoreJob>& job);
@@ -114,7 +114,7 @@ class Scheduler {
   Config config_;
   int64_t vocab_ = 0;
 
-  // Owned by the scheduler thread (under the model mutex).
+  // Owned by the scheduler thread (under the model lock).
   model::KvCache cache_;
   std::vector<std::unique_ptr<Sequence>> live_;  // live_[i] is in KV row i
   std::optional<std::vector<std::string>> factored_names_;

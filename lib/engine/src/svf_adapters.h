@@ -3,7 +3,7 @@
 // into the weights, with an LRU of composed weight sets) and factored (per-row z through
 // model::RowAdapters, no rebuild).
 //
-// Not thread-safe: the generator calls it under its batch mutex.
+// Not thread-safe: the generator calls it under its model lock (ModelLock).
 #pragma once
 
 #include <cstdint>
