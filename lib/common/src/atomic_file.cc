@@ -119,9 +119,9 @@ absl::Status WriteFileAtomically(const std::filesystem::path& path,
 }
 
 absl::Status WriteFileAtomically(const std::filesystem::path& path, std::string_view contents) {
-  T2_ASSIGN_OR_RETURN(AtomicFileWriter writer, AtomicFileWriter::Create(path));
-  T2_RETURN_IF_ERROR(writer.Append(contents));
-  return writer.Commit();
+  const std::span<const uint8_t> piece(reinterpret_cast<const uint8_t*>(contents.data()),
+                                       contents.size());
+  return WriteFileAtomically(path, std::span<const std::span<const uint8_t>>(&piece, 1));
 }
 
 }  // namespace t2
