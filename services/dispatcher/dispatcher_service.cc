@@ -14,8 +14,7 @@ namespace {
 // Handler bodies speak absl::Status; the shared guard keeps an exception to the one call.
 template <typename Fn>
 grpc::Status Guard(std::string_view method, Fn body) {
-  return rpc::GuardHandler(absl::StrCat("dispatcher ", AsAbsl(method)),
-                           [&] { return rpc::ToGrpc(body()); });
+  return rpc::GuardHandler("dispatcher", method, [&] { return rpc::ToGrpc(body()); });
 }
 
 // What the first pass tells the call's metrics.

@@ -40,7 +40,7 @@ void Report(std::string_view method, const grpc::Status& status) {
 // Every handler's body runs in the shared guard; the outcome is then logged or not.
 template <typename Body>
 grpc::Status Guarded(std::string_view method, Body&& body) {
-  grpc::Status status = rpc::GuardHandler(absl::StrCat("registry ", AsAbsl(method)), body);
+  grpc::Status status = rpc::GuardHandler("registry", method, body);
   Report(method, status);
   return status;
 }

@@ -143,7 +143,7 @@ grpc::Status WorkerService::Generate(grpc::ServerContext* context, const t2::v1:
   if (metrics_ != nullptr) call = metrics_->StartCall();
   std::string finish_reason = "none";
   t2::v1::Usage usage;
-  grpc::Status status = rpc::GuardHandler("worker Generate", [&] {
+  grpc::Status status = rpc::GuardHandler("worker", "Generate", [&] {
     return RunGenerate(context, request, writer, call, finish_reason, usage);
   });
   if (call != nullptr) {
@@ -253,7 +253,7 @@ grpc::Status WorkerService::RunGenerate(grpc::ServerContext* context, const t2::
 grpc::Status WorkerService::Score(grpc::ServerContext* context, const t2::v1::ScoreRequest* request,
                                   t2::v1::ScoreResponse* response) {
   if (auto s = Unready(); !s.ok()) return s;
-  return rpc::GuardHandler("worker Score", [&] { return RunScore(context, request, response); });
+  return rpc::GuardHandler("worker", "Score", [&] { return RunScore(context, request, response); });
 }
 
 grpc::Status WorkerService::RunScore(grpc::ServerContext* context,
@@ -310,7 +310,7 @@ grpc::Status WorkerService::RunScore(grpc::ServerContext* context,
 
 grpc::Status WorkerService::Info(grpc::ServerContext*, const t2::v1::WorkerInfoRequest*, t2::v1::WorkerInfo* info) {
   if (!ready_) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "worker is loading its model");
-  return rpc::GuardHandler("worker Info", [&] { return RunInfo(info); });
+  return rpc::GuardHandler("worker", "Info", [&] { return RunInfo(info); });
 }
 
 grpc::Status WorkerService::RunInfo(t2::v1::WorkerInfo* info) {

@@ -8,7 +8,8 @@
 
 namespace t2::rpc {
 
-grpc::Status GuardHandler(std::string_view method, absl::FunctionRef<grpc::Status()> body) {
+grpc::Status GuardHandler(std::string_view service, std::string_view method,
+                          absl::FunctionRef<grpc::Status()> body) {
   std::string detail;
   try {
     return body();
@@ -17,8 +18,9 @@ grpc::Status GuardHandler(std::string_view method, absl::FunctionRef<grpc::Statu
   } catch (...) {
     detail = "an exception that is not a std::exception";
   }
-  LogError(absl::StrCat(AsAbsl(method), ": unexpected exception: ", detail));
-  return grpc::Status(grpc::StatusCode::INTERNAL, absl::StrCat(AsAbsl(method), ": internal error"));
+  LogError(absl::StrCat(AsAbsl(service), " ", AsAbsl(method), ": unexpected exception: ", detail));
+  return grpc::Status(grpc::StatusCode::INTERNAL,
+                      absl::StrCat(AsAbsl(service), " ", AsAbsl(method), ": internal error"));
 }
 
 }  // namespace t2::rpc

@@ -13,7 +13,9 @@ namespace t2::rpc {
 
 // Runs `body`. An exception becomes INTERNAL with a generic "<method>: internal error": its
 // text may name server files or internals, so it goes to the log (with the method) and never
-// to the client. `method` is what the log and the client see, e.g. "registry PublishExpert".
-grpc::Status GuardHandler(std::string_view method, absl::FunctionRef<grpc::Status()> body);
+// to the client. "<service> <method>" is what the log and the client see, e.g. "registry
+// PublishExpert"; nothing is built from them unless the body throws.
+grpc::Status GuardHandler(std::string_view service, std::string_view method,
+                          absl::FunctionRef<grpc::Status()> body);
 
 }  // namespace t2::rpc
