@@ -11,22 +11,15 @@
 # Extra arguments go to ctest (e.g. -R gguf).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/sanitizer_reports.sh
 export T2_BUILD_DIR=${T2_BUILD_DIR:-build-asan}
 export T2_BUILD_TYPE=${T2_BUILD_TYPE:-Debug}
 echo "[sanitize] building $T2_BUILD_DIR (ASan+UBSan, $T2_BUILD_TYPE)"
 scripts/build.sh -DT2_SANITIZE=ON -DT2_BUILD_BENCH=OFF
 cd "$T2_BUILD_DIR"
-reports=sanitizer-reports
-rm -rf "$reports" && mkdir -p "$reports"
+reset_sanitizer_reports
 echo "[sanitize] running the unit and integration tests under ASan+UBSan"
 rc=0
 ctest --output-on-failure -j "${T2_TEST_JOBS:-2}" -L 'unit|integration' "$@" || rc=$?
-if [ -n "$(ls -A "$reports")" ]; then
-  for report in "$reports"/*; do
-    echo "[sanitize] ===== $report"
-    cat "$report"
-  done
-  echo "[sanitize] FAILED: the sanitizer reports above (in $T2_BUILD_DIR/$reports)"
-  exit 1
-fi
+check_sanitizer_reports sanitize
 exit $rc

@@ -23,6 +23,9 @@ APT_PACKAGES=(
   libabsl-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libsqlite3-dev sqlite3
   libgtest-dev libgmock-dev libbenchmark-dev libcpp-httplib-dev libpcre2-dev libre2-dev libssl-dev libicu-dev
   prometheus prometheus-cpp-dev prometheus-pushgateway python3-venv ccache
+  # scripts/tsan_deps.sh: Debian's gRPC and Abseil sources, rebuilt with ThreadSanitizer
+  # (gRPC's reflection library needs protoc's headers to build its code generator)
+  curl dpkg-dev libprotoc-dev
 )
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
