@@ -1,10 +1,20 @@
 // ExpertStore: publishing, reading, validation of blobs, persistence, damaged blobs.
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
+#include <atomic>
+#include <chrono>
 #include <cmath>
+#include <fstream>
+#include <future>
 #include <limits>
 #include <thread>
 
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "store/store_fixture.h"
@@ -357,6 +367,75 @@ TEST_F(StoreTest, DamagedBlobIsDataLossAndNeverServed) {
 
   // Publishing the same bytes again puts the blob back.
   ASSERT_THAT(Publish("math", 1, v1), IsOk());
+  auto repaired = store_->GetExpert("math", 1);
+  ASSERT_THAT(repaired, IsOk());
+  EXPECT_EQ(ReadFileBytes(repaired->path), v1);
+}
+
+// Whether thread `tid` of this process sits in openat(2), the same call (path and flags) over
+// three looks 20 ms apart: blocked there, not passing through (/proc/self/task/TID/syscall).
+bool BlockedInOpen(pid_t tid) {
+  std::string first;
+  for (int look = 0; look < 3; ++look) {
+    if (look > 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    std::ifstream in(absl::StrCat("/proc/self/task/", tid, "/syscall"));
+    std::string line;
+    std::getline(in, line);
+    if (!absl::StartsWith(line, absl::StrCat(SYS_openat, " "))) return false;
+    if (look == 0)
+      first = line;
+    else if (line != first)
+      return false;
+  }
+  return true;
+}
+
+TEST_F(StoreTest, RepairChecksTheStoredBlobOutsideTheStoreLock) {
+  // Republishing a version first hashes its stored copy (up to 256 MiB) to tell an intact one
+  // from a damaged one. Here the stored copy is a FIFO: the check blocks in open() until a
+  // writer comes, standing in for a long hash. Other calls must go through meanwhile.
+  const std::string v1 = ValidBytes(1.0f);
+  auto info = Publish("math", 1, v1);
+  ASSERT_THAT(info, IsOk());
+  const std::filesystem::path stored = BlobFile(info->sha256);
+  std::filesystem::remove(stored);
+  ASSERT_EQ(mkfifo(stored.c_str(), 0600), 0);
+
+  std::atomic<pid_t> tid{0};
+  auto republish = std::async(std::launch::async, [&] {
+    tid = static_cast<pid_t>(syscall(SYS_gettid));
+    return Publish("math", 1, v1);
+  });
+  // Lets the check go on: a writer that opens and closes, so it reads no bytes (damaged).
+  // Bounded, and run on every path, so a failed expectation never leaves a thread behind.
+  auto release_check = [&] {
+    for (int i = 0;
+         i < 6000 && republish.wait_for(std::chrono::milliseconds(10)) != std::future_status::ready;
+         ++i) {
+      const int fd = open(stored.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+      if (fd >= 0) close(fd);
+    }
+  };
+  bool blocked = false;
+  for (int i = 0; i < 1000 && !blocked; ++i) {
+    blocked = tid != 0 && BlockedInOpen(tid);
+    if (!blocked) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  if (!blocked) {
+    release_check();
+    FAIL() << "the republish never reached its check of the stored blob";
+  }
+  auto listed = std::async(std::launch::async, [&] { return store_->ListExperts("math", false); });
+  const bool answered = listed.wait_for(std::chrono::seconds(30)) == std::future_status::ready;
+  const bool still_checking = BlockedInOpen(tid);
+  release_check();
+  EXPECT_TRUE(answered) << "ListExperts waited for the republish's blob check: it holds the lock";
+  EXPECT_TRUE(still_checking);
+  ASSERT_THAT(listed.get(), IsOk());
+
+  // The check read nothing, so the republish repaired the blob.
+  ASSERT_EQ(republish.wait_for(std::chrono::seconds(60)), std::future_status::ready);
+  ASSERT_THAT(republish.get(), IsOk());
   auto repaired = store_->GetExpert("math", 1);
   ASSERT_THAT(repaired, IsOk());
   EXPECT_EQ(ReadFileBytes(repaired->path), v1);
