@@ -22,13 +22,20 @@ keep_logs() {
   cleanup
 }
 trap keep_logs EXIT
-registry=$(start registry "$B/services/registry/t2-registry" --root "$work/registry"); wait_serving "$registry"
+# Each service also serves /metrics: the driver reads its malloc figures at the idle samples.
+metrics() { echo --metrics-listen 127.0.0.1:0 --metrics-port-file "$work/$1.metrics"; }
+registry=$(start registry "$B/services/registry/t2-registry" --root "$work/registry" $(metrics registry))
+wait_serving "$registry"
 worker=$(start worker "$B/services/worker/t2-worker" --model "$MODEL" --device "$DEVICE" --registry "$registry" \
-  --expert-dir "$work/worker-experts" ${T2_WORKER_ARGS:---max-batch-size 8 --max-loaded-experts 8}); wait_serving "$worker"
-dispatcher=$(start dispatcher "$B/services/dispatcher/t2-dispatcher" --registry "$registry" --worker "$worker"); wait_serving "$dispatcher"
+  --expert-dir "$work/worker-experts" $(metrics worker) \
+  ${T2_WORKER_ARGS:---max-batch-size 8 --max-loaded-experts 8}); wait_serving "$worker"
+dispatcher=$(start dispatcher "$B/services/dispatcher/t2-dispatcher" --registry "$registry" --worker "$worker" \
+  $(metrics dispatcher)); wait_serving "$dispatcher"
 publish_scaled_experts "$registry"
 echo "stack: registry $registry, worker $worker, dispatcher $dispatcher; model $MODEL, device $DEVICE; $minutes min"
 "$python" bench/soak_driver.py --dispatcher "$dispatcher" --registry "$registry" --worker "$worker" --minutes "$minutes" \
   --pid registry="$(cat "$work/registry.pid")" --pid worker="$(cat "$work/worker.pid")" \
   --pid dispatcher="$(cat "$work/dispatcher.pid")" \
+  --metrics registry="$(cat "$work/registry.metrics")" --metrics worker="$(cat "$work/worker.metrics")" \
+  --metrics dispatcher="$(cat "$work/dispatcher.metrics")" \
   --blob "$work/e0.9.safetensors" --blob "$work/e1.1.safetensors" ${T2_SOAK_ARGS:-}

@@ -22,6 +22,10 @@ figures are taken idle, so in-flight calls do not count as growth. Growth per ho
 the samples taken under load after warm-up. Target: RSS growth per hour <= --rss-limit-mb
 (default 50) for every service, fds at the end within --fd-noise (default 2) of warm-up,
 no service exited, no status code a kind does not expect.
+
+With --metrics NAME=HOST:PORT the idle samples also read each service's malloc figures from
+its /metrics (t2_heap_in_use_bytes, t2_heap_free_bytes): RSS that grows while the bytes in
+use stay flat is held by the allocator, not leaked; bytes in use that grow are the program's.
 """
 import argparse
 import hashlib
@@ -33,6 +37,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from collections import Counter, defaultdict
 
 PROMPTS = ["What is 7 plus 5?", "Name a colour.", "Write a haiku about rain.", "What is the capital of France?",
@@ -71,6 +76,23 @@ def proc_sample(pid):
         return (rss, fds, threads)
     except (FileNotFoundError, ProcessLookupError):
         return None
+
+
+def heap_sample(address):
+    """(malloc bytes in use, bytes free in its arenas) in MiB from a service's /metrics, or None."""
+    try:
+        with urllib.request.urlopen(f"http://{address}/metrics", timeout=10) as response:
+            text = response.read().decode()
+    except OSError:
+        return None
+    values = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in ("t2_heap_in_use_bytes", "t2_heap_free_bytes"):
+            values[name] = float(value) / 2**20
+    if len(values) != 2:
+        return None
+    return (values["t2_heap_in_use_bytes"], values["t2_heap_free_bytes"])
 
 
 class Gate:
@@ -447,6 +469,8 @@ def main():
     ap.add_argument("--rss-limit-mb", type=float, default=50, help="RSS growth per hour allowed per service")
     ap.add_argument("--fd-noise", type=int, default=2, help="fd growth still counted as none")
     ap.add_argument("--json", help="write every sample and count here")
+    ap.add_argument("--metrics", action="append", default=[], metavar="NAME=HOST:PORT",
+                    help="a service's metrics endpoint: its malloc figures at the idle samples")
     args = ap.parse_args()
 
     pb = load_stubs(os.path.abspath(args.proto_dir))
@@ -466,6 +490,8 @@ def main():
                 threading.Thread(target=soak.churner, args=(gate,), daemon=True)]
     samples = []   # (seconds since start, phase, {service: (rss KiB, fds, threads) or None})
     worker_caches = []  # (phase, {what: value}) at the idle samples
+    metrics = dict(m.split("=", 1) for m in args.metrics)
+    heaps = {}  # phase -> {service: (in use MiB, free MiB) or None} at the idle samples
     crashed = {}
     start = time.time()
 
@@ -487,6 +513,11 @@ def main():
         print(f"[{time.time() - start:7.0f} s] {phase} (idle, parked in {time.time() - t0 - args.settle_s:.0f} s): "
               + ", ".join(f"{n} {v[0] / 1024:.1f} MB {v[1]} fds {v[2]} thr" if v else f"{n} EXITED"
                           for n, v in s.items()), flush=True)
+        if metrics:
+            heaps[phase] = {name: heap_sample(address) for name, address in metrics.items()}
+            print("    malloc in use / free: " + ", ".join(
+                f"{n} {h[0]:.1f} / {h[1]:.1f} MB" if h else f"{n} unavailable" for n, h in heaps[phase].items()),
+                flush=True)
         if args.worker:
             # What the worker holds on purpose, bounded by its flags: growth here is a cache
             # filling, not a leak.
@@ -574,6 +605,20 @@ def main():
         if fd_growth > args.fd_noise:
             fails.append(f"{name} fds {fd_growth:+d} > {args.fd_noise}")
 
+    if metrics:
+        print()
+        print("malloc at the same idle samples (/metrics): in use = handed to the program and not freed; "
+              "free = kept in malloc's arenas, part of RSS.")
+        print()
+        print("| service | in use warm-up MB | in use end MB | in use growth MB/h | free warm-up MB | free end MB |")
+        print("|---|---|---|---|---|---|")
+        for name in metrics:
+            w, e = heaps.get("warm-up end", {}).get(name), heaps.get("end", {}).get(name)
+            if w is None or e is None:
+                print(f"| {name} | unavailable | | | | |")
+                continue
+            print(f"| {name} | {w[0]:.1f} | {e[0]:.1f} | {(e[0] - w[0]) / hours:+.1f} | {w[1]:.1f} | {e[1]:.1f} |")
+
     # RSS along the run, one row a minute or so
     print()
     step = max(1, int(60 / args.sample_s))
@@ -615,7 +660,7 @@ def main():
             json.dump({"samples": samples, "counts": {f"{k}|{c}": n for (k, c), n in soak.counts.items()},
                        "unexpected": {f"{k}|{c}": n for (k, c), n in soak.unexpected.items()},
                        "warmup_s": warmup, "minutes": traffic_minutes, "fails": fails,
-                       "worker_caches": worker_caches}, f, indent=1)
+                       "worker_caches": worker_caches, "heaps": heaps}, f, indent=1)
     sys.exit(0 if not fails else 1)
 
 

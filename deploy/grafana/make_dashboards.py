@@ -205,6 +205,14 @@ def overview():
             unit="percentunit", w=6)
     d.panel("timeseries", "Prefix tokens reused/s", "Prompt positions copied from the prefix cache instead of computed.",
             targets((f"sum(rate(t2_worker_prefix_cache_reused_tokens_total{s}[{RATE}]))", "reused tokens"),), w=6)
+    d.panel("timeseries", "Process memory by service",
+            "Resident memory of each service, and the part of it malloc has handed to the program: "
+            "RSS growing while the heap in use stays flat is the allocator holding freed memory, not a leak.",
+            targets((f"sum by (job, instance) (process_resident_memory_bytes{s})", "{{job}} {{instance}} RSS"),
+                    (f"sum by (job, instance) (t2_heap_in_use_bytes{s})", "{{job}} {{instance}} heap in use")),
+            unit="bytes", w=16)
+    d.panel("timeseries", "Open file descriptors", "Open file descriptors of each service.",
+            targets((f"sum by (job, instance) (process_open_fds{s})", "{{job}} {{instance}}"),), w=8)
     d.panel("table", "Served model", "What each worker serves (t2_worker_model_info).",
             targets((f"t2_worker_model_info{s}", ""), fmt="table", instant=True), w=24, h=5)
     return d

@@ -1,13 +1,16 @@
 // The /metrics endpoint and the gRPC servers' call metrics, read back the way Prometheus reads
 // them: an HTTP GET of the text format, linted by promtool.
+#include <fcntl.h>
 #include <gmock/gmock.h>
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <future>
 #include <string>
@@ -20,6 +23,8 @@
 #include "prometheus/counter.h"
 #include "t2/metrics/endpoint.h"
 #include "t2/metrics/label_cap.h"
+#include "t2/metrics/process_collector.h"
+#include "t2/metrics/service_metrics.h"
 #include "t2/rpc/security.h"
 #include "t2/rpc/server.h"
 #include "testing/scratch_dir.h"
@@ -100,6 +105,44 @@ TEST(Endpoint, ServesTheRegistryOnAPickedPort) {
   auto second = Endpoint::Start((*endpoint)->address(), registry);
   EXPECT_EQ(second.status().code(), absl::StatusCode::kUnavailable);
   EXPECT_THAT(second.status().message(), HasSubstr((*endpoint)->address()));
+}
+
+TEST(ProcessCollector, FollowsTheHeapAndTheDescriptorsOfThisProcess) {
+  const ProcessMemory before = ReadProcessMemory();
+  ASSERT_TRUE(before.resident_bytes.has_value());
+  ASSERT_TRUE(before.open_fds.has_value());
+  EXPECT_GT(*before.resident_bytes, 0u);
+
+  // 64 MiB touched: malloc hands it out (mmapped, so it is also given back on free).
+  constexpr size_t kBytes = 64u << 20;
+  char* block = static_cast<char*>(std::malloc(kBytes));
+  ASSERT_NE(block, nullptr);
+  std::memset(block, 1, kBytes);
+  const int fd = open("/dev/null", O_RDONLY);
+  ASSERT_GE(fd, 0);
+  const ProcessMemory holding = ReadProcessMemory();
+  EXPECT_GE(*holding.resident_bytes, *before.resident_bytes + kBytes / 2);
+  EXPECT_EQ(*holding.open_fds, *before.open_fds + 1);
+
+  std::free(block);
+  close(fd);
+  const ProcessMemory after = ReadProcessMemory();
+  EXPECT_EQ(*after.open_fds, *before.open_fds);
+  if (!before.heap) GTEST_SKIP() << "no malloc statistics under a sanitizer";
+  EXPECT_GE(holding.heap->in_use_bytes, before.heap->in_use_bytes + kBytes);
+  EXPECT_LT(after.heap->in_use_bytes, holding.heap->in_use_bytes - kBytes / 2);
+}
+
+TEST(ServiceMetrics, EveryServiceServesItsProcessFigures) {
+  auto metrics = StartServiceMetrics("127.0.0.1:0", "");
+  ASSERT_TRUE(metrics.ok()) << metrics.status();
+  const std::string text = Scrape(*metrics->endpoint);
+  EXPECT_GT(Sample(text, "process_resident_memory_bytes"), 0) << text;
+  EXPECT_GT(Sample(text, "process_open_fds"), 2) << text;  // at least stdio and the listener
+  EXPECT_EQ(Promtool(text), "");
+  if (!ReadHeapUsage()) GTEST_SKIP() << "no malloc statistics under a sanitizer";
+  EXPECT_GT(Sample(text, "t2_heap_in_use_bytes"), 0) << text;
+  EXPECT_GE(Sample(text, "t2_heap_free_bytes"), 0) << text;
 }
 
 TEST(Endpoint, RejectsMalformedAddresses) {

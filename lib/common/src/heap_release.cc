@@ -17,6 +17,17 @@ bool ReleaseFreeHeapMemory() {
 #endif
 }
 
+std::optional<HeapUsage> ReadHeapUsage() {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  return std::nullopt;
+#elif defined(__GLIBC__)
+  const struct mallinfo2 info = mallinfo2();
+  return HeapUsage{.in_use_bytes = info.uordblks + info.hblkhd, .free_bytes = info.fordblks};
+#else
+  return std::nullopt;
+#endif
+}
+
 bool HeapReleaser::MaybeRelease(absl::Time now) {
   {
     std::lock_guard<std::mutex> lock(mu_);

@@ -17,6 +17,7 @@ absl::StatusOr<ServiceMetrics> StartServiceMetrics(const std::string& listen, co
     return absl::Status(endpoint.status().code(), absl::StrCat("--metrics-listen: ", endpoint.status().message()));
   }
   metrics.endpoint = std::move(*endpoint);
+  metrics.Add(metrics.process);
   if (!port_file.empty()) {
     absl::Status written = WriteFileAtomically(port_file, metrics.endpoint->address() + "\n");
     if (!written.ok()) {

@@ -8,6 +8,7 @@
 #include "absl/status/statusor.h"
 #include "prometheus/registry.h"
 #include "t2/metrics/endpoint.h"
+#include "t2/metrics/process_collector.h"
 
 namespace t2::metrics {
 
@@ -19,6 +20,8 @@ inline constexpr const char* kMetricsFlagsUsage =
 struct ServiceMetrics {
   std::shared_ptr<prometheus::Registry> registry = std::make_shared<prometheus::Registry>();
   std::unique_ptr<Endpoint> endpoint;  // null when `listen` was empty
+  // The process's memory and fds, served beside the registry by every service.
+  std::shared_ptr<ProcessCollector> process = std::make_shared<ProcessCollector>();
 
   // Serves `collectable` beside `registry` (see Endpoint::Add); nothing without an endpoint.
   void Add(std::weak_ptr<prometheus::Collectable> collectable) {
