@@ -33,7 +33,7 @@ absl::Status RegistryError(const grpc::Status& status, std::string_view call) {
 ResolvedAdapter BaseAdapter() { return ResolvedAdapter{.spec = {}, .label = "base"}; }
 
 ExpertResolver::ExpertResolver(const std::shared_ptr<grpc::Channel>& registry, Options options)
-    : stub_(t2::v1::Registry::NewStub(registry)), options_(options) {
+    : registry_(registry), stub_(registry_.stub()), options_(options) {
   registry::EventWatch::Callbacks callbacks;
   // Lookups are cached only while a stream is established (Lookup, Store): a change made while
   // none was open, or before the registry subscribed the new one, would never be announced.
@@ -75,7 +75,7 @@ absl::Status ExpertResolver::Ping(std::chrono::milliseconds timeout) {
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + timeout);
   t2::v1::ListAliasesResponse response;
-  grpc::Status status = stub_->ListAliases(&context, t2::v1::ListAliasesRequest(), &response);
+  grpc::Status status = stub_.ListAliases(&context, t2::v1::ListAliasesRequest(), &response);
   if (!status.ok()) return RegistryError(status, "ListAliases");
   return absl::OkStatus();
 }
@@ -143,13 +143,7 @@ absl::StatusOr<ResolvedAdapter> ExpertResolver::ResolveExpert(std::string_view s
                                                               const CallScope& scope) {
   T2_ASSIGN_OR_RETURN(names::NameVersion name, names::ParseNameVersion("adapter", spec));
   return Cached(absl::StrCat("expert:", AsAbsl(spec)), name.name,
-                [&]() -> absl::StatusOr<ResolvedAdapter> {
-                  if (name.version == 0) {
-                    absl::StatusOr<ResolvedAdapter> alias = FetchAlias(name.name, scope);
-                    if (!absl::IsNotFound(alias.status())) return alias;
-                  }
-                  return FetchExpert(name, scope);
-                });
+                [&] { return FetchExpert(spec, name, scope); });
 }
 
 absl::StatusOr<ResolvedAdapter> ExpertResolver::ResolveAlias(std::string_view alias,
@@ -182,7 +176,7 @@ absl::StatusOr<ResolvedAdapter> ExpertResolver::FetchAlias(const std::string& al
   t2::v1::GetAliasRequest request;
   request.set_alias(alias);
   t2::v1::Alias response;
-  grpc::Status status = stub_->GetAlias(&context, request, &response);
+  grpc::Status status = stub_.GetAlias(&context, request, &response);
   if (status.error_code() == grpc::StatusCode::NOT_FOUND) {
     return absl::NotFoundError(absl::StrCat("no alias named '", alias, "'"));
   }
@@ -190,40 +184,24 @@ absl::StatusOr<ResolvedAdapter> ExpertResolver::FetchAlias(const std::string& al
   return SingleExpert(response.target());
 }
 
-absl::StatusOr<ResolvedAdapter> ExpertResolver::FetchExpert(const names::NameVersion& name,
+absl::StatusOr<ResolvedAdapter> ExpertResolver::FetchExpert(std::string_view spec,
+                                                            const names::NameVersion& name,
                                                             const CallScope& scope) {
-  grpc::ClientContext context;
-  context.set_deadline(scope.Capped(options_.call_timeout));
-  t2::v1::ListExpertsRequest request;
-  request.set_name(name.name);
-  // A pinned version stays usable after deprecation (in-flight work keeps going); a plain
-  // name means the newest version that is not deprecated.
-  request.set_include_deprecated(name.version != 0);
-  t2::v1::ListExpertsResponse response;
-  grpc::Status status = stub_->ListExperts(&context, request, &response);
-  if (!status.ok() && status.error_code() != grpc::StatusCode::NOT_FOUND) {
-    return RegistryError(status, absl::StrCat("ListExperts('", name.name, "')"));
+  // The registry applies the rule: version 0 is the alias's target, else the newest version
+  // that is not deprecated; a pinned version stays usable after deprecation.
+  absl::StatusOr<t2::v1::ExpertInfo> info = registry_.Resolve(
+      name.name, name.version, absl::FromChrono(scope.Capped(options_.call_timeout)));
+  if (absl::IsNotFound(info.status()) || absl::IsInvalidArgument(info.status())) {
+    // The client's spelling was wrong, not the registry: say which adapter it was.
+    return Annotate(info.status(), absl::StrCat("adapter '", AsAbsl(spec), "'"));
   }
-  const t2::v1::ExpertInfo* best = nullptr;
-  for (const t2::v1::ExpertInfo& info : response.experts()) {
-    if (info.name() != name.name) continue;
-    if (name.version != 0) {
-      if (info.version() == name.version) best = &info;
-    } else if (!info.deprecated() && (best == nullptr || info.version() > best->version())) {
-      best = &info;
-    }
-  }
-  if (best == nullptr) {
-    if (name.version != 0) {
-      return absl::NotFoundError(
-          absl::StrCat("expert '", name.name, "@", name.version, "' not found"));
-    }
-    return absl::NotFoundError(absl::StrCat("no expert or alias named '", name.name, "'"));
+  if (!info.ok()) {
+    return Annotate(info.status(), absl::StrCat("registry ResolveExpert('", AsAbsl(spec), "')"));
   }
   t2::v1::ExpertRef ref;
-  ref.set_name(best->name());
-  ref.set_version(best->version());
-  ref.set_sha256(best->sha256());
+  ref.set_name(info->name());
+  ref.set_version(info->version());
+  ref.set_sha256(info->sha256());
   return SingleExpert(ref);
 }
 
@@ -235,7 +213,7 @@ absl::StatusOr<ResolvedAdapter> ExpertResolver::FetchMixture(const std::string& 
   t2::v1::GetMixtureRequest request;
   request.set_name(name);
   t2::v1::Mixture response;
-  grpc::Status status = stub_->GetMixture(&context, request, &response);
+  grpc::Status status = stub_.GetMixture(&context, request, &response);
   if (status.error_code() == grpc::StatusCode::NOT_FOUND) {
     return absl::NotFoundError(absl::StrCat("no ", AsAbsl(what), " named '", name, "'"));
   }
@@ -248,7 +226,7 @@ absl::StatusOr<std::vector<t2::v1::ExpertRef>> ExpertResolver::AliasTargets(
   grpc::ClientContext context;
   context.set_deadline(scope.Capped(options_.call_timeout));
   t2::v1::ListAliasesResponse response;
-  grpc::Status status = stub_->ListAliases(&context, t2::v1::ListAliasesRequest(), &response);
+  grpc::Status status = stub_.ListAliases(&context, t2::v1::ListAliasesRequest(), &response);
   if (!status.ok()) return RegistryError(status, "ListAliases");
   std::vector<t2::v1::Alias> aliases(response.aliases().begin(), response.aliases().end());
   std::sort(aliases.begin(), aliases.end(),
@@ -272,7 +250,7 @@ absl::StatusOr<t2::v1::Mixture> ExpertResolver::PutMixture(const t2::v1::Mixture
   t2::v1::PutMixtureRequest request;
   *request.mutable_mixture() = mixture;
   t2::v1::Mixture response;
-  grpc::Status status = stub_->PutMixture(&context, request, &response);
+  grpc::Status status = stub_.PutMixture(&context, request, &response);
   if (!status.ok()) {
     return RegistryError(status, absl::StrCat("PutMixture('", mixture.name(), "')"));
   }

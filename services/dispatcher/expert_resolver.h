@@ -29,6 +29,7 @@
 #include "call_scope.h"
 #include "t2/names/names.h"
 #include "t2/registry_client/event_watch.h"
+#include "t2/registry_client/registry_client.h"
 #include "t2/v1/registry.grpc.pb.h"
 
 namespace t2::dispatcher {
@@ -63,8 +64,9 @@ class ExpertResolver {
   // One cheap registry call: OK when the registry answers.
   absl::Status Ping(std::chrono::milliseconds timeout);
 
-  // An expert name, an alias, or "name@version" -> that one expert version. A plain name is
-  // tried as an alias first, then as the newest non-deprecated version of an expert.
+  // An expert name, an alias, or "name@version" -> that one expert version, as the registry's
+  // ResolveExpert decides (a plain name: the alias's target, else the newest version of the
+  // expert that is not deprecated).
   absl::StatusOr<ResolvedAdapter> ResolveExpert(std::string_view spec, const CallScope& scope);
   // An alias only (the first pass's categories).
   absl::StatusOr<ResolvedAdapter> ResolveAlias(std::string_view alias, const CallScope& scope);
@@ -106,14 +108,16 @@ class ExpertResolver {
   absl::StatusOr<ResolvedAdapter> Cached(const std::string& key, const std::string& name, Fn fetch);
 
   absl::StatusOr<ResolvedAdapter> FetchAlias(const std::string& alias, const CallScope& scope);
-  absl::StatusOr<ResolvedAdapter> FetchExpert(const names::NameVersion& name,
+  // `spec` as the client wrote it (name, name@version or alias), parsed as `name`.
+  absl::StatusOr<ResolvedAdapter> FetchExpert(std::string_view spec, const names::NameVersion& name,
                                               const CallScope& scope);
   absl::StatusOr<ResolvedAdapter> FetchMixture(const std::string& name, std::string_view what,
                                                const CallScope& scope);
   // Drops every cached lookup of `name` and bumps the generation. Requires mu_.
   void EraseName(const std::string& name);
 
-  std::unique_ptr<t2::v1::Registry::Stub> stub_;
+  registry::RegistryClient registry_;
+  t2::v1::Registry::Stub& stub_;  // registry_'s, for the calls it has no method for
   Options options_;
 
   mutable std::mutex mu_;

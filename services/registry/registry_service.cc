@@ -189,6 +189,17 @@ grpc::Status RegistryService::DoGetExpert(grpc::ServerContext* context,
   return grpc::Status::OK;
 }
 
+grpc::Status RegistryService::ResolveExpert(grpc::ServerContext*,
+                                            const v1::ResolveExpertRequest* request,
+                                            v1::ExpertInfo* response) {
+  return Guarded("ResolveExpert", [&] {
+    auto info = store_->ResolveExpert(request->name(), request->version(), "resolve");
+    if (!info.ok()) return rpc::ToGrpc(info.status());
+    ToProto(*info, response);
+    return grpc::Status::OK;
+  });
+}
+
 grpc::Status RegistryService::ListExperts(grpc::ServerContext*,
                                           const v1::ListExpertsRequest* request,
                                           v1::ListExpertsResponse* response) {

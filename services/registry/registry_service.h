@@ -55,6 +55,8 @@ class RegistryService final : public v1::Registry::Service {
                              v1::ExpertInfo* response) override;
   grpc::Status GetExpert(grpc::ServerContext* context, const v1::GetExpertRequest* request,
                          grpc::ServerWriter<v1::GetExpertResponse>* writer) override;
+  grpc::Status ResolveExpert(grpc::ServerContext* context, const v1::ResolveExpertRequest* request,
+                             v1::ExpertInfo* response) override;
   grpc::Status ListExperts(grpc::ServerContext* context, const v1::ListExpertsRequest* request,
                            v1::ListExpertsResponse* response) override;
   grpc::Status DeprecateExpert(grpc::ServerContext* context,

@@ -73,7 +73,7 @@ class FakeRegistry final : public v1::Registry::Service {
   std::vector<v1::ExpertInfo> experts;
   std::map<std::string, v1::Mixture> mixtures;
   std::vector<v1::RegistryEvent> events;
-  int get_alias_calls = 0;
+  int lookups = 0;  // GetAlias and ResolveExpert calls
   int watchers = 0;
   bool hold_watch = false;  // Watch waits before saying the watch is established
 
@@ -103,9 +103,9 @@ class FakeRegistry final : public v1::Registry::Service {
     events.push_back(e);
     cv.notify_all();
   }
-  int GetAliasCalls() {
+  int LookupCalls() {
     std::lock_guard lock(mu);
-    return get_alias_calls;
+    return lookups;
   }
   bool WaitForWatchers(int n) {
     std::unique_lock lock(mu);
@@ -115,7 +115,7 @@ class FakeRegistry final : public v1::Registry::Service {
   grpc::Status GetAlias(grpc::ServerContext*, const v1::GetAliasRequest* request,
                         v1::Alias* response) override {
     std::lock_guard lock(mu);
-    ++get_alias_calls;
+    ++lookups;
     auto it = aliases.find(request->alias());
     if (it == aliases.end()) return grpc::Status(grpc::StatusCode::NOT_FOUND, "no such alias");
     response->set_alias(it->first);
@@ -130,6 +130,32 @@ class FakeRegistry final : public v1::Registry::Service {
       a->set_alias(name);
       *a->mutable_target() = ref;
     }
+    return grpc::Status::OK;
+  }
+  // The registry's rule (ExpertStore::ResolveExpert) over this fake's tables: version 0 is an
+  // alias's target, else the newest version not deprecated; a pinned version may be deprecated.
+  grpc::Status ResolveExpert(grpc::ServerContext*, const v1::ResolveExpertRequest* request,
+                             v1::ExpertInfo* response) override {
+    std::lock_guard lock(mu);
+    ++lookups;
+    if (auto it = aliases.find(request->name()); it != aliases.end() && request->version() == 0) {
+      response->set_name(it->second.name());
+      response->set_version(it->second.version());
+      response->set_sha256(it->second.sha256());
+      return grpc::Status::OK;
+    }
+    const v1::ExpertInfo* best = nullptr;
+    for (const v1::ExpertInfo& e : experts) {
+      if (e.name() != request->name()) continue;
+      if (request->version() != 0
+              ? e.version() == request->version()
+              : !e.deprecated() && (best == nullptr || e.version() > best->version())) {
+        best = &e;
+      }
+    }
+    if (best == nullptr)
+      return grpc::Status(grpc::StatusCode::NOT_FOUND, "resolve.name: no such expert");
+    *response = *best;
     return grpc::Status::OK;
   }
   grpc::Status ListExperts(grpc::ServerContext*, const v1::ListExpertsRequest* request,
@@ -575,7 +601,7 @@ TEST_F(DispatcherTest, LookupsAreCachedAndWatchInvalidatesThem) {
   ASSERT_TRUE(Generate(request, &r).ok());
   ASSERT_TRUE(Generate(request, &r).ok());
   ASSERT_TRUE(Generate(request, &r).ok());
-  EXPECT_EQ(registry_.GetAliasCalls(), 1);
+  EXPECT_EQ(registry_.LookupCalls(), 1);
   EXPECT_EQ(r.first_pass().adapter(), "math-svf@2");
 
   registry_.MoveAlias("math", "math-svf", 1);
@@ -621,10 +647,10 @@ TEST_F(DispatcherTest, LookupsAreCachedOnlyOnceTheWatchIsEstablished) {
   request.mutable_adaptation()->set_expert("math");
   v1::GenerateResponse r;
   EXPECT_FALSE(resolver_->watching());
-  const int before = registry_.GetAliasCalls();
+  const int before = registry_.LookupCalls();
   ASSERT_TRUE(Generate(request, &r).ok());
   ASSERT_TRUE(Generate(request, &r).ok());
-  EXPECT_EQ(registry_.GetAliasCalls(), before + 2)
+  EXPECT_EQ(registry_.LookupCalls(), before + 2)
       << "nothing may be cached before the watch is established";
 
   {
@@ -638,7 +664,7 @@ TEST_F(DispatcherTest, LookupsAreCachedOnlyOnceTheWatchIsEstablished) {
   ASSERT_TRUE(resolver_->watching());
   ASSERT_TRUE(Generate(request, &r).ok());
   ASSERT_TRUE(Generate(request, &r).ok());
-  EXPECT_EQ(registry_.GetAliasCalls(), before + 3) << "once established, the lookup is cached";
+  EXPECT_EQ(registry_.LookupCalls(), before + 3) << "once established, the lookup is cached";
 }
 
 TEST_F(DispatcherTest, WatchReconnectsAfterARegistryRestart) {

@@ -484,6 +484,51 @@ TEST_F(RegistryTest, AliasesMixturesDeprecation) {
               GrpcIs(grpc::StatusCode::INVALID_ARGUMENT, "delete_mixture.name"));
 }
 
+// ResolveExpert answers what GetExpert would announce, without the blob: the one place a name
+// or an alias becomes a version (the dispatcher asks it).
+TEST_F(RegistryTest, ResolveExpertAppliesTheResolutionRuleWithoutTheBlob) {
+  RegisterBase();
+  const std::string v1 = Bytes(1.0f);
+  const std::string v2 = Bytes(2.0f);
+  ASSERT_THAT(Publish("math", 1, v1), GrpcOk());
+  ASSERT_THAT(Publish("math", 2, v2), GrpcOk());
+  auto resolve = [&](const std::string& name, int64_t version, v1::ExpertInfo* info) {
+    v1::ResolveExpertRequest request;
+    request.set_name(name);
+    request.set_version(version);
+    return Call(&v1::Registry::Stub::ResolveExpert, request, info);
+  };
+  v1::ExpertInfo info;
+  ASSERT_THAT(resolve("math", 0, &info), GrpcOk());
+  EXPECT_EQ(info.version(), 2);
+  EXPECT_EQ(info.sha256(), Sha256Hex(v2));
+  EXPECT_EQ(info.size_bytes(), static_cast<int64_t>(v2.size()));
+
+  ASSERT_THAT(SetAlias("math-prod", "math", 1), GrpcOk());
+  ASSERT_THAT(resolve("math-prod", 0, &info), GrpcOk());
+  EXPECT_EQ(info.name(), "math");
+  EXPECT_EQ(info.version(), 1);
+  EXPECT_EQ(info.sha256(), Get("math-prod", 0).info.sha256());
+
+  v1::DeprecateExpertRequest deprecate;
+  deprecate.set_name("math");
+  deprecate.set_version(2);
+  ASSERT_THAT(Call(&v1::Registry::Stub::DeprecateExpert, deprecate, &info), GrpcOk());
+  ASSERT_THAT(resolve("math", 0, &info), GrpcOk());
+  EXPECT_EQ(info.version(), 1) << "a plain name skips deprecated versions";
+  ASSERT_THAT(resolve("math", 2, &info), GrpcOk());
+  EXPECT_TRUE(info.deprecated()) << "a pinned version stays usable";
+
+  EXPECT_THAT(resolve("physics", 0, &info), GrpcIs(grpc::StatusCode::NOT_FOUND, "resolve.name"));
+  EXPECT_THAT(resolve("math", 7, &info), GrpcIs(grpc::StatusCode::NOT_FOUND, "resolve.version"));
+  EXPECT_THAT(resolve("math-prod", 1, &info),
+              GrpcIs(grpc::StatusCode::INVALID_ARGUMENT, "resolve.version"));
+  EXPECT_THAT(resolve("Bad Name", 0, &info),
+              GrpcIs(grpc::StatusCode::INVALID_ARGUMENT, "resolve.name"));
+  EXPECT_THAT(resolve("math", -1, &info),
+              GrpcIs(grpc::StatusCode::INVALID_ARGUMENT, "resolve.version"));
+}
+
 TEST_F(RegistryTest, WatchStreamsEventsInOrder) {
   RegisterBase();
   const std::string v1 = Bytes(1.0f);

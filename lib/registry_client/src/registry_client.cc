@@ -132,6 +132,22 @@ absl::StatusOr<std::vector<t2::v1::ExpertInfo>> RegistryClient::ListExperts(cons
   return std::vector<t2::v1::ExpertInfo>(response.experts().begin(), response.experts().end());
 }
 
+absl::StatusOr<t2::v1::ExpertInfo> RegistryClient::Resolve(
+    const std::string& name, int64_t version, std::optional<absl::Time> deadline) const {
+  t2::v1::ResolveExpertRequest request;
+  request.set_name(name);
+  request.set_version(version);
+  t2::v1::ExpertInfo response;
+  grpc::ClientContext context;
+  if (deadline.has_value()) {
+    context.set_deadline(absl::ToChronoTime(*deadline));
+  } else {
+    Prepare(context, options_.call_timeout);
+  }
+  T2_RETURN_IF_ERROR(rpc::FromGrpc(stub_->ResolveExpert(&context, request, &response)));
+  return response;
+}
+
 absl::StatusOr<std::optional<t2::v1::Alias>> RegistryClient::GetAlias(const std::string& alias) const {
   t2::v1::GetAliasRequest request;
   request.set_alias(alias);

@@ -34,6 +34,7 @@ const std::map<std::string, std::set<std::string>>& MethodRoles() {
       {"/t2.v1.Registry/DeleteMixture", {"admin"}},
       {"/t2.v1.Registry/RegisterBaseModel", {"admin"}},
       {"/t2.v1.Registry/GetExpert", {"read"}},
+      {"/t2.v1.Registry/ResolveExpert", {"read"}},
       {"/t2.v1.Registry/ListExperts", {"read"}},
       {"/t2.v1.Registry/GetAlias", {"read"}},
       {"/t2.v1.Registry/ListAliases", {"read"}},

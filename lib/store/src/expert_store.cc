@@ -629,17 +629,20 @@ absl::StatusOr<ExpertInfo> ExpertStore::CheckExpertBlob(const PublishHeader& hea
 }
 
 absl::StatusOr<ExpertInfo> ExpertStore::ResolveExpert(std::string_view name_or_alias,
-                                                      int64_t version) const {
-  T2_RETURN_IF_ERROR(CheckName("get.name", name_or_alias));
+                                                      int64_t version,
+                                                      std::string_view request) const {
+  const std::string name_field = absl::StrCat(AsAbsl(request), ".name");
+  const std::string version_field = absl::StrCat(AsAbsl(request), ".version");
+  T2_RETURN_IF_ERROR(CheckName(name_field, name_or_alias));
   if (version < 0) {
-    return absl::InvalidArgumentError(absl::StrCat("get.version: ", version, " is negative"));
+    return absl::InvalidArgumentError(absl::StrCat(version_field, ": ", version, " is negative"));
   }
   std::lock_guard<std::mutex> lock(impl_->mu);
   T2_ASSIGN_OR_RETURN(std::optional<Alias> alias, impl_->FindAlias(name_or_alias));
   if (alias.has_value()) {
     if (version != 0) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "get.version: '", AsAbsl(name_or_alias),
+          version_field, ": '", AsAbsl(name_or_alias),
           "' is an alias, which names one version; ask for version 0 or use the expert name '",
           alias->target.name, "'"));
     }
@@ -655,7 +658,7 @@ absl::StatusOr<ExpertInfo> ExpertStore::ResolveExpert(std::string_view name_or_a
     T2_ASSIGN_OR_RETURN(std::optional<ExpertInfo> info, impl_->FindVersion(name_or_alias, version));
     if (!info.has_value()) {
       return absl::NotFoundError(
-          absl::StrCat("get.version: no expert ", VersionLabel(name_or_alias, version)));
+          absl::StrCat(version_field, ": no expert ", VersionLabel(name_or_alias, version)));
     }
     return *info;
   }
@@ -668,11 +671,12 @@ absl::StatusOr<ExpertInfo> ExpertStore::ResolveExpert(std::string_view name_or_a
   if (row) return ExpertFromRow(stmt);
   T2_ASSIGN_OR_RETURN(bool exists, impl_->ExpertNameExists(name_or_alias));
   if (exists) {
-    return absl::NotFoundError(absl::StrCat("get.name: every version of '", AsAbsl(name_or_alias),
+    return absl::NotFoundError(absl::StrCat(name_field, ": every version of '",
+                                            AsAbsl(name_or_alias),
                                             "' is deprecated; ask for one by number"));
   }
   return absl::NotFoundError(
-      absl::StrCat("get.name: no expert or alias named '", AsAbsl(name_or_alias), "'"));
+      absl::StrCat(name_field, ": no expert or alias named '", AsAbsl(name_or_alias), "'"));
 }
 
 absl::StatusOr<BlobReader> ExpertStore::OpenBlob(const ExpertInfo& info) const {

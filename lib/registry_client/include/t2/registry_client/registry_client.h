@@ -57,6 +57,12 @@ class RegistryClient {
     return Download(name, version, out, DownloadOptions{});
   }
 
+  // What Download would announce for name@version, without the bytes (the registry's
+  // ResolveExpert: the one place the rule lives). `deadline` replaces call_timeout.
+  absl::StatusOr<t2::v1::ExpertInfo> Resolve(
+      const std::string& name, int64_t version,
+      std::optional<absl::Time> deadline = std::nullopt) const;
+
   // Versions of `name` (every expert when empty), by name then version.
   absl::StatusOr<std::vector<t2::v1::ExpertInfo>> ListExperts(const std::string& name,
                                                               bool include_deprecated) const;

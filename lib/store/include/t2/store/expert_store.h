@@ -80,8 +80,10 @@ class ExpertStore {
 
   // version 0: `name_or_alias`'s alias target if it is an alias, else the newest version of
   // that expert that is not deprecated. version >= 1: that version of the expert (which may
-  // be deprecated). Does not touch the blob.
-  absl::StatusOr<ExpertInfo> ResolveExpert(std::string_view name_or_alias, int64_t version) const;
+  // be deprecated). Does not touch the blob. Errors name the fields as `request`.name and
+  // `request`.version (the RPC whose fields they were).
+  absl::StatusOr<ExpertInfo> ResolveExpert(std::string_view name_or_alias, int64_t version,
+                                           std::string_view request = "get") const;
   // ResolveExpert, then checks the blob's sha256 (DataLoss if it does not match).
   absl::StatusOr<ExpertBlob> GetExpert(std::string_view name_or_alias, int64_t version) const;
   // The blob of `info` (from ResolveExpert), checked, for streaming.
