@@ -1,3 +1,5 @@
+include(GoogleTest)
+
 # t2_cc_library(NAME <name> [SRCS ...] [DEPS ...] [PRIVATE_DEPS ...])
 #   One library per lib/ folder: public headers under include/t2/<name>/, alias t2::<name>.
 function(t2_cc_library)
@@ -28,20 +30,47 @@ function(t2_sanitizer_test_env)
   endif()
 endfunction()
 
-# t2_cc_test(NAME <name> SRCS ... DEPS ... [LABELS ...] [FIXTURES ...] [TIMEOUT s])
-#   A GoogleTest binary registered with ctest as one test (fast to list, one process).
+# t2_cc_test(NAME <name> SRCS ... DEPS ... [LABELS ...] [FIXTURES ...] [TIMEOUT s] [ENV ...]
+#            [PER_TEST])
+#   A GoogleTest binary registered with ctest as one test (one process: a suite that loads a
+#   model loads it once). PER_TEST, for binaries that load no model: one ctest entry per
+#   GoogleTest test, named <name>.<Suite>.<Test>, so ctest runs them in parallel and a failure
+#   names its test. Listed when ctest runs (PRE_TEST), not at build time: a sanitizer build's
+#   binaries then start under their runtime options only. TIMEOUT applies to each entry.
 function(t2_cc_test)
-  cmake_parse_arguments(T2 "" "NAME;TIMEOUT" "SRCS;DEPS;LABELS;FIXTURES;ENV" ${ARGN})
+  cmake_parse_arguments(T2 "PER_TEST" "NAME;TIMEOUT" "SRCS;DEPS;LABELS;FIXTURES;ENV" ${ARGN})
   add_executable(${T2_NAME} ${T2_SRCS})
   target_link_libraries(${T2_NAME} PRIVATE ${T2_DEPS} GTest::gmock GTest::gtest_main)
   target_compile_options(${T2_NAME} PRIVATE ${T2_WARNINGS})
-  add_test(NAME ${T2_NAME} COMMAND ${T2_NAME} --gtest_brief=1)
   if(NOT T2_TIMEOUT)
     set(T2_TIMEOUT 600)
   endif()
-  set_tests_properties(${T2_NAME} PROPERTIES TIMEOUT ${T2_TIMEOUT}
-    ENVIRONMENT "T2_FIXTURES=${T2_FIXTURES_DIR};T2_PYTHON=${T2_PYTHON};T2_SOURCE_DIR=${PROJECT_SOURCE_DIR};${T2_ENV}")
-  t2_sanitizer_test_env(${T2_NAME})
+  set(env "T2_FIXTURES=${T2_FIXTURES_DIR}" "T2_PYTHON=${T2_PYTHON}" "T2_SOURCE_DIR=${PROJECT_SOURCE_DIR}" ${T2_ENV})
+  if(T2_SANITIZE OR T2_TSAN)
+    list(APPEND env ${T2_SANITIZER_TEST_ENV})
+  endif()
+  if(T2_PER_TEST)
+    # The environment goes on the command line (`env A=1 B=2 <binary> --gtest_filter=...`,
+    # through the target's CROSSCOMPILING_EMULATOR, which prefixes every test command and the
+    # discovery run): gtest_discover_tests cannot carry a list-valued ENVIRONMENT property.
+    set_target_properties(${T2_NAME} PROPERTIES CROSSCOMPILING_EMULATOR "env;${env}")
+    list(LENGTH T2_LABELS n_labels)
+    if(n_labels GREATER 1)
+      message(FATAL_ERROR "t2_cc_test(${T2_NAME} PER_TEST): one label at most")
+    endif()
+    set(properties TIMEOUT ${T2_TIMEOUT})
+    if(T2_LABELS)
+      list(APPEND properties LABELS ${T2_LABELS})
+    endif()
+    if(T2_FIXTURES)
+      message(FATAL_ERROR "t2_cc_test(${T2_NAME} PER_TEST): a binary with fixtures runs as one test")
+    endif()
+    gtest_discover_tests(${T2_NAME} TEST_PREFIX "${T2_NAME}." DISCOVERY_MODE PRE_TEST
+                         DISCOVERY_TIMEOUT 60 EXTRA_ARGS --gtest_brief=1 PROPERTIES ${properties})
+    return()
+  endif()
+  add_test(NAME ${T2_NAME} COMMAND ${T2_NAME} --gtest_brief=1)
+  set_tests_properties(${T2_NAME} PROPERTIES TIMEOUT ${T2_TIMEOUT} ENVIRONMENT "${env}")
   if(T2_LABELS)
     set_tests_properties(${T2_NAME} PROPERTIES LABELS "${T2_LABELS}")
   endif()

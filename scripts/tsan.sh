@@ -28,7 +28,8 @@ T2_BUILD_TARGETS="${TESTS[*]} tsan_canary" scripts/build.sh -DT2_TSAN=ON -DT2_TS
 cd "$T2_BUILD_DIR"
 reset_sanitizer_reports
 echo "[tsan] running them under ThreadSanitizer"
-regex="^($(IFS='|'; echo "${TESTS[*]}")|tsan_canary_.*)\$"
+# A binary's tests are one ctest entry each (<binary>.<Suite>.<Test>) or the binary itself.
+regex="^($(IFS='|'; echo "${TESTS[*]}"))(\\..*)?\$|^tsan_canary_"
 rc=0
 ctest --output-on-failure -j "${T2_TEST_JOBS:-2}" -R "$regex" "$@" || rc=$?
 check_sanitizer_reports tsan
