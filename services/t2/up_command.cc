@@ -16,6 +16,8 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
+#include <optional>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -299,9 +301,26 @@ int StopAll(std::vector<Service*>& services, int code) {
   return code;
 }
 
-}  // namespace
+// What `t2 up`'s flags ask for, checked.
+struct UpConfig {
+  std::map<std::string, int> ports;  // by flag name
+  int64_t max_new_tokens = 128;
+  std::vector<std::string> expert_tasks;
+  int64_t expert_steps = 30;
+  std::map<std::string, std::string> binaries;  // t2-registry, t2-worker, t2-dispatcher
+  std::filesystem::path model;
+  std::filesystem::path dir;
+  std::filesystem::path run_dir;  // dir/logs
+  std::string host;
+  std::string max_batch_size;
+  bool experts = false;
+  bool prometheus = false;
+  std::optional<std::string> once;
+};
 
-int RunUp(const std::vector<std::string>& args) {
+// Fills `config` from the flags. Returns an exit code when t2 up should stop here, having
+// said why: --help 0, a bad flag 2, a missing binary or model 1.
+std::optional<int> ParseUpConfig(const std::vector<std::string>& args, UpConfig& config) {
   FlagSpec spec{.value_flags = {"model", "dir", "host", "dispatcher-port", "registry-port", "worker-port",
                                 "max-batch-size", "once", "max-new-tokens", "expert-tasks", "expert-steps",
                                 "prometheus-port"},
@@ -315,7 +334,6 @@ int RunUp(const std::vector<std::string>& args) {
     std::cout << kUsage;
     return 0;
   }
-  std::map<std::string, int> ports;
   for (auto [flag, fallback] : {std::pair{"dispatcher-port", 50050}, std::pair{"registry-port", 50051},
                                 std::pair{"worker-port", 50052}, std::pair{"prometheus-port", 0}}) {
     auto port = flags->GetInt(flag, fallback);
@@ -323,30 +341,30 @@ int RunUp(const std::vector<std::string>& args) {
       std::cerr << "t2 up: --" << flag << " must be a port number 0..65535\n";
       return 2;
     }
-    ports[flag] = static_cast<int>(*port);
+    config.ports[flag] = static_cast<int>(*port);
   }
   auto max_new = flags->GetInt("max-new-tokens", 128);
   if (!max_new.ok() || *max_new < 1) {
     std::cerr << "t2 up: --max-new-tokens must be >= 1\n";
     return 2;
   }
-  std::vector<std::string> expert_tasks;
+  config.max_new_tokens = *max_new;
   for (absl::string_view t : absl::StrSplit(flags->Get("expert-tasks", "math,reasoning,code,cls"), ',')) {
     if (!tasks::BuiltinTask(std::string(t)).ok()) {
       std::cerr << "t2 up: --expert-tasks: '" << t << "' is not a built-in task (math, reasoning, code, cls)\n";
       return 2;
     }
-    expert_tasks.emplace_back(t);
+    config.expert_tasks.emplace_back(t);
   }
   auto expert_steps = flags->GetInt("expert-steps", 30);
   if (!expert_steps.ok() || *expert_steps < 1) {
     std::cerr << "t2 up: --expert-steps must be >= 1\n";
     return 2;
   }
-  std::map<std::string, std::string> binaries;
+  config.expert_steps = *expert_steps;
   for (const char* name : {"t2-registry", "t2-worker", "t2-dispatcher"}) {
-    binaries[name] = FindBinary(name);
-    if (binaries[name].empty()) {
+    config.binaries[name] = FindBinary(name);
+    if (config.binaries[name].empty()) {
       std::cerr << "t2 up: cannot find " << name << " next to this t2 binary (build it: scripts/build.sh)\n";
       return 1;
     }
@@ -356,121 +374,174 @@ int RunUp(const std::vector<std::string>& args) {
     std::cerr << "t2 up: " << model.status().message() << "\n";
     return 1;
   }
-  const std::filesystem::path dir = flags->Get("dir", (T2Home() / "stack").string());
-  const std::filesystem::path run_dir = dir / "logs";
-  std::filesystem::create_directories(run_dir);
-  const std::string host = flags->Get("host", "127.0.0.1");
-  // A new CA per start: certificates of an earlier run (or a copied folder) are never trusted.
-  const std::filesystem::path pki = dir / "pki";
+  config.model = *model;
+  config.dir = flags->Get("dir", (T2Home() / "stack").string());
+  config.run_dir = config.dir / "logs";
+  config.host = flags->Get("host", "127.0.0.1");
+  config.max_batch_size = flags->Get("max-batch-size", "8");
+  config.experts = flags->Has("experts");
+  config.prometheus = flags->Has("prometheus");
+  if (flags->Has("once")) config.once = flags->Get("once", "");
+  return std::nullopt;
+}
+
+// A new CA per start in `pki` (certificates of an earlier run, or of a copied folder, are
+// never trusted) and the auth file mapping each service's name to its roles. Returns the
+// credentials of t2 up's own calls (health while starting, --once), which go as `client`.
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> MakeStackPki(
+    const UpConfig& config, const std::filesystem::path& pki) {
   std::filesystem::remove_all(pki);
   rpc::PkiOptions pki_options{.names = {"registry", "worker", "dispatcher", "trainer", "client"}};
-  if (host != "127.0.0.1" && host != "localhost") pki_options.hosts.push_back(host);
+  if (config.host != "127.0.0.1" && config.host != "localhost")
+    pki_options.hosts.push_back(config.host);
   if (absl::Status made = rpc::WriteThrowawayPki(pki, pki_options); !made.ok()) {
-    std::cerr << "t2 up: making the stack's certificates: " << made.message() << "\n";
-    return 1;
+    return absl::Status(made.code(),
+                        absl::StrCat("making the stack's certificates: ", made.message()));
   }
-  {
-    std::ofstream auth(pki / "auth");
-    auth << kStackAuthFile;
-    if (!auth.flush()) {
-      std::cerr << "t2 up: cannot write " << (pki / "auth").string() << "\n";
-      return 1;
-    }
-  }
-  // t2 up's own calls (health while starting, --once) go as `client`.
+  std::ofstream auth(pki / "auth");
+  auth << kStackAuthFile;
+  if (!auth.flush())
+    return absl::InternalError(absl::StrCat("cannot write ", (pki / "auth").string()));
   auto client = rpc::MakeChannelCredentials(StackSecurity(pki, "client"));
   if (!client.ok()) {
-    std::cerr << "t2 up: the client certificate: " << client.status().message() << "\n";
-    return 1;
+    return absl::Status(client.status().code(),
+                        absl::StrCat("the client certificate: ", client.status().message()));
   }
+  return *client;
+}
 
-  // Signals are taken synchronously below; children get a clean mask (ChildProcess::Start).
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-
-  Service registry{.name = "registry"}, worker{.name = "worker"}, dispatcher{.name = "dispatcher"};
-  std::vector<Service*> started;
-  started.push_back(&registry);
-  if (!Launch(registry, binaries["t2-registry"], {"--root", (dir / "registry").string()}, host,
-              ports["registry-port"], run_dir, pki, *client, std::chrono::seconds(30))) {
-    return StopAll(started, 1);
-  }
-  started.push_back(&worker);
-  // The first start decomposes the model (cached beside it afterwards).
-  if (!Launch(worker, binaries["t2-worker"],
-              {"--model", model->string(), "--registry", registry.address, "--max-batch-size",
-               flags->Get("max-batch-size", "8")},
-              host, ports["worker-port"], run_dir, pki, *client, std::chrono::seconds(600))) {
-    return StopAll(started, 1);
-  }
-  started.push_back(&dispatcher);
-  if (!Launch(dispatcher, binaries["t2-dispatcher"],
-              {"--registry", registry.address, "--worker", worker.address}, host,
-              ports["dispatcher-port"], run_dir, pki, *client, std::chrono::seconds(60))) {
-    return StopAll(started, 1);
-  }
+struct Stack {
+  Service registry{.name = "registry"};
+  Service worker{.name = "worker"};
+  Service dispatcher{.name = "dispatcher"};
   Service prometheus{.name = "prometheus"};
-  if (flags->Has("prometheus")) {
-    started.push_back(&prometheus);
-    if (!LaunchPrometheus(prometheus, {&registry, &worker, &dispatcher}, host, ports["prometheus-port"], dir,
-                          run_dir)) {
-      return StopAll(started, 1);
-    }
+  std::vector<Service*> started;  // in start order: what StopAll stops
+};
+
+// Starts the services in dependency order, each SERVING before the next. False, having said
+// why, as soon as one fails; stack.started then names what to stop.
+bool LaunchStack(const UpConfig& config, const std::filesystem::path& pki,
+                 const std::shared_ptr<grpc::ChannelCredentials>& client, Stack& stack) {
+  stack.started.push_back(&stack.registry);
+  if (!Launch(stack.registry, config.binaries.at("t2-registry"),
+              {"--root", (config.dir / "registry").string()}, config.host,
+              config.ports.at("registry-port"), config.run_dir, pki, client,
+              std::chrono::seconds(30))) {
+    return false;
   }
-  std::cout << "t2 stack is up (model " << model->filename().string() << ")\n"
-            << "  dispatcher  " << dispatcher.address << "   <- applications call this (t2.v1.Dispatcher)\n"
-            << "  registry    " << registry.address << "   (t2.v1.Registry, experts in " << (dir / "registry").string()
-            << ")\n"
-            << "  worker      " << worker.address << "   (t2.v1.Worker)\n"
-            << "  metrics     registry http://" << registry.metrics << "/metrics, worker http://" << worker.metrics
-            << "/metrics, dispatcher http://" << dispatcher.metrics << "/metrics\n";
-  if (flags->Has("prometheus")) {
-    std::cout << "  prometheus  http://" << prometheus.address << "   (scrapes the three; config "
-              << (run_dir / "prometheus.yml").string() << ")\n";
+  stack.started.push_back(&stack.worker);
+  // The first start decomposes the model (cached beside it afterwards).
+  if (!Launch(stack.worker, config.binaries.at("t2-worker"),
+              {"--model", config.model.string(), "--registry", stack.registry.address,
+               "--max-batch-size", config.max_batch_size},
+              config.host, config.ports.at("worker-port"), config.run_dir, pki, client,
+              std::chrono::seconds(600))) {
+    return false;
   }
-  std::cout << "  logs        " << run_dir.string() << "\n"
+  stack.started.push_back(&stack.dispatcher);
+  if (!Launch(stack.dispatcher, config.binaries.at("t2-dispatcher"),
+              {"--registry", stack.registry.address, "--worker", stack.worker.address}, config.host,
+              config.ports.at("dispatcher-port"), config.run_dir, pki, client,
+              std::chrono::seconds(60))) {
+    return false;
+  }
+  if (!config.prometheus) return true;
+  stack.started.push_back(&stack.prometheus);
+  return LaunchPrometheus(stack.prometheus, {&stack.registry, &stack.worker, &stack.dispatcher},
+                          config.host, config.ports.at("prometheus-port"), config.dir,
+                          config.run_dir);
+}
+
+void PrintStack(const UpConfig& config, const std::filesystem::path& pki, const Stack& stack) {
+  std::cout << "t2 stack is up (model " << config.model.filename().string() << ")\n"
+            << "  dispatcher  " << stack.dispatcher.address
+            << "   <- applications call this (t2.v1.Dispatcher)\n"
+            << "  registry    " << stack.registry.address << "   (t2.v1.Registry, experts in "
+            << (config.dir / "registry").string() << ")\n"
+            << "  worker      " << stack.worker.address << "   (t2.v1.Worker)\n"
+            << "  metrics     registry http://" << stack.registry.metrics
+            << "/metrics, worker http://" << stack.worker.metrics << "/metrics, dispatcher http://"
+            << stack.dispatcher.metrics << "/metrics\n";
+  if (config.prometheus) {
+    std::cout << "  prometheus  http://" << stack.prometheus.address
+              << "   (scrapes the three; config " << (config.run_dir / "prometheus.yml").string()
+              << ")\n";
+  }
+  std::cout << "  logs        " << config.run_dir.string() << "\n"
             << "  TLS         clients pass --tls-ca " << (pki / "ca.pem").string() << " --tls-cert "
             << (pki / "client.pem").string() << " --tls-key " << (pki / "client.key").string()
             << "\n"
             << std::flush;
+}
 
-  if (flags->Has("experts") &&
-      !TrainExperts(expert_tasks, *model, registry.address, pki, *expert_steps)) {
-    return StopAll(started, 1);
-  }
+// --once: one chat turn through the dispatcher with the prompt-based first pass.
+absl::Status AskOnce(const UpConfig& config, const Stack& stack,
+                     const std::shared_ptr<grpc::ChannelCredentials>& client) {
+  t2::v1::GenerateRequest request;
+  auto* m = request.mutable_chat()->add_messages();
+  m->set_role("user");
+  m->set_content(*config.once);
+  request.set_max_new_tokens(static_cast<int32_t>(config.max_new_tokens));
+  request.mutable_adaptation()->mutable_prompt()->set_mode(t2::v1::CLASSIFY_MODE_LABEL_SCORE);
+  std::cout << "> " << m->content() << "\n";
+  return StreamThroughDispatcher(grpc::CreateChannel(stack.dispatcher.address, client), request,
+                                 std::cout, std::cout, 300);
+}
 
-  if (flags->Has("once")) {
-    t2::v1::GenerateRequest request;
-    auto* m = request.mutable_chat()->add_messages();
-    m->set_role("user");
-    m->set_content(flags->Get("once", ""));
-    request.set_max_new_tokens(static_cast<int32_t>(*max_new));
-    request.mutable_adaptation()->mutable_prompt()->set_mode(t2::v1::CLASSIFY_MODE_LABEL_SCORE);
-    std::cout << "> " << m->content() << "\n";
-    absl::Status s = StreamThroughDispatcher(grpc::CreateChannel(dispatcher.address, *client),
-                                             request, std::cout, std::cout, 300);
-    if (!s.ok()) std::cerr << "t2 up: request failed: " << s << "\n";
-    return StopAll(started, s.ok() ? 0 : 1);
-  }
-
+// Serves until SIGINT or SIGTERM (exit 0) or until a service exits (exit 1), then stops
+// everything.
+int ServeUntilStopped(const sigset_t& stop_signals, Stack& stack) {
   std::cout << "Ctrl-C stops everything.\n" << std::flush;
   while (true) {
     timespec wait{.tv_sec = 0, .tv_nsec = 200'000'000};
     int signal = sigtimedwait(&stop_signals, nullptr, &wait);
     if (signal == SIGINT || signal == SIGTERM) {
       std::cerr << "\n[t2 up] stopping the stack\n";
-      return StopAll(started, 0);
+      return StopAll(stack.started, 0);
     }
-    for (Service* s : started) {
+    for (Service* s : stack.started) {
       if (!s->process.running()) {
         std::cerr << "[t2 up] " << s->name << " exited; its log ends with:\n" << Tail(s->log) << "\n";
-        return StopAll(started, 1);
+        return StopAll(stack.started, 1);
       }
     }
   }
+}
+
+}  // namespace
+
+int RunUp(const std::vector<std::string>& args) {
+  UpConfig config;
+  if (std::optional<int> exit_code = ParseUpConfig(args, config)) return *exit_code;
+  std::filesystem::create_directories(config.run_dir);
+  const std::filesystem::path pki = config.dir / "pki";
+  auto client = MakeStackPki(config, pki);
+  if (!client.ok()) {
+    std::cerr << "t2 up: " << client.status().message() << "\n";
+    return 1;
+  }
+
+  // Signals are taken synchronously (ServeUntilStopped); children get a clean mask
+  // (ChildProcess::Start).
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  Stack stack;
+  if (!LaunchStack(config, pki, *client, stack)) return StopAll(stack.started, 1);
+  PrintStack(config, pki, stack);
+  if (config.experts && !TrainExperts(config.expert_tasks, config.model, stack.registry.address,
+                                      pki, config.expert_steps)) {
+    return StopAll(stack.started, 1);
+  }
+  if (config.once) {
+    const absl::Status answered = AskOnce(config, stack, *client);
+    if (!answered.ok()) std::cerr << "t2 up: request failed: " << answered << "\n";
+    return StopAll(stack.started, answered.ok() ? 0 : 1);
+  }
+  return ServeUntilStopped(stop_signals, stack);
 }
 
 }  // namespace t2::cli
