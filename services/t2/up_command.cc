@@ -28,6 +28,7 @@
 #include "t2/common/env.h"
 #include "t2/common/flags.h"
 #include "t2/common/process.h"
+#include "t2/common/status.h"
 #include "t2/rpc/security.h"
 #include "t2/rpc/throwaway_pki.h"
 #include "t2/tasks/builtin.h"
@@ -395,8 +396,7 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> MakeStackPki(
   if (config.host != "127.0.0.1" && config.host != "localhost")
     pki_options.hosts.push_back(config.host);
   if (absl::Status made = rpc::WriteThrowawayPki(pki, pki_options); !made.ok()) {
-    return absl::Status(made.code(),
-                        absl::StrCat("making the stack's certificates: ", made.message()));
+    return Annotate(made, "making the stack's certificates");
   }
   std::ofstream auth(pki / "auth");
   auth << kStackAuthFile;
@@ -404,8 +404,7 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> MakeStackPki(
     return absl::InternalError(absl::StrCat("cannot write ", (pki / "auth").string()));
   auto client = rpc::MakeChannelCredentials(StackSecurity(pki, "client"));
   if (!client.ok()) {
-    return absl::Status(client.status().code(),
-                        absl::StrCat("the client certificate: ", client.status().message()));
+    return Annotate(client.status(), "the client certificate");
   }
   return *client;
 }

@@ -158,16 +158,6 @@ class FakeRegistry final : public v1::Registry::Service {
     *response = *best;
     return grpc::Status::OK;
   }
-  grpc::Status ListExperts(grpc::ServerContext*, const v1::ListExpertsRequest* request,
-                           v1::ListExpertsResponse* response) override {
-    std::lock_guard lock(mu);
-    for (const auto& e : experts) {
-      if (!request->name().empty() && e.name() != request->name()) continue;
-      if (e.deprecated() && !request->include_deprecated()) continue;
-      *response->add_experts() = e;
-    }
-    return grpc::Status::OK;
-  }
   grpc::Status GetMixture(grpc::ServerContext*, const v1::GetMixtureRequest* request,
                           v1::Mixture* response) override {
     std::lock_guard lock(mu);
