@@ -16,22 +16,23 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include "absl/status/statusor.h"
+#include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "bench_common.h"
-#include "t2/common/flags.h"
-#include "t2/common/status.h"
+#include "t2/common/command_line.h"
 #include "t2/rpc/security.h"
 #include "t2/v1/dispatcher.grpc.pb.h"
 
@@ -41,17 +42,6 @@ using t2::bench::Clock;
 using t2::bench::Percentile;
 using t2::v1::GenerateRequest;
 using t2::v1::GenerateStreamResponse;
-
-constexpr char kUsage[] =
-    R"(usage: load_bench [--server] DISPATCHER_ADDR [options]
-
-  --rates R,R,...        offered request rates in req/s, run in this order (default 0.5,1,2,4,8)
-  --seconds S            how long requests arrive at each rate (default 30)
-  --max-new-tokens N     answer budget per request (default 64)
-  --deadline-seconds S   per-call deadline (default 120)
-  --adaptation A         none (base model) | prompt (prompt-based first pass) (default none)
-  --seed N               seed of the arrival times (default 1)
-)";
 
 struct Config {
   std::string server;
@@ -63,56 +53,68 @@ struct Config {
   uint64_t seed = 1;
 };
 
-absl::StatusOr<Config> ParseConfig(int argc, char** argv) {
-  std::vector<std::string> args(argv + 1, argv + argc);
-  t2::FlagSpec spec{.value_flags = {"server", "rates", "seconds", "max-new-tokens",
-                                    "deadline-seconds", "adaptation", "seed"},
-                    .bool_flags = {"help"}};
-  T2_ASSIGN_OR_RETURN(t2::Flags flags, t2::Flags::Parse(args, spec));
-  if (flags.Has("help")) return absl::CancelledError("help");
-  Config c;
-  const std::vector<std::string>& positional = flags.positional();
-  if (flags.Has("server") ? !positional.empty() : positional.size() > 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("unexpected argument '", positional.back(), "'"));
-  }
-  c.server =
-      flags.Has("server") ? flags.Get("server", "") : (positional.empty() ? "" : positional[0]);
-  if (c.server.empty())
-    return absl::InvalidArgumentError("the dispatcher address (--server) is required");
+// Fills `c` from the command line. nullopt: go on; otherwise the exit code (usage or error
+// printed).
+std::optional<int> ParseConfig(int argc, char** argv, Config& c) {
+  t2::CommandLine command_line(
+      "load_bench",
+      "Open-loop load through Dispatcher.GenerateStream: at each offered "
+      "rate, Poisson arrivals for --seconds, and a table of what came back.");
+  std::string dispatcher, rates = "0.5,1,2,4,8", adaptation = "none";
+  int64_t seed = static_cast<int64_t>(c.seed);
+  command_line.add_option("dispatcher", dispatcher, "the dispatcher's address (or --server)")
+      ->type_name("HOST:PORT");
+  CLI::Option* server_flag =
+      command_line.add_option("--server", c.server, "the dispatcher's address")
+          ->type_name("HOST:PORT");
+  command_line.add_option("--rates", rates, "offered request rates in req/s, run in this order")
+      ->type_name("R,R,...");
+  command_line
+      .add_option("--seconds", c.seconds, "how long requests arrive at each rate (above 0)")
+      ->type_name("S")
+      ->transform(t2::NumberIn(0, 86400));
+  command_line.add_option("--max-new-tokens", c.max_new_tokens, "answer budget per request")
+      ->type_name("N")
+      ->transform(t2::IntIn(1, 4096));
+  command_line.add_option("--deadline-seconds", c.deadline_seconds, "per-call deadline (above 0)")
+      ->type_name("S")
+      ->transform(t2::NumberIn(0, 86400));
+  command_line
+      .add_option("--adaptation", adaptation,
+                  "none (base model) | prompt (prompt-based first pass)")
+      ->transform(t2::OneOf({"none", "prompt"}));
+  command_line.add_option("--seed", seed, "seed of the arrival times")
+      ->type_name("N")
+      ->transform(
+          t2::IntIn(std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::max())
+              .description(""));
+  command_line.footer("bench/run_load_bench.sh starts a stack and runs it.");
+  if (auto exit_code = command_line.Parse(argc, argv)) return exit_code;
+  auto usage_error = [](const std::string& message) {
+    std::fprintf(stderr, "load_bench: %s\n", message.c_str());
+    return 2;
+  };
 
-  for (absl::string_view part : absl::StrSplit(flags.Get("rates", "0.5,1,2,4,8"), ',')) {
+  if (server_flag->count() > 0 && !dispatcher.empty()) {
+    return usage_error(absl::StrCat("unexpected argument '", dispatcher, "'"));
+  }
+  if (server_flag->count() == 0) c.server = dispatcher;
+  if (c.server.empty()) return usage_error("the dispatcher address (--server) is required");
+  for (absl::string_view part : absl::StrSplit(rates, ',')) {
     std::string text(part);
     char* end = nullptr;
     double rate = std::strtod(text.c_str(), &end);
     if (text.empty() || end != text.c_str() + text.size() || !(rate > 0 && rate <= 1e4)) {
-      return absl::InvalidArgumentError(absl::StrCat(
+      return usage_error(absl::StrCat(
           "--rates takes numbers in (0, 10000] separated by commas, got '", text, "'"));
     }
     c.rates.push_back(rate);
   }
-  T2_ASSIGN_OR_RETURN(c.seconds, flags.GetDouble("seconds", 30));
-  if (!(c.seconds > 0 && c.seconds <= 86400)) {
-    return absl::InvalidArgumentError("--seconds must be in (0, 86400]");
-  }
-  T2_ASSIGN_OR_RETURN(int64_t max_new, flags.GetInt("max-new-tokens", 64));
-  if (max_new < 1 || max_new > 4096) {
-    return absl::InvalidArgumentError("--max-new-tokens must be in [1, 4096]");
-  }
-  c.max_new_tokens = static_cast<int>(max_new);
-  T2_ASSIGN_OR_RETURN(c.deadline_seconds, flags.GetDouble("deadline-seconds", 120));
-  if (!(c.deadline_seconds > 0 && c.deadline_seconds <= 86400)) {
-    return absl::InvalidArgumentError("--deadline-seconds must be in (0, 86400]");
-  }
-  const std::string adaptation = flags.Get("adaptation", "none");
-  if (adaptation != "none" && adaptation != "prompt") {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--adaptation must be none or prompt, got '", adaptation, "'"));
-  }
+  if (c.seconds == 0) return usage_error("--seconds must be in (0, 86400]");
+  if (c.deadline_seconds == 0) return usage_error("--deadline-seconds must be in (0, 86400]");
   c.prompt_adaptation = adaptation == "prompt";
-  T2_ASSIGN_OR_RETURN(int64_t seed, flags.GetInt("seed", 1));
   c.seed = static_cast<uint64_t>(seed);
-  return c;
+  return std::nullopt;
 }
 
 GenerateRequest MakeRequest(const Config& config, size_t index) {
@@ -282,30 +284,22 @@ void PrintRow(double rate, double window_s, const std::vector<Outcome>& calls, C
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::StatusOr<Config> config = ParseConfig(argc, argv);
-  if (!config.ok()) {
-    if (absl::IsCancelled(config.status())) {
-      std::fputs(kUsage, stdout);
-      return 0;
-    }
-    std::fprintf(stderr, "load_bench: %s\n\n%s", std::string(config.status().message()).c_str(),
-                 kUsage);
-    return 2;
-  }
+  Config config;
+  if (auto exit_code = ParseConfig(argc, argv, config)) return *exit_code;
   auto stub = t2::v1::Dispatcher::NewStub(
-      grpc::CreateChannel(config->server, t2::rpc::LoopbackChannelCredentials()));
+      grpc::CreateChannel(config.server, t2::rpc::LoopbackChannelCredentials()));
 
   // One call first, not counted: it connects, and shows a stack that cannot answer at all.
-  std::mt19937_64 rng(config->seed);
+  std::mt19937_64 rng(config.seed);
   size_t next_question = 0;
   {
     Completions completions;
     StreamCall warmup(completions);
-    warmup.Start(*stub, MakeRequest(*config, next_question++), config->deadline_seconds);
+    warmup.Start(*stub, MakeRequest(config, next_question++), config.deadline_seconds);
     completions.WaitFor(1);
     if (!warmup.outcome().status.ok()) {
-      std::fprintf(stderr, "load_bench: warm-up call to %s failed: %s: %s\n",
-                   config->server.c_str(), CodeName(warmup.outcome().status.error_code()).c_str(),
+      std::fprintf(stderr, "load_bench: warm-up call to %s failed: %s: %s\n", config.server.c_str(),
+                   CodeName(warmup.outcome().status.error_code()).c_str(),
                    warmup.outcome().status.error_message().c_str());
       return 1;
     }
@@ -314,8 +308,8 @@ int main(int argc, char** argv) {
   std::printf(
       "\nOpen-loop load on %s: Poisson arrivals for %g s per rate, greedy chat, up to %d new "
       "tokens, adaptation %s, deadline %g s. Latencies in seconds, of OK calls.\n\n",
-      config->server.c_str(), config->seconds, config->max_new_tokens,
-      config->prompt_adaptation ? "prompt" : "none", config->deadline_seconds);
+      config.server.c_str(), config.seconds, config.max_new_tokens,
+      config.prompt_adaptation ? "prompt" : "none", config.deadline_seconds);
   std::printf(
       "| offered req/s | sent | sent/s | ok req/s | out tok/s | e2e p50 | e2e p99 | TTFT p50 | TTFT p99 | "
       "RESOURCE_EXHAUSTED | other errors |\n");
@@ -324,11 +318,11 @@ int main(int argc, char** argv) {
       "--------------------|--------------|\n");
   std::fflush(stdout);
   std::vector<std::string> other_codes;
-  for (double rate : config->rates) {
-    std::fprintf(stderr, "load_bench: %g req/s for %g s\n", rate, config->seconds);
+  for (double rate : config.rates) {
+    std::fprintf(stderr, "load_bench: %g req/s for %g s\n", rate, config.seconds);
     Clock::time_point first_send;
-    std::vector<Outcome> calls = RunRate(*stub, *config, rate, rng, next_question, first_send);
-    PrintRow(rate, config->seconds, calls, first_send, other_codes);
+    std::vector<Outcome> calls = RunRate(*stub, config, rate, rng, next_question, first_send);
+    PrintRow(rate, config.seconds, calls, first_send, other_codes);
   }
   std::printf("\nother error codes: %s\n",
               other_codes.empty() ? "none" : absl::StrJoin(other_codes, ", ").c_str());

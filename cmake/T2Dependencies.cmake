@@ -2,6 +2,7 @@
 # from the torch wheel that scripts/setup.sh installs (its cmake_prefix_path is passed in).
 find_package(Threads REQUIRED)
 find_package(absl CONFIG REQUIRED)
+find_package(CLI11 CONFIG REQUIRED)
 find_package(spdlog CONFIG REQUIRED)
 find_package(nlohmann_json CONFIG REQUIRED)
 # gRPC's config finds Debian's protobuf (FindProtobuf) and Abseil for us.

@@ -23,7 +23,7 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       build-essential cmake ninja-build pkg-config python3-venv \
       libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler \
-      libabsl-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libsqlite3-dev \
+      libabsl-dev libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libsqlite3-dev \
       libgtest-dev libgmock-dev libcpp-httplib-dev libpcre2-dev libre2-dev libssl-dev libicu-dev \
       prometheus-cpp-dev \
  && rm -rf /var/lib/apt/lists/*

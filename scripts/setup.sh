@@ -20,7 +20,7 @@ say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 APT_PACKAGES=(
   build-essential cmake ninja-build pkg-config git unzip clang libclang-rt-14-dev
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
-  libabsl-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libsqlite3-dev sqlite3
+  libabsl-dev libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libsqlite3-dev sqlite3
   libgtest-dev libgmock-dev libbenchmark-dev libcpp-httplib-dev libpcre2-dev libre2-dev libssl-dev libicu-dev
   prometheus prometheus-cpp-dev prometheus-pushgateway python3-venv ccache
   # scripts/tsan_deps.sh: Debian's gRPC and Abseil sources, rebuilt with ThreadSanitizer

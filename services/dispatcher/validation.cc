@@ -84,28 +84,26 @@ absl::Status ValidateClassifyRequest(const t2::v1::ClassifyRequest& request) {
   return ValidateClassifiedInput(request);
 }
 
-absl::StatusOr<AdaptPlan> ValidateAdaptRequest(const t2::v1::AdaptRequest& request) {
-  AdaptPlan plan;
-  T2_RETURN_IF_ERROR(ValidateName(request.task(), "task", false));
-  plan.task = request.task();
+namespace {
 
-  switch (request.verifier()) {
+absl::StatusOr<adapt::VerifierKind> ToVerifierKind(t2::v1::VerifierKind kind) {
+  switch (kind) {
     case t2::v1::VERIFIER_KIND_EXACT:
-      plan.verifier = adapt::VerifierKind::kExact;
-      break;
+      return adapt::VerifierKind::kExact;
     case t2::v1::VERIFIER_KIND_NUMERIC:
-      plan.verifier = adapt::VerifierKind::kNumeric;
-      break;
+      return adapt::VerifierKind::kNumeric;
     case t2::v1::VERIFIER_KIND_CHOICE_LETTER:
-      plan.verifier = adapt::VerifierKind::kChoiceLetter;
-      break;
+      return adapt::VerifierKind::kChoiceLetter;
     case t2::v1::VERIFIER_KIND_REGEX:
-      plan.verifier = adapt::VerifierKind::kRegex;
-      break;
+      return adapt::VerifierKind::kRegex;
     default:
       return Invalid("verifier", "must be EXACT, NUMERIC, CHOICE_LETTER or REGEX");
   }
+}
 
+// Each solved example with the verifier its answer makes (an answer the verifier cannot use,
+// say a regex that does not compile, is the request's error).
+absl::Status AddExamples(const t2::v1::AdaptRequest& request, AdaptPlan& plan) {
   if (request.examples_size() < 1 || request.examples_size() > kMaxExamples) {
     return Invalid("examples", absl::StrCat("needs 1 to ", kMaxExamples, " solved examples, got ",
                                             request.examples_size()));
@@ -120,12 +118,12 @@ absl::StatusOr<AdaptPlan> ValidateAdaptRequest(const t2::v1::AdaptRequest& reque
     plan.examples.push_back(e);
     plan.verifiers.push_back(*std::move(v));
   }
+  return absl::OkStatus();
+}
 
-  for (int i = 0; i < request.experts_size(); ++i) {
-    T2_RETURN_IF_ERROR(ValidateName(request.experts(i), absl::StrCat("experts[", i, "]"), true));
-    plan.experts.push_back(request.experts(i));
-  }
-
+// The CEM search's size: each of generations, population and max_new_tokens (0: the default),
+// and their product over the examples, bounded.
+absl::Status SetSearchSize(const t2::v1::AdaptRequest& request, AdaptPlan& plan) {
   if (request.generations() < 0 || request.generations() > kMaxGenerations) {
     return Invalid("generations", absl::StrCat("must be in [0, ", kMaxGenerations,
                                                "] (0: ", kDefaultGenerations, ")"));
@@ -141,13 +139,29 @@ absl::StatusOr<AdaptPlan> ValidateAdaptRequest(const t2::v1::AdaptRequest& reque
   if (request.generations() > 0) plan.generations = request.generations();
   if (request.population() > 0) plan.population = request.population();
   if (request.max_new_tokens() > 0) plan.max_new_tokens = request.max_new_tokens();
-  plan.per_layer = request.per_layer();
   const int64_t evaluations =
       int64_t{plan.generations} * plan.population * static_cast<int64_t>(plan.examples.size());
   if (evaluations > kMaxEvaluations) {
     return Invalid("population", absl::StrCat("generations x population x examples = ", evaluations,
                                               " answers; at most ", kMaxEvaluations));
   }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<AdaptPlan> ValidateAdaptRequest(const t2::v1::AdaptRequest& request) {
+  AdaptPlan plan;
+  T2_RETURN_IF_ERROR(ValidateName(request.task(), "task", false));
+  plan.task = request.task();
+  T2_ASSIGN_OR_RETURN(plan.verifier, ToVerifierKind(request.verifier()));
+  T2_RETURN_IF_ERROR(AddExamples(request, plan));
+  for (int i = 0; i < request.experts_size(); ++i) {
+    T2_RETURN_IF_ERROR(ValidateName(request.experts(i), absl::StrCat("experts[", i, "]"), true));
+    plan.experts.push_back(request.experts(i));
+  }
+  T2_RETURN_IF_ERROR(SetSearchSize(request, plan));
+  plan.per_layer = request.per_layer();
   return plan;
 }
 

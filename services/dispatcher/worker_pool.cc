@@ -252,6 +252,18 @@ void WorkerPool::ProbeLoop() {
 
 void WorkerPool::ProbeNow(bool resolve) { ProbeRound(resolve); }
 
+struct WorkerPool::Probe {
+  grpc::ClientContext context;
+  grpc::ByteBuffer request;
+  grpc::ByteBuffer response;
+  grpc::Status status;
+  grpc::ClientContext info_context;
+  t2::v1::WorkerInfoRequest info_request;
+  t2::v1::WorkerInfo info;
+  grpc::Status info_status;
+  bool want_info = false;
+};
+
 void WorkerPool::ProbeRound(bool resolve) {
   std::lock_guard round(probe_mu_);
   const auto now = std::chrono::steady_clock::now();
@@ -259,28 +271,21 @@ void WorkerPool::ProbeRound(bool resolve) {
     Resolve();
     next_resolve_ = now + options_.resolve_interval;
   }
-  size_t n = 0;
   std::vector<bool> active;
   {
     std::lock_guard lock(mu_);
-    n = workers_.size();
     for (const auto& w : workers_) active.push_back(w->active);
   }
-  struct Probe {
-    grpc::ClientContext context;
-    grpc::ByteBuffer request;
-    grpc::ByteBuffer response;
-    grpc::Status status;
-    grpc::ClientContext info_context;
-    t2::v1::WorkerInfoRequest info_request;
-    t2::v1::WorkerInfo info;
-    grpc::Status info_status;
-    bool want_info = false;
-  };
-  std::vector<Probe> probes(n);
+  std::vector<Probe> probes(active.size());
+  CheckHealth(probes, active);
+  ApplyHealthAndAskInfo(probes, active);
+  RecordInfo(probes);
+}
+
+void WorkerPool::CheckHealth(std::vector<Probe>& probes, const std::vector<bool>& active) {
   std::vector<std::unique_ptr<grpc::GenericStub>> stubs;
   WaitGroup health_calls;
-  for (size_t i = 0; i < n; ++i) {
+  for (size_t i = 0; i < probes.size(); ++i) {
     if (!active[i]) continue;
     Probe& p = probes[i];
     p.context.set_deadline(std::chrono::system_clock::now() + options_.probe_timeout);
@@ -295,9 +300,12 @@ void WorkerPool::ProbeRound(bool resolve) {
                             });
   }
   health_calls.Wait();
+}
 
+void WorkerPool::ApplyHealthAndAskInfo(std::vector<Probe>& probes,
+                                       const std::vector<bool>& active) {
   WaitGroup info_calls;
-  for (size_t i = 0; i < n; ++i) {
+  for (size_t i = 0; i < probes.size(); ++i) {
     if (!active[i]) continue;
     Probe& p = probes[i];
     const bool serving = p.status.ok() && IsServingResponse(p.response);
@@ -326,8 +334,11 @@ void WorkerPool::ProbeRound(bool resolve) {
                                      });
   }
   info_calls.Wait();
+}
+
+void WorkerPool::RecordInfo(std::vector<Probe>& probes) {
   std::lock_guard lock(mu_);
-  for (size_t i = 0; i < n; ++i) {
+  for (size_t i = 0; i < probes.size(); ++i) {
     Probe& p = probes[i];
     if (!p.want_info || !p.info_status.ok()) continue;
     workers_[i]->info = p.info;

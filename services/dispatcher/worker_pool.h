@@ -115,6 +115,13 @@ class WorkerPool {
   void Release(size_t index);
   void ProbeLoop();
   void ProbeRound(bool resolve);
+  // One worker's probe calls of a round (worker_pool.cc). A round's steps, each on the workers
+  // marked active, waiting for its calls: health checks, then each worker's new health (and
+  // Info for one that started serving), then the capacities Info returned.
+  struct Probe;
+  void CheckHealth(std::vector<Probe>& probes, const std::vector<bool>& active);
+  void ApplyHealthAndAskInfo(std::vector<Probe>& probes, const std::vector<bool>& active);
+  void RecordInfo(std::vector<Probe>& probes);
   // Resolves the DNS targets and makes the pool's active workers the static addresses plus
   // what they resolved to. Probe thread (probe_mu_ held).
   void Resolve();

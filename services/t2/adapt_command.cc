@@ -18,7 +18,7 @@
 #include "absl/strings/str_split.h"
 #include "commands.h"
 #include "nlohmann/json.hpp"
-#include "t2/common/flags.h"
+#include "t2/common/command_line.h"
 #include "t2/common/status.h"
 #include "t2/rpc/security.h"
 #include "t2/rpc/status.h"
@@ -27,20 +27,16 @@
 namespace t2::cli {
 namespace {
 
-constexpr const char* kUsage = R"(usage: t2 adapt --server HOST:PORT --task NAME --examples FILE.jsonl --verifier KIND [options]
-  --server HOST:PORT     the dispatcher's address
-  --task NAME            the mixture name the result is stored under in the registry
-  --examples FILE        JSON lines {"question": "...", "answer": "..."} (1..64 lines)
-  --verifier exact|numeric|choice|regex
-                         exact: trimmed text equal; numeric: last number equals the answer;
-                         choice: first standalone A-J letter; regex: answer is a pattern
-  --experts a,b          expert names or aliases to mix (default: every alias except "cls")
-  --generations G        CEM iterations (default: the dispatcher's, 10)
-  --population P         candidates per generation (default: the dispatcher's, 32)
-  --max-new-tokens N     per generated answer (default: the dispatcher's, 64)
-  --per-layer            one weight per layer and expert instead of one per expert
-  --timeout SECONDS      default 3600
-)";
+// `t2 adapt`'s flags.
+struct AdaptFlags {
+  std::string server, task, examples, verifier;
+  std::string experts;
+  CLI::Option* experts_flag = nullptr;
+  int32_t generations = 0, population = 0, max_new_tokens = 0;  // 0: the dispatcher's default
+  bool per_layer = false;
+  double timeout = 3600;
+  rpc::Security security;
+};
 
 absl::Status Usage(std::string_view message) { return absl::InvalidArgumentError(AsAbsl(message)); }
 
@@ -77,50 +73,37 @@ absl::StatusOr<std::vector<t2::v1::SolvedExample>> ReadExamples(const std::strin
   return examples;
 }
 
-absl::StatusOr<t2::v1::VerifierKind> ParseVerifier(const std::string& name) {
+// `name` is one of the --verifier choices (OneOf checked it).
+t2::v1::VerifierKind Verifier(const std::string& name) {
   static const std::map<std::string, t2::v1::VerifierKind> kinds = {{"exact", t2::v1::VERIFIER_KIND_EXACT},
                                                                     {"numeric", t2::v1::VERIFIER_KIND_NUMERIC},
                                                                     {"choice", t2::v1::VERIFIER_KIND_CHOICE_LETTER},
                                                                     {"regex", t2::v1::VERIFIER_KIND_REGEX}};
-  auto it = kinds.find(name);
-  if (it == kinds.end()) return Usage(absl::StrCat("--verifier must be exact, numeric, choice or regex, got '", name, "'"));
-  return it->second;
+  return kinds.at(name);
 }
 
-// An optional positive integer flag that fits the proto's int32 (0 = the dispatcher's default).
-absl::StatusOr<int32_t> PositiveInt(const Flags& flags, const std::string& name) {
-  auto value = flags.GetInt(name, 0);
-  if (!value.ok()) return value.status();
-  if (flags.Has(name) && (*value < 1 || *value > std::numeric_limits<int32_t>::max())) {
-    return Usage(absl::StrCat("--", name, " must be a positive integer, got ", *value));
-  }
-  return static_cast<int32_t>(*value);
-}
-
-absl::StatusOr<t2::v1::AdaptRequest> BuildRequest(const Flags& flags) {
-  if (!flags.positional().empty()) return Usage(absl::StrCat("unexpected argument '", flags.positional()[0], "'"));
-  for (const char* required : {"server", "task", "examples", "verifier"}) {
-    if (flags.Get(required, "").empty()) return Usage(absl::StrCat("--", required, " is required"));
+absl::StatusOr<t2::v1::AdaptRequest> BuildRequest(const AdaptFlags& flags) {
+  // Given, but empty.
+  const std::pair<const char*, const std::string*> required[] = {
+      {"server", &flags.server}, {"task", &flags.task}, {"examples", &flags.examples}};
+  for (const auto& [name, value] : required) {
+    if (value->empty()) return Usage(absl::StrCat("--", name, " is required"));
   }
   t2::v1::AdaptRequest request;
-  request.set_task(flags.Get("task", ""));
-  T2_ASSIGN_OR_RETURN(auto examples, ReadExamples(flags.Get("examples", "")));
+  request.set_task(flags.task);
+  T2_ASSIGN_OR_RETURN(auto examples, ReadExamples(flags.examples));
   for (auto& e : examples) *request.add_examples() = std::move(e);
-  T2_ASSIGN_OR_RETURN(auto verifier, ParseVerifier(flags.Get("verifier", "")));
-  request.set_verifier(verifier);
-  if (flags.Has("experts")) {
-    for (absl::string_view name : absl::StrSplit(flags.Get("experts", ""), ',', absl::SkipWhitespace())) {
+  request.set_verifier(Verifier(flags.verifier));
+  if (flags.experts_flag->count() > 0) {
+    for (absl::string_view name : absl::StrSplit(flags.experts, ',', absl::SkipWhitespace())) {
       request.add_experts(std::string(name));
     }
     if (request.experts().empty()) return Usage("--experts needs at least one name");
   }
-  T2_ASSIGN_OR_RETURN(int32_t generations, PositiveInt(flags, "generations"));
-  T2_ASSIGN_OR_RETURN(int32_t population, PositiveInt(flags, "population"));
-  T2_ASSIGN_OR_RETURN(int32_t max_new, PositiveInt(flags, "max-new-tokens"));
-  request.set_generations(generations);
-  request.set_population(population);
-  request.set_max_new_tokens(max_new);
-  request.set_per_layer(flags.Has("per-layer"));
+  request.set_generations(flags.generations);
+  request.set_population(flags.population);
+  request.set_max_new_tokens(flags.max_new_tokens);
+  request.set_per_layer(flags.per_layer);
   return request;
 }
 
@@ -155,44 +138,102 @@ void PrintResult(const t2::v1::AdaptResponse& r) {
             << r.task() << ")\n";
 }
 
-}  // namespace
+// Declares `t2 adapt`'s flags, bound to `flags`.
+void AddAdaptFlags(CommandLine& command_line, AdaptFlags& flags) {
+  command_line.add_option("--server", flags.server, "the dispatcher's address")
+      ->type_name("HOST:PORT")
+      ->required();
+  command_line
+      .add_option("--task", flags.task,
+                  "the mixture name the result is stored under in the registry")
+      ->type_name("NAME")
+      ->required();
+  command_line
+      .add_option("--examples", flags.examples,
+                  "JSON lines {\"question\": \"...\", \"answer\": \"...\"} "
+                  "(1..64 lines)")
+      ->type_name("FILE")
+      ->required();
+  command_line
+      .add_option("--verifier", flags.verifier,
+                  "exact: trimmed text equal; numeric: last number equals the answer; choice: "
+                  "first standalone A-J "
+                  "letter; regex: the answer is a pattern")
+      ->required()
+      ->transform(OneOf({"exact", "numeric", "choice", "regex"}));
+  flags.experts_flag =
+      command_line
+          .add_option("--experts", flags.experts,
+                      "expert names or aliases to mix (default: every alias except \"cls\")")
+          ->type_name("A,B,...");
+  // Unset, they stay 0 in the request: the dispatcher's defaults apply.
+  command_line
+      .add_option("--generations", flags.generations,
+                  "CEM iterations (default: the dispatcher's, 10)")
+      ->type_name("G")
+      ->transform(IntIn(1, std::numeric_limits<int32_t>::max()))
+      ->default_str("");
+  command_line
+      .add_option("--population", flags.population,
+                  "candidates per generation (default: the dispatcher's, 32)")
+      ->type_name("P")
+      ->transform(IntIn(1, std::numeric_limits<int32_t>::max()))
+      ->default_str("");
+  command_line
+      .add_option("--max-new-tokens", flags.max_new_tokens,
+                  "per generated answer (default: the dispatcher's, 64)")
+      ->type_name("N")
+      ->transform(IntIn(1, std::numeric_limits<int32_t>::max()))
+      ->default_str("");
+  command_line.add_flag("--per-layer", flags.per_layer,
+                        "one weight per layer and expert instead of one per expert");
+  command_line.add_option("--timeout", flags.timeout, "for the whole search (above 0)")
+      ->type_name("SECONDS")
+      ->transform(NumberIn(0, 86400));
+  rpc::AddSecurityFlags(command_line, flags.security, /*server=*/false);
+  command_line.footer("Then: t2 generate --server ADDR --task NAME.");
+}
 
-int RunAdapt(const std::vector<std::string>& args) {
-  FlagSpec spec{.value_flags = {"server", "task", "examples", "verifier", "experts", "generations", "population",
-                                "max-new-tokens", "timeout"},
-                .bool_flags = {"per-layer", "help"}};
-  rpc::AddSecurityFlags(spec);
-  auto usage_error = [](absl::string_view message) {
-    std::cerr << "t2 adapt: " << message << "\n" << kUsage;
-    return 2;
-  };
-  auto flags = Flags::Parse(args, spec);
-  if (!flags.ok()) return usage_error(flags.status().message());
-  if (flags->Has("help")) {
-    std::cout << kUsage << rpc::kClientSecurityUsage;
-    return 0;
-  }
-  auto request = BuildRequest(*flags);
-  if (!request.ok()) return usage_error(request.status().message());
-  auto timeout = flags->GetDouble("timeout", 3600);
-  if (!timeout.ok()) return usage_error(timeout.status().message());
-  if (!(*timeout > 0 && *timeout <= 86400)) return usage_error("--timeout must be in (0, 86400] seconds");
+// Prints a usage error; returns bad usage's exit status.
+int ExitUsage(absl::string_view message) {
+  std::cerr << "t2 adapt: " << message << "\n";
+  return 2;
+}
 
-  auto channel = rpc::MakeClientChannel(*flags, flags->Get("server", ""));
-  if (!channel.ok()) return usage_error(channel.status().message());
+// Sends the request to the dispatcher and prints the mixture it stored; returns the exit status.
+int Adapt(const AdaptFlags& flags, const t2::v1::AdaptRequest& request) {
+  auto channel = rpc::MakeClientChannel(flags.security, flags.server);
+  if (!channel.ok()) return ExitUsage(channel.status().message());
   auto stub = t2::v1::Dispatcher::NewStub(*channel);
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() +
-                       std::chrono::milliseconds(static_cast<int64_t>(*timeout * 1000)));
-  std::cerr << "[t2] adapting '" << request->task() << "' on " << request->examples_size() << " examples...\n";
+                       std::chrono::milliseconds(static_cast<int64_t>(flags.timeout * 1000)));
+  std::cerr << "[t2] adapting '" << request.task() << "' on " << request.examples_size()
+            << " examples...\n";
   t2::v1::AdaptResponse response;
-  absl::Status status = rpc::FromGrpc(stub->Adapt(&context, *request, &response));
+  absl::Status status = rpc::FromGrpc(stub->Adapt(&context, request, &response));
   if (!status.ok()) {
     std::cerr << "t2 adapt: " << absl::StatusCodeToString(status.code()) << ": " << status.message() << "\n";
     return 1;
   }
   PrintResult(response);
   return 0;
+}
+
+}  // namespace
+
+int RunAdapt(const std::vector<std::string>& args) {
+  CommandLine command_line("t2 adapt",
+                           "Few-shot adaptation through a running dispatcher: CEM searches mixture "
+                           "weights over the experts, scored on the solved examples, and the best "
+                           "mixture is stored in the registry under the task's name.");
+  AdaptFlags flags;
+  AddAdaptFlags(command_line, flags);
+  if (auto exit_code = command_line.Parse(args)) return *exit_code;
+  auto request = BuildRequest(flags);
+  if (!request.ok()) return ExitUsage(request.status().message());
+  if (flags.timeout == 0) return ExitUsage("--timeout must be in (0, 86400] seconds");
+  return Adapt(flags, *request);
 }
 
 }  // namespace t2::cli

@@ -13,47 +13,44 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "commands.h"
-#include "t2/common/flags.h"
+#include "t2/common/command_line.h"
 #include "t2/rpc/auth.h"
 #include "t2/rpc/throwaway_pki.h"
 
 namespace t2::cli {
-namespace {
-
-constexpr const char* kTokenUsage =
-    R"(usage: t2 token --identity NAME --roles R[,R...] --token-file FILE [--auth-file FILE]
-  Makes a new random bearer token and writes it to --token-file (created with mode 0600;
-  an existing file is not overwritten). Prints the auth-file entry that grants it the roles,
-  and appends it to --auth-file when given (servers re-read that file within a second).
-  Roles: generate, adapt, publish, admin, read (README, Security, says which RPC needs which).
-  Clients send the token with --token-file FILE.
-)";
-
-constexpr const char* kCertsUsage =
-    R"(usage: t2 certs --out DIR --name NAME [--name NAME ...] [--host H ...] [--days N]
-  Writes a throwaway CA (DIR/ca.pem; its key is never written) and, per --name, a certificate
-  and key (DIR/NAME.pem, DIR/NAME.key, mode 0600) valid for serving and for calling as NAME:
-  the common name an auth file's `cert NAME ROLES` entry matches. Each certificate is valid
-  for NAME, localhost, 127.0.0.1, ::1 and every --host (a Kubernetes Service's DNS name, say).
-  --days N   validity (default 30)
-)";
-
-}  // namespace
 
 int RunToken(const std::vector<std::string>& args) {
-  auto flags = Flags::Parse(args, {.value_flags = {"identity", "roles", "token-file", "auth-file"},
-                                   .bool_flags = {"help"}});
+  CommandLine command_line(
+      "t2 token", "Makes a new random bearer token and the auth-file entry granting it roles.");
+  std::string identity, roles, token_file, auth_file;
+  command_line.add_option("--identity", identity, "who the token's holder is, to servers")
+      ->type_name("NAME")
+      ->required();
+  command_line
+      .add_option("--roles", roles,
+                  "generate, adapt, publish, admin, read (README, Security, says which RPC "
+                  "needs which)")
+      ->type_name("R[,R...]")
+      ->required();
+  command_line
+      .add_option("--token-file", token_file,
+                  "the token is written here (created with mode 0600; an "
+                  "existing file is not overwritten)")
+      ->type_name("FILE")
+      ->required();
+  command_line
+      .add_option("--auth-file", auth_file,
+                  "also append the entry to this auth file (servers re-read it "
+                  "within a second)")
+      ->type_name("FILE");
+  command_line.footer(
+      "Prints the auth-file entry (it holds only the token's hash). Clients send the token with\n"
+      "--token-file FILE.");
+  if (auto exit_code = command_line.Parse(args)) return *exit_code;
   auto usage_error = [](absl::string_view message) {
-    std::cerr << "t2 token: " << message << "\n" << kTokenUsage;
+    std::cerr << "t2 token: " << message << "\n";
     return 2;
   };
-  if (!flags.ok()) return usage_error(flags.status().message());
-  if (flags->Has("help")) {
-    std::cout << kTokenUsage;
-    return 0;
-  }
-  const std::string identity = flags->Get("identity", ""), roles = flags->Get("roles", "");
-  const std::string token_file = flags->Get("token-file", "");
   if (identity.empty() || roles.empty() || token_file.empty()) {
     return usage_error("--identity, --roles and --token-file are required");
   }
@@ -76,11 +73,11 @@ int RunToken(const std::vector<std::string>& args) {
     std::cerr << "t2 token: cannot write " << token_file << "\n";
     return 1;
   }
-  if (flags->Has("auth-file")) {
-    std::ofstream auth(flags->Get("auth-file", ""), std::ios::app);
+  if (!auth_file.empty()) {
+    std::ofstream auth(auth_file, std::ios::app);
     auth << entry << "\n";
     if (!auth.flush()) {
-      std::cerr << "t2 token: cannot append to " << flags->Get("auth-file", "") << "\n";
+      std::cerr << "t2 token: cannot append to " << auth_file << "\n";
       return 1;
     }
   }
@@ -89,30 +86,38 @@ int RunToken(const std::vector<std::string>& args) {
 }
 
 int RunCerts(const std::vector<std::string>& args) {
-  auto flags =
-      Flags::Parse(args, {.value_flags = {"out", "name", "host", "days"}, .bool_flags = {"help"}});
-  auto usage_error = [](absl::string_view message) {
-    std::cerr << "t2 certs: " << message << "\n" << kCertsUsage;
-    return 2;
-  };
-  if (!flags.ok()) return usage_error(flags.status().message());
-  if (flags->Has("help")) {
-    std::cout << kCertsUsage;
-    return 0;
-  }
-  if (!flags->Has("out") || flags->GetAll("name").empty())
-    return usage_error("--out and --name are required");
-  auto days = flags->GetInt("days", 30, 1, 3650);
-  if (!days.ok()) return usage_error(days.status().message());
-  rpc::PkiOptions options{.names = flags->GetAll("name"),
-                          .hosts = flags->GetAll("host"),
-                          .valid_days = static_cast<int>(*days)};
-  if (absl::Status made = rpc::WriteThrowawayPki(flags->Get("out", ""), options); !made.ok()) {
+  CommandLine command_line("t2 certs",
+                           "Makes a throwaway CA and certificates signed by it, for TLS.");
+  std::string out;
+  rpc::PkiOptions options;
+  command_line.add_option("--out", out, "the folder written")->type_name("DIR")->required();
+  command_line
+      .add_option("--name", options.names,
+                  "a certificate's name: the common name an auth file's "
+                  "`cert NAME ROLES` entry matches; repeatable")
+      ->type_name("NAME")
+      ->required();
+  command_line
+      .add_option("--host", options.hosts,
+                  "another name every certificate is valid for (a Kubernetes "
+                  "Service's DNS name, say); repeatable")
+      ->type_name("H");
+  command_line.add_option("--days", options.valid_days, "validity")
+      ->type_name("N")
+      ->transform(IntIn(1, 3650));
+  command_line.footer(
+      "Writes the CA (DIR/ca.pem; its key is never written) and, per --name, a certificate and "
+      "key\n"
+      "(DIR/NAME.pem, DIR/NAME.key, mode 0600) valid for serving and for calling as NAME, for "
+      "NAME,\n"
+      "localhost, 127.0.0.1, ::1 and every --host.");
+  if (auto exit_code = command_line.Parse(args)) return *exit_code;
+  if (absl::Status made = rpc::WriteThrowawayPki(out, options); !made.ok()) {
     std::cerr << "t2 certs: " << made.message() << "\n";
     return absl::IsInvalidArgument(made) ? 2 : 1;
   }
-  std::cout << "wrote " << flags->Get("out", "") << "/ca.pem and "
-            << absl::StrJoin(options.names, ", ") << " (.pem, .key)\n";
+  std::cout << "wrote " << out << "/ca.pem and " << absl::StrJoin(options.names, ", ")
+            << " (.pem, .key)\n";
   return 0;
 }
 

@@ -1,5 +1,6 @@
 // t2 eval: the accuracy of the base model or an expert on a task's split, with its 95%
 // interval, the way the trainer's validation and the publish gate measure it.
+#include <cstdint>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -7,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "commands.h"
+#include "t2/common/command_line.h"
 #include "t2/common/env.h"
 #include "t2/common/status.h"
 #include "t2/train/evaluate.h"
@@ -16,24 +18,25 @@
 namespace t2::cli {
 namespace {
 
-constexpr const char* kUsage = R"(usage: t2 eval --task NAME|--data FILE [--expert FILE] [options]
-  --expert FILE                judge this expert (default: the base model)
-  --split test|validation|train  (default test)
-  --limit N                    the first N examples of the split (default: all)
-  --show N                     print the first N questions' answers with their verdicts
-)";
+// Any integer, as before (a value <= 0 means all): no range to show in --help.
+CLI::Validator AnyInteger() { return IntIn(INT64_MIN, INT64_MAX).description(""); }
 
-absl::Status Run(const Flags& flags) {
-  if (!flags.positional().empty()) {
-    return absl::InvalidArgumentError(absl::StrCat("unexpected argument '", flags.positional()[0], "'"));
-  }
-  T2_ASSIGN_OR_RETURN(std::filesystem::path model, ResolveModelPath(flags.Get("model", "default")));
-  T2_ASSIGN_OR_RETURN(tasks::Task task, trainer::TaskFromFlags(flags));
+// What t2 eval adds to the shared flags.
+struct EvalFlags {
+  std::string expert;  // empty: the base model
+  std::string split = "test";
+  int64_t limit = 0;
+  int64_t show = 0;
+};
+
+absl::Status Run(const trainer::TrainFlags& train_flags, const EvalFlags& flags) {
+  T2_ASSIGN_OR_RETURN(std::filesystem::path model, ResolveModelPath(train_flags.model));
+  T2_ASSIGN_OR_RETURN(tasks::Task task, trainer::TaskFromFlags(train_flags));
   T2_RETURN_IF_ERROR(task.Validate());
-  T2_ASSIGN_OR_RETURN(engine::GeneratorOptions options, trainer::GeneratorFromFlags(flags, model));
-  T2_ASSIGN_OR_RETURN(int64_t limit, flags.GetInt("limit", 0));
-  T2_ASSIGN_OR_RETURN(int64_t show, flags.GetInt("show", 0));
-  const std::string split = flags.Get("split", "test");
+  T2_ASSIGN_OR_RETURN(engine::GeneratorOptions options,
+                      trainer::GeneratorFromFlags(train_flags, model));
+  const int64_t limit = flags.limit, show = flags.show;
+  const std::string& split = flags.split;
   const std::vector<tasks::Example>* examples = split == "test"         ? &task.test
                                                 : split == "validation" ? &task.validation
                                                 : split == "train"      ? &task.train
@@ -44,8 +47,8 @@ absl::Status Run(const Flags& flags) {
 
   T2_ASSIGN_OR_RETURN(std::unique_ptr<engine::Generator> generator, engine::Generator::Create(options));
   std::string adapter;
-  if (flags.Has("expert")) {
-    T2_RETURN_IF_ERROR(Annotate(generator->AddExpert("eval", flags.Get("expert", "")), "--expert"));
+  if (!flags.expert.empty()) {
+    T2_RETURN_IF_ERROR(Annotate(generator->AddExpert("eval", flags.expert), "--expert"));
     adapter = "eval";
   }
   T2_ASSIGN_OR_RETURN(train::EvalResult r, train::Evaluate(*generator, task, chosen, adapter));
@@ -57,27 +60,39 @@ absl::Status Run(const Flags& flags) {
   int64_t right = 0;
   for (bool c : r.correct) right += c ? 1 : 0;
   const train::Interval ci = train::Wilson95(right, static_cast<int64_t>(chosen.size()));
-  std::cout << absl::StrFormat("%s %s (%s split, n = %d): accuracy %.4f [%.4f, %.4f] 95%%; %d tokens in %.1f s\n",
-                               task.name, adapter.empty() ? "base" : flags.Get("expert", ""), split, chosen.size(),
-                               r.accuracy, ci.low, ci.high, r.generated_tokens, r.seconds);
+  std::cout << absl::StrFormat(
+      "%s %s (%s split, n = %d): accuracy %.4f [%.4f, %.4f] 95%%; %d tokens in %.1f s\n", task.name,
+      adapter.empty() ? "base" : flags.expert, split, chosen.size(), r.accuracy, ci.low, ci.high,
+      r.generated_tokens, r.seconds);
   return absl::OkStatus();
 }
 
 }  // namespace
 
 int RunEval(const std::vector<std::string>& args) {
-  FlagSpec spec{.value_flags = {"expert", "split", "limit", "show"}, .bool_flags = {"help"}};
-  trainer::AddTrainFlags(spec);
-  auto flags = Flags::Parse(args, spec);
-  if (!flags.ok()) {
-    std::cerr << "t2 eval: " << flags.status().message() << "\n" << kUsage;
-    return 2;
-  }
-  if (flags->Has("help")) {
-    std::cout << kUsage << trainer::kTrainFlagsUsage;
-    return 0;
-  }
-  absl::Status s = Run(*flags);
+  CommandLine command_line(
+      "t2 eval",
+      "The accuracy of the base model or an expert on a task's split, with its 95% "
+      "interval.");
+  command_line.footer("Measured the way the trainer's validation and the publish gate measure it.");
+  EvalFlags flags;
+  CLI::App* eval = command_line.add_option_group("Evaluation");
+  eval->add_option("--expert", flags.expert, "judge this expert (default: the base model)")
+      ->type_name("FILE");
+  eval->add_option("--split", flags.split, "the split judged")
+      ->type_name("SPLIT")
+      ->transform(OneOf({"test", "validation", "train"}));
+  eval->add_option("--limit", flags.limit, "the first N examples of the split (0: all)")
+      ->type_name("N")
+      ->transform(AnyInteger());
+  eval->add_option("--show", flags.show, "print the first N questions' answers with their verdicts")
+      ->type_name("N")
+      ->transform(AnyInteger());
+  // All of them, as t2 train: the training ones are accepted and do nothing here.
+  trainer::TrainFlags train_flags;
+  trainer::AddTrainFlags(command_line, train_flags);
+  if (auto exit_code = command_line.Parse(args)) return *exit_code;
+  absl::Status s = Run(train_flags, flags);
   if (s.ok()) return 0;
   std::cerr << "t2 eval: " << s.message() << "\n";
   return absl::IsInvalidArgument(s) ? 2 : 1;

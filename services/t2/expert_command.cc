@@ -1,5 +1,7 @@
 // t2 expert: look inside SVF expert files, and make constant ones (a base-model stand-in for
 // tests and demos: with the nuclear normalisation, any constant z gives back W).
+#include <ATen/ATen.h>
+
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -8,12 +10,10 @@
 #include <map>
 #include <string>
 
-#include <ATen/ATen.h>
-
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "commands.h"
-#include "t2/common/flags.h"
+#include "t2/common/command_line.h"
 #include "t2/common/env.h"
 #include "t2/common/status.h"
 #include "t2/model/llama.h"
@@ -24,25 +24,8 @@
 namespace t2::cli {
 namespace {
 
-constexpr const char* kUsage = R"(usage: t2 expert <inspect|constant> [options]
-  t2 expert inspect FILE
-      prints an expert's metadata, its vector and parameter counts, and z statistics per
-      matrix kind (needs no model)
-  t2 expert constant --value V --out FILE [options]
-      writes an expert with z = V for every target matrix of the model
-      --model PATH|default     .gguf file, HF checkpoint folder, or the bundled default (default)
-      --targets mlp|attn|all   matrices the expert adapts (default: mlp)
-      --normalization nuclear|none   (default: nuclear, with which any V gives back the base)
-      --task NAME              metadata task (default: constant)
-      --cache-dir DIR          where the SVD cache lives (default: beside the model)
-      --device auto|cpu|cuda[:N]  --dtype auto|float32|bfloat16|float16
-                               as the server loads the model: the expert records the
-                               fingerprint of the weights as loaded (default: auto)
-)";
-
 int Fail(const absl::Status& status, int code) {
   std::cerr << "t2 expert: " << status.message() << "\n";
-  if (code == 2) std::cerr << kUsage;
   return code;
 }
 
@@ -65,15 +48,7 @@ struct KindStats {
   float max = -std::numeric_limits<float>::infinity();
 };
 
-int Inspect(const Flags& flags) {
-  if (flags.positional().size() != 2) {
-    return Fail(absl::InvalidArgumentError(flags.positional().size() < 2
-                                               ? "inspect: expected a FILE argument"
-                                               : absl::StrCat("inspect: unexpected argument '",
-                                                              flags.positional()[2], "'")),
-                2);
-  }
-  const std::filesystem::path path = flags.positional()[1];
+int Inspect(const std::filesystem::path& path) {
   auto expert = svf::ReadExpert(path);
   if (!expert.ok()) return Fail(expert.status(), 1);
 
@@ -128,45 +103,51 @@ int Inspect(const Flags& flags) {
   return 0;
 }
 
-int Constant(const Flags& flags) {
-  if (flags.positional().size() > 1) {
-    return Fail(absl::InvalidArgumentError(absl::StrCat("constant: unexpected argument '",
-                                                        flags.positional()[1], "'")),
-                2);
-  }
-  if (!flags.Has("value")) return Fail(absl::InvalidArgumentError("constant: --value is required"), 2);
-  if (!flags.Has("out") || flags.Get("out", "").empty()) {
-    return Fail(absl::InvalidArgumentError("constant: --out is required"), 2);
-  }
-  auto value = flags.GetDouble("value", 0);
-  if (!value.ok()) return Fail(value.status(), 2);
+// `t2 expert constant`'s flags.
+struct ConstantFlags {
+  double value = 0;
+  std::string out;
+  std::string model = "default";
+  std::string targets = "mlp";
+  std::string normalization = "nuclear";
+  std::string task = "constant";
+  std::string cache_dir;
+  bool cache_dir_given = false;  // an empty one is refused
+  std::string device = "auto";
+  std::string dtype = "auto";
+};
+
+int Constant(const ConstantFlags& flags) {
+  if (flags.out.empty()) return Fail(absl::InvalidArgumentError("constant: --out is required"), 2);
   // The parsers' messages start with the field, which is the flag's name.
-  auto targets = svf::ParseTargetSet(flags.Get("targets", "mlp"));
+  auto targets = svf::ParseTargetSet(flags.targets);
   if (!targets.ok()) return Fail(absl::InvalidArgumentError(absl::StrCat("--", targets.status().message())), 2);
-  auto normalization = svf::ParseNormalization(flags.Get("normalization", "nuclear"));
+  auto normalization = svf::ParseNormalization(flags.normalization);
   if (!normalization.ok()) {
     return Fail(absl::InvalidArgumentError(absl::StrCat("--", normalization.status().message())), 2);
   }
   // z = 0 under the nuclear normalisation would divide by Σσz = 0.
   const bool nuclear = *normalization == svf::Normalization::kNuclearNorm;
-  if (!std::isfinite(*value) || *value > std::numeric_limits<float>::max() ||
-      (nuclear ? *value <= 0 : *value < 0)) {
-    return Fail(absl::InvalidArgumentError(absl::StrCat(
-                    "--value must be a finite number ", nuclear ? "> 0" : ">= 0", " for normalization ",
-                    AsAbsl(svf::NormalizationName(*normalization)), ", got ", flags.Get("value", ""))),
-                2);
+  const double value = flags.value;
+  if (!std::isfinite(value) || value > std::numeric_limits<float>::max() ||
+      (nuclear ? value <= 0 : value < 0)) {
+    return Fail(
+        absl::InvalidArgumentError(absl::StrCat(
+            "--value must be a finite number ", nuclear ? "> 0" : ">= 0", " for normalization ",
+            AsAbsl(svf::NormalizationName(*normalization)), ", got ", value)),
+        2);
   }
-  const model::LoadOptions load{.device = flags.Get("device", "auto"), .dtype = flags.Get("dtype", "auto")};
+  const model::LoadOptions load{.device = flags.device, .dtype = flags.dtype};
   if (auto s = load.Validate(); !s.ok()) {
     return Fail(absl::InvalidArgumentError(absl::StrCat("--", s.message())), 2);
   }
-  if (flags.Has("cache-dir") && flags.Get("cache-dir", "").empty()) {
+  if (flags.cache_dir_given && flags.cache_dir.empty()) {
     return Fail(absl::InvalidArgumentError("--cache-dir must not be empty"), 2);
   }
 
-  auto model_path = ResolveModelPath(flags.Get("model", "default"));
+  auto model_path = ResolveModelPath(flags.model);
   if (!model_path.ok()) return Fail(Annotate(model_path.status(), "--model"), 1);
-  std::filesystem::path cache_dir = flags.Get("cache-dir", "");
+  std::filesystem::path cache_dir = flags.cache_dir;
   if (cache_dir.empty()) {
     cache_dir = std::filesystem::is_directory(*model_path) ? *model_path : model_path->parent_path();
   }
@@ -175,46 +156,87 @@ int Constant(const Flags& flags) {
   auto decomposition = svf::Decomposition::Build(**model, {.targets = *targets, .cache_dir = cache_dir});
   if (!decomposition.ok()) return Fail(decomposition.status(), 1);
 
-  svf::Expert expert = svf::ConstantExpert(*decomposition, static_cast<float>(*value), (*model)->config().name);
+  svf::Expert expert =
+      svf::ConstantExpert(*decomposition, static_cast<float>(value), (*model)->config().name);
   expert.metadata.normalization = *normalization;
-  expert.metadata.task = flags.Get("task", "constant");
+  expert.metadata.task = flags.task;
   if (auto s = svf::ValidateExpert(expert, *decomposition); !s.ok()) return Fail(s, 1);
-  const std::filesystem::path out = flags.Get("out", "");
+  const std::filesystem::path out = flags.out;
   if (auto s = svf::WriteExpert(expert, out); !s.ok()) return Fail(s, 1);
   int64_t parameters = 0;
   for (const auto& [name, z] : expert.z) parameters += z.numel();
-  std::cout << absl::StrFormat("wrote %s: %s, %d vectors, %d parameters, z = %g (%s)\n", out.string(),
-                               AsAbsl(svf::TargetSetName(*targets)), expert.z.size(), parameters, *value,
-                               AsAbsl(svf::NormalizationName(*normalization)));
+  std::cout << absl::StrFormat("wrote %s: %s, %d vectors, %d parameters, z = %g (%s)\n",
+                               out.string(), AsAbsl(svf::TargetSetName(*targets)), expert.z.size(),
+                               parameters, value, AsAbsl(svf::NormalizationName(*normalization)));
   return 0;
 }
 
 }  // namespace
 
 int RunExpert(const std::vector<std::string>& args) {
-  auto flags = Flags::Parse(args, {.value_flags = {"model", "value", "targets", "normalization", "task", "out",
-                                                   "cache-dir", "device", "dtype"},
-                                   .bool_flags = {"help"}});
-  if (!flags.ok()) return Fail(flags.status(), 2);
-  if (flags->Has("help")) {
-    std::cout << kUsage;
-    return 0;
-  }
-  if (flags->positional().empty()) {
+  // CLI11 alone would answer both with "A subcommand is required".
+  if (args.empty())
     return Fail(absl::InvalidArgumentError("expected a subcommand: inspect or constant"), 2);
+  if (!args[0].starts_with("-") && args[0] != "inspect" && args[0] != "constant") {
+    return Fail(absl::InvalidArgumentError(absl::StrCat("unknown subcommand '", args[0], "'")), 2);
   }
-  const std::string& sub = flags->positional()[0];
-  if (sub == "inspect") {
-    for (const char* flag : {"model", "value", "targets", "normalization", "task", "out", "cache-dir", "device",
-                             "dtype"}) {
-      if (flags->Has(flag)) {
-        return Fail(absl::InvalidArgumentError(absl::StrCat("inspect: --", flag, " does not apply")), 2);
-      }
-    }
-    return Inspect(*flags);
-  }
-  if (sub == "constant") return Constant(*flags);
-  return Fail(absl::InvalidArgumentError(absl::StrCat("unknown subcommand '", sub, "'")), 2);
+  CommandLine command_line("t2 expert", "Looks inside SVF expert files, and makes constant ones.");
+  command_line.footer(
+      "A constant expert is a base-model stand-in for tests and demos: with the nuclear "
+      "normalization,\n"
+      "any constant z gives back the base model's weights.");
+  command_line.require_subcommand(1);
+
+  CLI::App* inspect = command_line.add_subcommand(
+      "inspect", "metadata, counts and z statistics per matrix kind (needs no model)");
+  std::string file;
+  inspect->add_option("file", file, "the expert (.safetensors)")->type_name("FILE")->required();
+
+  CLI::App* constant = command_line.add_subcommand(
+      "constant", "writes an expert with z = V for every target matrix of the model");
+  ConstantFlags flags;
+  // Any finite number here: range and sign are checked with --normalization, which decides what
+  // fits.
+  constant
+      ->add_option("--value", flags.value,
+                   "z for every singular value (> 0 with the nuclear normalization)")
+      ->type_name("V")
+      ->required()
+      ->transform(NumberIn(-1e300, 1e300).description(""));
+  constant->add_option("--out", flags.out, "the expert file written")
+      ->type_name("FILE")
+      ->required();
+  constant
+      ->add_option("--model", flags.model,
+                   ".gguf file, HF checkpoint folder, or the bundled default")
+      ->type_name("PATH|default");
+  constant->add_option("--targets", flags.targets, "matrices the expert adapts")
+      ->type_name("SET")
+      ->transform(OneOf({"mlp", "attn", "all"}));
+  constant
+      ->add_option("--normalization", flags.normalization,
+                   "with nuclear, any V gives back the base model")
+      ->type_name("N")
+      ->transform(OneOf({"nuclear", "none"}));
+  constant->add_option("--task", flags.task, "metadata task")->type_name("NAME");
+  CLI::Option* cache_dir = constant
+                               ->add_option("--cache-dir", flags.cache_dir,
+                                            "where the SVD cache lives (default: beside the model)")
+                               ->type_name("DIR");
+  // The expert records the fingerprint of the weights as loaded.
+  constant
+      ->add_option("--device", flags.device,
+                   "auto | cpu | cuda | cuda:N, as the server loads the model")
+      ->type_name("DEVICE");
+  constant
+      ->add_option("--dtype", flags.dtype,
+                   "auto | float32 | bfloat16 | float16, as the server loads the model")
+      ->type_name("DTYPE");
+
+  if (auto exit_code = command_line.Parse(args)) return *exit_code;
+  if (inspect->parsed()) return Inspect(file);
+  flags.cache_dir_given = cache_dir->count() > 0;
+  return Constant(flags);
 }
 
 }  // namespace t2::cli

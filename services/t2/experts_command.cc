@@ -19,7 +19,7 @@
 #include "absl/strings/str_join.h"
 #include "commands.h"
 #include "stack_client.h"
-#include "t2/common/flags.h"
+#include "t2/common/command_line.h"
 #include "t2/common/status.h"
 #include "t2/names/names.h"
 #include "t2/registry_client/registry_client.h"
@@ -30,21 +30,22 @@
 namespace t2::cli {
 namespace {
 
-constexpr const char* kUsage = R"(usage: t2 experts <command> --registry HOST:PORT [options]
-  list [--name NAME] [--all]        expert versions (--all: deprecated ones too) and aliases
-  publish --name NAME --version V FILE
-                                    upload an expert file (checked by the registry)
-  get NAME[@VERSION] --out FILE     download an expert (NAME may be an alias; no version:
-                                    the alias's target or the newest non-deprecated version)
-  alias ALIAS NAME[@VERSION]        point ALIAS at a version (default: the newest)
-  alias --delete ALIAS              remove ALIAS
-  deprecate NAME@VERSION            hide a version from name-only lookups and aliases
-  mixtures                          the stored mixtures (CEM results) and their weights
-  mixtures --delete NAME            remove a mixture (its expert versions stay)
-common options:
-  --registry HOST:PORT              the registry's address (required)
-  --timeout SECONDS                 per call (default 60)
-)";
+// `t2 experts`'s flags and arguments: each command's, and those every command takes.
+struct ExpertsFlags {
+  std::string registry;
+  double timeout = 60;
+  rpc::Security security;
+  std::string name;           // list, publish
+  bool all = false;           // list
+  int64_t version = 0;        // publish
+  std::string file;           // publish
+  std::string expert;         // get, deprecate: NAME[@VERSION]
+  std::string out;            // get
+  bool remove = false;        // alias, mixtures: --delete
+  std::string alias, target;  // alias
+  std::string mixture;        // mixtures --delete
+  CLI::Option* mixture_arg = nullptr;
+};
 
 absl::Status Usage(std::string_view message) { return absl::InvalidArgumentError(AsAbsl(message)); }
 
@@ -85,13 +86,10 @@ void PrintTable(const std::vector<std::vector<std::string>>& rows) {
   }
 }
 
-Outcome List(const Flags& flags, const Call& call) {
-  if (!flags.positional().empty()) {
-    return UsageError(absl::StrCat("experts list: unexpected argument '", flags.positional()[0], "'"));
-  }
+Outcome List(const ExpertsFlags& flags, const Call& call) {
   t2::v1::ListExpertsRequest request;
-  request.set_name(flags.Get("name", ""));
-  request.set_include_deprecated(flags.Has("all"));
+  request.set_name(flags.name);
+  request.set_include_deprecated(flags.all);
   t2::v1::ListExpertsResponse experts;
   {
     grpc::ClientContext context;
@@ -127,19 +125,13 @@ Outcome List(const Flags& flags, const Call& call) {
   return {};
 }
 
-Outcome Publish(const Flags& flags, const Call& call) {
-  if (!flags.Has("name")) return UsageError("experts publish: --name is required");
-  if (!flags.Has("version")) return UsageError("experts publish: --version is required");
-  auto version = flags.GetInt("version", 0);
-  if (!version.ok()) return {version.status(), true};
-  if (*version < 1) return UsageError(absl::StrCat("experts publish: --version must be >= 1, got ", *version));
-  if (flags.positional().size() != 1) return UsageError("experts publish: expected exactly one FILE argument");
-  const std::filesystem::path file = flags.positional()[0];
+Outcome Publish(const ExpertsFlags& flags, const Call& call) {
+  const std::filesystem::path file = flags.file;
   std::error_code ec;
   if (!std::filesystem::is_regular_file(file, ec)) {
     return {absl::NotFoundError(absl::StrCat("cannot read ", file.string()))};
   }
-  auto info = call.client.Publish(flags.Get("name", ""), *version, file);
+  auto info = call.client.Publish(flags.name, flags.version, file);
   if (!info.ok()) return {info.status()};
   std::cout << "published " << info->name() << "@" << info->version() << " sha256 " << info->sha256() << " ("
             << info->size_bytes() << " bytes, base " << info->base_model() << ")\n";
@@ -148,12 +140,11 @@ Outcome Publish(const Flags& flags, const Call& call) {
 
 // Downloads into `out` through the registry client: `out` is either the whole expert, its
 // size and sha256 checked against the registry's header, or untouched.
-Outcome Get(const Flags& flags, const Call& call) {
-  if (flags.positional().size() != 1) return UsageError("experts get: expected exactly one NAME[@VERSION] argument");
-  if (!flags.Has("out") || flags.Get("out", "").empty()) return UsageError("experts get: --out is required");
-  auto what = names::ParseNameVersion("experts get", flags.positional()[0]);
+Outcome Get(const ExpertsFlags& flags, const Call& call) {
+  if (flags.out.empty()) return UsageError("experts get: --out is required");
+  auto what = names::ParseNameVersion("experts get", flags.expert);
   if (!what.ok()) return {what.status(), true};
-  const std::filesystem::path out = flags.Get("out", "");
+  const std::filesystem::path out = flags.out;
   auto info = call.client.Download(what->name, what->version, out);
   if (!info.ok()) {
     if (absl::IsPermissionDenied(info.status())) return {Annotate(info.status(), "--out")};
@@ -180,11 +171,14 @@ absl::StatusOr<int64_t> NewestVersion(const Call& call, const std::string& name)
   return newest;
 }
 
-Outcome Alias(const Flags& flags, const Call& call) {
-  if (flags.Has("delete")) {
-    if (flags.positional().size() != 1) return UsageError("experts alias --delete: expected exactly one ALIAS argument");
+Outcome Alias(const ExpertsFlags& flags, const Call& call) {
+  // Both arguments are optional to CLI11: how many there must be depends on --delete.
+  if (flags.remove) {
+    if (flags.alias.empty() || !flags.target.empty()) {
+      return UsageError("experts alias --delete: expected exactly one ALIAS argument");
+    }
     t2::v1::DeleteAliasRequest request;
-    request.set_alias(flags.positional()[0]);
+    request.set_alias(flags.alias);
     t2::v1::DeleteAliasResponse response;
     grpc::ClientContext context;
     call.Prepare(context);
@@ -192,8 +186,10 @@ Outcome Alias(const Flags& flags, const Call& call) {
     std::cout << "deleted alias " << request.alias() << "\n";
     return {};
   }
-  if (flags.positional().size() != 2) return UsageError("experts alias: expected ALIAS NAME[@VERSION] (or --delete ALIAS)");
-  auto target = names::ParseNameVersion("experts alias", flags.positional()[1]);
+  if (flags.alias.empty() || flags.target.empty()) {
+    return UsageError("experts alias: expected ALIAS NAME[@VERSION] (or --delete ALIAS)");
+  }
+  auto target = names::ParseNameVersion("experts alias", flags.target);
   if (!target.ok()) return {target.status(), true};
   if (target->version == 0) {
     auto newest = NewestVersion(call, target->name);
@@ -201,7 +197,7 @@ Outcome Alias(const Flags& flags, const Call& call) {
     target->version = *newest;
   }
   t2::v1::SetAliasRequest request;
-  request.set_alias(flags.positional()[0]);
+  request.set_alias(flags.alias);
   request.set_name(target->name);
   request.set_version(target->version);
   t2::v1::Alias reply;
@@ -212,9 +208,8 @@ Outcome Alias(const Flags& flags, const Call& call) {
   return {};
 }
 
-Outcome Deprecate(const Flags& flags, const Call& call) {
-  if (flags.positional().size() != 1) return UsageError("experts deprecate: expected exactly one NAME@VERSION argument");
-  auto what = names::ParseNameVersion("experts deprecate", flags.positional()[0]);
+Outcome Deprecate(const ExpertsFlags& flags, const Call& call) {
+  auto what = names::ParseNameVersion("experts deprecate", flags.expert);
   if (!what.ok()) return {what.status(), true};
   if (what->version == 0) return UsageError("experts deprecate: give the version to deprecate as NAME@VERSION");
   t2::v1::DeprecateExpertRequest request;
@@ -228,11 +223,14 @@ Outcome Deprecate(const Flags& flags, const Call& call) {
   return {};
 }
 
-Outcome Mixtures(const Flags& flags, const Call& call) {
-  if (flags.Has("delete")) {
-    if (flags.positional().size() != 1) return UsageError("experts mixtures --delete: expected exactly one NAME argument");
+Outcome Mixtures(const ExpertsFlags& flags, const Call& call) {
+  // The argument is optional to CLI11: it goes with --delete only.
+  if (flags.remove) {
+    if (flags.mixture_arg->count() == 0) {
+      return UsageError("experts mixtures --delete: expected exactly one NAME argument");
+    }
     t2::v1::DeleteMixtureRequest request;
-    request.set_name(flags.positional()[0]);
+    request.set_name(flags.mixture);
     t2::v1::DeleteMixtureResponse response;
     grpc::ClientContext context;
     call.Prepare(context);
@@ -240,8 +238,8 @@ Outcome Mixtures(const Flags& flags, const Call& call) {
     std::cout << "deleted mixture " << request.name() << "\n";
     return {};
   }
-  if (!flags.positional().empty()) {
-    return UsageError(absl::StrCat("experts mixtures: unexpected argument '", flags.positional()[0], "'"));
+  if (flags.mixture_arg->count() > 0) {
+    return UsageError(absl::StrCat("experts mixtures: unexpected argument '", flags.mixture, "'"));
   }
   t2::v1::ListMixturesResponse response;
   grpc::ClientContext context;
@@ -265,68 +263,138 @@ Outcome Mixtures(const Flags& flags, const Call& call) {
   return {};
 }
 
-// Flags each subcommand takes besides --registry, --timeout and --help.
-struct Command {
-  const char* name;
-  FlagSpec spec;
-  Outcome (*run)(const Flags&, const Call&);
-};
+using Run = Outcome (*)(const ExpertsFlags&, const Call&);
+// Each command and the function that runs it.
+using Commands = std::vector<std::pair<CLI::App*, Run>>;
 
-}  // namespace
+// A command, with the flags every command takes.
+CLI::App* AddCommand(CommandLine& command_line, ExpertsFlags& flags, Commands& commands,
+                     const char* name, const char* description, Run run) {
+  CLI::App* command = command_line.add_subcommand(name, description);
+  command->add_option("--registry", flags.registry, "the registry's address")
+      ->type_name("HOST:PORT")
+      ->required();
+  command->add_option("--timeout", flags.timeout, "per call (above 0)")
+      ->type_name("SECONDS")
+      ->transform(NumberIn(0, 86400));
+  rpc::AddSecurityFlags(*command, flags.security, /*server=*/false);
+  commands.emplace_back(command, run);
+  return command;
+}
 
-int RunExperts(const std::vector<std::string>& args) {
-  if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
-    (args.empty() ? std::cerr : std::cout) << kUsage;
-    return args.empty() ? 2 : 0;
-  }
-  const std::vector<Command> commands = {
-      {"list", {.value_flags = {"name"}, .bool_flags = {"all"}}, List},
-      {"publish", {.value_flags = {"name", "version"}, .bool_flags = {}}, Publish},
-      {"get", {.value_flags = {"out"}, .bool_flags = {}}, Get},
-      {"alias", {.value_flags = {}, .bool_flags = {"delete"}}, Alias},
-      {"deprecate", {.value_flags = {}, .bool_flags = {}}, Deprecate},
-      {"mixtures", {.value_flags = {}, .bool_flags = {"delete"}}, Mixtures},
+// Declares the commands, their flags and arguments, bound to `flags`.
+Commands AddExpertsCommands(CommandLine& command_line, ExpertsFlags& flags) {
+  Commands commands;
+  auto add_command = [&](const char* name, const char* description, Run run) {
+    return AddCommand(command_line, flags, commands, name, description, run);
   };
-  auto command = std::find_if(commands.begin(), commands.end(), [&](const Command& c) { return args[0] == c.name; });
-  if (command == commands.end()) {
-    std::cerr << "t2 experts: unknown command '" << args[0] << "'\n" << kUsage;
-    return 2;
-  }
-  FlagSpec spec = command->spec;
-  spec.value_flags.insert({"registry", "timeout"});
-  spec.bool_flags.insert("help");
-  rpc::AddSecurityFlags(spec);
-  auto flags = Flags::Parse(std::vector<std::string>(args.begin() + 1, args.end()), spec);
-  auto usage_error = [](absl::string_view message) {
-    std::cerr << "t2 experts: " << message << "\n" << kUsage;
-    return 2;
-  };
-  if (!flags.ok()) return usage_error(flags.status().message());
-  if (flags->Has("help")) {
-    std::cout << kUsage << rpc::kClientSecurityUsage;
-    return 0;
-  }
-  if (flags->Get("registry", "").empty()) return usage_error("--registry is required");
-  auto timeout = flags->GetDouble("timeout", 60);
-  if (!timeout.ok()) return usage_error(timeout.status().message());
-  if (!(*timeout > 0 && *timeout <= 86400)) return usage_error("--timeout must be in (0, 86400] seconds");
 
-  auto made = rpc::MakeClientChannel(*flags, flags->Get("registry", ""));
-  if (!made.ok()) return usage_error(made.status().message());
+  CLI::App* list = add_command("list", "Expert versions and aliases.", List);
+  list->add_option("--name", flags.name, "only this expert's")->type_name("NAME");
+  list->add_flag("--all", flags.all, "deprecated versions too");
+
+  CLI::App* publish =
+      add_command("publish", "Uploads an expert file (checked by the registry).", Publish);
+  publish->add_option("--name", flags.name, "the expert's name")->type_name("NAME")->required();
+  publish->add_option("--version", flags.version, "its version")
+      ->type_name("V")
+      ->required()
+      ->transform(IntIn(1, std::numeric_limits<int64_t>::max()))
+      ->default_str("");
+  publish->add_option("file", flags.file, "the expert (.safetensors)")
+      ->type_name("FILE")
+      ->required();
+
+  CLI::App* get = add_command("get", "Downloads an expert, its size and sha256 checked.", Get);
+  get->add_option("expert", flags.expert,
+                  "a name or an alias; no version: the alias's target or the newest "
+                  "non-deprecated version")
+      ->type_name("NAME[@VERSION]")
+      ->required();
+  get->add_option("--out", flags.out, "the file written")->type_name("FILE")->required();
+
+  CLI::App* alias =
+      add_command("alias", "Points ALIAS at a version, or removes it (--delete ALIAS).", Alias);
+  alias->add_option("alias", flags.alias, "the alias")->type_name("ALIAS");
+  alias->add_option("target", flags.target, "the version it points at (default: the newest)")
+      ->type_name("NAME[@VERSION]");
+  alias->add_flag("--delete", flags.remove, "remove ALIAS");
+
+  CLI::App* deprecate =
+      add_command("deprecate", "Hides a version from name-only lookups and aliases.", Deprecate);
+  deprecate->add_option("expert", flags.expert, "the version")
+      ->type_name("NAME@VERSION")
+      ->required();
+
+  CLI::App* mixtures =
+      add_command("mixtures",
+                  "The stored mixtures (CEM results) and their weights, or removes one "
+                  "(--delete NAME; its expert versions stay).",
+                  Mixtures);
+  flags.mixture_arg = mixtures->add_option("name", flags.mixture, "the mixture --delete removes")
+                          ->type_name("NAME");
+  mixtures->add_flag("--delete", flags.remove, "remove the mixture NAME");
+  command_line.footer(
+      "Each command's flags: t2 experts COMMAND --help. Exit status: 0 done, 1 the registry "
+      "refused "
+      "or could not be reached, 2 bad usage.");
+  return commands;
+}
+
+// Prints a usage error; returns bad usage's exit status.
+int ExitUsage(absl::string_view message) {
+  std::cerr << "t2 experts: " << message << "\n";
+  return 2;
+}
+
+// Runs the command that was parsed against the registry; returns the exit status.
+int RunCommand(const ExpertsFlags& flags, const Commands& commands) {
+  if (flags.registry.empty()) return ExitUsage("--registry is required");
+  if (flags.timeout == 0) return ExitUsage("--timeout must be in (0, 86400] seconds");
+
+  auto made = rpc::MakeClientChannel(flags.security, flags.registry);
+  if (!made.ok()) return ExitUsage(made.status().message());
   const std::shared_ptr<grpc::Channel>& channel = *made;
-  const Call call{.channel = channel,
-                  .stub = t2::v1::Registry::NewStub(channel),
-                  .timeout_seconds = *timeout,
-                  .client = registry::RegistryClient(channel, {.call_timeout = absl::Seconds(*timeout),
-                                                               .transfer_timeout = absl::Minutes(5)})};
-  Outcome outcome = command->run(*flags, call);
-  if (outcome.usage) return usage_error(outcome.status.message());
+  const Call call{
+      .channel = channel,
+      .stub = t2::v1::Registry::NewStub(channel),
+      .timeout_seconds = flags.timeout,
+      .client = registry::RegistryClient(channel, {.call_timeout = absl::Seconds(flags.timeout),
+                                                   .transfer_timeout = absl::Minutes(5)})};
+  const auto command = std::find_if(commands.begin(), commands.end(),
+                                    [](const auto& c) { return c.first->parsed(); });
+  Outcome outcome = command->second(flags, call);
+  if (outcome.usage) return ExitUsage(outcome.status.message());
   if (!outcome.status.ok()) {
     std::cerr << "t2 experts: " << absl::StatusCodeToString(outcome.status.code()) << ": " << outcome.status.message()
               << "\n";
     return 1;
   }
   return 0;
+}
+
+}  // namespace
+
+int RunExperts(const std::vector<std::string>& args) {
+  CommandLine command_line(
+      "t2 experts",
+      "The expert registry of a running stack: list, publish, download, alias, "
+      "deprecate; list and delete mixtures.");
+  command_line.require_subcommand(1);
+  ExpertsFlags flags;
+  const Commands commands = AddExpertsCommands(command_line, flags);
+
+  // CLI11 alone would answer a misspelt command with "A subcommand is required".
+  if (!args.empty() && args[0] == "help") return *command_line.Parse({"--help"});
+  if (!args.empty() && !args[0].starts_with("-") &&
+      std::none_of(commands.begin(), commands.end(),
+                   [&](const auto& c) { return c.first->get_name() == args[0]; })) {
+    std::cerr << "t2 experts: unknown command '" << args[0]
+              << "'\n(t2 experts --help shows the usage)\n";
+    return 2;
+  }
+  if (auto exit_code = command_line.Parse(args)) return *exit_code;
+  return RunCommand(flags, commands);
 }
 
 }  // namespace t2::cli

@@ -12,8 +12,8 @@
 #include "commands.h"
 #include "nlohmann/json.hpp"
 #include "stack_client.h"
+#include "t2/common/command_line.h"
 #include "t2/common/env.h"
-#include "t2/common/flags.h"
 #include "t2/common/status.h"
 #include "t2/engine/generator.h"
 #include "t2/rpc/security.h"
@@ -22,97 +22,70 @@
 namespace t2::cli {
 namespace {
 
-constexpr const char* kUsage = R"(usage: t2 generate --prompt TEXT [options]
-       t2 generate --server HOST:PORT --prompt TEXT [options]
-  --model PATH|default   .gguf file, HF checkpoint folder, or the bundled default (default)
-  --prompt TEXT          the prompt; "-" reads standard input
-  --chat                 format the prompt as a user turn with the model's chat template
-  --system TEXT          system message (with --chat)
-  --max-new-tokens N     default 256
-  --temperature T        0 = greedy (default; so is anything below 1e-4); top-k/top-p apply above
-  --top-k K  --top-p P  --seed S
-  --stop STR             stop string (repeatable)
-  --device auto|cpu|cuda[:N]  --dtype auto|float32|bfloat16|float16  --threads N
-SVF experts (Transformer²):
-  --expert FILE          generate with this expert (.safetensors, see t2 expert inspect)
-  --mixture FILE         generate with a mixture: JSON {"experts": [FILE, ...], "alpha": [a, ...],
-                         "per_layer": false}; expert paths are relative to the JSON file
-  --allow-base-mismatch  accept experts made for another base model of the same shapes
-  --svf-targets mlp|attn|all   matrices the decomposition covers (default: mlp)
-  --svf-cache-dir DIR    where the SVD cache lives (default: beside the model)
-Through a running stack (no local model; --model, --device, --dtype, --threads and the --svf
-flags do not apply):
-  --server HOST:PORT     send the request to this dispatcher (Dispatcher.GenerateStream)
-  --expert NAME[@V]      a registry expert name or alias (not a file)
-  --mixture NAME         a mixture stored in the registry
-  --task NAME            the mixture `t2 adapt` made for this few-shot task
-  --classify prompt|prompt-generate|cls
-                         let a first pass choose the expert: the base model scores the
-                         category labels (prompt) or answers the classification prompt
-                         (prompt-generate), or the classification expert "cls" scores them
-  --timeout SECONDS      default 300
-)";
-
-// Flags that only make sense with a local model, and ones that only make sense with --server.
-const char* const kLocalOnlyFlags[] = {"model", "device", "dtype", "threads", "svf-targets", "svf-cache-dir",
-                                       "allow-base-mismatch"};
-const char* const kServerOnlyFlags[] = {"task", "classify", "timeout"};
+// `t2 generate`'s flags. The options say whether a flag was given at all, where that matters.
+struct GenerateFlags {
+  std::string model = "default";
+  std::string prompt;
+  bool chat = false;
+  std::string system;
+  int32_t max_new_tokens = 256;
+  double temperature = 0;
+  int32_t top_k = 0;
+  double top_p = 1;
+  int64_t seed = 0;
+  std::vector<std::string> stop;
+  std::string device = "auto", dtype = "auto";
+  int32_t threads = 0;
+  std::string expert, mixture;
+  bool allow_base_mismatch = false;
+  std::string svf_targets = "mlp", svf_cache_dir;
+  std::string server, task, classify;
+  double timeout = 300;
+  rpc::Security security;
+  CLI::Option *system_flag = nullptr, *seed_flag = nullptr, *expert_flag = nullptr,
+              *mixture_flag = nullptr, *server_flag = nullptr, *task_flag = nullptr,
+              *classify_flag = nullptr;
+  // Flags that only make sense with a local model, and ones that only make sense with --server.
+  std::vector<CLI::Option*> local_only, server_only;
+};
 
 int Fail(const absl::Status& status, int code) {
   std::cerr << "t2 generate: " << status.message() << "\n";
-  if (code == 2) std::cerr << kUsage;
   return code;
 }
 
-// The length and sampling flags, checked the same way for a local model and a stack.
-struct LengthAndSampling {
-  int32_t max_new_tokens = 256;
-  engine::SamplingParams sampling;
-};
-
-absl::StatusOr<LengthAndSampling> ParseLengthAndSampling(const Flags& flags) {
-  LengthAndSampling out;
-  auto max_new = flags.GetInt("max-new-tokens", 256);
-  if (!max_new.ok()) return max_new.status();
-  // Range checks before narrowing to int32: a wrapped value would pass validation silently.
-  if (*max_new < 1 || *max_new > std::numeric_limits<int32_t>::max()) {
-    return absl::InvalidArgumentError(absl::StrCat("--max-new-tokens must be at least 1, got ", *max_new));
-  }
-  out.max_new_tokens = static_cast<int32_t>(*max_new);
-  auto temperature = flags.GetDouble("temperature", 0.0);
-  auto top_k = flags.GetInt("top-k", 0);
-  auto top_p = flags.GetDouble("top-p", 1.0);
-  for (const auto* s : {&temperature.status(), &top_k.status(), &top_p.status()}) {
-    if (!s->ok()) return *s;
-  }
-  out.sampling.temperature = static_cast<float>(*temperature);
-  if (*top_k < 0 || *top_k > std::numeric_limits<int32_t>::max()) {
-    return absl::InvalidArgumentError(absl::StrCat("--top-k must be 0 (off) or positive, got ", *top_k));
-  }
-  out.sampling.top_k = static_cast<int32_t>(*top_k);
-  out.sampling.top_p = static_cast<float>(*top_p);
-  if (flags.Has("seed")) {
-    auto seed = flags.GetInt("seed", 0);
-    if (!seed.ok()) return seed.status();
-    if (*seed < 0) return absl::InvalidArgumentError(absl::StrCat("--seed must not be negative, got ", *seed));
-    out.sampling.seed = static_cast<uint64_t>(*seed);
-  }
-  return out;
+// Any finite number: a flag whose range is checked later, with the rest of the request (so --help
+// shows none).
+CLI::Validator AnyNumber() {
+  return NumberIn(std::numeric_limits<double>::lowest(), std::numeric_limits<double>::max())
+      .description("");
 }
 
-absl::StatusOr<std::string> ReadPrompt(const Flags& flags) {
-  std::string prompt = flags.Get("prompt", "");
+// The sampling flags, the same for a local model and a stack (the ranges were checked when
+// parsing).
+engine::SamplingParams Sampling(const GenerateFlags& flags) {
+  engine::SamplingParams sampling;
+  sampling.temperature = static_cast<float>(flags.temperature);
+  sampling.top_k = flags.top_k;
+  sampling.top_p = static_cast<float>(flags.top_p);
+  if (flags.seed_flag->count() > 0) sampling.seed = static_cast<uint64_t>(flags.seed);
+  return sampling;
+}
+
+absl::StatusOr<std::string> ReadPrompt(const GenerateFlags& flags) {
+  std::string prompt = flags.prompt;
   if (prompt == "-") prompt.assign(std::istreambuf_iterator<char>(std::cin), {});
   if (prompt.empty()) return absl::InvalidArgumentError("--prompt is required and must not be empty");
   return prompt;
 }
 
-absl::StatusOr<engine::GenerationRequest> BuildRequest(const Flags& flags, const engine::Generator& gen) {
+absl::StatusOr<engine::GenerationRequest> BuildRequest(const GenerateFlags& flags,
+                                                       const engine::Generator& gen) {
   T2_ASSIGN_OR_RETURN(std::string prompt, ReadPrompt(flags));
   engine::GenerationRequest request;
-  if (flags.Has("chat")) {
+  if (flags.chat) {
     std::vector<tokenizer::ChatMessage> messages;
-    if (flags.Has("system")) messages.push_back({"system", flags.Get("system", "")});
+    if (flags.system_flag->count() > 0) messages.push_back({"system", flags.system});
     messages.push_back({"user", prompt});
     auto ids = tokenizer::EncodeChat(gen.tokenizer(), messages);
     if (!ids.ok()) return Annotate(ids.status(), "--chat");
@@ -120,21 +93,20 @@ absl::StatusOr<engine::GenerationRequest> BuildRequest(const Flags& flags, const
   } else {
     request.prompt_ids = gen.tokenizer().Encode(prompt, /*add_special=*/true);
   }
-  T2_ASSIGN_OR_RETURN(LengthAndSampling ls, ParseLengthAndSampling(flags));
-  request.max_new_tokens = ls.max_new_tokens;
-  request.sampling = ls.sampling;
-  request.stop_strings = flags.GetAll("stop");
+  request.max_new_tokens = flags.max_new_tokens;
+  request.sampling = Sampling(flags);
+  request.stop_strings = flags.stop;
   return request;
 }
 
 // Registers the --expert or --mixture with the generator; returns the adapter's name.
-absl::StatusOr<std::string> LoadAdapter(const Flags& flags, engine::Generator& gen) {
-  const bool allow_mismatch = flags.Has("allow-base-mismatch");
-  if (flags.Has("expert")) {
-    T2_RETURN_IF_ERROR(gen.AddExpert("expert", flags.Get("expert", ""), allow_mismatch));
+absl::StatusOr<std::string> LoadAdapter(const GenerateFlags& flags, engine::Generator& gen) {
+  const bool allow_mismatch = flags.allow_base_mismatch;
+  if (flags.expert_flag->count() > 0) {
+    T2_RETURN_IF_ERROR(gen.AddExpert("expert", flags.expert, allow_mismatch));
     return std::string("expert");
   }
-  const std::filesystem::path file = flags.Get("mixture", "");
+  const std::filesystem::path file = flags.mixture;
   std::ifstream in(file);
   if (!in) return absl::NotFoundError(absl::StrCat("--mixture: cannot read ", file.string()));
   nlohmann::json spec = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
@@ -170,36 +142,35 @@ absl::StatusOr<std::string> LoadAdapter(const Flags& flags, engine::Generator& g
 }
 
 // Which adaptation the dispatcher applies: at most one of --expert, --mixture, --task, --classify.
-absl::StatusOr<t2::v1::Adaptation> RemoteAdaptation(const Flags& flags) {
+absl::StatusOr<t2::v1::Adaptation> RemoteAdaptation(const GenerateFlags& flags) {
   t2::v1::Adaptation a;
   int chosen = 0;
-  for (const char* name : {"expert", "mixture", "task", "classify"}) chosen += flags.Has(name) ? 1 : 0;
+  for (const CLI::Option* flag :
+       {flags.expert_flag, flags.mixture_flag, flags.task_flag, flags.classify_flag}) {
+    chosen += flag->count() > 0 ? 1 : 0;
+  }
   if (chosen > 1) return absl::InvalidArgumentError("--expert, --mixture, --task and --classify are exclusive");
-  auto value = [&](const char* name) -> absl::StatusOr<std::string> {
-    std::string v = flags.Get(name, "");
-    if (v.empty()) return absl::InvalidArgumentError(absl::StrCat("--", name, " must not be empty"));
+  auto value = [](const CLI::Option* flag, const std::string& v) -> absl::StatusOr<std::string> {
+    if (v.empty())
+      return absl::InvalidArgumentError(absl::StrCat(flag->get_name(), " must not be empty"));
     return v;
   };
-  if (flags.Has("expert")) {
-    T2_ASSIGN_OR_RETURN(std::string v, value("expert"));
+  if (flags.expert_flag->count() > 0) {
+    T2_ASSIGN_OR_RETURN(std::string v, value(flags.expert_flag, flags.expert));
     a.set_expert(v);
-  } else if (flags.Has("mixture")) {
-    T2_ASSIGN_OR_RETURN(std::string v, value("mixture"));
+  } else if (flags.mixture_flag->count() > 0) {
+    T2_ASSIGN_OR_RETURN(std::string v, value(flags.mixture_flag, flags.mixture));
     a.set_mixture(v);
-  } else if (flags.Has("task")) {
-    T2_ASSIGN_OR_RETURN(std::string v, value("task"));
+  } else if (flags.task_flag->count() > 0) {
+    T2_ASSIGN_OR_RETURN(std::string v, value(flags.task_flag, flags.task));
     a.set_few_shot_task(v);
-  } else if (flags.Has("classify")) {
-    const std::string mode = flags.Get("classify", "");
-    if (mode == "prompt") {
+  } else if (flags.classify_flag->count() > 0) {
+    if (flags.classify == "prompt") {
       a.mutable_prompt()->set_mode(t2::v1::CLASSIFY_MODE_LABEL_SCORE);
-    } else if (mode == "prompt-generate") {
+    } else if (flags.classify == "prompt-generate") {
       a.mutable_prompt()->set_mode(t2::v1::CLASSIFY_MODE_GENERATE);
-    } else if (mode == "cls") {
+    } else {  // "cls": OneOf refused anything else
       a.mutable_classifier_expert()->set_mode(t2::v1::CLASSIFY_MODE_LABEL_SCORE);
-    } else {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--classify must be prompt, prompt-generate or cls, got '", mode, "'"));
     }
   } else {
     a.mutable_none();
@@ -207,26 +178,26 @@ absl::StatusOr<t2::v1::Adaptation> RemoteAdaptation(const Flags& flags) {
   return a;
 }
 
-absl::StatusOr<t2::v1::GenerateRequest> BuildRemoteRequest(const Flags& flags) {
-  for (const char* name : kLocalOnlyFlags) {
-    if (flags.Has(name)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--", name, " cannot be used with --server (the stack's worker holds the model)"));
+absl::StatusOr<t2::v1::GenerateRequest> BuildRemoteRequest(const GenerateFlags& flags) {
+  for (const CLI::Option* flag : flags.local_only) {
+    if (flag->count() > 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          flag->get_name(), " cannot be used with --server (the stack's worker holds the model)"));
     }
   }
-  if (flags.Get("server", "").empty()) return absl::InvalidArgumentError("--server must not be empty");
-  T2_ASSIGN_OR_RETURN(LengthAndSampling ls, ParseLengthAndSampling(flags));
-  T2_RETURN_IF_ERROR(ls.sampling.Validate());
+  if (flags.server.empty()) return absl::InvalidArgumentError("--server must not be empty");
+  const engine::SamplingParams sampling = Sampling(flags);
+  T2_RETURN_IF_ERROR(sampling.Validate());
   T2_ASSIGN_OR_RETURN(t2::v1::Adaptation adaptation, RemoteAdaptation(flags));
   T2_ASSIGN_OR_RETURN(std::string prompt, ReadPrompt(flags));
 
   t2::v1::GenerateRequest request;
-  if (flags.Has("chat")) {
+  if (flags.chat) {
     // The worker formats the conversation with its model's chat template.
-    if (flags.Has("system")) {
+    if (flags.system_flag->count() > 0) {
       auto* m = request.mutable_chat()->add_messages();
       m->set_role("system");
-      m->set_content(flags.Get("system", ""));
+      m->set_content(flags.system);
     }
     auto* m = request.mutable_chat()->add_messages();
     m->set_role("user");
@@ -234,30 +205,28 @@ absl::StatusOr<t2::v1::GenerateRequest> BuildRemoteRequest(const Flags& flags) {
   } else {
     request.set_prompt(prompt);
   }
-  request.set_max_new_tokens(ls.max_new_tokens);
-  auto* sampling = request.mutable_sampling();
-  sampling->set_temperature(ls.sampling.temperature);
-  sampling->set_top_k(ls.sampling.top_k);
-  sampling->set_top_p(ls.sampling.top_p);
-  if (ls.sampling.seed.has_value()) sampling->set_seed(*ls.sampling.seed);
-  for (const auto& stop : flags.GetAll("stop")) request.add_stop(stop);
+  request.set_max_new_tokens(flags.max_new_tokens);
+  auto* remote_sampling = request.mutable_sampling();
+  remote_sampling->set_temperature(sampling.temperature);
+  remote_sampling->set_top_k(sampling.top_k);
+  remote_sampling->set_top_p(sampling.top_p);
+  if (sampling.seed.has_value()) remote_sampling->set_seed(*sampling.seed);
+  for (const auto& stop : flags.stop) request.add_stop(stop);
   *request.mutable_adaptation() = std::move(adaptation);
   return request;
 }
 
 // t2 generate --server: the request goes through the dispatcher; the answer streams to stdout,
 // the first pass's choice and the finish line to stderr (as the local summary does).
-int RunRemote(const Flags& flags) {
+int RunRemote(const GenerateFlags& flags) {
   auto request = BuildRemoteRequest(flags);
   if (!request.ok()) return Fail(request.status(), 2);
-  auto timeout = flags.GetDouble("timeout", 300);
-  if (!timeout.ok()) return Fail(timeout.status(), 2);
-  if (!(*timeout > 0 && *timeout <= 86400)) {
+  if (flags.timeout == 0)
     return Fail(absl::InvalidArgumentError("--timeout must be in (0, 86400] seconds"), 2);
-  }
-  auto channel = rpc::MakeClientChannel(flags, flags.Get("server", ""));
+  auto channel = rpc::MakeClientChannel(flags.security, flags.server);
   if (!channel.ok()) return Fail(channel.status(), 2);
-  absl::Status status = StreamThroughDispatcher(*channel, *request, std::cout, std::cerr, *timeout);
+  absl::Status status =
+      StreamThroughDispatcher(*channel, *request, std::cout, std::cerr, flags.timeout);
   std::cout << std::flush;
   if (!status.ok()) {
     std::cerr << "t2 generate: " << absl::StatusCodeToString(status.code()) << ": " << status.message() << "\n";
@@ -266,65 +235,147 @@ int RunRemote(const Flags& flags) {
   return 0;
 }
 
-}  // namespace
+// The flags of the request itself, the same for a local model and a stack.
+void AddRequestFlags(CommandLine& command_line, GenerateFlags& flags) {
+  command_line.add_option("--prompt", flags.prompt, "the prompt; \"-\" reads standard input")
+      ->type_name("TEXT")
+      ->required();
+  command_line.add_flag("--chat", flags.chat,
+                        "format the prompt as a user turn with the model's chat template");
+  flags.system_flag =
+      command_line.add_option("--system", flags.system, "system message (with --chat)")
+          ->type_name("TEXT");
+  command_line.add_option("--max-new-tokens", flags.max_new_tokens, "the answer's length limit")
+      ->type_name("N")
+      ->transform(IntIn(1, std::numeric_limits<int32_t>::max()));
+  // Temperature and top-p are checked with the request (SamplingParams::Validate), as a server
+  // would.
+  command_line
+      .add_option("--temperature", flags.temperature,
+                  "0 = greedy (so is anything below 1e-4); top-k and top-p apply above")
+      ->type_name("T")
+      ->transform(AnyNumber());
+  command_line.add_option("--top-k", flags.top_k, "keep the K most likely tokens (0: off)")
+      ->type_name("K")
+      ->transform(IntIn(0, std::numeric_limits<int32_t>::max()));
+  command_line
+      .add_option("--top-p", flags.top_p, "keep the most likely tokens up to this mass, in (0, 1]")
+      ->type_name("P")
+      ->transform(AnyNumber());
+  flags.seed_flag =
+      command_line.add_option("--seed", flags.seed, "sampling seed (default: a random one)")
+          ->type_name("S")
+          ->transform(IntIn(0, std::numeric_limits<int64_t>::max()))
+          ->default_str("");
+  command_line.add_option("--stop", flags.stop, "stop string; repeatable")->type_name("STR");
+}
 
-int RunGenerate(const std::vector<std::string>& args) {
-  FlagSpec spec{.value_flags = {"model", "prompt", "system", "max-new-tokens", "temperature", "top-k", "top-p",
-                                "seed", "stop", "device", "dtype", "threads", "expert", "mixture", "svf-targets",
-                                "svf-cache-dir", "server", "task", "classify", "timeout"},
-                .bool_flags = {"chat", "help", "allow-base-mismatch"}};
-  rpc::AddSecurityFlags(spec);
-  auto flags = Flags::Parse(args, spec);
-  if (!flags.ok()) return Fail(flags.status(), 2);
-  if (flags->Has("help")) {
-    std::cout << kUsage << "\nwith --server:" << rpc::kClientSecurityUsage;
-    return 0;
-  }
-  if (!flags->positional().empty()) {
-    return Fail(absl::InvalidArgumentError(absl::StrCat("unexpected argument '", flags->positional()[0], "'")), 2);
-  }
-  if (!flags->Has("prompt")) return Fail(absl::InvalidArgumentError("--prompt is required"), 2);
-  if (flags->Has("server")) return RunRemote(*flags);
-  for (const char* name : kServerOnlyFlags) {
-    if (flags->Has(name)) return Fail(absl::InvalidArgumentError(absl::StrCat("--", name, " needs --server")), 2);
-  }
-  auto model_path = ResolveModelPath(flags->Get("model", "default"));
-  if (!model_path.ok()) return Fail(model_path.status(), 1);
-  auto threads = flags->GetInt("threads", 0);
-  if (!threads.ok()) return Fail(threads.status(), 2);
-  if (*threads < 0 || *threads > 4096) {
-    return Fail(absl::InvalidArgumentError(absl::StrCat("--threads must be 0 (one per core) to 4096, got ", *threads)), 2);
-  }
+// The model's own flags: they start flags.local_only, which --server refuses.
+void AddLocalFlags(CommandLine& command_line, GenerateFlags& flags) {
+  CLI::App* local = command_line.add_option_group("Local model", "(not with --server)");
+  flags.local_only = {
+      local
+          ->add_option("--model", flags.model,
+                       ".gguf file, HF checkpoint folder, or the bundled default")
+          ->type_name("PATH|default"),
+      local->add_option("--device", flags.device, "auto | cpu | cuda | cuda:N"),
+      local->add_option("--dtype", flags.dtype, "auto | float32 | bfloat16 | float16"),
+      local->add_option("--threads", flags.threads, "CPU threads (0: one per core)")
+          ->type_name("N")
+          ->transform(IntIn(0, 4096)),
+  };
+}
 
-  engine::GeneratorOptions options{.model = *model_path,
-                                   .device = flags->Get("device", "auto"),
-                                   .dtype = flags->Get("dtype", "auto"),
-                                   .cpu_threads = static_cast<int32_t>(*threads),
+// --expert and --mixture work both ways (a file here, a registry name with --server); the flags
+// that say how the decomposition is made join flags.local_only.
+void AddSvfFlags(CommandLine& command_line, GenerateFlags& flags) {
+  CLI::App* svf =
+      command_line.add_option_group("SVF experts (Transformer²)", "--expert or --mixture");
+  flags.expert_flag =
+      svf->add_option("--expert", flags.expert,
+                      "generate with this expert file (.safetensors, see t2 expert inspect); with "
+                      "--server, a registry expert name or alias")
+          ->type_name("FILE|NAME[@V]");
+  flags.mixture_flag =
+      svf->add_option("--mixture", flags.mixture,
+                      "generate with a mixture: JSON {\"experts\": [FILE, ...], \"alpha\": [a, "
+                      "...], \"per_layer\": false}, expert paths relative to the JSON file; with "
+                      "--server, a mixture stored in the registry")
+          ->type_name("FILE|NAME");
+  flags.local_only.push_back(
+      svf->add_flag("--allow-base-mismatch", flags.allow_base_mismatch,
+                    "accept experts made for another base model of the same shapes"));
+  flags.local_only.push_back(
+      svf->add_option("--svf-targets", flags.svf_targets, "matrices the decomposition covers")
+          ->transform(OneOf({"mlp", "attn", "all"})));
+  flags.local_only.push_back(
+      svf->add_option("--svf-cache-dir", flags.svf_cache_dir,
+                      "where the SVD cache lives (default: beside the model)")
+          ->type_name("DIR"));
+}
+
+// --server and the flags only a stack understands (flags.server_only, refused without --server).
+void AddRemoteFlags(CommandLine& command_line, GenerateFlags& flags) {
+  CLI::App* remote = command_line.add_option_group("Through a running stack", "(no local model)");
+  flags.server_flag =
+      remote
+          ->add_option("--server", flags.server,
+                       "send the request to this dispatcher (Dispatcher.GenerateStream)")
+          ->type_name("HOST:PORT");
+  flags.task_flag =
+      remote->add_option("--task", flags.task, "the mixture `t2 adapt` made for this few-shot task")
+          ->type_name("NAME");
+  flags.classify_flag = remote
+                            ->add_option("--classify", flags.classify,
+                                         "let a first pass choose the expert: the base model "
+                                         "scores the category labels (prompt) or "
+                                         "answers the classification prompt (prompt-generate), or "
+                                         "the classification expert \"cls\" "
+                                         "scores them")
+                            ->transform(OneOf({"prompt", "prompt-generate", "cls"}));
+  flags.server_only = {
+      flags.task_flag, flags.classify_flag,
+      remote->add_option("--timeout", flags.timeout, "for the whole answer (above 0)")
+          ->type_name("SECONDS")
+          ->transform(NumberIn(0, 86400))};
+}
+
+// Declares every flag of `t2 generate`, bound to `flags`; the order is --help's.
+void AddGenerateFlags(CommandLine& command_line, GenerateFlags& flags) {
+  AddRequestFlags(command_line, flags);
+  AddLocalFlags(command_line, flags);
+  AddSvfFlags(command_line, flags);
+  AddRemoteFlags(command_line, flags);
+  rpc::AddSecurityFlags(command_line, flags.security, /*server=*/false);
+  command_line.footer(
+      "With --server, --model, --device, --dtype, --threads, --allow-base-mismatch and the --svf "
+      "flags do not apply: the stack's worker holds the model.");
+}
+
+// The local engine's options; an error is bad usage.
+absl::StatusOr<engine::GeneratorOptions> LocalOptions(const GenerateFlags& flags,
+                                                      const std::filesystem::path& model_path) {
+  engine::GeneratorOptions options{.model = model_path,
+                                   .device = flags.device,
+                                   .dtype = flags.dtype,
+                                   .cpu_threads = flags.threads,
                                    .max_batch_size = 1};
-  if (flags->Has("expert") && flags->Has("mixture")) {
-    return Fail(absl::InvalidArgumentError("--expert and --mixture are exclusive"), 2);
+  if (flags.expert_flag->count() > 0 && flags.mixture_flag->count() > 0) {
+    return absl::InvalidArgumentError("--expert and --mixture are exclusive");
   }
-  if (flags->Has("expert") || flags->Has("mixture")) {
-    options.svf = engine::SvfOptions{.targets = flags->Get("svf-targets", "mlp"),
-                                     .cache_dir = flags->Get("svf-cache-dir", "")};
+  if (flags.expert_flag->count() > 0 || flags.mixture_flag->count() > 0) {
+    options.svf =
+        engine::SvfOptions{.targets = flags.svf_targets, .cache_dir = flags.svf_cache_dir};
   }
-  if (auto s = options.Validate(); !s.ok()) return Fail(s, 2);
-  auto load_start = std::chrono::steady_clock::now();
-  auto generator = engine::Generator::Create(options);
-  if (!generator.ok()) return Fail(generator.status(), 1);
-  double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - load_start).count();
+  T2_RETURN_IF_ERROR(options.Validate());
+  return options;
+}
 
-  auto request = BuildRequest(*flags, **generator);
-  if (!request.ok()) return Fail(request.status(), 2);
-  if (options.svf.has_value()) {
-    auto adapter = LoadAdapter(*flags, **generator);
-    if (!adapter.ok()) return Fail(adapter.status(), 1);
-    request->adapter = *adapter;
-  }
-  if (auto s = (*generator)->ValidateRequest(*request); !s.ok()) return Fail(s, 2);
-
+// Streams the answer to stdout, then the summary line (load and generation times) to stderr.
+int StreamAnswer(engine::Generator& generator, const engine::GenerationRequest& request,
+                 double load_s) {
   auto start = std::chrono::steady_clock::now();
-  auto results = (*generator)->Generate(std::span(&*request, 1), [](size_t, std::string_view text) {
+  auto results = generator.Generate(std::span(&request, 1), [](size_t, std::string_view text) {
     std::fwrite(text.data(), 1, text.size(), stdout);
     std::fflush(stdout);
   });
@@ -332,14 +383,54 @@ int RunGenerate(const std::vector<std::string>& args) {
   double gen_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const auto& r = results->front();
   std::cout << std::endl;
-  std::cerr << absl::StrCat("[t2] ", (*generator)->config().name, " on ", (*generator)->device_name(), "/",
-                            (*generator)->dtype_name(), ": loaded in ", static_cast<int>(load_s * 1000),
-                            " ms; prompt ", r.prompt_tokens, " tokens, generated ", r.token_ids.size(),
-                            " tokens in ", static_cast<int>(gen_s * 1000), " ms (",
-                            static_cast<int>(r.token_ids.size() / std::max(gen_s, 1e-9)), " tok/s), finish: ",
-                            AsAbsl(engine::FinishReasonName(r.finish_reason)))
+  std::cerr << absl::StrCat("[t2] ", generator.config().name, " on ", generator.device_name(), "/",
+                            generator.dtype_name(), ": loaded in ", static_cast<int>(load_s * 1000),
+                            " ms; prompt ", r.prompt_tokens, " tokens, generated ",
+                            r.token_ids.size(), " tokens in ", static_cast<int>(gen_s * 1000),
+                            " ms (", static_cast<int>(r.token_ids.size() / std::max(gen_s, 1e-9)),
+                            " tok/s), finish: ", AsAbsl(engine::FinishReasonName(r.finish_reason)))
             << std::endl;
   return 0;
+}
+
+// t2 generate without --server: the model (and the --expert or --mixture) is loaded here.
+int RunLocal(const GenerateFlags& flags) {
+  for (const CLI::Option* flag : flags.server_only) {
+    if (flag->count() > 0) {
+      return Fail(absl::InvalidArgumentError(absl::StrCat(flag->get_name(), " needs --server")), 2);
+    }
+  }
+  auto model_path = ResolveModelPath(flags.model);
+  if (!model_path.ok()) return Fail(model_path.status(), 1);
+  auto options = LocalOptions(flags, *model_path);
+  if (!options.ok()) return Fail(options.status(), 2);
+  auto load_start = std::chrono::steady_clock::now();
+  auto generator = engine::Generator::Create(*options);
+  if (!generator.ok()) return Fail(generator.status(), 1);
+  double load_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - load_start).count();
+
+  auto request = BuildRequest(flags, **generator);
+  if (!request.ok()) return Fail(request.status(), 2);
+  if (options->svf.has_value()) {
+    auto adapter = LoadAdapter(flags, **generator);
+    if (!adapter.ok()) return Fail(adapter.status(), 1);
+    request->adapter = *adapter;
+  }
+  if (auto s = (*generator)->ValidateRequest(*request); !s.ok()) return Fail(s, 2);
+  return StreamAnswer(**generator, *request, load_s);
+}
+
+}  // namespace
+
+int RunGenerate(const std::vector<std::string>& args) {
+  CommandLine command_line("t2 generate",
+                           "Streams an answer to stdout, from a local model or through a running "
+                           "stack (--server: the dispatcher).");
+  GenerateFlags flags;
+  AddGenerateFlags(command_line, flags);
+  if (auto exit_code = command_line.Parse(args)) return *exit_code;
+  return flags.server_flag->count() > 0 ? RunRemote(flags) : RunLocal(flags);
 }
 
 }  // namespace t2::cli

@@ -14,19 +14,11 @@
 #include "absl/strings/str_cat.h"
 #include "commands.h"
 #include "stack_client.h"
-#include "t2/common/flags.h"
+#include "t2/common/command_line.h"
 #include "t2/rpc/security.h"
 
 namespace t2::cli {
 namespace {
-
-constexpr const char* kUsage = R"(usage: t2 health --server HOST:PORT [options]
-  --server HOST:PORT   any t2 service: registry, worker or dispatcher (required)
-  --service NAME       one service's status, e.g. t2.v1.Worker (default: the whole server)
-  --wait-s SECONDS     poll every 0.25 s until SERVING, up to this long (default 0: ask once)
-  --timeout SECONDS    per check (default 2)
-prints SERVING, NOT_SERVING, SERVICE_UNKNOWN or the gRPC error; exit 0 only when SERVING
-)";
 
 using grpc::health::v1::HealthCheckResponse;
 
@@ -38,34 +30,44 @@ std::string Describe(const absl::StatusOr<HealthCheckResponse::ServingStatus>& s
 }  // namespace
 
 int RunHealth(const std::vector<std::string>& args) {
-  FlagSpec spec{.value_flags = {"server", "service", "wait-s", "timeout"}, .bool_flags = {"help"}};
-  rpc::AddSecurityFlags(spec);
-  auto flags = Flags::Parse(args, spec);
+  CommandLine command_line("t2 health",
+                           "Asks a service's grpc.health.v1 endpoint whether it serves.");
+  std::string server, service;
+  double wait_seconds = 0, timeout = 2;
+  command_line.add_option("--server", server, "any t2 service: registry, worker or dispatcher")
+      ->type_name("HOST:PORT")
+      ->required();
+  command_line
+      .add_option("--service", service,
+                  "one service's status, e.g. t2.v1.Worker (default: the whole server)")
+      ->type_name("NAME");
+  command_line
+      .add_option("--wait-s", wait_seconds,
+                  "poll every 0.25 s until SERVING, up to this long (0: ask once)")
+      ->type_name("SECONDS")
+      ->transform(NumberIn(0, 86400));
+  command_line.add_option("--timeout", timeout, "per check (above 0)")
+      ->type_name("SECONDS")
+      ->transform(NumberIn(0, 3600));
+  rpc::Security security;
+  rpc::AddSecurityFlags(command_line, security, /*server=*/false);
+  command_line.footer(
+      "Prints SERVING, NOT_SERVING, SERVICE_UNKNOWN or the gRPC error; exits 0 only when SERVING.");
+  if (auto exit_code = command_line.Parse(args)) return *exit_code;
   auto usage_error = [](absl::string_view message) {
-    std::cerr << "t2 health: " << message << "\n" << kUsage;
+    std::cerr << "t2 health: " << message << "\n";
     return 2;
   };
-  if (!flags.ok()) return usage_error(flags.status().message());
-  if (flags->Has("help")) {
-    std::cout << kUsage << rpc::kClientSecurityUsage;
-    return 0;
-  }
-  if (!flags->positional().empty()) return usage_error(absl::StrCat("unexpected argument '", flags->positional()[0], "'"));
-  const std::string server = flags->Get("server", "");
   if (server.empty()) return usage_error("--server is required");
-  auto wait = flags->GetDouble("wait-s", 0);
-  if (!wait.ok()) return usage_error(wait.status().message());
-  if (!(*wait >= 0 && *wait <= 86400)) return usage_error("--wait-s must be in [0, 86400] seconds");
-  auto timeout = flags->GetDouble("timeout", 2);
-  if (!timeout.ok()) return usage_error(timeout.status().message());
-  if (!(*timeout > 0 && *timeout <= 3600)) return usage_error("--timeout must be in (0, 3600] seconds");
+  if (timeout == 0) return usage_error("--timeout must be in (0, 3600] seconds");
 
-  auto made = rpc::MakeClientChannel(*flags, server);
+  auto made = rpc::MakeClientChannel(security, server);
   if (!made.ok()) return usage_error(made.status().message());
   const std::shared_ptr<grpc::Channel>& channel = *made;
-  const auto give_up = std::chrono::steady_clock::now() + std::chrono::duration<double>(*wait);
+  const auto give_up =
+      std::chrono::steady_clock::now() + std::chrono::duration<double>(wait_seconds);
   for (;;) {
-    auto status = CheckHealth(channel, flags->Get("service", ""), *timeout);
+    auto status = CheckHealth(channel, service, timeout);
     const bool serving = status.ok() && *status == HealthCheckResponse::SERVING;
     if (serving || std::chrono::steady_clock::now() >= give_up) {
       (serving ? std::cout : std::cerr) << server << ": " << Describe(status) << "\n";

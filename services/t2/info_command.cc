@@ -7,7 +7,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "commands.h"
-#include "t2/common/flags.h"
+#include "t2/common/command_line.h"
 #include "t2/common/env.h"
 #include "t2/formats/gguf.h"
 #include "t2/formats/safetensors.h"
@@ -65,13 +65,17 @@ void PrintTensors(const std::vector<TensorRow>& rows, bool all) {
 }  // namespace
 
 int RunInfo(const std::vector<std::string>& args) {
-  auto flags = Flags::Parse(args, {.value_flags = {}, .bool_flags = {"all"}});
-  if (!flags.ok() || flags->positional().size() != 1) {
-    std::cerr << "t2 info: " << (flags.ok() ? "expected exactly one MODEL argument" : flags.status().message())
-              << "\nusage: t2 info MODEL|default [--all]\n";
-    return 2;
-  }
-  auto path = ResolveModelPath(flags->positional()[0]);
+  CommandLine command_line(
+      "t2 info",
+      "Prints a model's architecture and a summary of its tensors, without loading the weights.");
+  std::string model;
+  bool all = false;
+  command_line.add_option("model", model, "a .gguf file, an HF checkpoint folder or 'default'")
+      ->type_name("MODEL")
+      ->required();
+  command_line.add_flag("--all", all, "list the tensors of every layer, not only the first's");
+  if (auto exit_code = command_line.Parse(args)) return *exit_code;
+  auto path = ResolveModelPath(model);
   if (!path.ok()) {
     std::cerr << "t2 info: " << path.status().message() << "\n";
     return 1;
@@ -107,7 +111,7 @@ int RunInfo(const std::vector<std::string>& args) {
     return 1;
   }
   PrintConfig(*config);
-  PrintTensors(rows, flags->Has("all"));
+  PrintTensors(rows, all);
   return 0;
 }
 

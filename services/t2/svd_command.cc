@@ -12,7 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "commands.h"
-#include "t2/common/flags.h"
+#include "t2/common/command_line.h"
 #include "t2/common/env.h"
 #include "t2/common/status.h"
 #include "t2/model/llama.h"
@@ -22,20 +22,8 @@
 namespace t2::cli {
 namespace {
 
-constexpr const char* kUsage = R"(usage: t2 svd MODEL|default [options]
-  Computes the SVD of the model's SVF target matrices and writes the cache that
-  t2 generate --expert and the server read (or loads and checks an existing one).
-  --targets mlp|attn|all   matrices to decompose (default: mlp)
-  --cache-dir DIR          where the cache lives (default: beside the model, as t2 generate)
-  --verify                 check that every matrix reconstructs within 1e-5 (relative)
-  --device auto|cpu|cuda[:N]  --dtype auto|float32|bfloat16|float16
-                           as the server will load the model: the cache is tied to the
-                           weights as loaded (default: auto, like t2 generate)
-)";
-
 int Fail(const absl::Status& status, int code) {
   std::cerr << "t2 svd: " << status.message() << "\n";
-  if (code == 2) std::cerr << kUsage;
   return code;
 }
 
@@ -79,94 +67,137 @@ class ProgressBar {
   int width_ = 0;
 };
 
-}  // namespace
+// `t2 svd`'s argument and flags.
+struct SvdFlags {
+  std::string model_spec;
+  std::string targets = "mlp";
+  std::string cache_dir;
+  CLI::Option* cache_dir_flag = nullptr;
+  bool verify = false;
+  std::string device = "auto", dtype = "auto";
+};
 
-int RunSvd(const std::vector<std::string>& args) {
-  auto flags = Flags::Parse(args, {.value_flags = {"targets", "cache-dir", "device", "dtype"},
-                                   .bool_flags = {"verify", "help"}});
-  if (!flags.ok()) return Fail(flags.status(), 2);
-  if (flags->Has("help")) {
-    std::cout << kUsage;
-    return 0;
-  }
-  if (flags->positional().size() != 1) {
-    return Fail(
-        absl::InvalidArgumentError(
-            flags->positional().empty()
-                ? "expected a MODEL argument (a .gguf file, an HF checkpoint folder or 'default')"
-                : absl::StrCat("unexpected argument '", flags->positional()[1], "'")),
-        2);
-  }
-  auto targets = svf::ParseTargetSet(flags->Get("targets", "mlp"));
-  if (!targets.ok()) {
-    return Fail(absl::InvalidArgumentError(absl::StrCat("--targets: '", flags->Get("targets", ""),
-                                                        "' is not one of mlp, attn, all")),
-                2);
-  }
-  const model::LoadOptions load{.device = flags->Get("device", "auto"),
-                                .dtype = flags->Get("dtype", "auto")};
-  // Validate's message starts with the field ("device: ..."), which is the flag's name.
-  if (auto s = load.Validate(); !s.ok())
-    return Fail(absl::InvalidArgumentError(absl::StrCat("--", s.message())), 2);
-  if (flags->Has("cache-dir") && flags->Get("cache-dir", "").empty()) {
-    return Fail(absl::InvalidArgumentError("--cache-dir must not be empty"), 2);
-  }
-  auto model_path = ResolveModelPath(flags->positional()[0]);
-  if (!model_path.ok()) return Fail(model_path.status(), 1);
+// Declares `t2 svd`'s argument and flags, bound to `flags`.
+void AddSvdFlags(CommandLine& command_line, SvdFlags& flags) {
+  command_line
+      .add_option("model", flags.model_spec, "a .gguf file, an HF checkpoint folder or 'default'")
+      ->type_name("MODEL")
+      ->required();
+  command_line.add_option("--targets", flags.targets, "matrices to decompose")
+      ->type_name("SET")
+      ->transform(OneOf({"mlp", "attn", "all"}));
+  flags.cache_dir_flag = command_line
+                             .add_option("--cache-dir", flags.cache_dir,
+                                         "where the cache lives (default: beside the model)")
+                             ->type_name("DIR");
+  command_line.add_flag("--verify", flags.verify,
+                        "check that every matrix reconstructs within 1e-5 (relative)");
+  command_line
+      .add_option("--device", flags.device,
+                  "auto | cpu | cuda | cuda:N, as the server will load the model")
+      ->type_name("DEVICE");
+  command_line
+      .add_option("--dtype", flags.dtype,
+                  "auto | float32 | bfloat16 | float16, as the server will load the model")
+      ->type_name("DTYPE");
+  command_line.footer(
+      "t2 generate --expert and the server read the cache, which is tied to the weights as loaded\n"
+      "(--device, --dtype).");
+}
 
-  std::filesystem::path cache_dir = flags->Get("cache-dir", "");
+// --cache-dir, or else the model's folder; an error is bad usage.
+absl::StatusOr<std::filesystem::path> CacheDir(const SvdFlags& flags,
+                                               const std::filesystem::path& model_path) {
+  std::filesystem::path cache_dir = flags.cache_dir;
   if (cache_dir.empty()) {
-    cache_dir =
-        std::filesystem::is_directory(*model_path) ? *model_path : model_path->parent_path();
+    cache_dir = std::filesystem::is_directory(model_path) ? model_path : model_path.parent_path();
   }
   std::error_code ec;
   if (std::filesystem::exists(cache_dir, ec) && !std::filesystem::is_directory(cache_dir, ec)) {
-    return Fail(absl::InvalidArgumentError(
-                    absl::StrCat("--cache-dir: ", cache_dir.string(), " is not a directory")),
-                2);
+    return absl::InvalidArgumentError(
+        absl::StrCat("--cache-dir: ", cache_dir.string(), " is not a directory"));
   }
+  return cache_dir;
+}
 
-  const auto start = std::chrono::steady_clock::now();
-  auto model = model::LlamaModel::Load(*model_path, load);
-  if (!model.ok()) return Fail(model.status(), 1);
-  const double load_s =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+// What the summary reports besides the model and the decomposition.
+struct SvdStats {
+  double load_s = 0, svd_s = 0;
+  int64_t cached = 0;  // matrices from the cache or staging, not computed
+};
 
-  ProgressBar bar;
-  const auto svd_start = std::chrono::steady_clock::now();
-  int64_t cached = 0;
-  auto d = svf::Decomposition::Build(**model, {.targets = *targets,
-                                               .cache_dir = cache_dir,
-                                               .verify = flags->Has("verify"),
-                                               .on_progress = [&](const svf::DecomposeProgress& p) {
-                                                 cached = p.cached;
-                                                 bar.Update(p);
-                                               }});
-  if (!d.ok()) return Fail(d.status(), 1);
-  const double svd_s =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - svd_start).count();
-
+// Prints the summary to stdout; returns the exit status: 1 when the cache could not be written.
+int PrintSummary(const model::LlamaModel& m, const std::filesystem::path& model_path,
+                 const svf::Decomposition& d, const svf::DecomposeOptions& options,
+                 const SvdStats& stats) {
   int64_t rank = 0;
-  for (const auto& name : d->names()) rank += d->Find(name)->rank();
-  const auto& m = **model;
+  for (const auto& name : d.names()) rank += d.Find(name)->rank();
   std::cout << absl::StrFormat("model:        %s (%s, %s/%s, loaded in %s)\n", m.config().name,
-                               model_path->string(), m.device_name(), m.dtype_name(),
-                               Seconds(load_s))
-            << absl::StrFormat("fingerprint:  %s\n", d->base_fingerprint())
+                               model_path.string(), m.device_name(), m.dtype_name(),
+                               Seconds(stats.load_s))
+            << absl::StrFormat("fingerprint:  %s\n", d.base_fingerprint())
             << absl::StrFormat("targets:      %s: %d matrices, total rank %d\n",
-                               AsAbsl(svf::TargetSetName(*targets)), d->names().size(), rank)
-            << absl::StrFormat("factors:      %.1f MiB float32\n", d->bytes() / 1048576.0)
+                               AsAbsl(svf::TargetSetName(options.targets)), d.names().size(), rank)
+            << absl::StrFormat("factors:      %.1f MiB float32\n", d.bytes() / 1048576.0)
             << absl::StrFormat("time:         %s (%d computed, %d from the cache or staging)\n",
-                               Seconds(svd_s), static_cast<int64_t>(d->names().size()) - cached,
-                               cached);
-  if (flags->Has("verify")) std::cout << "verified:     every matrix within 1e-05 relative error\n";
-  if (d->cache_path().empty()) {
+                               Seconds(stats.svd_s),
+                               static_cast<int64_t>(d.names().size()) - stats.cached, stats.cached);
+  if (options.verify) std::cout << "verified:     every matrix within 1e-05 relative error\n";
+  if (d.cache_path().empty()) {
     std::cout << "cache:        not written (see the warning above)\n";
     return 1;
   }
-  std::cout << absl::StrFormat("cache:        %s (%s)\n", d->cache_path().string(),
-                               d->loaded_from_cache() ? "loaded, already up to date" : "written");
+  std::cout << absl::StrFormat("cache:        %s (%s)\n", d.cache_path().string(),
+                               d.loaded_from_cache() ? "loaded, already up to date" : "written");
   return 0;
+}
+
+// Loads the model, builds (or loads and checks) its decomposition with a progress bar on stderr,
+// and prints the summary; returns the exit status.
+int Decompose(const std::filesystem::path& model_path, const model::LoadOptions& load,
+              svf::DecomposeOptions options) {
+  const auto start = std::chrono::steady_clock::now();
+  auto model = model::LlamaModel::Load(model_path, load);
+  if (!model.ok()) return Fail(model.status(), 1);
+  SvdStats stats;
+  stats.load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+
+  ProgressBar bar;
+  const auto svd_start = std::chrono::steady_clock::now();
+  options.on_progress = [&](const svf::DecomposeProgress& p) {
+    stats.cached = p.cached;
+    bar.Update(p);
+  };
+  auto d = svf::Decomposition::Build(**model, options);
+  if (!d.ok()) return Fail(d.status(), 1);
+  stats.svd_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - svd_start).count();
+  return PrintSummary(**model, model_path, *d, options, stats);
+}
+
+}  // namespace
+
+int RunSvd(const std::vector<std::string>& args) {
+  CommandLine command_line(
+      "t2 svd", "Computes (or loads and checks) the SVD cache of a model's SVF target matrices.");
+  SvdFlags flags;
+  AddSvdFlags(command_line, flags);
+  if (auto exit_code = command_line.Parse(args)) return *exit_code;
+  auto targets = svf::ParseTargetSet(flags.targets);
+  if (!targets.ok())
+    return Fail(absl::InvalidArgumentError(absl::StrCat("--", targets.status().message())), 2);
+  const model::LoadOptions load{.device = flags.device, .dtype = flags.dtype};
+  // Validate's message starts with the field ("device: ..."), which is the flag's name.
+  if (auto s = load.Validate(); !s.ok())
+    return Fail(absl::InvalidArgumentError(absl::StrCat("--", s.message())), 2);
+  if (flags.cache_dir_flag->count() > 0 && flags.cache_dir.empty()) {
+    return Fail(absl::InvalidArgumentError("--cache-dir must not be empty"), 2);
+  }
+  auto model_path = ResolveModelPath(flags.model_spec);
+  if (!model_path.ok()) return Fail(model_path.status(), 1);
+  auto cache_dir = CacheDir(flags, *model_path);
+  if (!cache_dir.ok()) return Fail(cache_dir.status(), 2);
+  return Decompose(*model_path, load,
+                   {.targets = *targets, .cache_dir = *cache_dir, .verify = flags.verify});
 }
 
 }  // namespace t2::cli

@@ -1,6 +1,7 @@
 // t2 train: train an SVF expert locally (no registry): progress per step on stderr, the best
 // expert kept in the run's folder (and copied to --out), optionally a training-curve plot and
 // the test split judged against the base model with the publish gate's test.
+#include <cstdint>
 #include <fstream>
 #include <iostream>
 #include <string>
@@ -11,6 +12,7 @@
 #include "commands.h"
 #include "plot.h"
 #include "t2/common/atomic_file.h"
+#include "t2/common/command_line.h"
 #include "t2/common/status.h"
 #include "t2/train/evaluate.h"
 #include "t2/train/gate.h"
@@ -19,14 +21,6 @@
 
 namespace t2::cli {
 namespace {
-
-constexpr const char* kUsage = R"(usage: t2 train --task NAME|--data FILE --work-dir DIR [options]
-output:
-  --out FILE                   copy the best expert here
-  --plot FILE.png              draw reward and validation accuracy against the step
-  --evaluate                   judge the expert against the base model on the test split
-  --test-size N                test examples --evaluate uses (default 0: the whole split)
-)";
 
 absl::Status CopyFile(const std::filesystem::path& from, const std::filesystem::path& to) {
   std::ifstream in(from, std::ios::binary);
@@ -54,24 +48,27 @@ absl::Status EvaluateAgainstBase(engine::Generator& generator, const trainer::Tr
 }  // namespace
 
 int RunTrain(const std::vector<std::string>& args) {
-  FlagSpec spec{.value_flags = {"out", "plot", "test-size"}, .bool_flags = {"evaluate", "help"}};
-  trainer::AddTrainFlags(spec);
-  auto flags = Flags::Parse(args, spec);
-  if (!flags.ok()) {
-    std::cerr << "t2 train: " << flags.status().message() << "\n" << kUsage << trainer::kTrainFlagsUsage;
-    return 2;
-  }
-  if (flags->Has("help")) {
-    std::cout << kUsage << trainer::kTrainFlagsUsage;
-    return 0;
-  }
-  auto setup = trainer::TrainSetupFromFlags(*flags);
-  auto test_size = flags->GetInt("test-size", 0);
-  for (const absl::Status& s : {setup.status(), test_size.status()}) {
-    if (!s.ok()) {
-      std::cerr << "t2 train: " << s.message() << "\n";
-      return absl::IsInvalidArgument(s) ? 2 : 1;
-    }
+  CommandLine command_line(
+      "t2 train", "Trains an SVF expert locally (no registry), with progress per step on stderr.");
+  std::string out, plot;
+  bool evaluate = false;
+  int64_t test_size = 0;
+  CLI::App* output = command_line.add_option_group("Output");
+  output->add_option("--out", out, "copy the best expert here")->type_name("FILE");
+  output->add_option("--plot", plot, "draw reward and validation accuracy against the step")
+      ->type_name("FILE.png");
+  output->add_flag("--evaluate", evaluate,
+                   "judge the expert against the base model on the test split");
+  output->add_option("--test-size", test_size, "test examples --evaluate uses (0: the whole split)")
+      ->type_name("N")
+      ->transform(IntIn(INT64_MIN, INT64_MAX).description(""));  // any, as before: no range to show
+  trainer::TrainFlags train_flags;
+  trainer::AddTrainFlags(command_line, train_flags);
+  if (auto exit_code = command_line.Parse(args)) return *exit_code;
+  auto setup = trainer::TrainSetupFromFlags(train_flags);
+  if (!setup.ok()) {
+    std::cerr << "t2 train: " << setup.status().message() << "\n";
+    return absl::IsInvalidArgument(setup.status()) ? 2 : 1;
   }
   auto fail = [](const absl::Status& s) {
     std::cerr << "t2 train: " << s.message() << "\n";
@@ -88,20 +85,22 @@ int RunTrain(const std::vector<std::string>& args) {
   std::cout << absl::StrFormat("expert %s: best validation accuracy %.4f at step %d of %d (training %.0f s)\n",
                                trained->expert.string(), trained->best_validation_accuracy, trained->best_step,
                                trained->steps, trained->train_seconds);
-  if (flags->Has("out")) {
-    if (auto s = CopyFile(trained->expert, flags->Get("out", "")); !s.ok()) return fail(s);
-    std::cout << "wrote " << flags->Get("out", "") << "\n";
+  if (!out.empty()) {
+    if (auto s = CopyFile(trained->expert, out); !s.ok()) return fail(s);
+    std::cout << "wrote " << out << "\n";
   }
-  if (flags->Has("plot")) {
-    if (auto s = trainer::PlotTraining(trained->run_dir / "metrics.jsonl", flags->Get("plot", ""),
-                                       absl::StrCat(setup->task.name, " expert on ", setup->model_name));
+  if (!plot.empty()) {
+    if (auto s =
+            trainer::PlotTraining(trained->run_dir / "metrics.jsonl", plot,
+                                  absl::StrCat(setup->task.name, " expert on ", setup->model_name));
         !s.ok()) {
       return fail(s);
     }
-    std::cout << "wrote " << flags->Get("plot", "") << "\n";
+    std::cout << "wrote " << plot << "\n";
   }
-  if (flags->Has("evaluate")) {
-    if (auto s = EvaluateAgainstBase(**generator, *setup, *trained, *test_size); !s.ok()) return fail(s);
+  if (evaluate) {
+    if (auto s = EvaluateAgainstBase(**generator, *setup, *trained, test_size); !s.ok())
+      return fail(s);
   }
   return 0;
 }

@@ -25,8 +25,8 @@
 #include "commands.h"
 #include "job.h"
 #include "stack_client.h"
+#include "t2/common/command_line.h"
 #include "t2/common/env.h"
-#include "t2/common/flags.h"
 #include "t2/common/process.h"
 #include "t2/common/status.h"
 #include "t2/rpc/security.h"
@@ -37,32 +37,12 @@
 namespace t2::cli {
 namespace {
 
-constexpr const char* kUsage = R"(usage: t2 up [options]
-  --model PATH|default   model the worker serves (default: the bundled SmolLM2-135M-Instruct)
-  --dir DIR              state and logs: DIR/registry (experts), DIR/logs (default $T2_HOME/stack)
-  --host HOST            address to listen on (default 127.0.0.1)
-  --dispatcher-port N    default 50050 (0 = any free port); registry 50051, worker 50052
-  --registry-port N  --worker-port N
-  --max-batch-size N     worker batch slots (default 8)
-  --once TEXT            send TEXT as a chat turn through the dispatcher (prompt-based first
-                         pass), print the first pass's choice and the answer, then stop
-  --max-new-tokens N     for --once (default 128)
-  --experts              before serving: train (or take from $T2_HOME/experts) the built-in
-                         experts for the model and publish each one the publish gate passes,
-                         moving its alias (math, reasoning, code, cls), so that the first pass
-                         routes requests to real experts (see README: how long it takes)
-  --expert-tasks LIST    which built-in experts (default math,reasoning,code,cls)
-  --expert-steps N       training steps per expert (default 30)
-  --prometheus           also start a Prometheus (Debian's `prometheus`) scraping the three
-                         services every 5 s, with the alert rules of deploy/prometheus when
-                         this build's source tree has them; prints its URL
-  --prometheus-port N    its port (default 0: any free port)
-
-Every start makes a new throwaway CA and certificates in DIR/pki (the CA's key is never
+// How to call the stack t2 up starts (its --help's footer).
+constexpr const char* kUpFooter =
+    R"(Every start makes a new throwaway CA and certificates in DIR/pki (the CA's key is never
 written): the services accept only clients with a certificate from it. Call the stack with
   --tls-ca DIR/pki/ca.pem --tls-cert DIR/pki/client.pem --tls-key DIR/pki/client.key
-(client.pem may call every method; see README, Security).
-)";
+(client.pem may call every method; see README, Security).)";
 
 // The certificate names t2 up makes and the roles each has on the stack's servers.
 constexpr const char* kStackAuthFile =
@@ -81,7 +61,7 @@ cert client generate,adapt,publish,admin,read
 constexpr int kExpertBatchSize = 16;
 constexpr int kExpertValidationSize = 100;
 constexpr int kExpertEvalEvery = 10;
-constexpr const char* kExpertLearningRate = "2e-3";  // the reference implementation's
+constexpr double kExpertLearningRate = 2e-3;  // the reference implementation's
 // The default model answers most of the built-in tasks' questions wrong: without a baseline,
 // its ±1 rewards degraded it (bench/README.md, "Trainer").
 constexpr const char* kExpertRewardBaseline = "mean";
@@ -250,7 +230,7 @@ bool LaunchPrometheus(Service& s, const std::vector<const Service*>& targets, co
 // Runs the trainer job for each task against the stack's registry; prints a summary line per
 // expert. A failed job is reported and the others still run; returns false if any failed.
 bool TrainExperts(const std::vector<std::string>& tasks, const std::filesystem::path& model,
-                  const std::string& registry, const std::filesystem::path& pki, int64_t steps) {
+                  const std::string& registry, const std::filesystem::path& pki, int32_t steps) {
   auto credentials = rpc::MakeChannelCredentials(StackSecurity(pki, "trainer"));
   if (!credentials.ok()) {
     std::cerr << "[t2 up] the trainer's certificate: " << credentials.status().message() << "\n";
@@ -261,16 +241,17 @@ bool TrainExperts(const std::vector<std::string>& tasks, const std::filesystem::
   for (const std::string& task : tasks) {
     std::cerr << "[t2 up] expert '" << task << "': training (or taking from " << (T2Home() / "experts").string()
               << "), then the publish gate\n";
-    FlagSpec spec;
-    trainer::AddTrainFlags(spec);
-    auto flags = Flags::Parse({"--task", task, "--model", model.string(), "--work-dir", (T2Home() / "experts").string(),
-                               "--steps", absl::StrCat(steps), "--batch-size", absl::StrCat(kExpertBatchSize),
-                               "--validation-size", absl::StrCat(kExpertValidationSize), "--eval-every",
-                               absl::StrCat(kExpertEvalEvery), "--lr", kExpertLearningRate, "--reward-baseline",
-                               kExpertRewardBaseline},
-                              spec);
-    absl::StatusOr<trainer::TrainSetup> setup =
-        flags.ok() ? trainer::TrainSetupFromFlags(*flags) : absl::StatusOr<trainer::TrainSetup>(flags.status());
+    trainer::TrainFlags flags;
+    flags.model = model.string();
+    flags.task = task;
+    flags.work_dir = (T2Home() / "experts").string();
+    flags.steps = steps;
+    flags.batch_size = kExpertBatchSize;
+    flags.validation_size = kExpertValidationSize;
+    flags.eval_every = kExpertEvalEvery;
+    flags.lr = kExpertLearningRate;
+    flags.reward_baseline = kExpertRewardBaseline;
+    absl::StatusOr<trainer::TrainSetup> setup = trainer::TrainSetupFromFlags(flags);
     absl::StatusOr<trainer::JobResult> result =
         setup.ok()
             ? trainer::RunJob(*setup, {.registry = registry, .registry_credentials = *credentials},
@@ -304,65 +285,90 @@ int StopAll(std::vector<Service*>& services, int code) {
 
 // What `t2 up`'s flags ask for, checked.
 struct UpConfig {
-  std::map<std::string, int> ports;  // by flag name
-  int64_t max_new_tokens = 128;
-  std::vector<std::string> expert_tasks;
-  int64_t expert_steps = 30;
-  std::map<std::string, std::string> binaries;  // t2-registry, t2-worker, t2-dispatcher
-  std::filesystem::path model;
-  std::filesystem::path dir;
+  std::string model_spec = "default";
+  std::filesystem::path model;  // model_spec resolved
+  std::string dir_flag = (T2Home() / "stack").string();
+  std::filesystem::path dir;      // dir_flag
   std::filesystem::path run_dir;  // dir/logs
-  std::string host;
-  std::string max_batch_size;
-  bool experts = false;
-  bool prometheus = false;
+  std::string host = "127.0.0.1";
+  int dispatcher_port = 50050;
+  int registry_port = 50051;
+  int worker_port = 50052;
+  int prometheus_port = 0;
+  std::string max_batch_size = "8";  // passed on: the worker checks it
   std::optional<std::string> once;
+  int32_t max_new_tokens = 128;
+  bool experts = false;
+  std::string expert_task_list = "math,reasoning,code,cls";
+  std::vector<std::string> expert_tasks;  // expert_task_list split
+  int32_t expert_steps = 30;
+  bool prometheus = false;
+  std::map<std::string, std::string> binaries;  // t2-registry, t2-worker, t2-dispatcher
 };
+
+void AddUpFlags(CommandLine& command_line, UpConfig& c) {
+  command_line
+      .add_option("--model", c.model_spec,
+                  "the model the worker serves (default: the bundled "
+                  "SmolLM2-135M-Instruct)")
+      ->type_name("PATH|default");
+  command_line.add_option("--dir", c.dir_flag, "state and logs: DIR/registry (experts), DIR/logs")
+      ->type_name("DIR");
+  command_line.add_option("--host", c.host, "address to listen on")->type_name("HOST");
+  for (auto [flag, port] : {std::pair{"--dispatcher-port", &c.dispatcher_port},
+                            std::pair{"--registry-port", &c.registry_port},
+                            std::pair{"--worker-port", &c.worker_port}}) {
+    command_line.add_option(flag, *port, "0: any free port")
+        ->type_name("N")
+        ->transform(IntIn(0, 65535));
+  }
+  command_line.add_option("--max-batch-size", c.max_batch_size, "worker batch slots")
+      ->type_name("N");
+  command_line
+      .add_option("--once", c.once,
+                  "send TEXT as a chat turn through the dispatcher (prompt-based first "
+                  "pass), print the first pass's choice and the answer, then stop")
+      ->type_name("TEXT");
+  command_line.add_option("--max-new-tokens", c.max_new_tokens, "for --once")
+      ->type_name("N")
+      ->transform(IntIn(1, INT32_MAX));
+  command_line.add_flag(
+      "--experts", c.experts,
+      "before serving: train (or take from $T2_HOME/experts) the built-in experts for the model "
+      "and publish each one the publish gate passes, moving its alias, so that the first pass "
+      "routes requests to real experts (see README: how long it takes)");
+  command_line
+      .add_option("--expert-tasks", c.expert_task_list, "which built-in experts, comma-separated")
+      ->type_name("LIST");
+  command_line.add_option("--expert-steps", c.expert_steps, "training steps per expert")
+      ->type_name("N")
+      ->transform(IntIn(1, INT32_MAX));
+  command_line.add_flag(
+      "--prometheus", c.prometheus,
+      "also start a Prometheus (Debian's `prometheus`) scraping the three services every 5 s, "
+      "with the alert rules of deploy/prometheus when this build's source tree has them; prints "
+      "its URL");
+  command_line.add_option("--prometheus-port", c.prometheus_port, "its port (0: any free port)")
+      ->type_name("N")
+      ->transform(IntIn(0, 65535));
+  command_line.footer(kUpFooter);
+}
 
 // Fills `config` from the flags. Returns an exit code when t2 up should stop here, having
 // said why: --help 0, a bad flag 2, a missing binary or model 1.
 std::optional<int> ParseUpConfig(const std::vector<std::string>& args, UpConfig& config) {
-  FlagSpec spec{.value_flags = {"model", "dir", "host", "dispatcher-port", "registry-port", "worker-port",
-                                "max-batch-size", "once", "max-new-tokens", "expert-tasks", "expert-steps",
-                                "prometheus-port"},
-                .bool_flags = {"help", "experts", "prometheus"}};
-  auto flags = Flags::Parse(args, spec);
-  if (!flags.ok()) {
-    std::cerr << "t2 up: " << flags.status().message() << "\n" << kUsage;
-    return 2;
-  }
-  if (flags->Has("help")) {
-    std::cout << kUsage;
-    return 0;
-  }
-  for (auto [flag, fallback] : {std::pair{"dispatcher-port", 50050}, std::pair{"registry-port", 50051},
-                                std::pair{"worker-port", 50052}, std::pair{"prometheus-port", 0}}) {
-    auto port = flags->GetInt(flag, fallback);
-    if (!port.ok() || *port < 0 || *port > 65535) {
-      std::cerr << "t2 up: --" << flag << " must be a port number 0..65535\n";
-      return 2;
-    }
-    config.ports[flag] = static_cast<int>(*port);
-  }
-  auto max_new = flags->GetInt("max-new-tokens", 128);
-  if (!max_new.ok() || *max_new < 1) {
-    std::cerr << "t2 up: --max-new-tokens must be >= 1\n";
-    return 2;
-  }
-  config.max_new_tokens = *max_new;
-  for (absl::string_view t : absl::StrSplit(flags->Get("expert-tasks", "math,reasoning,code,cls"), ',')) {
+  CommandLine command_line(
+      "t2 up",
+      "Runs the whole stack (registry, worker, dispatcher) on this machine, until Ctrl-C.");
+  AddUpFlags(command_line, config);
+  if (auto exit_code = command_line.Parse(args)) return exit_code;
+  for (absl::string_view t : absl::StrSplit(config.expert_task_list, ',')) {
     if (!tasks::BuiltinTask(std::string(t)).ok()) {
       std::cerr << "t2 up: --expert-tasks: '" << t << "' is not a built-in task (math, reasoning, code, cls)\n";
       return 2;
     }
     config.expert_tasks.emplace_back(t);
   }
-  auto expert_steps = flags->GetInt("expert-steps", 30);
-  if (!expert_steps.ok() || *expert_steps < 1) {
-    std::cerr << "t2 up: --expert-steps must be >= 1\n";
-    return 2;
-  }
-  config.expert_steps = *expert_steps;
   for (const char* name : {"t2-registry", "t2-worker", "t2-dispatcher"}) {
     config.binaries[name] = FindBinary(name);
     if (config.binaries[name].empty()) {
@@ -370,19 +376,14 @@ std::optional<int> ParseUpConfig(const std::vector<std::string>& args, UpConfig&
       return 1;
     }
   }
-  auto model = ResolveModelPath(flags->Get("model", "default"));
+  auto model = ResolveModelPath(config.model_spec);
   if (!model.ok()) {
     std::cerr << "t2 up: " << model.status().message() << "\n";
     return 1;
   }
   config.model = *model;
-  config.dir = flags->Get("dir", (T2Home() / "stack").string());
+  config.dir = config.dir_flag;
   config.run_dir = config.dir / "logs";
-  config.host = flags->Get("host", "127.0.0.1");
-  config.max_batch_size = flags->Get("max-batch-size", "8");
-  config.experts = flags->Has("experts");
-  config.prometheus = flags->Has("prometheus");
-  if (flags->Has("once")) config.once = flags->Get("once", "");
   return std::nullopt;
 }
 
@@ -423,9 +424,8 @@ bool LaunchStack(const UpConfig& config, const std::filesystem::path& pki,
                  const std::shared_ptr<grpc::ChannelCredentials>& client, Stack& stack) {
   stack.started.push_back(&stack.registry);
   if (!Launch(stack.registry, config.binaries.at("t2-registry"),
-              {"--root", (config.dir / "registry").string()}, config.host,
-              config.ports.at("registry-port"), config.run_dir, pki, client,
-              std::chrono::seconds(30))) {
+              {"--root", (config.dir / "registry").string()}, config.host, config.registry_port,
+              config.run_dir, pki, client, std::chrono::seconds(30))) {
     return false;
   }
   stack.started.push_back(&stack.worker);
@@ -433,22 +433,20 @@ bool LaunchStack(const UpConfig& config, const std::filesystem::path& pki,
   if (!Launch(stack.worker, config.binaries.at("t2-worker"),
               {"--model", config.model.string(), "--registry", stack.registry.address,
                "--max-batch-size", config.max_batch_size},
-              config.host, config.ports.at("worker-port"), config.run_dir, pki, client,
+              config.host, config.worker_port, config.run_dir, pki, client,
               std::chrono::seconds(600))) {
     return false;
   }
   stack.started.push_back(&stack.dispatcher);
   if (!Launch(stack.dispatcher, config.binaries.at("t2-dispatcher"),
               {"--registry", stack.registry.address, "--worker", stack.worker.address}, config.host,
-              config.ports.at("dispatcher-port"), config.run_dir, pki, client,
-              std::chrono::seconds(60))) {
+              config.dispatcher_port, config.run_dir, pki, client, std::chrono::seconds(60))) {
     return false;
   }
   if (!config.prometheus) return true;
   stack.started.push_back(&stack.prometheus);
   return LaunchPrometheus(stack.prometheus, {&stack.registry, &stack.worker, &stack.dispatcher},
-                          config.host, config.ports.at("prometheus-port"), config.dir,
-                          config.run_dir);
+                          config.host, config.prometheus_port, config.dir, config.run_dir);
 }
 
 void PrintStack(const UpConfig& config, const std::filesystem::path& pki, const Stack& stack) {

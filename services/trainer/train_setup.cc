@@ -1,6 +1,10 @@
 #include "train_setup.h"
 
+#include <cstdint>
 #include <ostream>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -11,52 +15,17 @@
 
 namespace t2::trainer {
 
-const char* const kTrainFlagsUsage = R"(model and task:
-  --model PATH|default         the base model (default: the embedded SmolLM2-135M-Instruct)
-  --task NAME                  a built-in task: math, reasoning, code, cls
-  --data FILE.jsonl            or your own examples (gsm8k, arc or plain question/answer lines),
-    --data-format F            auto|gsm8k|arc|plain (default auto)
-    --verifier KIND            exact|numeric|choice|regex|category (required with --data)
-    --name NAME                the task's name (default: the file's stem); the expert is NAME-svf
-    --prompt-template T        the user message, "{question}" replaced (default "{question}")
-    --answer-part P            what the verifier reads: whole, boxed (the last \boxed{}) or
-                               final-value (what the last line states; default whole)
-    --max-new-tokens N         answer length (default 64; built-in tasks set their own)
-    --split-seed S --validation-fraction F --test-fraction F
-                               how the file is split (defaults 0, 0.1, 0.2)
-training (SVF.md §2; the defaults are the reference implementation's where it has one):
-  --work-dir DIR               checkpoints, metrics.jsonl, the best expert (required)
-  --steps N (100) --batch-size B (16) --micro-batch-size M (4)
-  --lr X (2e-3) --max-grad-norm X (1e-3) --kl-coef λ (0) --seed S (0)
-  --temperature T (0: greedy rollouts) --eval-every N (10) --validation-size N (0: all)
-  --reward-baseline none|mean  none: ±1 rewards as the reference; mean: minus the mean reward
-                               of the batch's other rollouts (for models that are mostly wrong)
-  --targets mlp|attn|all (mlp)
-engine:
-  --device auto|cpu|cuda[:N] --dtype auto|float32|bfloat16|float16 --threads N
-  --max-batch-size N (32: rollouts and evaluation decode together)
-  --svf-cache-dir DIR          SVD cache (default: beside the model)
-)";
-
-void AddTrainFlags(FlagSpec& spec) {
-  for (const char* f : {"model", "task", "data", "data-format", "verifier", "name", "prompt-template", "answer-part",
-                        "max-new-tokens", "split-seed", "validation-fraction", "test-fraction", "work-dir", "steps",
-                        "batch-size", "micro-batch-size", "lr", "max-grad-norm", "kl-coef", "seed", "temperature", "reward-baseline",
-                        "eval-every", "validation-size", "targets", "device", "dtype", "threads", "max-batch-size",
-                        "svf-cache-dir"}) {
-    spec.value_flags.insert(f);
-  }
-}
-
 namespace {
 
 absl::Status Usage(std::string_view message) { return absl::InvalidArgumentError(AsAbsl(message)); }
 
-absl::StatusOr<int32_t> Int32(const Flags& flags, const char* name, int32_t fallback) {
-  T2_ASSIGN_OR_RETURN(int64_t v, flags.GetInt(name, fallback));
-  if (v < INT32_MIN || v > INT32_MAX) return Usage(absl::StrCat("--", name, " is out of range"));
-  return static_cast<int32_t>(v);
-}
+// What a flag without a range of its own accepts: any int32, any finite number (of a sane
+// size), as before; the options' Validate then says which values make sense, with the field's
+// own message. No range worth showing in --help (an error still names the bounds).
+constexpr double kAnyNumber = 1e300;
+CLI::Validator AnyInt32() { return IntIn(INT32_MIN, INT32_MAX).description(""); }
+CLI::Validator AnyInt64() { return IntIn(INT64_MIN, INT64_MAX).description(""); }
+CLI::Validator AnyNumber() { return NumberIn(-kAnyNumber, kAnyNumber).description(""); }
 
 absl::StatusOr<tasks::AnswerPart> ParseAnswerPart(const std::string& part) {
   if (part == "whole") return tasks::AnswerPart::kWhole;
@@ -65,91 +34,227 @@ absl::StatusOr<tasks::AnswerPart> ParseAnswerPart(const std::string& part) {
   return Usage("--answer-part must be whole, boxed or final-value");
 }
 
+// "Model and task": the base model, and the built-in task or the --data file and how to read it.
+void AddModelAndTaskFlags(CLI::App& app, TrainFlags& f) {
+  CLI::App* task = app.add_option_group("Model and task", "--task NAME or --data FILE is required");
+  task->add_option("--model", f.model,
+                   "the base model: a .gguf file, an HF checkpoint folder, or the embedded "
+                   "SmolLM2-135M-Instruct (default)")
+      ->type_name("PATH|default");
+  std::vector<std::string> builtin;
+  for (std::string_view name : tasks::BuiltinTaskNames()) builtin.emplace_back(name);
+  task->add_option("--task", f.task, "a built-in task")
+      ->type_name("NAME")
+      ->transform(OneOf(builtin));
+  task->add_option("--data", f.data,
+                   "or your own examples (gsm8k, arc or plain question/answer lines)")
+      ->type_name("FILE.jsonl");
+  task->add_option("--data-format", f.data_format, "with --data: the lines' shape (default auto)")
+      ->type_name("F")
+      ->transform(OneOf({"auto", "gsm8k", "arc", "plain"}));
+  task->add_option("--verifier", f.verifier, "with --data (required): how an answer is judged")
+      ->type_name("KIND")
+      ->transform(OneOf({"exact", "numeric", "choice", "regex", "category"}));
+  task->add_option(
+          "--name", f.name,
+          "with --data: the task's name (default: the file's stem); the expert is NAME-svf")
+      ->type_name("NAME");
+  task->add_option("--prompt-template", f.prompt_template,
+                   "the user message, \"{question}\" replaced (default \"{question}\"; a built-in "
+                   "task asked "
+                   "another way teaches the expert that way)")
+      ->type_name("T");
+  task->add_option("--answer-part", f.answer_part,
+                   "what the verifier reads: whole, boxed (the last \\boxed{}) or final-value "
+                   "(what the last line "
+                   "states); default whole")
+      ->type_name("P")
+      ->transform(OneOf({"whole", "boxed", "final-value"}));
+  task->add_option("--max-new-tokens", f.max_new_tokens,
+                   "answer length (default 64; built-in tasks set their own)")
+      ->type_name("N")
+      ->transform(AnyInt32());
+  task->add_option("--split-seed", f.split_seed,
+                   "with --data: the shuffle before the file is split (default 0)")
+      ->type_name("S")
+      ->transform(AnyInt64());
+  task->add_option("--validation-fraction", f.validation_fraction,
+                   absl::StrCat("with --data: the share of validation examples (default ",
+                                tasks::SplitFractions{}.validation, ")"))
+      ->type_name("F")
+      ->transform(AnyNumber());
+  task->add_option("--test-fraction", f.test_fraction,
+                   absl::StrCat("with --data: the share of test examples (default ",
+                                tasks::SplitFractions{}.test, ")"))
+      ->type_name("F")
+      ->transform(AnyNumber());
+}
+
+// "Training": train::TrainOptions.
+void AddTrainingFlags(CLI::App& app, TrainFlags& f) {
+  CLI::App* training = app.add_option_group(
+      "Training", "SVF.md §2; the defaults are the reference implementation's where it has one");
+  training
+      ->add_option("--work-dir", f.work_dir,
+                   "checkpoints, metrics.jsonl, the best expert (required to train)")
+      ->type_name("DIR");
+  training->add_option("--steps", f.steps, "training steps")->type_name("N")->transform(AnyInt32());
+  training->add_option("--batch-size", f.batch_size, "prompts per step, one rollout each")
+      ->type_name("B")
+      ->transform(AnyInt32());
+  training
+      ->add_option("--micro-batch-size", f.micro_batch_size, "sequences per forward/backward pass")
+      ->type_name("M")
+      ->transform(AnyInt32());
+  training->add_option("--lr", f.lr, "learning rate (Adam)")
+      ->type_name("X")
+      ->transform(AnyNumber());
+  training
+      ->add_option("--max-grad-norm", f.max_grad_norm, "gradients clipped to this global L2 norm")
+      ->type_name("X")
+      ->transform(AnyNumber());
+  training
+      ->add_option("--kl-coef", f.kl_coef, "λ of the KL penalty against the base model (0: none)")
+      ->type_name("X")
+      ->transform(AnyNumber());
+  training->add_option("--seed", f.seed, "data order, the expert's initialisation, sampling")
+      ->type_name("S")
+      ->transform(IntIn(0, INT64_MAX));
+  training->add_option("--temperature", f.temperature, "of the rollouts (0: greedy)")
+      ->type_name("T")
+      ->transform(AnyNumber());
+  training->add_option("--eval-every", f.eval_every, "validation every N steps and after the last")
+      ->type_name("N")
+      ->transform(AnyInt32());
+  training->add_option("--validation-size", f.validation_size, "validation examples used (0: all)")
+      ->type_name("N")
+      ->transform(AnyInt32());
+  training
+      ->add_option("--reward-baseline", f.reward_baseline,
+                   "none: ±1 rewards as the reference; mean: minus the mean reward of the batch's "
+                   "other rollouts "
+                   "(for models that are mostly wrong)")
+      ->type_name("B")
+      ->transform(OneOf({"none", "mean"}));
+  training->add_option("--targets", f.targets, "the matrices the expert adapts")
+      ->type_name("SET")
+      ->transform(OneOf({"mlp", "attn", "all"}));
+}
+
+// "Engine": engine::GeneratorOptions.
+void AddEngineFlags(CLI::App& app, TrainFlags& f) {
+  CLI::App* engine = app.add_option_group("Engine");
+  engine->add_option("--device", f.device, "auto | cpu | cuda | cuda:N")->type_name("DEVICE");
+  engine->add_option("--dtype", f.dtype, "auto | float32 | bfloat16 | float16")->type_name("DTYPE");
+  engine->add_option("--threads", f.threads, "CPU threads (0: one per core)")
+      ->type_name("N")
+      ->transform(AnyInt32());
+  engine
+      ->add_option("--max-batch-size", f.max_batch_size,
+                   "sequences decoded together (rollouts and evaluation)")
+      ->type_name("N")
+      ->transform(AnyInt32());
+  engine->add_option("--svf-cache-dir", f.svf_cache_dir, "SVD cache (default: beside the model)")
+      ->type_name("DIR");
+}
+
 }  // namespace
 
-absl::StatusOr<tasks::Task> TaskFromFlags(const Flags& flags) {
-  const bool builtin = flags.Has("task"), data = flags.Has("data");
+// One function per --help section, in --help's order.
+void AddTrainFlags(CLI::App& app, TrainFlags& f) {
+  AddModelAndTaskFlags(app, f);
+  AddTrainingFlags(app, f);
+  AddEngineFlags(app, f);
+}
+
+absl::StatusOr<tasks::Task> TaskFromFlags(const TrainFlags& flags) {
+  const bool builtin = !flags.task.empty(), data = !flags.data.empty();
   if (builtin == data) return Usage("give exactly one of --task NAME and --data FILE");
   if (builtin) {
-    for (const char* f : {"data-format", "verifier", "name", "split-seed", "validation-fraction", "test-fraction"}) {
-      if (flags.Has(f)) return Usage(absl::StrCat("--", f, " goes with --data, not with a built-in --task"));
+    for (const auto& [flag, given] :
+         {std::pair<const char*, bool>{"data-format", flags.data_format.has_value()},
+          {"verifier", !flags.verifier.empty()},
+          {"name", flags.name.has_value()},
+          {"split-seed", flags.split_seed.has_value()},
+          {"validation-fraction", flags.validation_fraction.has_value()},
+          {"test-fraction", flags.test_fraction.has_value()}}) {
+      if (given)
+        return Usage(absl::StrCat("--", flag, " goes with --data, not with a built-in --task"));
     }
-    auto task = tasks::BuiltinTask(flags.Get("task", ""));
+    auto task = tasks::BuiltinTask(flags.task);
     if (!task.ok()) return Usage(absl::StrCat("--task: ", task.status().message()));
-    if (flags.Has("max-new-tokens")) {
-      T2_ASSIGN_OR_RETURN(task->max_new_tokens, Int32(flags, "max-new-tokens", 0));
-    }
+    if (flags.max_new_tokens.has_value()) task->max_new_tokens = *flags.max_new_tokens;
     // A built-in task may be asked another way (the expert then learns that way).
-    if (flags.Has("prompt-template")) task->prompt_template = flags.Get("prompt-template", "");
-    if (flags.Has("answer-part")) {
-      T2_ASSIGN_OR_RETURN(task->answer_part, ParseAnswerPart(flags.Get("answer-part", "")));
+    if (flags.prompt_template.has_value()) task->prompt_template = *flags.prompt_template;
+    if (flags.answer_part.has_value()) {
+      T2_ASSIGN_OR_RETURN(task->answer_part, ParseAnswerPart(*flags.answer_part));
     }
     return task;
   }
-  const std::filesystem::path file = flags.Get("data", "");
-  auto shape = tasks::ParseJsonlShape(flags.Get("data-format", "auto"));
+  const std::filesystem::path file = flags.data;
+  auto shape = tasks::ParseJsonlShape(flags.data_format.value_or("auto"));
   if (!shape.ok()) return Usage(absl::StrCat("--data-format: ", shape.status().message()));
-  if (!flags.Has("verifier")) return Usage("--verifier is required with --data");
-  auto verifier = adapt::ParseVerifierKind(flags.Get("verifier", ""));
+  if (flags.verifier.empty()) return Usage("--verifier is required with --data");
+  auto verifier = adapt::ParseVerifierKind(flags.verifier);
   if (!verifier.ok()) return Usage(absl::StrCat("--verifier: ", verifier.status().message()));
-  tasks::Task task;
-  task.name = flags.Get("name", file.stem().string());
+  tasks::Task task;  // its defaults: the prompt template, answer part and length of a file's task
+  task.name = flags.name.value_or(file.stem().string());
   task.verifier = *verifier;
-  task.prompt_template = flags.Get("prompt-template", "{question}");
-  T2_ASSIGN_OR_RETURN(task.answer_part, ParseAnswerPart(flags.Get("answer-part", "whole")));
-  T2_ASSIGN_OR_RETURN(task.max_new_tokens, Int32(flags, "max-new-tokens", 64));
-  T2_ASSIGN_OR_RETURN(int64_t split_seed, flags.GetInt("split-seed", 0));
+  task.prompt_template = flags.prompt_template.value_or(task.prompt_template);
+  T2_ASSIGN_OR_RETURN(task.answer_part, ParseAnswerPart(flags.answer_part.value_or("whole")));
+  task.max_new_tokens = flags.max_new_tokens.value_or(task.max_new_tokens);
   tasks::SplitFractions fractions;
-  T2_ASSIGN_OR_RETURN(fractions.validation, flags.GetDouble("validation-fraction", fractions.validation));
-  T2_ASSIGN_OR_RETURN(fractions.test, flags.GetDouble("test-fraction", fractions.test));
+  fractions.validation = flags.validation_fraction.value_or(fractions.validation);
+  fractions.test = flags.test_fraction.value_or(fractions.test);
   T2_ASSIGN_OR_RETURN(std::vector<tasks::Example> examples, tasks::ReadJsonl(file, *shape));
-  T2_RETURN_IF_ERROR(Annotate(tasks::SplitExamples(std::move(examples), static_cast<uint64_t>(split_seed), fractions, task),
-                              "--data"));
+  const auto split_seed = static_cast<uint64_t>(flags.split_seed.value_or(0));
+  T2_RETURN_IF_ERROR(
+      Annotate(tasks::SplitExamples(std::move(examples), split_seed, fractions, task), "--data"));
   return task;
 }
 
-absl::StatusOr<engine::GeneratorOptions> GeneratorFromFlags(const Flags& flags,
-                                                            const std::filesystem::path& model_path) {
+absl::StatusOr<engine::GeneratorOptions> GeneratorFromFlags(
+    const TrainFlags& flags, const std::filesystem::path& model_path) {
   engine::GeneratorOptions g;
   g.model = model_path;
-  g.device = flags.Get("device", "auto");
-  g.dtype = flags.Get("dtype", "auto");
-  T2_ASSIGN_OR_RETURN(g.cpu_threads, Int32(flags, "threads", 0));
-  T2_ASSIGN_OR_RETURN(g.max_batch_size, Int32(flags, "max-batch-size", 32));
-  g.svf = engine::SvfOptions{.targets = flags.Get("targets", "mlp"), .cache_dir = flags.Get("svf-cache-dir", "")};
+  g.device = flags.device;
+  g.dtype = flags.dtype;
+  g.cpu_threads = flags.threads;
+  g.max_batch_size = flags.max_batch_size;
+  g.svf = engine::SvfOptions{.targets = flags.targets, .cache_dir = flags.svf_cache_dir};
   T2_RETURN_IF_ERROR(Annotate(g.Validate(), "engine flags"));
   return g;
 }
 
-absl::StatusOr<TrainSetup> TrainSetupFromFlags(const Flags& flags) {
-  if (!flags.positional().empty()) return Usage(absl::StrCat("unexpected argument '", flags.positional()[0], "'"));
+absl::StatusOr<TrainSetup> TrainSetupFromFlags(const TrainFlags& flags) {
   TrainSetup s;
-  T2_ASSIGN_OR_RETURN(s.model_path, ResolveModelPath(flags.Get("model", "default")));
+  T2_ASSIGN_OR_RETURN(s.model_path, ResolveModelPath(flags.model));
   s.model_name = ModelName(s.model_path);
   T2_ASSIGN_OR_RETURN(s.task, TaskFromFlags(flags));
   T2_RETURN_IF_ERROR(s.task.Validate());
   T2_ASSIGN_OR_RETURN(s.generator, GeneratorFromFlags(flags, s.model_path));
 
   train::TrainOptions& t = s.train;
-  if (!flags.Has("work-dir") || flags.Get("work-dir", "").empty()) return Usage("--work-dir is required");
-  t.work_dir = flags.Get("work-dir", "");
-  T2_ASSIGN_OR_RETURN(t.steps, Int32(flags, "steps", t.steps));
-  T2_ASSIGN_OR_RETURN(t.batch_size, Int32(flags, "batch-size", t.batch_size));
-  T2_ASSIGN_OR_RETURN(t.micro_batch_size, Int32(flags, "micro-batch-size", t.micro_batch_size));
-  T2_ASSIGN_OR_RETURN(t.learning_rate, flags.GetDouble("lr", t.learning_rate));
-  T2_ASSIGN_OR_RETURN(t.max_grad_norm, flags.GetDouble("max-grad-norm", t.max_grad_norm));
-  T2_ASSIGN_OR_RETURN(t.kl_coef, flags.GetDouble("kl-coef", t.kl_coef));
-  T2_ASSIGN_OR_RETURN(int64_t seed, flags.GetInt("seed", 0));
-  if (seed < 0) return Usage("--seed must be >= 0");
-  t.seed = static_cast<uint64_t>(seed);
-  T2_ASSIGN_OR_RETURN(double temperature, flags.GetDouble("temperature", 0));
-  t.temperature = static_cast<float>(temperature);
-  const std::string baseline = flags.Get("reward-baseline", "none");
-  if (baseline != "none" && baseline != "mean") return Usage("--reward-baseline must be none or mean");
-  t.reward_baseline = baseline == "mean" ? train::TrainOptions::RewardBaseline::kLeaveOneOutMean
-                                         : train::TrainOptions::RewardBaseline::kNone;
-  T2_ASSIGN_OR_RETURN(t.eval_every, Int32(flags, "eval-every", t.eval_every));
-  T2_ASSIGN_OR_RETURN(t.validation_size, Int32(flags, "validation-size", t.validation_size));
+  if (flags.work_dir.empty()) return Usage("--work-dir is required");
+  t.work_dir = flags.work_dir;
+  t.steps = flags.steps;
+  t.batch_size = flags.batch_size;
+  t.micro_batch_size = flags.micro_batch_size;
+  t.learning_rate = flags.lr;
+  t.max_grad_norm = flags.max_grad_norm;
+  t.kl_coef = flags.kl_coef;
+  // The flag's range says so too; this is for callers that fill TrainFlags themselves.
+  if (flags.seed < 0) return Usage("--seed must be >= 0");
+  t.seed = static_cast<uint64_t>(flags.seed);
+  t.temperature = static_cast<float>(flags.temperature);
+  if (flags.reward_baseline != "none" && flags.reward_baseline != "mean") {
+    return Usage("--reward-baseline must be none or mean");
+  }
+  t.reward_baseline = flags.reward_baseline == "mean"
+                          ? train::TrainOptions::RewardBaseline::kLeaveOneOutMean
+                          : train::TrainOptions::RewardBaseline::kNone;
+  t.eval_every = flags.eval_every;
+  t.validation_size = flags.validation_size;
   t.base_model = s.model_name;
   if (auto v = t.Validate(); !v.ok()) {
     // "train.batch_size must be >= 1" -> "--batch-size must be >= 1"

@@ -12,8 +12,8 @@
 #include "absl/strings/str_cat.h"
 #include "expert_cache.h"
 #include "t2/common/atomic_file.h"
+#include "t2/common/command_line.h"
 #include "t2/common/env.h"
-#include "t2/common/flags.h"
 #include "t2/common/log.h"
 #include "t2/metrics/service_metrics.h"
 #include "t2/rpc/security.h"
@@ -24,27 +24,80 @@
 
 namespace {
 
-constexpr const char* kUsage = R"(usage: t2-worker [options]
+struct Config {
+  std::string model = "default";
+  std::string listen = "127.0.0.1:50053";
+  std::string port_file;
+  std::string registry;  // empty: only the base model is served
+  // The worker's defaults for a shared server, where the library's suit one process.
+  t2::engine::GeneratorOptions generator{.max_batch_size = 8, .max_queue = 64, .max_context = 2048};
+  t2::engine::SvfOptions svf;
+  int64_t prefix_cache_mb = 64;
+  std::string expert_dir = (t2::T2Home() / "worker-experts").string();
+  int max_loaded_experts = 32;
+  double drain_seconds = 30;
+  t2::rpc::Security security;
+  t2::metrics::MetricsFlags metrics;
+};
 
-  --model SPEC            .gguf file, HF checkpoint folder, or "default" (default: default)
-  --listen HOST:PORT      address to serve on; port 0 picks a free one (default 127.0.0.1:50053)
-  --port-file FILE        write the bound HOST:PORT here once listening
-  --registry HOST:PORT    expert registry; without it only the base model is served
-  --device D, --dtype T   see t2 generate --help (default auto)
-  --threads N             CPU threads (default: one per core)
-  --max-batch-size N      sequences decoded together (default 8)
-  --max-queue N           waiting requests beyond this get RESOURCE_EXHAUSTED (default 64)
-  --max-context N         cap on prompt + max_new_tokens (default 2048; 0 = the model's)
-  --prefix-cache-mb N     keys/values of recent prompts kept so that a prompt beginning like
-                          one of them (a system prompt, the first pass's instructions) skips
-                          that part of its prefill (default 64; 0 = off)
-  --svf-targets T         matrices experts adapt: mlp | attn | all (default mlp)
-  --svf-mode M            auto | merged | factored (default auto)
-  --svf-cache-dir DIR     SVD cache folder (default: beside the model)
-  --expert-dir DIR        local copies of fetched experts (default $T2_HOME/worker-experts)
-  --max-loaded-experts N  adapters kept loaded (default 32)
-  --drain-seconds S       how long SIGTERM waits for running requests (default 30)
-)";
+void AddFlags(t2::CommandLine& command_line, Config& c) {
+  command_line.add_option("--model", c.model, ".gguf file, HF checkpoint folder, or \"default\"")
+      ->type_name("SPEC");
+  command_line.add_option("--listen", c.listen, "address to serve on; port 0 picks a free one")
+      ->type_name("HOST:PORT");
+  command_line
+      .add_option("--port-file", c.port_file, "write the bound HOST:PORT here once listening")
+      ->type_name("FILE");
+  command_line
+      .add_option("--registry", c.registry,
+                  "expert registry; without it only the base model is served")
+      ->type_name("HOST:PORT");
+  command_line.add_option("--device", c.generator.device,
+                          "cpu | cuda | cuda:N | auto (see t2 generate --help)");
+  command_line.add_option("--dtype", c.generator.dtype, "float32 | bfloat16 | float16 | auto");
+  command_line.add_option("--threads", c.generator.cpu_threads, "CPU threads (0: one per core)")
+      ->type_name("N")
+      ->transform(t2::IntIn(0, 1024));
+  command_line
+      .add_option("--max-batch-size", c.generator.max_batch_size, "sequences decoded together")
+      ->type_name("N")
+      ->transform(t2::IntIn(1, 4096));
+  command_line
+      .add_option("--max-queue", c.generator.max_queue,
+                  "waiting requests beyond this get RESOURCE_EXHAUSTED")
+      ->type_name("N")
+      ->transform(t2::IntIn(0, 1 << 20));
+  command_line
+      .add_option("--max-context", c.generator.max_context,
+                  "cap on prompt + max_new_tokens (0: the model's)")
+      ->type_name("N")
+      ->transform(t2::IntIn(0, int64_t{1} << 24));
+  command_line
+      .add_option(
+          "--prefix-cache-mb", c.prefix_cache_mb,
+          "keys/values of recent prompts kept so that a prompt beginning like one of them (a "
+          "system prompt, the first pass's instructions) skips that part of its prefill (0: off)")
+      ->type_name("MB")
+      ->transform(t2::IntIn(0, int64_t{1} << 20));
+  command_line.add_option("--svf-targets", c.svf.targets,
+                          "matrices experts adapt: mlp | attn | all");
+  command_line.add_option("--svf-mode", c.svf.mode, "how experts are applied")
+      ->transform(t2::OneOf({"auto", "merged", "factored"}));
+  command_line
+      .add_option("--svf-cache-dir", c.svf.cache_dir, "SVD cache folder (empty: beside the model)")
+      ->type_name("DIR");
+  command_line.add_option("--expert-dir", c.expert_dir, "local copies of fetched experts")
+      ->type_name("DIR");
+  command_line.add_option("--max-loaded-experts", c.max_loaded_experts, "adapters kept loaded")
+      ->type_name("N")
+      ->transform(t2::IntIn(1, 1 << 16));
+  command_line
+      .add_option("--drain-seconds", c.drain_seconds, "how long SIGTERM waits for running requests")
+      ->type_name("S")
+      ->transform(t2::NumberIn(0, 24 * 3600));
+  t2::rpc::AddSecurityFlags(command_line, c.security, /*server=*/true);
+  t2::metrics::AddMetricsFlags(command_line, c.metrics);
+}
 
 int Fail(const absl::Status& status) {
   std::cerr << "t2-worker: " << status << "\n";
@@ -88,116 +141,75 @@ void RegisterBaseModel(const std::shared_ptr<grpc::Channel>& channel, const t2::
   }
 }
 
-}  // namespace
+// Experts for this model can only be published once the registry knows it: SERVING waits for
+// the registration (a registry that is down delays it at most 10 s, then it goes on retrying
+// in the background). No thread without a registry.
+std::thread RegisterWhileStarting(const std::shared_ptr<grpc::Channel>& registry,
+                                  const t2::engine::Generator& generator,
+                                  const std::string& model_name,
+                                  const std::atomic<bool>& stopping) {
+  if (!registry) return {};
+  auto registered = std::make_shared<std::promise<void>>();
+  auto done = registered->get_future();
+  std::thread registrar([&generator, &stopping, registry, model_name, registered] {
+    RegisterBaseModel(registry, generator, model_name, stopping);
+    registered->set_value();
+  });
+  done.wait_for(std::chrono::seconds(10));
+  return registrar;
+}
 
-int main(int argc, char** argv) {
-  t2::rpc::BlockShutdownSignals();
-  std::vector<std::string> args(argv + 1, argv + argc);
-  t2::FlagSpec spec{.value_flags = {"model", "listen", "port-file", "metrics-listen", "metrics-port-file",
-                                    "registry", "device", "dtype", "threads",
-                                    "max-batch-size", "max-queue", "max-context", "prefix-cache-mb", "svf-targets",
-                                    "svf-mode", "svf-cache-dir", "expert-dir", "max-loaded-experts", "drain-seconds"},
-                    .bool_flags = {"help"}};
-  t2::rpc::AddServerSecurityFlags(spec);
-  auto flags = t2::Flags::Parse(args, spec);
-  if (!flags.ok()) {
-    std::cerr << "t2-worker: " << flags.status().message() << "\n"
-              << kUsage << t2::rpc::kServerSecurityUsage << t2::metrics::kMetricsFlagsUsage;
-    return 2;
-  }
-  if (flags->Has("help")) {
-    std::cout << kUsage << t2::rpc::kServerSecurityUsage << t2::metrics::kMetricsFlagsUsage;
-    return 0;
-  }
-  // The worker serves with this and calls the registry with it (its certificate, or token).
-  auto security = t2::rpc::SecurityFromFlags(*flags, /*server=*/true);
-  if (!security.ok()) return Fail(security.status());
-  const std::string listen = flags->Get("listen", "127.0.0.1:50053");
-  auto server_credentials = t2::rpc::MakeServerCredentials(*security, listen);
-  if (!server_credentials.ok()) return Fail(server_credentials.status());
-  auto channel_credentials = t2::rpc::MakeChannelCredentials(*security);
-  if (!channel_credentials.ok()) return Fail(channel_credentials.status());
-  auto model_path = t2::ResolveModelPath(flags->Get("model", "default"));
-  if (!model_path.ok()) return Fail(model_path.status());
+// Running and queued requests finish (up to `drain_seconds`); then streams whose requests have
+// finished write their last message and return.
+void Drain(t2::worker::WorkerService& service, t2::engine::Generator& generator,
+           grpc::Server& server, double drain_seconds) {
+  service.StartDraining();
+  const absl::Time drain_deadline = absl::Now() + absl::Seconds(drain_seconds);
+  generator.Drain(drain_deadline);
+  server.Shutdown(absl::ToChronoTime(drain_deadline + absl::Seconds(1)));
+  server.Wait();
+}
 
-  t2::engine::GeneratorOptions options;
-  options.model = *model_path;
-  options.device = flags->Get("device", "auto");
-  options.dtype = flags->Get("dtype", "auto");
-  t2::engine::SvfOptions svf;
-  svf.targets = flags->Get("svf-targets", "mlp");
-  svf.mode = flags->Get("svf-mode", "auto");
-  svf.cache_dir = flags->Get("svf-cache-dir", "");
-  options.svf = svf;
-  // Ranges checked here, before any narrowing: 4294967297 must not become 1.
-  for (auto [flag, field, fallback, min, max] :
-       {std::tuple{"threads", &options.cpu_threads, 0, 0, 1024},
-        std::tuple{"max-batch-size", &options.max_batch_size, 8, 1, 4096},
-        std::tuple{"max-queue", &options.max_queue, 64, 0, 1 << 20}}) {
-    auto v = flags->GetInt(flag, fallback, min, max);
-    if (!v.ok()) return Fail(v.status());
-    *field = static_cast<int32_t>(*v);
-  }
-  auto max_context = flags->GetInt("max-context", 2048, 0, int64_t{1} << 24);
-  auto max_loaded = flags->GetInt("max-loaded-experts", 32, 1, 1 << 16);
-  auto drain_seconds = flags->GetDouble("drain-seconds", 30, 0, 24 * 3600);
-  auto prefix_cache_mb = flags->GetInt("prefix-cache-mb", 64, 0, int64_t{1} << 20);
-  for (const auto* s : {&max_context.status(), &max_loaded.status(), &drain_seconds.status(),
-                        &prefix_cache_mb.status()}) {
-    if (!s->ok()) return Fail(*s);
-  }
-  options.max_context = *max_context;
-  options.prefix_cache_bytes = *prefix_cache_mb << 20;
-  if (auto s = options.Validate(); !s.ok()) return Fail(s);
-
+// Listens, loads the model, serves until SIGTERM/SIGINT, drains. The exit code.
+int Serve(const Config& config, const t2::engine::GeneratorOptions& options,
+          const std::shared_ptr<grpc::ServerCredentials>& server_credentials,
+          const std::shared_ptr<grpc::ChannelCredentials>& channel_credentials) {
   // Listen before loading: health answers NOT_SERVING and calls UNAVAILABLE meanwhile.
-  auto metrics = t2::metrics::StartServiceMetrics(flags->Get("metrics-listen", ""), flags->Get("metrics-port-file", ""));
+  auto metrics = t2::metrics::StartServiceMetrics(config.metrics);
   if (!metrics.ok()) return Fail(metrics.status());
   t2::worker::WorkerService service;
-  auto server = t2::rpc::StartServer({.address = listen,
+  auto server = t2::rpc::StartServer({.address = config.listen,
                                       .health_services = {t2::v1::Worker::service_full_name()},
                                       .metrics = metrics->registry.get(),
-                                      .credentials = *server_credentials,
-                                      .health_address = flags->Get("health-listen", "")},
+                                      .credentials = server_credentials,
+                                      .health_address = config.security.health_listen},
                                      {&service});
   if (!server.ok()) return Fail(server.status());
-  if (flags->Has("port-file")) {
-    auto s = t2::WriteFileAtomically(flags->Get("port-file", ""), server->address + "\n");
+  if (!config.port_file.empty()) {
+    auto s = t2::WriteFileAtomically(config.port_file, server->address + "\n");
     if (!s.ok()) return Fail(s);
   }
-  t2::LogInfo(absl::StrCat("t2-worker listening on ", server->address, ", loading ", model_path->string()));
+  t2::LogInfo(absl::StrCat("t2-worker listening on ", server->address, ", loading ",
+                           options.model.string()));
   auto generator = t2::engine::Generator::Create(options);
   if (!generator.ok()) return Fail(generator.status());
 
   std::shared_ptr<grpc::Channel> registry;
-  if (flags->Has("registry")) {
-    registry = grpc::CreateChannel(flags->Get("registry", ""), *channel_credentials);
-  }
-  std::filesystem::path expert_dir = flags->Get("expert-dir", (t2::T2Home() / "worker-experts").string());
-  t2::worker::ExpertCache experts(**generator, registry, expert_dir, static_cast<int>(*max_loaded));
+  if (!config.registry.empty())
+    registry = grpc::CreateChannel(config.registry, channel_credentials);
+  t2::worker::ExpertCache experts(**generator, registry, config.expert_dir,
+                                  config.max_loaded_experts);
   t2::worker::WorkerMetrics worker_metrics(*metrics->registry);
   experts.SetEvents(worker_metrics.CacheEvents());
   experts.StartWatch();
-  const std::string model_name = t2::ModelName(*model_path);
+  const std::string model_name = t2::ModelName(options.model);
   auto state = t2::worker::WorkerMetrics::StateCollector(
       **generator, experts,
       {model_name, (*generator)->base_fingerprint(), (*generator)->device_name(), (*generator)->dtype_name()});
   metrics->Add(state);
   service.Attach(**generator, experts, model_name, &worker_metrics);
   std::atomic<bool> stopping{false};
-  // Experts for this model can only be published once the registry knows it: SERVING waits
-  // for the registration (a registry that is down delays it at most 10 s, then it goes on
-  // retrying in the background).
-  std::thread registrar;
-  if (registry) {
-    auto registered = std::make_shared<std::promise<void>>();
-    auto done = registered->get_future();
-    registrar = std::thread([&, registered] {
-      RegisterBaseModel(registry, **generator, model_name, stopping);
-      registered->set_value();
-    });
-    done.wait_for(std::chrono::seconds(10));
-  }
+  std::thread registrar = RegisterWhileStarting(registry, **generator, model_name, stopping);
   server->SetServing(true);
   t2::LogInfo(absl::StrCat("t2-worker serving ", model_name, " on ", server->address, " (",
                            (*generator)->device_name(), ", ", (*generator)->dtype_name(), ")"));
@@ -206,14 +218,34 @@ int main(int argc, char** argv) {
   t2::LogInfo(absl::StrCat("t2-worker: signal ", signal, ", draining"));
   stopping = true;
   server->SetServing(false);
-  service.StartDraining();
-  const absl::Time drain_deadline = absl::Now() + absl::Seconds(*drain_seconds);
-  (*generator)->Drain(drain_deadline);
-  // Streams whose requests have finished write their last message and return.
-  server->server->Shutdown(absl::ToChronoTime(drain_deadline + absl::Seconds(1)));
-  server->server->Wait();
+  Drain(service, **generator, *server->server, config.drain_seconds);
   if (registrar.joinable()) registrar.join();
   metrics->endpoint.reset();  // no scrape may read the generator while it is destroyed
   t2::LogInfo("t2-worker stopped");
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  t2::rpc::BlockShutdownSignals();
+  t2::CommandLine command_line("t2-worker", "Serves one model over gRPC (t2.v1.Worker).");
+  Config config;
+  AddFlags(command_line, config);
+  if (auto exit_code = command_line.Parse(argc, argv)) return *exit_code;
+  // The worker serves with this and calls the registry with it (its certificate, or token).
+  if (auto s = t2::rpc::CheckSecurity(config.security, /*server=*/true); !s.ok()) return Fail(s);
+  auto server_credentials = t2::rpc::MakeServerCredentials(config.security, config.listen);
+  if (!server_credentials.ok()) return Fail(server_credentials.status());
+  auto channel_credentials = t2::rpc::MakeChannelCredentials(config.security);
+  if (!channel_credentials.ok()) return Fail(channel_credentials.status());
+  auto model_path = t2::ResolveModelPath(config.model);
+  if (!model_path.ok()) return Fail(model_path.status());
+
+  t2::engine::GeneratorOptions options = config.generator;
+  options.model = *model_path;
+  options.svf = config.svf;
+  options.prefix_cache_bytes = config.prefix_cache_mb << 20;
+  if (auto s = options.Validate(); !s.ok()) return Fail(s);
+  return Serve(config, options, *server_credentials, *channel_credentials);
 }

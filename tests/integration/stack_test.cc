@@ -23,6 +23,7 @@
 #include "t2/v1/dispatcher.grpc.pb.h"
 #include "t2/v1/registry.grpc.pb.h"
 #include "t2/v1/worker.grpc.pb.h"
+#include "testing/eventually.h"
 #include "testing/reference_data.h"
 
 namespace t2 {
@@ -279,7 +280,10 @@ TEST_F(StackTest, MovingAnAliasDuringAStreamDoesNotDisturbItAndTheNextRequestUse
   std::atomic<bool> streaming{false};
   Answer in_flight;
   std::thread client([&] { in_flight = Stream(*dispatcher_stub_, request, [&](const Answer&) { streaming = true; }); });
-  while (!streaming) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  if (!t2::testing::Eventually([&] { return streaming.load(); }, std::chrono::minutes(3))) {
+    client.join();  // the stream's own deadline bounds this
+    FAIL() << "the stream never answered: " << in_flight.status.error_message();
+  }
   Publish("hot", 2, expert_files_["v2"]);
   SetAlias("math", "hot", 2);
   client.join();

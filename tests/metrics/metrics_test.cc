@@ -134,7 +134,7 @@ TEST(ProcessCollector, FollowsTheHeapAndTheDescriptorsOfThisProcess) {
 }
 
 TEST(ServiceMetrics, EveryServiceServesItsProcessFigures) {
-  auto metrics = StartServiceMetrics("127.0.0.1:0", "");
+  auto metrics = StartServiceMetrics({.listen = "127.0.0.1:0"});
   ASSERT_TRUE(metrics.ok()) << metrics.status();
   const std::string text = Scrape(*metrics->endpoint);
   EXPECT_GT(Sample(text, "process_resident_memory_bytes"), 0) << text;

@@ -34,6 +34,7 @@
 #include "t2/store/expert_store.h"
 #include "t2/svf/decomposition.h"
 #include "t2/svf/expert.h"
+#include "testing/eventually.h"
 #include "testing/metric_sample.h"
 #include "testing/reference_data.h"
 #include "testing/scratch_dir.h"
@@ -240,11 +241,8 @@ TEST_F(ExpertCacheTest, RequestsForTheSameExpertShareOneFetch) {
   }
   ASSERT_TRUE(gate_->WaitForGetCalls("shared", 1));
   // The other two wait for that fetch (not for a lock, and not fetching themselves).
-  bool joined = false;
-  for (int i = 0; i < 300 && !joined; ++i) {
-    joined = cache->joined_loads() == 2;
-    if (!joined) std::this_thread::sleep_for(milliseconds(100));
-  }
+  const bool joined =
+      t2::testing::Eventually([&] { return cache->joined_loads() == 2; }, std::chrono::seconds(30));
   gate_->Release("shared");
   EXPECT_TRUE(joined) << cache->joined_loads() << " requests joined the load";
   for (auto& call : calls) {
@@ -326,8 +324,11 @@ TEST_F(ExpertCacheTest, AFailedLoadOfOtherBytesDoesNotFailTheRightRequest) {
   });
   ASSERT_TRUE(gate_->WaitForGetCalls("contested", 1));
   auto right = std::async(std::launch::async, [&] { return cache->Resolve(Spec("contested"), In(absl::Seconds(60))); });
-  std::this_thread::sleep_for(milliseconds(200));
+  // The right request waits for the wrong one's load before that load fails.
+  const bool joined =
+      t2::testing::Eventually([&] { return cache->joined_loads() == 1; }, std::chrono::seconds(30));
   gate_->Release("contested");
+  ASSERT_TRUE(joined) << cache->joined_loads() << " requests joined the load";
   auto refused = wrong.get();
   EXPECT_TRUE(absl::IsNotFound(refused.status())) << refused.status();
   auto loaded = right.get();

@@ -721,9 +721,16 @@ TEST_F(RegistryTest, StalledUploadsEndAndAFullDiskRefusesPublishes) {
 
 TEST_F(RegistryTest, OutOfRangeFlagsExitNamingTheFlag) {
   const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
-      {{"--transfer-idle-seconds", "0"}, "--transfer-idle-seconds must be in [1, 3600], got 0"},
-      {{"--min-free-disk-mb", "-1"}, "--min-free-disk-mb must be in [0, 1048576], got -1"},
-      {{"--max-message-bytes", "1024"}, "--max-message-bytes: 1024 is not in"},
+      {{"--transfer-idle-seconds", "0"},
+       "--transfer-idle-seconds: must be an integer in [1, 3600], got '0'"},
+      {{"--min-free-disk-mb", "-1"},
+       "--min-free-disk-mb: must be an integer in [0, 1048576], got '-1'"},
+      {{"--max-message-bytes", "1024"},
+       "--max-message-bytes: must be an integer in [1049600, 2147483647]"},
+      // Not taken and ignored: unknown flags, stray arguments, a flag given twice.
+      {{"--bogus"}, "not expected: --bogus"},
+      {{"stray"}, "not expected: stray"},
+      {{"--listen", "127.0.0.1:0", "--listen", "127.0.0.1:0"}, "--listen: At Most 1"},
       // A client flag the registry would otherwise take and ignore: it calls no service.
       {{"--token-file", "/dev/null"}, "--token-file: the registry calls no other service"},
   };

@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <string>
@@ -44,6 +45,18 @@ class ResumeTest : public ::testing::Test {
             "--batch-size", "4", "--micro-batch-size", "3", "--eval-every", "2", "--validation-size", "3",
             "--max-new-tokens", "6", "--temperature", "0.8", "--lr", "0.05", "--kl-coef", "0.1", "--threads", "1",
             "--reward-baseline", "mean"};
+  }
+
+  // `args` with `flag` set to `value`, replacing the value Args gave it: a flag given twice is
+  // a usage error.
+  static std::vector<std::string> With(std::vector<std::string> args, const std::string& flag,
+                                       const std::string& value) {
+    if (auto it = std::find(args.begin(), args.end(), flag); it != args.end()) {
+      *std::next(it) = value;
+    } else {
+      args.insert(args.end(), {flag, value});
+    }
+    return args;
   }
 
   // Runs to completion (exit 0 expected) or until killed; returns the wait status.
@@ -128,13 +141,12 @@ TEST_F(ResumeTest, KilledRunsEndWithTheSameExpert) {
 
 TEST_F(ResumeTest, OtherArgumentsGetTheirOwnRun) {
   const fs::path work = dir_.path() / "work";
-  std::vector<std::string> args = Args(work);
-  args.insert(args.end(), {"--steps", "1"});
+  std::vector<std::string> args = With(Args(work), "--steps", "1");
   ChildProcess first;
   ASSERT_TRUE(first.Start(args, dir_.path() / "log"));
   int status = first.Wait(std::chrono::seconds(300));
   ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << Log();
-  args.insert(args.end(), {"--seed", "5"});
+  args = With(args, "--seed", "5");
   ChildProcess second;
   ASSERT_TRUE(second.Start(args, dir_.path() / "log"));
   status = second.Wait(std::chrono::seconds(300));
@@ -149,13 +161,12 @@ TEST_F(ResumeTest, BadArgumentsExitTwoNamingTheFlag) {
        std::vector<std::tuple<std::string, std::string, std::string>>{
            {"--batch-size", "0", "--batch-size must be >= 1"},
            {"--lr", "-1", "--lr must be > 0"},
-           {"--kl-coef", "nan", "--kl-coef must be a number, got 'nan'"},
+           {"--kl-coef", "nan", "--kl-coef: must be a number in [-1e+300, 1e+300], got 'nan'"},
            {"--kl-coef", "-1", "--kl-coef must be >= 0"},
            {"--verifier", "fuzzy", "--verifier"},
            {"--task", "math", "exactly one of --task"},
        }) {
-    std::vector<std::string> args = Args(dir_.path() / "bad");
-    args.insert(args.end(), {flag, value});
+    const std::vector<std::string> args = With(Args(dir_.path() / "bad"), flag, value);
     ChildProcess child;
     ASSERT_TRUE(child.Start(args, dir_.path() / "bad.log"));
     const int status = child.Wait(std::chrono::seconds(60));

@@ -31,6 +31,23 @@ std::string ClassificationPrompt(std::string_view request) {
       AsAbsl(request), "\n\"\"\"");
 }
 
+namespace {
+
+// The index of the '}' that closes the '{' at `open`, or npos when the text ends first.
+size_t MatchingBrace(std::string_view text, size_t open) {
+  int depth = 0;
+  for (size_t i = open; i < text.size(); ++i) {
+    if (text[i] == '{') {
+      ++depth;
+    } else if (text[i] == '}') {
+      if (--depth == 0) return i;
+    }
+  }
+  return std::string_view::npos;
+}
+
+}  // namespace
+
 std::optional<std::string> LastBoxed(std::string_view text) {
   static constexpr std::string_view kMarker = "\\boxed";
   std::optional<std::string> last;
@@ -40,18 +57,7 @@ std::optional<std::string> LastBoxed(std::string_view text) {
     while (open < text.size() && (text[open] == ' ' || text[open] == '\t')) ++open;
     pos += kMarker.size();
     if (open >= text.size() || text[open] != '{') continue;
-    int depth = 0;
-    size_t close = std::string_view::npos;
-    for (size_t i = open; i < text.size(); ++i) {
-      if (text[i] == '{') {
-        ++depth;
-      } else if (text[i] == '}') {
-        if (--depth == 0) {
-          close = i;
-          break;
-        }
-      }
-    }
+    const size_t close = MatchingBrace(text, open);
     if (close == std::string_view::npos) break;  // unclosed: nothing later can close either
     last = std::string(text.substr(open + 1, close - open - 1));
     pos = close + 1;

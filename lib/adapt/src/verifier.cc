@@ -127,6 +127,71 @@ absl::StatusOr<VerifierKind> ParseVerifierKind(std::string_view name) {
                                                  "' is not one of exact, numeric, choice, regex, category"));
 }
 
+namespace {
+
+// What Verifier::Create keeps of `expected` for each kind, or the client error saying why
+// `expected` cannot serve that kind.
+
+absl::StatusOr<double> ExpectedNumber(std::string_view expected) {
+  std::optional<double> number = LastNumber(expected);
+  if (!number.has_value()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("expected answer '", AsAbsl(expected), "' has no number"));
+  }
+  return *number;
+}
+
+absl::StatusOr<char> ExpectedChoiceLetter(std::string_view expected) {
+  std::string_view t = Trim(expected);
+  if (t.size() == 3 && t.front() == '(' && t.back() == ')') t = t.substr(1, 1);
+  if (t.size() == 2 && (t.back() == '.' || t.back() == ')')) t = t.substr(0, 1);
+  std::optional<char> letter;
+  // A bare lower-case letter ("b", "(b)", "b.") is a fine way to write the expected
+  // choice, although a lower-case letter inside an answer is too ambiguous ("a") to count.
+  if (t.size() == 1 &&
+      IsChoice(static_cast<char>(std::toupper(static_cast<unsigned char>(t[0]))))) {
+    letter = static_cast<char>(std::toupper(static_cast<unsigned char>(t[0])));
+  } else {
+    letter = ChoiceLetter(t);
+  }
+  if (!letter.has_value()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("expected answer '", AsAbsl(expected), "' has no choice letter A-J"));
+  }
+  return *letter;
+}
+
+absl::StatusOr<std::string> ExpectedCategory(std::string_view expected) {
+  const std::string category = NormalizeCategory(expected);
+  if (category == kOtherCategory &&
+      absl::AsciiStrToLower(AsAbsl(Trim(expected))) != kOtherCategory) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("expected answer '", AsAbsl(expected),
+                     "' is not a category (code, math, reasoning, other)"));
+  }
+  return category;
+}
+
+absl::StatusOr<std::shared_ptr<const RE2>> CompileExpectedRegex(std::string_view expected) {
+  if (expected.size() > kMaxRegexPatternBytes) {
+    return absl::InvalidArgumentError(absl::StrCat("regular expression of ", expected.size(),
+                                                   " bytes exceeds the limit of ",
+                                                   kMaxRegexPatternBytes));
+  }
+  RE2::Options options;
+  options.set_log_errors(false);  // the error goes back to the client, not to our log
+  options.set_max_mem(kRegexMemoryBytes);
+  auto regex =
+      std::make_shared<const RE2>(re2::StringPiece(expected.data(), expected.size()), options);
+  if (!regex->ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("invalid regular expression '", AsAbsl(expected), "': ", regex->error()));
+  }
+  return regex;
+}
+
+}  // namespace
+
 absl::StatusOr<Verifier> Verifier::Create(VerifierKind kind, std::string_view expected) {
   Verifier v;
   v.kind_ = kind;
@@ -135,59 +200,19 @@ absl::StatusOr<Verifier> Verifier::Create(VerifierKind kind, std::string_view ex
       v.expected_text_ = std::string(Trim(expected));
       return v;
     case VerifierKind::kNumeric: {
-      std::optional<double> number = LastNumber(expected);
-      if (!number.has_value()) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("expected answer '", AsAbsl(expected), "' has no number"));
-      }
-      v.expected_number_ = *number;
+      T2_ASSIGN_OR_RETURN(v.expected_number_, ExpectedNumber(expected));
       return v;
     }
     case VerifierKind::kChoiceLetter: {
-      std::string_view t = Trim(expected);
-      if (t.size() == 3 && t.front() == '(' && t.back() == ')') t = t.substr(1, 1);
-      if (t.size() == 2 && (t.back() == '.' || t.back() == ')')) t = t.substr(0, 1);
-      std::optional<char> letter;
-      // A bare lower-case letter ("b", "(b)", "b.") is a fine way to write the expected
-      // choice, although a lower-case letter inside an answer is too ambiguous ("a") to count.
-      if (t.size() == 1 &&
-          IsChoice(static_cast<char>(std::toupper(static_cast<unsigned char>(t[0]))))) {
-        letter = static_cast<char>(std::toupper(static_cast<unsigned char>(t[0])));
-      } else {
-        letter = ChoiceLetter(t);
-      }
-      if (!letter.has_value()) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("expected answer '", AsAbsl(expected), "' has no choice letter A-J"));
-      }
-      v.expected_letter_ = *letter;
+      T2_ASSIGN_OR_RETURN(v.expected_letter_, ExpectedChoiceLetter(expected));
       return v;
     }
     case VerifierKind::kCategory: {
-      const std::string category = NormalizeCategory(expected);
-      if (category == kOtherCategory && absl::AsciiStrToLower(AsAbsl(Trim(expected))) != kOtherCategory) {
-        return absl::InvalidArgumentError(absl::StrCat("expected answer '", AsAbsl(expected),
-                                                       "' is not a category (code, math, reasoning, other)"));
-      }
-      v.expected_category_ = category;
+      T2_ASSIGN_OR_RETURN(v.expected_category_, ExpectedCategory(expected));
       return v;
     }
     case VerifierKind::kRegex: {
-      if (expected.size() > kMaxRegexPatternBytes) {
-        return absl::InvalidArgumentError(absl::StrCat("regular expression of ", expected.size(),
-                                                       " bytes exceeds the limit of ",
-                                                       kMaxRegexPatternBytes));
-      }
-      RE2::Options options;
-      options.set_log_errors(false);  // the error goes back to the client, not to our log
-      options.set_max_mem(kRegexMemoryBytes);
-      auto regex =
-          std::make_shared<const RE2>(re2::StringPiece(expected.data(), expected.size()), options);
-      if (!regex->ok()) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("invalid regular expression '", AsAbsl(expected), "': ", regex->error()));
-      }
-      v.regex_ = std::move(regex);
+      T2_ASSIGN_OR_RETURN(v.regex_, CompileExpectedRegex(expected));
       v.expected_text_ = std::string(expected);
       return v;
     }

@@ -640,32 +640,11 @@ int64_t SharedCompletionTokens(std::span<const std::vector<int32_t>> completions
   return shared;
 }
 
-absl::StatusOr<std::vector<CompletionScore>> Scheduler::RunScore(const ScoreRequest& request) {
-  // The prompt is prefilled once, and so is the beginning all completions share (the
-  // "\boxed{" of every label): that part's log-probability is the same for each. Its keys
-  // and values are then copied to one row per completion, and the completions' own tails
-  // run together. Label scoring costs one prefill, not one per label.
-  FaultPoint("scheduler.score");
-  const auto& completions = request.completions;
-  const int64_t total = static_cast<int64_t>(completions.size());
-  const int64_t shared = SharedCompletionTokens(completions);
-  std::vector<int32_t> context = request.prompt_ids;
-  context.insert(context.end(), completions[0].begin(), completions[0].begin() + shared);
+absl::StatusOr<Scheduler::ScoredContext> Scheduler::ScoreContext(
+    const ScoreRequest& request, const std::vector<int32_t>& context, int64_t shared,
+    model::KvCache& cache, const std::optional<model::RowAdapters>& first_row) {
   const int64_t prompt = static_cast<int64_t>(request.prompt_ids.size());
   const int64_t length = static_cast<int64_t>(context.size());
-  // The tails run without their last token, whose output nothing needs; a one-token tail's
-  // log-probability comes straight from the context's last logits.
-  int64_t longest = 0;
-  for (const auto& c : completions) {
-    if (!request.first_token_only) longest = std::max<int64_t>(longest, static_cast<int64_t>(c.size()) - shared - 1);
-  }
-  const int64_t chunk =
-      longest == 0 ? total : std::clamp<int64_t>(kScoreLogitBytes / (longest * vocab_ * 4), 1, config_.slots);
-  const int64_t rows_needed = longest == 0 ? 1 : std::min(chunk, total);
-  T2_ASSIGN_OR_RETURN(auto adapters, PrepareAdapters(std::vector<std::string>(rows_needed, request.adapter), /*one_pass=*/true));
-  T2_ASSIGN_OR_RETURN(model::KvCache cache, config_.model->NewCache(rows_needed, length + longest));
-  std::optional<model::RowAdapters> first_row;
-  if (adapters.has_value()) first_row = SliceAdapters(*adapters, 0, 1);
   model::KvCache context_row = cache.Slice(0, 1);
 
   // The prompt's beginning may be cached (the classification instructions are the same for
@@ -689,11 +668,48 @@ absl::StatusOr<std::vector<CompletionScore>> Scheduler::RunScore(const ScoreRequ
   for (int64_t j = 0; j < shared; ++j) {
     shared_logprob += LogProbability(std::span<const float>(at + j * vocab_, vocab_), context[prompt + j]);
   }
-  const std::vector<float> next(at + shared * vocab_, at + (shared + 1) * vocab_);
+  std::vector<float> next(at + shared * vocab_, at + (shared + 1) * vocab_);
   if (auto s = prefix_.Insert(*config_.model, request.adapter, context, cache, 0); !s.ok()) {
     LogWarning(absl::StrCat("prefix cache: prompt not kept: ", s.ToString()));
   }
   PublishPrefixStats();
+  return ScoredContext{.shared_logprob = shared_logprob, .next = std::move(next)};
+}
+
+absl::StatusOr<std::vector<CompletionScore>> Scheduler::RunScore(const ScoreRequest& request) {
+  // The prompt is prefilled once, and so is the beginning all completions share (the
+  // "\boxed{" of every label): that part's log-probability is the same for each. Its keys
+  // and values are then copied to one row per completion, and the completions' own tails
+  // run together. Label scoring costs one prefill, not one per label.
+  FaultPoint("scheduler.score");
+  const auto& completions = request.completions;
+  const int64_t total = static_cast<int64_t>(completions.size());
+  const int64_t shared = SharedCompletionTokens(completions);
+  std::vector<int32_t> context = request.prompt_ids;
+  context.insert(context.end(), completions[0].begin(), completions[0].begin() + shared);
+  const int64_t length = static_cast<int64_t>(context.size());
+  // The tails run without their last token, whose output nothing needs; a one-token tail's
+  // log-probability comes straight from the context's last logits.
+  int64_t longest = 0;
+  for (const auto& c : completions) {
+    if (!request.first_token_only)
+      longest = std::max<int64_t>(longest, static_cast<int64_t>(c.size()) - shared - 1);
+  }
+  const int64_t chunk =
+      longest == 0
+          ? total
+          : std::clamp<int64_t>(kScoreLogitBytes / (longest * vocab_ * 4), 1, config_.slots);
+  const int64_t rows_needed = longest == 0 ? 1 : std::min(chunk, total);
+  T2_ASSIGN_OR_RETURN(
+      auto adapters,
+      PrepareAdapters(std::vector<std::string>(rows_needed, request.adapter), /*one_pass=*/true));
+  T2_ASSIGN_OR_RETURN(model::KvCache cache, config_.model->NewCache(rows_needed, length + longest));
+  std::optional<model::RowAdapters> first_row;
+  if (adapters.has_value()) first_row = SliceAdapters(*adapters, 0, 1);
+  T2_ASSIGN_OR_RETURN(ScoredContext scored,
+                      ScoreContext(request, context, shared, cache, first_row));
+  const double shared_logprob = scored.shared_logprob;
+  const std::vector<float>& next = scored.next;
   // For a second chunk of completions, row 0 gets the context back from this copy.
   model::KvCache context_copy;
   if (chunk < total) {
@@ -707,6 +723,19 @@ absl::StatusOr<std::vector<CompletionScore>> Scheduler::RunScore(const ScoreRequ
     out[i].logprob = shared_logprob + LogProbability(next, completions[i][shared]);
   }
   if (longest == 0) return out;
+  T2_RETURN_IF_ERROR(
+      ScoreTails(request, {.shared = shared, .longest = longest, .chunk = chunk, .context = length},
+                 cache, context_copy, adapters, out));
+  return out;
+}
+
+absl::Status Scheduler::ScoreTails(const ScoreRequest& request, const ScoreTailPlan& plan,
+                                   model::KvCache& cache, const model::KvCache& context_copy,
+                                   const std::optional<model::RowAdapters>& adapters,
+                                   std::vector<CompletionScore>& out) {
+  const auto& completions = request.completions;
+  const int64_t total = static_cast<int64_t>(completions.size());
+  const int64_t shared = plan.shared, longest = plan.longest, chunk = plan.chunk;
   for (int64_t first = 0; first < total; first += chunk) {
     const int64_t rows = std::min(chunk, total - first);
     for (int64_t b = 1; b < rows; ++b) cache.CopyRow(0, b);
@@ -734,9 +763,9 @@ absl::StatusOr<std::vector<CompletionScore>> Scheduler::RunScore(const ScoreRequ
       cache.ResetRow(b);
     }
     // Row 0 must hold the context again for the next chunk.
-    if (first + chunk < total) cache.CopyPrefixFrom(context_copy, 0, 0, length);
+    if (first + chunk < total) cache.CopyPrefixFrom(context_copy, 0, 0, plan.context);
   }
-  return out;
+  return absl::OkStatus();
 }
 
 }  // namespace t2::engine

@@ -105,6 +105,29 @@ class Scheduler {
   void Finish(Sequence& seq, absl::StatusOr<FinishReason> reason);
   void RemoveFinished();
   absl::StatusOr<std::vector<CompletionScore>> RunScore(const ScoreRequest& request);
+  // RunScore's context: the prompt (its cached beginning reused) and the completions' `shared`
+  // beginning, prefilled into row 0 of `cache`. The shared tokens' log-probability, and the
+  // distribution of each completion's first own token.
+  struct ScoredContext {
+    double shared_logprob = 0;
+    std::vector<float> next;
+  };
+  absl::StatusOr<ScoredContext> ScoreContext(const ScoreRequest& request,
+                                             const std::vector<int32_t>& context, int64_t shared,
+                                             model::KvCache& cache,
+                                             const std::optional<model::RowAdapters>& first_row);
+  // How RunScore runs the completions' own tails: after `shared` tokens common to all, at most
+  // `longest` more, `chunk` completions at a time, each row starting from a `context`-token
+  // prefix.
+  struct ScoreTailPlan {
+    int64_t shared = 0, longest = 0, chunk = 1, context = 0;
+  };
+  // Adds each completion's tail to its log-probability in `out`. Row 0 of `cache` holds the
+  // context (restored from `context_copy` between chunks).
+  absl::Status ScoreTails(const ScoreRequest& request, const ScoreTailPlan& plan,
+                          model::KvCache& cache, const model::KvCache& context_copy,
+                          const std::optional<model::RowAdapters>& adapters,
+                          std::vector<CompletionScore>& out);
   // Runs a waiting Score (unless its caller gave up) and hands its caller the result. Model
   // lock held.
   void RunScoreJob(ScoreJob& job);

@@ -214,6 +214,46 @@ void DequantQ6_K(const uint8_t* src, float* dst, int64_t nb) {
   }
 }
 
+// Dispatches `count` blocks of `type` (already checked against the buffers' sizes) to the
+// routine for that type.
+void DequantBlocks(GgmlType type, const uint8_t* s, float* d, int64_t count) {
+  switch (type) {
+    case GgmlType::kF32:
+      DequantF32(s, d, count);
+      break;
+    case GgmlType::kF16:
+      DequantF16(s, d, count);
+      break;
+    case GgmlType::kBF16:
+      DequantBF16(s, d, count);
+      break;
+    case GgmlType::kQ4_0:
+      DequantQ4_0(s, d, count);
+      break;
+    case GgmlType::kQ4_1:
+      DequantQ4_1(s, d, count);
+      break;
+    case GgmlType::kQ5_0:
+      DequantQ5_0(s, d, count);
+      break;
+    case GgmlType::kQ5_1:
+      DequantQ5_1(s, d, count);
+      break;
+    case GgmlType::kQ8_0:
+      DequantQ8_0(s, d, count);
+      break;
+    case GgmlType::kQ4_K:
+      DequantQ4_K(s, d, count);
+      break;
+    case GgmlType::kQ5_K:
+      DequantQ5_K(s, d, count);
+      break;
+    case GgmlType::kQ6_K:
+      DequantQ6_K(s, d, count);
+      break;
+  }
+}
+
 }  // namespace
 
 float HalfToFloat(uint16_t h) {
@@ -289,44 +329,7 @@ absl::Status Dequantize(GgmlType type, std::span<const uint8_t> src, std::span<f
                                                    src.size()));
   }
   if (n == 0) return absl::OkStatus();
-  const uint8_t* s = src.data();
-  float* d = dst.data();
-  const auto count = static_cast<int64_t>(nb);
-  switch (type) {
-    case GgmlType::kF32:
-      DequantF32(s, d, count);
-      break;
-    case GgmlType::kF16:
-      DequantF16(s, d, count);
-      break;
-    case GgmlType::kBF16:
-      DequantBF16(s, d, count);
-      break;
-    case GgmlType::kQ4_0:
-      DequantQ4_0(s, d, count);
-      break;
-    case GgmlType::kQ4_1:
-      DequantQ4_1(s, d, count);
-      break;
-    case GgmlType::kQ5_0:
-      DequantQ5_0(s, d, count);
-      break;
-    case GgmlType::kQ5_1:
-      DequantQ5_1(s, d, count);
-      break;
-    case GgmlType::kQ8_0:
-      DequantQ8_0(s, d, count);
-      break;
-    case GgmlType::kQ4_K:
-      DequantQ4_K(s, d, count);
-      break;
-    case GgmlType::kQ5_K:
-      DequantQ5_K(s, d, count);
-      break;
-    case GgmlType::kQ6_K:
-      DequantQ6_K(s, d, count);
-      break;
-  }
+  DequantBlocks(type, src.data(), dst.data(), static_cast<int64_t>(nb));
   return absl::OkStatus();
 }
 

@@ -142,7 +142,8 @@ struct ParsedFile {
   std::vector<SafetensorsTensor> tensors;
 };
 
-absl::StatusOr<ParsedFile> ParseFile(std::span<const uint8_t> bytes) {
+// The JSON header text after the 8-byte little-endian length; the data section follows it.
+absl::StatusOr<std::string_view> HeaderText(std::span<const uint8_t> bytes) {
   if (bytes.size() < 8) {
     return absl::DataLossError(
         absl::StrCat("file is ", bytes.size(), " bytes, too short for the 8-byte header length"));
@@ -158,8 +159,41 @@ absl::StatusOr<ParsedFile> ParseFile(std::span<const uint8_t> bytes) {
                                             " runs past the end of the file (", bytes.size(),
                                             " bytes): truncated?"));
   }
-  std::string_view header_text(reinterpret_cast<const char*>(bytes.data()) + 8, header_len);
-  std::span<const uint8_t> data = bytes.subspan(8 + header_len);
+  return std::string_view(reinterpret_cast<const char*>(bytes.data()) + 8, header_len);
+}
+
+// Sorts `entries` into offset order and checks that they tile the data section exactly: no
+// gaps, no overlaps, no trailing bytes (the Rust crate's rule; anything else hides data or
+// aliases it).
+absl::Status SortAndCheckTiling(std::vector<Entry>* entries, size_t data_size) {
+  std::sort(entries->begin(), entries->end(), [](const Entry& a, const Entry& b) {
+    return std::tie(a.begin, a.end, a.tensor.name) < std::tie(b.begin, b.end, b.tensor.name);
+  });
+  uint64_t covered = 0;
+  for (size_t i = 0; i < entries->size(); ++i) {
+    const Entry& e = (*entries)[i];
+    if (e.begin < covered) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("tensor ", Quoted(e.tensor.name), ": data_offsets [", e.begin, ",", e.end,
+                       "] overlap tensor ", Quoted((*entries)[i - 1].tensor.name)));
+    }
+    if (e.begin > covered) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("tensor ", Quoted(e.tensor.name), ": data_offsets [", e.begin, ",", e.end,
+                       "] leave a gap of ", e.begin - covered, " bytes after offset ", covered));
+    }
+    covered = e.end;
+  }
+  if (covered != data_size) {
+    return absl::InvalidArgumentError(absl::StrCat("tensors cover ", covered, " of the ", data_size,
+                                                   " data bytes; the rest is unaccounted for"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ParsedFile> ParseFile(std::span<const uint8_t> bytes) {
+  T2_ASSIGN_OR_RETURN(std::string_view header_text, HeaderText(bytes));
+  std::span<const uint8_t> data = bytes.subspan(8 + header_text.size());
 
   T2_ASSIGN_OR_RETURN(json header, internal::ParseStrictJson(header_text, "header"));
   if (!header.is_object()) return absl::InvalidArgumentError("header is not a JSON object");
@@ -180,32 +214,7 @@ absl::StatusOr<ParsedFile> ParseFile(std::span<const uint8_t> bytes) {
     }
     entries.push_back(std::move(entry));
   }
-
-  // Tensors must tile the data section exactly, in offset order: no gaps, no overlaps, no
-  // trailing bytes (the Rust crate's rule; anything else hides data or aliases it).
-  std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
-    return std::tie(a.begin, a.end, a.tensor.name) < std::tie(b.begin, b.end, b.tensor.name);
-  });
-  uint64_t covered = 0;
-  for (size_t i = 0; i < entries.size(); ++i) {
-    const Entry& e = entries[i];
-    if (e.begin < covered) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("tensor ", Quoted(e.tensor.name), ": data_offsets [", e.begin, ",", e.end,
-                       "] overlap tensor ", Quoted(entries[i - 1].tensor.name)));
-    }
-    if (e.begin > covered) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("tensor ", Quoted(e.tensor.name), ": data_offsets [", e.begin, ",", e.end,
-                       "] leave a gap of ", e.begin - covered, " bytes after offset ", covered));
-    }
-    covered = e.end;
-  }
-  if (covered != data.size()) {
-    return absl::InvalidArgumentError(absl::StrCat("tensors cover ", covered, " of the ",
-                                                   data.size(),
-                                                   " data bytes; the rest is unaccounted for"));
-  }
+  T2_RETURN_IF_ERROR(SortAndCheckTiling(&entries, data.size()));
 
   parsed.tensors.reserve(entries.size());
   for (Entry& e : entries) {

@@ -6,7 +6,22 @@
 
 namespace t2::metrics {
 
-absl::StatusOr<ServiceMetrics> StartServiceMetrics(const std::string& listen, const std::string& port_file) {
+void AddMetricsFlags(CLI::App& app, MetricsFlags& flags) {
+  CLI::App* group = app.add_option_group("Metrics", "Prometheus metrics");
+  group
+      ->add_option("--metrics-listen", flags.listen,
+                   "serve Prometheus metrics at http://HOST:PORT/metrics (port 0: any free port; "
+                   "[HOST]:PORT for IPv6); without it nothing is served")
+      ->type_name("HOST:PORT");
+  group
+      ->add_option("--metrics-port-file", flags.port_file,
+                   "write the metrics endpoint's bound HOST:PORT here (atomically)")
+      ->type_name("FILE");
+}
+
+absl::StatusOr<ServiceMetrics> StartServiceMetrics(const MetricsFlags& flags) {
+  const std::string& listen = flags.listen;
+  const std::string& port_file = flags.port_file;
   ServiceMetrics metrics;
   if (listen.empty()) {
     if (!port_file.empty()) return absl::InvalidArgumentError("--metrics-port-file needs --metrics-listen");

@@ -84,16 +84,88 @@ absl::StatusOr<ModelConfig> ConfigFromGguf(const formats::GgufFile& file) {
   return c;
 }
 
-absl::StatusOr<ModelConfig> ConfigFromHfDir(const std::filesystem::path& dir) {
-  auto path = dir / "config.json";
+namespace {
+
+absl::StatusOr<nlohmann::json> ReadJsonObject(const std::filesystem::path& path) {
   std::ifstream in(path);
   if (!in) return absl::NotFoundError(absl::StrCat("config: cannot open ", path.string()));
   std::stringstream buffer;
   buffer << in.rdbuf();
   auto j = nlohmann::json::parse(buffer.str(), nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object()) {
-    return absl::InvalidArgumentError(absl::StrCat("config: ", path.string(), " is not a JSON object"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("config: ", path.string(), " is not a JSON object"));
   }
+  return j;
+}
+
+// An integer field of config.json; absent or null leaves `out` as it is unless `required`.
+absl::Status ConfigInt(const nlohmann::json& j, const char* field, int64_t* out, bool required) {
+  auto it = j.find(field);
+  if (it == j.end() || it->is_null()) {
+    return required ? absl::InvalidArgumentError(absl::StrCat("config: missing ", field))
+                    : absl::OkStatus();
+  }
+  if (!it->is_number_integer()) {
+    return absl::InvalidArgumentError(absl::StrCat("config: ", field, " must be an integer"));
+  }
+  *out = it->get<int64_t>();
+  return absl::OkStatus();
+}
+
+// An optional number field of config.json; absent or null leaves `out` as it is.
+absl::Status ConfigFloat(const nlohmann::json& j, const char* field, double* out) {
+  auto it = j.find(field);
+  if (it == j.end() || it->is_null()) return absl::OkStatus();
+  if (!it->is_number()) {
+    return absl::InvalidArgumentError(absl::StrCat("config: ", field, " must be a number"));
+  }
+  *out = it->get<double>();
+  return absl::OkStatus();
+}
+
+// The integer sizes; num_key_value_heads and head_dim default from the attention heads.
+absl::Status ReadHfSizes(const nlohmann::json& j, ModelConfig* c) {
+  T2_RETURN_IF_ERROR(ConfigInt(j, "vocab_size", &c->vocab_size, true));
+  T2_RETURN_IF_ERROR(ConfigInt(j, "hidden_size", &c->hidden_size, true));
+  T2_RETURN_IF_ERROR(ConfigInt(j, "intermediate_size", &c->intermediate_size, true));
+  T2_RETURN_IF_ERROR(ConfigInt(j, "num_hidden_layers", &c->num_hidden_layers, true));
+  T2_RETURN_IF_ERROR(ConfigInt(j, "num_attention_heads", &c->num_attention_heads, true));
+  c->num_key_value_heads = c->num_attention_heads;
+  T2_RETURN_IF_ERROR(ConfigInt(j, "num_key_value_heads", &c->num_key_value_heads, false));
+  c->head_dim = c->num_attention_heads > 0 ? c->hidden_size / c->num_attention_heads : 0;
+  T2_RETURN_IF_ERROR(ConfigInt(j, "head_dim", &c->head_dim, false));
+  T2_RETURN_IF_ERROR(ConfigInt(j, "max_position_embeddings", &c->max_position_embeddings, false));
+  return absl::OkStatus();
+}
+
+// Llama-3 RoPE scaling, under rope_scaling or (transformers 5) rope_parameters; other
+// non-default types are unsupported.
+absl::Status ReadHfRopeScaling(const nlohmann::json& j, Llama3RopeScaling* scaling) {
+  for (const char* field : {"rope_scaling", "rope_parameters"}) {
+    auto rs = j.find(field);
+    if (rs == j.end() || !rs->is_object()) continue;
+    std::string type = rs->value("rope_type", rs->value("type", ""));
+    if (type == "llama3") {
+      scaling->enabled = true;
+      scaling->factor = rs->value("factor", scaling->factor);
+      scaling->low_freq_factor = rs->value("low_freq_factor", scaling->low_freq_factor);
+      scaling->high_freq_factor = rs->value("high_freq_factor", scaling->high_freq_factor);
+      scaling->original_max_position_embeddings =
+          rs->value("original_max_position_embeddings", scaling->original_max_position_embeddings);
+    } else if (!type.empty() && type != "default") {
+      return absl::UnimplementedError(
+          absl::StrCat("config: ", field, " type '", type, "' is not supported"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<ModelConfig> ConfigFromHfDir(const std::filesystem::path& dir) {
+  auto path = dir / "config.json";
+  T2_ASSIGN_OR_RETURN(nlohmann::json j, ReadJsonObject(path));
   ModelConfig c;
   std::string model_type = j.value("model_type", "");
   if (model_type != "llama" && model_type != "mistral" && model_type != "qwen2") {
@@ -102,39 +174,9 @@ absl::StatusOr<ModelConfig> ConfigFromHfDir(const std::filesystem::path& dir) {
   }
   c.architecture = model_type;
   c.name = dir.filename().string();
-  auto get_int = [&](const char* field, int64_t& out, bool required) -> absl::Status {
-    auto it = j.find(field);
-    if (it == j.end() || it->is_null()) {
-      return required ? absl::InvalidArgumentError(absl::StrCat("config: missing ", field))
-                      : absl::OkStatus();
-    }
-    if (!it->is_number_integer()) {
-      return absl::InvalidArgumentError(absl::StrCat("config: ", field, " must be an integer"));
-    }
-    out = it->get<int64_t>();
-    return absl::OkStatus();
-  };
-  auto get_float = [&](const char* field, double& out) -> absl::Status {
-    auto it = j.find(field);
-    if (it == j.end() || it->is_null()) return absl::OkStatus();
-    if (!it->is_number()) {
-      return absl::InvalidArgumentError(absl::StrCat("config: ", field, " must be a number"));
-    }
-    out = it->get<double>();
-    return absl::OkStatus();
-  };
-  T2_RETURN_IF_ERROR(get_int("vocab_size", c.vocab_size, true));
-  T2_RETURN_IF_ERROR(get_int("hidden_size", c.hidden_size, true));
-  T2_RETURN_IF_ERROR(get_int("intermediate_size", c.intermediate_size, true));
-  T2_RETURN_IF_ERROR(get_int("num_hidden_layers", c.num_hidden_layers, true));
-  T2_RETURN_IF_ERROR(get_int("num_attention_heads", c.num_attention_heads, true));
-  c.num_key_value_heads = c.num_attention_heads;
-  T2_RETURN_IF_ERROR(get_int("num_key_value_heads", c.num_key_value_heads, false));
-  c.head_dim = c.num_attention_heads > 0 ? c.hidden_size / c.num_attention_heads : 0;
-  T2_RETURN_IF_ERROR(get_int("head_dim", c.head_dim, false));
-  T2_RETURN_IF_ERROR(get_int("max_position_embeddings", c.max_position_embeddings, false));
-  T2_RETURN_IF_ERROR(get_float("rms_norm_eps", c.rms_norm_eps));
-  T2_RETURN_IF_ERROR(get_float("rope_theta", c.rope_theta));
+  T2_RETURN_IF_ERROR(ReadHfSizes(j, &c));
+  T2_RETURN_IF_ERROR(ConfigFloat(j, "rms_norm_eps", &c.rms_norm_eps));
+  T2_RETURN_IF_ERROR(ConfigFloat(j, "rope_theta", &c.rope_theta));
   // transformers 5 may nest rope_theta under rope_parameters.
   if (auto rp = j.find("rope_parameters"); rp != j.end() && rp->is_object()) {
     if (auto th = rp->find("rope_theta"); th != rp->end() && th->is_number()) c.rope_theta = th->get<double>();
@@ -148,21 +190,7 @@ absl::StatusOr<ModelConfig> ConfigFromHfDir(const std::filesystem::path& dir) {
     c.sliding_window = sw->get<int64_t>();
   }
   c.attention_bias = model_type == "qwen2" ? true : j.value("attention_bias", false);
-  for (const char* field : {"rope_scaling", "rope_parameters"}) {
-    auto rs = j.find(field);
-    if (rs == j.end() || !rs->is_object()) continue;
-    std::string type = rs->value("rope_type", rs->value("type", ""));
-    if (type == "llama3") {
-      c.rope_scaling.enabled = true;
-      c.rope_scaling.factor = rs->value("factor", c.rope_scaling.factor);
-      c.rope_scaling.low_freq_factor = rs->value("low_freq_factor", c.rope_scaling.low_freq_factor);
-      c.rope_scaling.high_freq_factor = rs->value("high_freq_factor", c.rope_scaling.high_freq_factor);
-      c.rope_scaling.original_max_position_embeddings = rs->value(
-          "original_max_position_embeddings", c.rope_scaling.original_max_position_embeddings);
-    } else if (!type.empty() && type != "default") {
-      return absl::UnimplementedError(absl::StrCat("config: ", field, " type '", type, "' is not supported"));
-    }
-  }
+  T2_RETURN_IF_ERROR(ReadHfRopeScaling(j, &c.rope_scaling));
   T2_RETURN_IF_ERROR(c.Validate());
   return c;
 }

@@ -16,15 +16,49 @@
 
 namespace t2::rpc {
 
-void AddSecurityFlags(FlagSpec& spec) {
-  spec.value_flags.insert({"tls-cert", "tls-key", "tls-ca", "token-file"});
-  spec.bool_flags.insert("insecure-loopback");
-}
-
-void AddServerSecurityFlags(FlagSpec& spec) {
-  AddSecurityFlags(spec);
-  spec.value_flags.insert({"auth-file", "health-listen"});
-  spec.bool_flags.insert("require-client-cert");
+void AddSecurityFlags(CLI::App& app, Security& security, bool server) {
+  CLI::App* group = app.add_option_group(
+      "Transport security", server
+                                ? "one of --tls-cert/--tls-key or --insecure-loopback is required"
+                                : "one of --tls-ca/--tls-cert or --insecure-loopback is required");
+  group
+      ->add_option("--tls-cert", security.cert_file,
+                   server
+                       ? "this service's certificate chain (PEM), served to clients and shown to "
+                         "the services it calls; re-read when it changes"
+                       : "a client certificate (PEM), for servers that require mutual TLS")
+      ->type_name("FILE");
+  group->add_option("--tls-key", security.key_file, "the private key (PEM) of --tls-cert")
+      ->type_name("FILE");
+  group
+      ->add_option(
+          "--tls-ca", security.ca_file,
+          server ? "CA bundle (PEM) that the services it calls, and client certificates, must "
+                   "chain to (for the services it calls, default: the system's roots)"
+                 : "CA bundle (PEM) the server's certificate must chain to (default: the "
+                   "system's roots)")
+      ->type_name("FILE");
+  group
+      ->add_option("--token-file", security.token_file,
+                   server ? "bearer token sent to the services this one calls"
+                          : "the bearer token to send (a file, so it shows in no process list)")
+      ->type_name("FILE");
+  group->add_flag("--insecure-loopback", security.insecure_loopback,
+                  server ? "no TLS: serve and call plaintext, and accept only loopback peers"
+                         : "plaintext to a server on this machine (127.0.0.1, ::1, localhost)");
+  if (!server) return;
+  group->add_flag("--require-client-cert", security.require_client_cert,
+                  "refuse clients without a certificate from --tls-ca (mutual TLS)");
+  group
+      ->add_option("--auth-file", security.auth_file,
+                   "tokens and certificate names with their roles (README, Security); without "
+                   "it every caller may call everything")
+      ->type_name("FILE");
+  group
+      ->add_option("--health-listen", security.health_listen,
+                   "also answer grpc.health.v1 Check, and nothing else, in plaintext there "
+                   "(Kubernetes' gRPC probes cannot speak TLS)")
+      ->type_name("HOST:PORT");
 }
 
 namespace {
@@ -50,15 +84,7 @@ absl::StatusOr<std::string> ReadToken(const std::string& path) {
 
 }  // namespace
 
-absl::StatusOr<Security> SecurityFromFlags(const Flags& flags, bool server) {
-  Security s;
-  s.insecure_loopback = flags.Has("insecure-loopback");
-  s.cert_file = flags.Get("tls-cert", "");
-  s.key_file = flags.Get("tls-key", "");
-  s.ca_file = flags.Get("tls-ca", "");
-  s.require_client_cert = flags.Has("require-client-cert");
-  s.auth_file = flags.Get("auth-file", "");
-  s.token_file = flags.Get("token-file", "");
+absl::Status CheckSecurity(const Security& s, bool server) {
   const bool tls = !s.cert_file.empty() || !s.key_file.empty() || !s.ca_file.empty();
   if (s.insecure_loopback && (tls || s.require_client_cert)) {
     return absl::InvalidArgumentError("--insecure-loopback cannot be combined with --tls-* flags");
@@ -93,7 +119,7 @@ absl::StatusOr<Security> SecurityFromFlags(const Flags& flags, bool server) {
   if (!s.token_file.empty()) {
     if (auto token = ReadToken(s.token_file); !token.ok()) return token.status();
   }
-  return s;
+  return absl::OkStatus();
 }
 
 bool IsLoopbackAddress(const std::string& address) {
@@ -188,11 +214,11 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> MakeChannelCredentials
   return grpc::CompositeChannelCredentials(channel, grpc::AccessTokenCredentials(*token));
 }
 
-absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeClientChannel(const Flags& flags,
+absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeClientChannel(const Security& security,
                                                                  const std::string& target) {
-  auto security = SecurityFromFlags(flags, /*server=*/false);
-  if (!security.ok()) return security.status();
-  auto credentials = MakeChannelCredentials(*security);
+  if (absl::Status checked = CheckSecurity(security, /*server=*/false); !checked.ok())
+    return checked;
+  auto credentials = MakeChannelCredentials(security);
   if (!credentials.ok()) return credentials.status();
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(kMaxClientReceiveMessageBytes);

@@ -40,6 +40,28 @@ absl::Status AsPublishBlobError(const absl::Status& status, const fs::path& uplo
   }
 }
 
+// Checks the blob against the size and sha256 its header declares; returns the sha256.
+absl::StatusOr<std::string> SealAsDeclared(const PublishHeader& header, StagedBlob& blob) {
+  if (blob.size() != header.size_bytes) {
+    return absl::InvalidArgumentError(absl::StrCat("publish.header.size_bytes: declared ",
+                                                   header.size_bytes, " bytes but the blob holds ",
+                                                   blob.size()));
+  }
+  T2_ASSIGN_OR_RETURN(std::string sha256, BlobAccess::Seal(blob));
+  if (sha256 != header.sha256) {
+    return absl::InvalidArgumentError(absl::StrCat("publish.header.sha256: declared ",
+                                                   header.sha256, " but the blob's is ", sha256));
+  }
+  return sha256;
+}
+
+// Moves the sealed blob durably to its content address; the store then owns the file.
+absl::Status MoveToAddress(StagedBlob& blob, const fs::path& blobs_dir, const std::string& sha256) {
+  T2_RETURN_IF_ERROR(internal::DurableRename(blob.path(), internal::BlobPath(blobs_dir, sha256)));
+  BlobAccess::Release(blob);
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<StagedBlob> ExpertStore::StageBlob() {
@@ -63,16 +85,7 @@ absl::StatusOr<StagedBlob> ExpertStore::StageFile(const fs::path& path) {
 
 absl::StatusOr<ExpertInfo> ExpertStore::Publish(const PublishHeader& header, StagedBlob blob) {
   T2_RETURN_IF_ERROR(CheckPublishHeader(header, impl_->options.max_blob_bytes));
-  if (blob.size() != header.size_bytes) {
-    return absl::InvalidArgumentError(absl::StrCat("publish.header.size_bytes: declared ",
-                                                   header.size_bytes, " bytes but the blob holds ",
-                                                   blob.size()));
-  }
-  T2_ASSIGN_OR_RETURN(std::string sha256, BlobAccess::Seal(blob));
-  if (sha256 != header.sha256) {
-    return absl::InvalidArgumentError(absl::StrCat("publish.header.sha256: declared ",
-                                                   header.sha256, " but the blob's is ", sha256));
-  }
+  T2_ASSIGN_OR_RETURN(std::string sha256, SealAsDeclared(header, blob));
   internal::CrashPoint("blob_written");
   std::optional<ExpertInfo> repeat;
   {
@@ -99,9 +112,7 @@ absl::StatusOr<ExpertInfo> ExpertStore::Publish(const PublishHeader& header, Sta
       // Our sealed bytes hash to the stored address, so putting them there is always right:
       // it repairs a damaged copy, and replaces an intact one (one a concurrent publish put
       // back meanwhile) with identical bytes. No hashing under the lock.
-      T2_RETURN_IF_ERROR(
-          internal::DurableRename(blob.path(), internal::BlobPath(impl_->blobs_dir, sha256)));
-      BlobAccess::Release(blob);
+      T2_RETURN_IF_ERROR(MoveToAddress(blob, impl_->blobs_dir, sha256));
       if (repairing) {
         LogWarning(absl::StrCat("registry: republishing ",
                                 VersionLabel(header.name, header.version),
@@ -114,35 +125,37 @@ absl::StatusOr<ExpertInfo> ExpertStore::Publish(const PublishHeader& header, Sta
     // The blob is durable at its address before any row points at it. Renaming over an
     // existing blob with the same address replaces it with identical bytes (and repairs a
     // damaged copy).
-    T2_RETURN_IF_ERROR(
-        internal::DurableRename(blob.path(), internal::BlobPath(impl_->blobs_dir, sha256)));
-    BlobAccess::Release(blob);
+    T2_RETURN_IF_ERROR(MoveToAddress(blob, impl_->blobs_dir, sha256));
     internal::CrashPoint("blob_renamed");
-
-    Database& db = *impl_->db;
-    T2_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db));
-    T2_ASSIGN_OR_RETURN(
-        Statement insert,
-        db.Prepare(
-            absl::StrCat("INSERT INTO experts (", kExpertColumns,
-                         ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 0, ?13)")));
-    insert.Bind(1, info->name).Bind(2, info->version).Bind(3, info->sha256);
-    insert.Bind(4, info->size_bytes).Bind(5, info->base_model).Bind(6, info->base_fingerprint);
-    insert.Bind(7, info->targets).Bind(8, info->normalization).Bind(9, info->task);
-    insert.Bind(10, info->metrics_json).Bind(11, info->created_at);
-    insert.Bind(12, info->published_unix_ms).Bind(13, info->published_by);
-    T2_RETURN_IF_ERROR(insert.Run());
-    T2_ASSIGN_OR_RETURN(sequence, impl_->AppendEvent(EventKind::kExpertPublished, info->name,
-                                                     info->version, "", info->published_unix_ms));
-    internal::CrashPoint("row_inserted");
-    T2_RETURN_IF_ERROR(txn.Commit());
-    internal::CrashPoint("committed");
+    T2_ASSIGN_OR_RETURN(sequence, impl_->InsertExpert(*info));
   }
   impl_->Published(sequence);
   LogInfo(absl::StrCat("registry: published ", VersionLabel(info->name, info->version), " (",
                        info->size_bytes, " bytes, sha256 ", info->sha256.substr(0, 12), ")",
                        info->published_by.empty() ? "" : absl::StrCat(" by ", info->published_by)));
   return *info;
+}
+
+absl::StatusOr<int64_t> ExpertStore::Impl::InsertExpert(const ExpertInfo& info) {
+  Database& database = *db;
+  T2_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(database));
+  T2_ASSIGN_OR_RETURN(Statement insert,
+                      database.Prepare(absl::StrCat(
+                          "INSERT INTO experts (", kExpertColumns,
+                          ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 0, ?13)")));
+  insert.Bind(1, info.name).Bind(2, info.version).Bind(3, info.sha256);
+  insert.Bind(4, info.size_bytes).Bind(5, info.base_model).Bind(6, info.base_fingerprint);
+  insert.Bind(7, info.targets).Bind(8, info.normalization).Bind(9, info.task);
+  insert.Bind(10, info.metrics_json).Bind(11, info.created_at);
+  insert.Bind(12, info.published_unix_ms).Bind(13, info.published_by);
+  T2_RETURN_IF_ERROR(insert.Run());
+  T2_ASSIGN_OR_RETURN(const int64_t sequence,
+                      AppendEvent(EventKind::kExpertPublished, info.name, info.version, "",
+                                  info.published_unix_ms));
+  internal::CrashPoint("row_inserted");
+  T2_RETURN_IF_ERROR(txn.Commit());
+  internal::CrashPoint("committed");
+  return sequence;
 }
 
 absl::StatusOr<ExpertInfo> ExpertStore::CheckExpertBlob(const PublishHeader& header,

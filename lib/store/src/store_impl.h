@@ -168,6 +168,10 @@ struct ExpertStore::Impl {
         .ok();
   }
 
+  // Publish's insert of a checked expert's row and its event, in one transaction; returns the
+  // event's sequence. The blob is already at its address. Defined in experts.cc.
+  absl::StatusOr<int64_t> InsertExpert(const ExpertInfo& info);
+
   // Same name+version: the stored info when the bytes are the same, else AlreadyExists.
   // nullopt when the version is new. Also refuses an expert name that is taken by an alias.
   absl::StatusOr<std::optional<ExpertInfo>> CheckPublishable(const PublishHeader& header) {

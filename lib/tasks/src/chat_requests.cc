@@ -12,6 +12,7 @@ namespace {
 
 using Template = std::function<std::string(Rng&)>;
 
+// A data table (one entry per template), which is why it is long.
 const std::vector<Template>& Templates() {
   static const std::vector<std::string> forms = {"a short poem", "a haiku", "a limerick", "a short story",
                                                  "a song verse", "a thank-you note", "a product description",

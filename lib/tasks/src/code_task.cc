@@ -30,6 +30,7 @@ int64_t FloorDiv(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) 
 
 using Template = std::function<Snippet(Rng&)>;
 
+// A data table (one entry per template), which is why it is long.
 const std::vector<Template>& Templates() {
   static const std::vector<Template> templates = {
       // One step: a literal, a variable, one operation.

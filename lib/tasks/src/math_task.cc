@@ -92,6 +92,7 @@ const std::vector<Template>& OneStepTemplates() {
   return templates;
 }
 
+// A data table (one entry per template), which is why it is long.
 const std::vector<Template>& TwoStepTemplates() {
   static const std::vector<Template> templates = {
       // add, then take away

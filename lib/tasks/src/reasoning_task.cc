@@ -54,6 +54,7 @@ Example Render(Rng& r, Question q, const std::string& id) {
 
 using Template = std::function<Question(Rng&)>;
 
+// A data table (one entry per template), which is why it is long.
 const std::vector<Template>& Templates() {
   static const std::vector<Template> templates = {
       // A > B > C (> D): who is the most / the least?

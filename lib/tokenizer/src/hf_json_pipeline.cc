@@ -137,26 +137,39 @@ absl::StatusOr<PreTokenizer> ByteLevelPreTokenizerFromJson(const json& tokenizer
   return pre;
 }
 
-absl::StatusOr<SpmConfig> SpmConfigFromJson(const json& tokenizer) {
-  SpmConfig config;
-  const auto normalizers = Steps(tokenizer.value("normalizer", json()), "normalizers");
-  for (size_t i = 0; i < normalizers.size(); ++i) {
-    const json& step = normalizers[i];
-    const std::string path = absl::StrCat("normalizer[", i, "]");
-    const std::string type = TypeOf(step);
-    SpmConfig::NormalizerStep n;
-    if (type == "Prepend") {
-      n.prepend = true;
-      T2_ASSIGN_OR_RETURN(n.content, JsonGet(step, "prepend", std::string(), path));
-    } else if (type == "Replace") {
-      T2_ASSIGN_OR_RETURN(n.pattern, Pattern(step, path, /*as_regex=*/false));
-      T2_ASSIGN_OR_RETURN(n.content, JsonGet(step, "content", std::string(), path));
-    } else {
-      return Unsupported(path, absl::StrCat("normalizer type \"", type, "\""));
-    }
-    config.normalizer.push_back(std::move(n));
-  }
+namespace {
 
+// Metaspace's prepend scheme: `prepend_scheme` when present, else the older
+// `add_prefix_space` flag ("never" when false), else "always".
+absl::StatusOr<std::string> PrependScheme(const json& step, std::string_view path) {
+  std::string scheme = "always";
+  if (step.contains("prepend_scheme")) {
+    T2_ASSIGN_OR_RETURN(scheme, JsonGet(step, "prepend_scheme", scheme, path));
+  } else {
+    T2_ASSIGN_OR_RETURN(bool add, JsonGet(step, "add_prefix_space", true, path));
+    if (!add) scheme = "never";
+  }
+  return scheme;
+}
+
+absl::StatusOr<SpmConfig::NormalizerStep> SpmNormalizerStep(const json& step,
+                                                            const std::string& path) {
+  const std::string type = TypeOf(step);
+  SpmConfig::NormalizerStep n;
+  if (type == "Prepend") {
+    n.prepend = true;
+    T2_ASSIGN_OR_RETURN(n.content, JsonGet(step, "prepend", std::string(), path));
+  } else if (type == "Replace") {
+    T2_ASSIGN_OR_RETURN(n.pattern, Pattern(step, path, /*as_regex=*/false));
+    T2_ASSIGN_OR_RETURN(n.content, JsonGet(step, "content", std::string(), path));
+  } else {
+    return Unsupported(path, absl::StrCat("normalizer type \"", type, "\""));
+  }
+  return n;
+}
+
+// At most one pre-tokenizer step, and only a Metaspace: it sets the config's metaspace fields.
+absl::Status ReadSpmPreTokenizer(const json& tokenizer, SpmConfig* config) {
   const auto pre = Steps(tokenizer.value("pre_tokenizer", json()), "pretokenizers");
   if (pre.size() > 1) return Unsupported("pre_tokenizer", "more than one step");
   for (const json& step : pre) {
@@ -164,62 +177,69 @@ absl::StatusOr<SpmConfig> SpmConfigFromJson(const json& tokenizer) {
     if (type != "Metaspace") {
       return Unsupported("pre_tokenizer", absl::StrCat("type \"", type, "\""));
     }
-    config.metaspace = true;
-    T2_ASSIGN_OR_RETURN(config.replacement,
+    config->metaspace = true;
+    T2_ASSIGN_OR_RETURN(config->replacement,
                         JsonGet(step, "replacement", std::string(kMetaspace), "pre_tokenizer"));
-    T2_ASSIGN_OR_RETURN(config.split, JsonGet(step, "split", true, "pre_tokenizer"));
-    std::string scheme = "always";
-    if (step.contains("prepend_scheme")) {
-      T2_ASSIGN_OR_RETURN(scheme, JsonGet(step, "prepend_scheme", scheme, "pre_tokenizer"));
-    } else {
-      T2_ASSIGN_OR_RETURN(bool add, JsonGet(step, "add_prefix_space", true, "pre_tokenizer"));
-      if (!add) scheme = "never";
-    }
+    T2_ASSIGN_OR_RETURN(config->split, JsonGet(step, "split", true, "pre_tokenizer"));
+    T2_ASSIGN_OR_RETURN(const std::string scheme, PrependScheme(step, "pre_tokenizer"));
     if (scheme == "always") {
-      config.prepend = SpmConfig::Prepend::kAlways;
+      config->prepend = SpmConfig::Prepend::kAlways;
     } else if (scheme == "first") {
-      config.prepend = SpmConfig::Prepend::kFirst;
+      config->prepend = SpmConfig::Prepend::kFirst;
     } else if (scheme == "never") {
-      config.prepend = SpmConfig::Prepend::kNever;
+      config->prepend = SpmConfig::Prepend::kNever;
     } else {
       return Unsupported("pre_tokenizer.prepend_scheme", scheme);
     }
   }
+  return absl::OkStatus();
+}
 
+absl::StatusOr<SpmConfig::DecoderStep> SpmDecoderStep(const json& step, const std::string& path) {
   using Kind = SpmConfig::DecoderStep::Kind;
+  const std::string type = TypeOf(step);
+  SpmConfig::DecoderStep d;
+  if (type == "Replace") {
+    d.kind = Kind::kReplace;
+    T2_ASSIGN_OR_RETURN(d.pattern, Pattern(step, path, /*as_regex=*/false));
+    T2_ASSIGN_OR_RETURN(d.content, JsonGet(step, "content", std::string(), path));
+  } else if (type == "ByteFallback") {
+    d.kind = Kind::kByteFallback;
+  } else if (type == "Fuse") {
+    d.kind = Kind::kFuse;
+  } else if (type == "Strip") {
+    d.kind = Kind::kStrip;
+    T2_ASSIGN_OR_RETURN(d.pattern, JsonGet(step, "content", std::string(" "), path));
+    T2_ASSIGN_OR_RETURN(d.start, JsonGet(step, "start", 0, path));
+    T2_ASSIGN_OR_RETURN(d.stop, JsonGet(step, "stop", 0, path));
+  } else if (type == "Metaspace") {
+    d.kind = Kind::kMetaspace;
+    T2_ASSIGN_OR_RETURN(d.pattern, JsonGet(step, "replacement", std::string(kMetaspace), path));
+    T2_ASSIGN_OR_RETURN(const std::string scheme, PrependScheme(step, path));
+    d.drop_first = scheme != "never";
+  } else {
+    return Unsupported(path, absl::StrCat("decoder type \"", type, "\""));
+  }
+  return d;
+}
+
+}  // namespace
+
+absl::StatusOr<SpmConfig> SpmConfigFromJson(const json& tokenizer) {
+  SpmConfig config;
+  const auto normalizers = Steps(tokenizer.value("normalizer", json()), "normalizers");
+  for (size_t i = 0; i < normalizers.size(); ++i) {
+    T2_ASSIGN_OR_RETURN(SpmConfig::NormalizerStep n,
+                        SpmNormalizerStep(normalizers[i], absl::StrCat("normalizer[", i, "]")));
+    config.normalizer.push_back(std::move(n));
+  }
+
+  T2_RETURN_IF_ERROR(ReadSpmPreTokenizer(tokenizer, &config));
+
   const auto decoders = Steps(tokenizer.value("decoder", json()), "decoders");
   for (size_t i = 0; i < decoders.size(); ++i) {
-    const json& step = decoders[i];
-    const std::string path = absl::StrCat("decoder[", i, "]");
-    const std::string type = TypeOf(step);
-    SpmConfig::DecoderStep d;
-    if (type == "Replace") {
-      d.kind = Kind::kReplace;
-      T2_ASSIGN_OR_RETURN(d.pattern, Pattern(step, path, /*as_regex=*/false));
-      T2_ASSIGN_OR_RETURN(d.content, JsonGet(step, "content", std::string(), path));
-    } else if (type == "ByteFallback") {
-      d.kind = Kind::kByteFallback;
-    } else if (type == "Fuse") {
-      d.kind = Kind::kFuse;
-    } else if (type == "Strip") {
-      d.kind = Kind::kStrip;
-      T2_ASSIGN_OR_RETURN(d.pattern, JsonGet(step, "content", std::string(" "), path));
-      T2_ASSIGN_OR_RETURN(d.start, JsonGet(step, "start", 0, path));
-      T2_ASSIGN_OR_RETURN(d.stop, JsonGet(step, "stop", 0, path));
-    } else if (type == "Metaspace") {
-      d.kind = Kind::kMetaspace;
-      T2_ASSIGN_OR_RETURN(d.pattern, JsonGet(step, "replacement", std::string(kMetaspace), path));
-      std::string scheme = "always";
-      if (step.contains("prepend_scheme")) {
-        T2_ASSIGN_OR_RETURN(scheme, JsonGet(step, "prepend_scheme", scheme, path));
-      } else {
-        T2_ASSIGN_OR_RETURN(bool add, JsonGet(step, "add_prefix_space", true, path));
-        if (!add) scheme = "never";
-      }
-      d.drop_first = scheme != "never";
-    } else {
-      return Unsupported(path, absl::StrCat("decoder type \"", type, "\""));
-    }
+    T2_ASSIGN_OR_RETURN(SpmConfig::DecoderStep d,
+                        SpmDecoderStep(decoders[i], absl::StrCat("decoder[", i, "]")));
     config.decoder.push_back(std::move(d));
   }
   return config;

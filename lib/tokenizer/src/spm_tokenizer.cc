@@ -41,6 +41,51 @@ std::string StripToken(std::string_view token, std::string_view c, int start, in
   return std::string(token);
 }
 
+// HF ByteFallback: each run of byte tokens becomes one string, or one U+FFFD per byte when
+// the run is not valid UTF-8; other tokens pass through.
+std::vector<std::string> DecodeByteTokens(std::vector<std::string> tokens) {
+  std::vector<std::string> next;
+  std::string run;
+  size_t run_len = 0;
+  auto flush = [&] {
+    if (run_len == 0) return;
+    if (IsValidUtf8(run)) {
+      next.push_back(run);
+    } else {
+      for (size_t i = 0; i < run_len; ++i) next.emplace_back(kReplacementChar);
+    }
+    run.clear();
+    run_len = 0;
+  };
+  for (auto& t : tokens) {
+    const int b = ByteTokenValue(t);
+    if (b >= 0) {
+      run.push_back(static_cast<char>(b));
+      ++run_len;
+    } else {
+      flush();
+      next.push_back(std::move(t));
+    }
+  }
+  flush();
+  return next;
+}
+
+// A Strip step after Fuse: the leading strip of the whole stream's text, continued across
+// calls through `state` (kStripDone, and the count stripped so far above kStripShift).
+void StripStreamStart(const SpmConfig::DecoderStep& step, std::string* text, uint32_t* state) {
+  if ((*state & kStripDone) || step.pattern.empty()) return;
+  std::string_view t = *text;
+  uint32_t stripped = *state >> kStripShift;
+  while (static_cast<int>(stripped) < step.start && t.starts_with(step.pattern)) {
+    t.remove_prefix(step.pattern.size());
+    ++stripped;
+  }
+  if (!t.empty() || static_cast<int>(stripped) >= step.start) *state |= kStripDone;
+  *state = (*state & ((1u << kStripShift) - 1)) | (stripped << kStripShift);
+  *text = std::string(t);
+}
+
 }  // namespace
 
 SpmConfig SpmConfig::Llama(bool add_space_prefix) {
@@ -159,34 +204,9 @@ std::string SpmTokenizer::RunDecoder(std::vector<std::string> tokens, uint32_t* 
       case Kind::kReplace:
         for (auto& t : tokens) t = ReplaceAll(t, step.pattern, step.content);
         break;
-      case Kind::kByteFallback: {
-        std::vector<std::string> next;
-        std::string run;
-        size_t run_len = 0;
-        auto flush = [&] {
-          if (run_len == 0) return;
-          if (IsValidUtf8(run)) {
-            next.push_back(run);
-          } else {
-            for (size_t i = 0; i < run_len; ++i) next.emplace_back(kReplacementChar);
-          }
-          run.clear();
-          run_len = 0;
-        };
-        for (auto& t : tokens) {
-          const int b = ByteTokenValue(t);
-          if (b >= 0) {
-            run.push_back(static_cast<char>(b));
-            ++run_len;
-          } else {
-            flush();
-            next.push_back(std::move(t));
-          }
-        }
-        flush();
-        tokens = std::move(next);
+      case Kind::kByteFallback:
+        tokens = DecodeByteTokens(std::move(tokens));
         break;
-      }
       case Kind::kFuse: {
         std::string all;
         for (const auto& t : tokens) all += t;
@@ -200,18 +220,7 @@ std::string SpmTokenizer::RunDecoder(std::vector<std::string> tokens, uint32_t* 
           for (auto& t : tokens) t = StripToken(t, step.pattern, step.start, step.stop);
           break;
         }
-        // Leading strip of the whole stream's text, continued across calls.
-        if (!(*state & kStripDone) && !step.pattern.empty()) {
-          std::string_view t = tokens[0];
-          uint32_t stripped = *state >> kStripShift;
-          while (static_cast<int>(stripped) < step.start && t.starts_with(step.pattern)) {
-            t.remove_prefix(step.pattern.size());
-            ++stripped;
-          }
-          if (!t.empty() || static_cast<int>(stripped) >= step.start) *state |= kStripDone;
-          *state = (*state & ((1u << kStripShift) - 1)) | (stripped << kStripShift);
-          tokens[0] = std::string(t);
-        }
+        StripStreamStart(step, &tokens[0], state);
         break;
       case Kind::kMetaspace:
         for (auto& t : tokens) {

@@ -107,6 +107,12 @@ class Run {
   absl::StatusOr<std::vector<Rollout>> Rollouts(int32_t step, const std::vector<size_t>& batch, int64_t& tokens);
   absl::StatusOr<std::vector<Rollout>> ChoiceRollouts(const std::vector<size_t>& batch, int64_t& tokens);
   absl::StatusOr<double> Validate();
+  // Step 0: the initial expert's validation accuracy is the bar to beat.
+  absl::StatusOr<StepReport> EvaluateInitialExpert();
+  // One REINFORCE step on `batch`: rollouts, rewards, gradients, the update. Fills `r`.
+  absl::Status TrainStep(int32_t step, const std::vector<size_t>& batch, StepReport& r);
+  // Every eval_every steps and at the last: validation, and the expert kept when it is the best.
+  absl::Status ValidateIfDue(int32_t step, StepReport& r);
   svf::ExpertMetadata Metadata(int32_t step, double validation_accuracy) const;
   absl::Status PublishCandidate();
 
@@ -257,26 +263,82 @@ absl::StatusOr<double> Run::Validate() {
   return r.accuracy;
 }
 
+absl::StatusOr<StepReport> Run::EvaluateInitialExpert() {
+  // The initial expert has z ≈ 0.525 everywhere, so W' ≈ W.
+  const auto start = std::chrono::steady_clock::now();
+  T2_RETURN_IF_ERROR(PublishCandidate());
+  T2_ASSIGN_OR_RETURN(double accuracy, Validate());
+  state_.best_validation_accuracy = accuracy;
+  state_.best_step = 0;
+  T2_RETURN_IF_ERROR(svf::WriteExpert(policy_->ToExpert(Metadata(0, accuracy)), expert_path_));
+  state_.data_order_json = order_.ToJson();
+  StepReport r{.step = 0, .steps = options_.steps, .validation_accuracy = accuracy};
+  r.eval_s = r.seconds = Since(start);
+  T2_RETURN_IF_ERROR(AppendMetrics(metrics_path_, r));
+  T2_RETURN_IF_ERROR(WriteCheckpoint(checkpoint_path_, *policy_, state_));
+  return r;
+}
+
+absl::Status Run::TrainStep(int32_t step, const std::vector<size_t>& batch, StepReport& r) {
+  auto phase = std::chrono::steady_clock::now();
+  T2_RETURN_IF_ERROR(PublishCandidate());
+  T2_ASSIGN_OR_RETURN(std::vector<Rollout> rollouts, Rollouts(step, batch, r.tokens));
+  r.rollout_s = Since(phase);
+  int64_t right = 0;
+  for (const Rollout& ro : rollouts) right += ro.reward > 0 ? 1 : 0;
+  r.train_accuracy = static_cast<double>(right) / static_cast<double>(rollouts.size());
+  r.reward_mean = 2 * r.train_accuracy - 1;
+  if (options_.reward_baseline == TrainOptions::RewardBaseline::kLeaveOneOutMean &&
+      rollouts.size() > 1) {
+    double sum = 0;
+    for (const Rollout& ro : rollouts) sum += ro.reward;
+    const double others = static_cast<double>(rollouts.size() - 1);
+    for (Rollout& ro : rollouts) ro.reward -= (sum - ro.reward) / others;
+  }
+
+  GradientReport g;
+  T2_RETURN_IF_ERROR(
+      engine::TrainingAccess::WithModel(generator_, [&](const engine::ModelAccess& access) {
+        T2_ASSIGN_OR_RETURN(g,
+                            policy_->ComputeGradients(access.model, access.decomposition, rollouts,
+                                                      options_.micro_batch_size, options_.kl_coef));
+        return absl::OkStatus();
+      }));
+  r.loss = g.loss;
+  r.kl = g.kl;
+  r.tokens += g.tokens;
+  r.compose_s = g.compose_s;
+  r.forward_s = g.forward_s;
+  r.backward_s = g.backward_s;
+  phase = std::chrono::steady_clock::now();
+  r.grad_norm = policy_->Step(options_.max_grad_norm);
+  r.update_s = Since(phase);
+  return absl::OkStatus();
+}
+
+absl::Status Run::ValidateIfDue(int32_t step, StepReport& r) {
+  if (step % options_.eval_every != 0 && step != options_.steps) return absl::OkStatus();
+  const auto phase = std::chrono::steady_clock::now();
+  T2_RETURN_IF_ERROR(PublishCandidate());
+  T2_ASSIGN_OR_RETURN(double accuracy, Validate());
+  r.validation_accuracy = accuracy;
+  if (accuracy > state_.best_validation_accuracy) {
+    state_.best_validation_accuracy = accuracy;
+    state_.best_step = step;
+    T2_RETURN_IF_ERROR(svf::WriteExpert(policy_->ToExpert(Metadata(step, accuracy)), expert_path_));
+  }
+  r.eval_s = Since(phase);
+  return absl::OkStatus();
+}
+
 absl::StatusOr<TrainResult> Run::Go(const std::function<void(const StepReport&)>& on_step) {
   const auto call_start = std::chrono::steady_clock::now();
   T2_RETURN_IF_ERROR(Setup());
   TrainResult result;
   result.resumed_from_step = resumed_ ? state_.step : 0;
   result.dataset_hash = dataset_hash_;
-
   if (!resumed_) {
-    // Step 0: the initial expert (z ≈ 0.525 everywhere, W' ≈ W) sets the bar to beat.
-    const auto start = std::chrono::steady_clock::now();
-    T2_RETURN_IF_ERROR(PublishCandidate());
-    T2_ASSIGN_OR_RETURN(double accuracy, Validate());
-    state_.best_validation_accuracy = accuracy;
-    state_.best_step = 0;
-    T2_RETURN_IF_ERROR(svf::WriteExpert(policy_->ToExpert(Metadata(0, accuracy)), expert_path_));
-    state_.data_order_json = order_.ToJson();
-    StepReport r{.step = 0, .steps = options_.steps, .validation_accuracy = accuracy};
-    r.eval_s = r.seconds = Since(start);
-    T2_RETURN_IF_ERROR(AppendMetrics(metrics_path_, r));
-    T2_RETURN_IF_ERROR(WriteCheckpoint(checkpoint_path_, *policy_, state_));
+    T2_ASSIGN_OR_RETURN(StepReport r, EvaluateInitialExpert());
     if (on_step) on_step(r);
   }
   const int32_t first_step = state_.step;
@@ -285,52 +347,9 @@ absl::StatusOr<TrainResult> Run::Go(const std::function<void(const StepReport&)>
     const int32_t step = state_.step + 1;
     const auto start = std::chrono::steady_clock::now();
     StepReport r{.step = step, .steps = options_.steps};
-    std::vector<size_t> batch = order_.Next(static_cast<size_t>(options_.batch_size));
-
-    auto phase = std::chrono::steady_clock::now();
-    T2_RETURN_IF_ERROR(PublishCandidate());
-    T2_ASSIGN_OR_RETURN(std::vector<Rollout> rollouts, Rollouts(step, batch, r.tokens));
-    r.rollout_s = Since(phase);
-    int64_t right = 0;
-    for (const Rollout& ro : rollouts) right += ro.reward > 0 ? 1 : 0;
-    r.train_accuracy = static_cast<double>(right) / static_cast<double>(rollouts.size());
-    r.reward_mean = 2 * r.train_accuracy - 1;
-    if (options_.reward_baseline == TrainOptions::RewardBaseline::kLeaveOneOutMean && rollouts.size() > 1) {
-      double sum = 0;
-      for (const Rollout& ro : rollouts) sum += ro.reward;
-      const double others = static_cast<double>(rollouts.size() - 1);
-      for (Rollout& ro : rollouts) ro.reward -= (sum - ro.reward) / others;
-    }
-
-    GradientReport g;
-    T2_RETURN_IF_ERROR(engine::TrainingAccess::WithModel(generator_, [&](const engine::ModelAccess& access) {
-      T2_ASSIGN_OR_RETURN(g, policy_->ComputeGradients(access.model, access.decomposition, rollouts,
-                                                       options_.micro_batch_size, options_.kl_coef));
-      return absl::OkStatus();
-    }));
-    r.loss = g.loss;
-    r.kl = g.kl;
-    r.tokens += g.tokens;
-    r.compose_s = g.compose_s;
-    r.forward_s = g.forward_s;
-    r.backward_s = g.backward_s;
-    phase = std::chrono::steady_clock::now();
-    r.grad_norm = policy_->Step(options_.max_grad_norm);
-    r.update_s = Since(phase);
+    T2_RETURN_IF_ERROR(TrainStep(step, order_.Next(static_cast<size_t>(options_.batch_size)), r));
     state_.step = step;
-
-    if (step % options_.eval_every == 0 || step == options_.steps) {
-      phase = std::chrono::steady_clock::now();
-      T2_RETURN_IF_ERROR(PublishCandidate());
-      T2_ASSIGN_OR_RETURN(double accuracy, Validate());
-      r.validation_accuracy = accuracy;
-      if (accuracy > state_.best_validation_accuracy) {
-        state_.best_validation_accuracy = accuracy;
-        state_.best_step = step;
-        T2_RETURN_IF_ERROR(svf::WriteExpert(policy_->ToExpert(Metadata(step, accuracy)), expert_path_));
-      }
-      r.eval_s = Since(phase);
-    }
+    T2_RETURN_IF_ERROR(ValidateIfDue(step, r));
     r.seconds = Since(start);
     r.tokens_per_s = r.seconds > 0 ? static_cast<double>(r.tokens) / r.seconds : 0;
     const double per_step = Since(loop_start) / static_cast<double>(step - first_step);

@@ -7,15 +7,20 @@
 
 #include "absl/status/statusor.h"
 #include "prometheus/registry.h"
+#include "t2/common/command_line.h"
 #include "t2/metrics/endpoint.h"
 #include "t2/metrics/process_collector.h"
 
 namespace t2::metrics {
 
-inline constexpr const char* kMetricsFlagsUsage =
-    "  --metrics-listen HOST:PORT  serve Prometheus metrics at http://HOST:PORT/metrics (port 0: any\n"
-    "                              free port; [HOST]:PORT for IPv6); without it nothing is served\n"
-    "  --metrics-port-file FILE    write the metrics endpoint's bound HOST:PORT here (atomically)\n";
+// Where a service serves its metrics: --metrics-listen and --metrics-port-file.
+struct MetricsFlags {
+  std::string listen;     // empty: nothing is served
+  std::string port_file;  // the endpoint's bound HOST:PORT is written here (atomically)
+};
+
+// Declares the two flags, in their own section of --help.
+void AddMetricsFlags(CLI::App& app, MetricsFlags& flags);
 
 struct ServiceMetrics {
   std::shared_ptr<prometheus::Registry> registry = std::make_shared<prometheus::Registry>();
@@ -29,8 +34,8 @@ struct ServiceMetrics {
   }
 };
 
-// `listen` empty: a registry that is recorded into but not served (a port file then is an
-// INVALID_ARGUMENT: it would never be written).
-absl::StatusOr<ServiceMetrics> StartServiceMetrics(const std::string& listen, const std::string& port_file);
+// `flags.listen` empty: a registry that is recorded into but not served (a port file then is
+// an INVALID_ARGUMENT: it would never be written).
+absl::StatusOr<ServiceMetrics> StartServiceMetrics(const MetricsFlags& flags);
 
 }  // namespace t2::metrics

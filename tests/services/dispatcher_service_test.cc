@@ -343,12 +343,15 @@ class DispatcherTest : public ::testing::Test {
         resolver);
     resolver_->StartWatch();
     ASSERT_TRUE(registry_.WaitForWatchers(1));
-    pool_ = std::make_unique<WorkerPool>(WorkerPool::Options{
-        .addresses = addresses, .dns_targets = {}, .probe_interval = 100ms, .probe_timeout = 500ms});
+    pool_ = std::make_unique<WorkerPool>(WorkerPool::Options{.addresses = addresses,
+                                                             .dns_targets = {},
+                                                             .probe_interval = 100ms,
+                                                             .probe_timeout = 500ms});
     pool_->ProbeNow();
     service_ = std::make_unique<DispatcherService>(
         *pool_, *resolver_,
-        DispatcherService::Options{.first_pass = {.generate_max_tokens = 16}, .adapt = adapt, .metrics = &metrics_});
+        DispatcherService::Options{
+            .first_pass = {.generate_max_tokens = 16}, .adapt = adapt, .metrics = &metrics_});
     server_ = Start(service_.get());
     stub_ = v1::Dispatcher::NewStub(
         grpc::CreateChannel(server_.address, t2::rpc::LoopbackChannelCredentials()));
@@ -1168,27 +1171,37 @@ TEST_F(DispatcherTest, MetricsCountStrategiesCategoriesConfidenceAndRetries) {
   EXPECT_EQ(Generate(unknown, &r).error_code(), grpc::StatusCode::NOT_FOUND);
 
   std::vector<prometheus::MetricFamily> families = metrics_registry_.Collect();
-  for (auto& f : DispatcherMetrics::StateCollector(*pool_, *resolver_)->Collect()) families.push_back(std::move(f));
-  EXPECT_EQ(MetricSample(families, "t2_dispatcher_requests_total", {{"strategy", "none"}, {"category", "none"}, {"code", "OK"}}), 3);
-  EXPECT_EQ(MetricSample(families, "t2_dispatcher_requests_total", {{"strategy", "prompt"}, {"category", "math"}, {"code", "OK"}}), 1);
-  EXPECT_EQ(MetricSample(families, "t2_dispatcher_requests_total", {{"strategy", "expert"}, {"code", "NotFound"}}), 1);
+  for (auto& f : DispatcherMetrics::StateCollector(*pool_, *resolver_)->Collect())
+    families.push_back(std::move(f));
+  EXPECT_EQ(MetricSample(families, "t2_dispatcher_requests_total",
+                         {{"strategy", "none"}, {"category", "none"}, {"code", "OK"}}),
+            3);
+  EXPECT_EQ(MetricSample(families, "t2_dispatcher_requests_total",
+                         {{"strategy", "prompt"}, {"category", "math"}, {"code", "OK"}}),
+            1);
+  EXPECT_EQ(MetricSample(families, "t2_dispatcher_requests_total",
+                         {{"strategy", "expert"}, {"code", "NotFound"}}),
+            1);
   // Label scoring: p(math) = 1 / (1 + 3 e^-3.5) among the four labels.
   const std::map<std::string, std::string> prompt = {{"strategy", "prompt"}};
   EXPECT_EQ(MetricSample(families, "t2_dispatcher_first_pass_confidence_ratio", prompt), 1);
-  EXPECT_NEAR(MetricSample(families, "t2_dispatcher_first_pass_confidence_ratio", prompt, /*sum=*/true),
-              1 / (1 + 3 * std::exp(-3.5)), 1e-9);
+  EXPECT_NEAR(
+      MetricSample(families, "t2_dispatcher_first_pass_confidence_ratio", prompt, /*sum=*/true),
+      1 / (1 + 3 * std::exp(-3.5)), 1e-9);
   EXPECT_EQ(MetricSample(families, "t2_dispatcher_first_pass_seconds", prompt), 1);
   EXPECT_EQ(MetricSample(families, "t2_dispatcher_first_pass_share_ratio", prompt), 1);
   EXPECT_EQ(MetricSample(families, "t2_dispatcher_first_pass_seconds", {{"strategy", "none"}}), 3);
   // Every call that reached the failing worker moved to the other one.
   EXPECT_GE(workers_[0]->GenerateCalls(), 1);
-  EXPECT_EQ(MetricSample(families, "t2_dispatcher_worker_retries_total"), workers_[0]->GenerateCalls());
+  EXPECT_EQ(MetricSample(families, "t2_dispatcher_worker_retries_total"),
+            workers_[0]->GenerateCalls());
   double workers = 0;
   for (const char* health : {"serving", "not_serving", "unknown"}) {
     workers += MetricSample(families, "t2_dispatcher_workers", {{"health", health}});
   }
   EXPECT_EQ(workers, 2);
-  EXPECT_GE(MetricSample(families, "t2_dispatcher_resolver_lookups_total", {{"result", "miss"}}), 1);
+  EXPECT_GE(MetricSample(families, "t2_dispatcher_resolver_lookups_total", {{"result", "miss"}}),
+            1);
 }
 
 // ---------------------------------------------------------------- workers by DNS

@@ -1,0 +1,36 @@
+// Command lines for every t2 binary and subcommand, on CLI11: each flag is declared once, with
+// the variable it sets, its default (shown by --help) and its help. Unknown flags, stray
+// arguments and a flag given twice are usage errors; --help prints the usage and exits 0.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace t2 {
+
+class CommandLine : public CLI::App {
+ public:
+  // `name` as the user types it ("t2-worker", "t2 generate"): it starts the usage and errors.
+  CommandLine(std::string name, std::string description);
+
+  // Parses `args` (without the program's or subcommand's name). nullopt: go on. Otherwise the
+  // exit code, after printing: 0 for --help (the usage, on stdout), 2 for a usage error (the
+  // message naming the flag, on stderr).
+  std::optional<int> Parse(const std::vector<std::string>& args);
+  std::optional<int> Parse(int argc, char** argv);
+};
+
+// Validators of the text given, run before CLI11 converts it, so that a value is refused rather
+// than wrapped ("4294967297" for an int32). Add them with ->transform(), not ->check(): IntIn
+// also rewrites the text as plain decimal, which CLI11 would otherwise read as octal ("010").
+//   --n: must be an integer in [0, 10], got '11'
+CLI::Validator IntIn(int64_t min, int64_t max);
+// A finite number in [min, max]: "nan" and "inf" are refused like any other non-number.
+CLI::Validator NumberIn(double min, double max);
+// One of `choices`: "--mode: must be one of auto|merged|factored, got 'x'".
+CLI::Validator OneOf(std::vector<std::string> choices);
+
+}  // namespace t2
