@@ -94,9 +94,14 @@ int main(int argc, char** argv) {
   for (int k = 0; k < 8; ++k) eight.push_back(absl::StrFormat("e%d", k));
   std::vector<std::pair<std::string, double>> rows;
   std::vector<int32_t> prompt;
-  for (const char* mode : {"auto", "merged"}) {
-    auto g = Generator::Create({.model = *path, .device = "cpu", .cpu_threads = threads,
-                                .svf = t2::engine::SvfOptions{.targets = "mlp", .cache_dir = dir, .mode = mode}});
+  for (const t2::engine::SvfMode mode :
+       {t2::engine::SvfMode::kAuto, t2::engine::SvfMode::kMerged}) {
+    auto g = Generator::Create(
+        {.model = *path,
+         .device = "cpu",
+         .cpu_threads = threads,
+         .svf = t2::engine::SvfOptions{
+             .targets = t2::svf::TargetSet::kMlp, .cache_dir = dir, .mode = mode}});
     if (!g.ok()) Die(g.status());
     for (int k = 0; k < 8; ++k) {
       if (auto s = (*g)->AddExpert(eight[k], dir / absl::StrFormat("e%d.safetensors", k)); !s.ok()) Die(s);
@@ -109,7 +114,7 @@ int main(int argc, char** argv) {
       prompt.assign(ids.begin(), ids.begin() + 16);
     }
     TimeGenerate(**g, Batch(prompt, eight, 2));  // warm-up
-    if (std::string(mode) == "auto") {
+    if (mode == t2::engine::SvfMode::kAuto) {
       rows.push_back({"base model, no expert", DecodeTokPerS(**g, prompt, std::vector<std::string>(8, ""), tokens)});
       rows.push_back({"one expert (merged once)", DecodeTokPerS(**g, prompt, one, tokens)});
       rows.push_back({"8 experts, factored", DecodeTokPerS(**g, prompt, eight, tokens)});

@@ -108,7 +108,7 @@ struct ConstantFlags {
   double value = 0;
   std::string out;
   std::string model = "default";
-  std::string targets = "mlp";
+  svf::TargetSet targets = svf::TargetSet::kMlp;
   std::string normalization = "nuclear";
   std::string task = "constant";
   std::string cache_dir;
@@ -120,8 +120,7 @@ struct ConstantFlags {
 int Constant(const ConstantFlags& flags) {
   if (flags.out.empty()) return Fail(absl::InvalidArgumentError("constant: --out is required"), 2);
   // The parsers' messages start with the field, which is the flag's name.
-  auto targets = svf::ParseTargetSet(flags.targets);
-  if (!targets.ok()) return Fail(absl::InvalidArgumentError(absl::StrCat("--", targets.status().message())), 2);
+  const svf::TargetSet targets = flags.targets;
   auto normalization = svf::ParseNormalization(flags.normalization);
   if (!normalization.ok()) {
     return Fail(absl::InvalidArgumentError(absl::StrCat("--", normalization.status().message())), 2);
@@ -153,7 +152,8 @@ int Constant(const ConstantFlags& flags) {
   }
   auto model = model::LlamaModel::Load(*model_path, load);
   if (!model.ok()) return Fail(model.status(), 1);
-  auto decomposition = svf::Decomposition::Build(**model, {.targets = *targets, .cache_dir = cache_dir});
+  auto decomposition =
+      svf::Decomposition::Build(**model, {.targets = targets, .cache_dir = cache_dir});
   if (!decomposition.ok()) return Fail(decomposition.status(), 1);
 
   svf::Expert expert =
@@ -166,7 +166,7 @@ int Constant(const ConstantFlags& flags) {
   int64_t parameters = 0;
   for (const auto& [name, z] : expert.z) parameters += z.numel();
   std::cout << absl::StrFormat("wrote %s: %s, %d vectors, %d parameters, z = %g (%s)\n",
-                               out.string(), AsAbsl(svf::TargetSetName(*targets)), expert.z.size(),
+                               out.string(), AsAbsl(svf::TargetSetName(targets)), expert.z.size(),
                                parameters, value, AsAbsl(svf::NormalizationName(*normalization)));
   return 0;
 }
@@ -210,9 +210,8 @@ int RunExpert(const std::vector<std::string>& args) {
       ->add_option("--model", flags.model,
                    ".gguf file, HF checkpoint folder, or the bundled default")
       ->type_name("PATH|default");
-  constant->add_option("--targets", flags.targets, "matrices the expert adapts")
-      ->type_name("SET")
-      ->transform(OneOf({"mlp", "attn", "all"}));
+  AddEnumOption(*constant, "--targets", flags.targets, svf::kTargetSets, svf::TargetSetName,
+                "matrices the expert adapts");
   constant
       ->add_option("--normalization", flags.normalization,
                    "with nuclear, any V gives back the base model")

@@ -38,7 +38,8 @@ struct GenerateFlags {
   int32_t threads = 0;
   std::string expert, mixture;
   bool allow_base_mismatch = false;
-  std::string svf_targets = "mlp", svf_cache_dir;
+  svf::TargetSet svf_targets = svf::TargetSet::kMlp;
+  std::string svf_cache_dir;
   std::string server, task, classify;
   double timeout = 300;
   rpc::Security security;
@@ -305,9 +306,9 @@ void AddSvfFlags(CommandLine& command_line, GenerateFlags& flags) {
   flags.local_only.push_back(
       svf->add_flag("--allow-base-mismatch", flags.allow_base_mismatch,
                     "accept experts made for another base model of the same shapes"));
-  flags.local_only.push_back(
-      svf->add_option("--svf-targets", flags.svf_targets, "matrices the decomposition covers")
-          ->transform(OneOf({"mlp", "attn", "all"})));
+  flags.local_only.push_back(AddEnumOption(*svf, "--svf-targets", flags.svf_targets,
+                                           svf::kTargetSets, svf::TargetSetName,
+                                           "matrices the decomposition covers"));
   flags.local_only.push_back(
       svf->add_option("--svf-cache-dir", flags.svf_cache_dir,
                       "where the SVD cache lives (default: beside the model)")

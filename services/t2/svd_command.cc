@@ -70,7 +70,7 @@ class ProgressBar {
 // `t2 svd`'s argument and flags.
 struct SvdFlags {
   std::string model_spec;
-  std::string targets = "mlp";
+  svf::TargetSet targets = svf::TargetSet::kMlp;
   std::string cache_dir;
   CLI::Option* cache_dir_flag = nullptr;
   bool verify = false;
@@ -83,9 +83,8 @@ void AddSvdFlags(CommandLine& command_line, SvdFlags& flags) {
       .add_option("model", flags.model_spec, "a .gguf file, an HF checkpoint folder or 'default'")
       ->type_name("MODEL")
       ->required();
-  command_line.add_option("--targets", flags.targets, "matrices to decompose")
-      ->type_name("SET")
-      ->transform(OneOf({"mlp", "attn", "all"}));
+  AddEnumOption(command_line, "--targets", flags.targets, svf::kTargetSets, svf::TargetSetName,
+                "matrices to decompose");
   flags.cache_dir_flag = command_line
                              .add_option("--cache-dir", flags.cache_dir,
                                          "where the cache lives (default: beside the model)")
@@ -182,9 +181,6 @@ int RunSvd(const std::vector<std::string>& args) {
   SvdFlags flags;
   AddSvdFlags(command_line, flags);
   if (auto exit_code = command_line.Parse(args)) return *exit_code;
-  auto targets = svf::ParseTargetSet(flags.targets);
-  if (!targets.ok())
-    return Fail(absl::InvalidArgumentError(absl::StrCat("--", targets.status().message())), 2);
   const model::LoadOptions load{.device = flags.device, .dtype = flags.dtype};
   // Validate's message starts with the field ("device: ..."), which is the flag's name.
   if (auto s = load.Validate(); !s.ok())
@@ -197,7 +193,7 @@ int RunSvd(const std::vector<std::string>& args) {
   auto cache_dir = CacheDir(flags, *model_path);
   if (!cache_dir.ok()) return Fail(cache_dir.status(), 2);
   return Decompose(*model_path, load,
-                   {.targets = *targets, .cache_dir = *cache_dir, .verify = flags.verify});
+                   {.targets = flags.targets, .cache_dir = *cache_dir, .verify = flags.verify});
 }
 
 }  // namespace t2::cli

@@ -170,7 +170,7 @@ absl::StatusOr<std::unique_ptr<engine::Generator>> LoadAndRegister(const TrainSe
   t2::v1::BaseModel base;
   base.set_fingerprint(generator->base_fingerprint());
   base.set_name(setup.model_name);
-  base.set_targets(setup.generator.svf->targets);
+  base.set_targets(std::string(svf::TargetSetName(setup.generator.svf->targets)));
   for (const auto& [matrix, rank] : generator->target_ranks()) (*base.mutable_target_ranks())[matrix] = rank;
   T2_RETURN_IF_ERROR(Annotate(registry.RegisterBaseModel(base).status(), "registering the base model"));
   return generator;
@@ -233,18 +233,31 @@ json RunMetrics(const TrainSetup& setup, const JobOptions& options, const train:
           {"dataset_hash", trained.dataset_hash},
           {"base_model", setup.model_name},
           {"base_fingerprint", base_fingerprint},
-          {"targets", setup.generator.svf->targets},
+          {"targets", std::string(svf::TargetSetName(setup.generator.svf->targets))},
           {"training",
-           {{"steps", trained.steps}, {"best_step", trained.best_step},
-            {"best_validation_accuracy", trained.best_validation_accuracy}, {"batch_size", t.batch_size},
-            {"learning_rate", t.learning_rate}, {"max_grad_norm", t.max_grad_norm}, {"kl_coef", t.kl_coef},
-            {"seed", t.seed}, {"temperature", t.temperature}, {"reward_baseline", baseline ? "mean" : "none"},
+           {{"steps", trained.steps},
+            {"best_step", trained.best_step},
+            {"best_validation_accuracy", trained.best_validation_accuracy},
+            {"batch_size", t.batch_size},
+            {"learning_rate", t.learning_rate},
+            {"max_grad_norm", t.max_grad_norm},
+            {"kl_coef", t.kl_coef},
+            {"seed", t.seed},
+            {"temperature", t.temperature},
+            {"reward_baseline", baseline ? "mean" : "none"},
             {"train_seconds", trained.train_seconds}}},
           {"gate",
-           {{"against", record.current}, {"n", gate.n}, {"candidate_accuracy", gate.candidate_accuracy},
-            {"current_accuracy", gate.current_accuracy}, {"candidate_only", gate.candidate_only},
-            {"current_only", gate.current_only}, {"p_value", gate.p_value}, {"test", "exact one-sided McNemar"},
-            {"min_gain", options.gate.min_gain}, {"max_p", options.gate.max_p}, {"publish", gate.publish}}}};
+           {{"against", record.current},
+            {"n", gate.n},
+            {"candidate_accuracy", gate.candidate_accuracy},
+            {"current_accuracy", gate.current_accuracy},
+            {"candidate_only", gate.candidate_only},
+            {"current_only", gate.current_only},
+            {"p_value", gate.p_value},
+            {"test", "exact one-sided McNemar"},
+            {"min_gain", options.gate.min_gain},
+            {"max_p", options.gate.max_p},
+            {"publish", gate.publish}}}};
 }
 
 }  // namespace

@@ -136,9 +136,8 @@ void AddTrainingFlags(CLI::App& app, TrainFlags& f) {
                    "(for models that are mostly wrong)")
       ->type_name("B")
       ->transform(OneOf({"none", "mean"}));
-  training->add_option("--targets", f.targets, "the matrices the expert adapts")
-      ->type_name("SET")
-      ->transform(OneOf({"mlp", "attn", "all"}));
+  AddEnumOption(*training, "--targets", f.targets, svf::kTargetSets, svf::TargetSetName,
+                "the matrices the expert adapts");
 }
 
 // "Engine": engine::GeneratorOptions.

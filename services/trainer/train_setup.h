@@ -46,7 +46,7 @@ struct TrainFlags {
   std::string reward_baseline = "none";
   int32_t eval_every = train::TrainOptions{}.eval_every;
   int32_t validation_size = train::TrainOptions{}.validation_size;
-  std::string targets = "mlp";
+  svf::TargetSet targets = svf::TargetSet::kMlp;
   // Engine.
   std::string device = "auto";
   std::string dtype = "auto";

@@ -79,10 +79,10 @@ void AddFlags(t2::CommandLine& command_line, Config& c) {
           "system prompt, the first pass's instructions) skips that part of its prefill (0: off)")
       ->type_name("MB")
       ->transform(t2::IntIn(0, int64_t{1} << 20));
-  command_line.add_option("--svf-targets", c.svf.targets,
-                          "matrices experts adapt: mlp | attn | all");
-  command_line.add_option("--svf-mode", c.svf.mode, "how experts are applied")
-      ->transform(t2::OneOf({"auto", "merged", "factored"}));
+  t2::AddEnumOption(command_line, "--svf-targets", c.svf.targets, t2::svf::kTargetSets,
+                    t2::svf::TargetSetName, "matrices experts adapt");
+  t2::AddEnumOption(command_line, "--svf-mode", c.svf.mode, t2::engine::kSvfModes,
+                    t2::engine::SvfModeName, "how experts are applied");
   command_line
       .add_option("--svf-cache-dir", c.svf.cache_dir, "SVD cache folder (empty: beside the model)")
       ->type_name("DIR");
@@ -115,7 +115,7 @@ void RegisterBaseModel(const std::shared_ptr<grpc::Channel>& channel, const t2::
   t2::v1::BaseModel model;
   model.set_fingerprint(generator.base_fingerprint());
   model.set_name(name);
-  model.set_targets(generator.options().svf->targets);
+  model.set_targets(std::string(t2::svf::TargetSetName(generator.options().svf->targets)));
   for (const auto& [matrix, rank] : generator.target_ranks()) (*model.mutable_target_ranks())[matrix] = rank;
   for (int attempt = 0; !stopping; ++attempt) {
     grpc::ClientContext context;

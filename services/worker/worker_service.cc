@@ -318,7 +318,8 @@ grpc::Status WorkerService::RunInfo(t2::v1::WorkerInfo* info) {
   const auto stats = generator_->scheduler_stats();
   info->set_model(model_name_);
   info->set_base_fingerprint(generator_->base_fingerprint());
-  info->set_svf_targets(options.svf.has_value() ? options.svf->targets : "");
+  info->set_svf_targets(
+      options.svf.has_value() ? std::string(svf::TargetSetName(options.svf->targets)) : "");
   info->set_device(generator_->device_name());
   info->set_dtype(generator_->dtype_name());
   info->set_context_tokens(generator_->context_limit());

@@ -34,14 +34,14 @@ class SvfGeneratorTest : public ::testing::Test {
     std::filesystem::remove_all(*dir_);
     std::filesystem::create_directories(*dir_);
     const auto model = t2::testing::DefaultModelPath();
-    auto make = [&](const char* mode) {
-      auto g = Generator::Create({.model = model, .device = "cpu",
-                                  .svf = SvfOptions{.targets = "mlp", .cache_dir = *dir_, .mode = mode}});
+    auto make = [&](SvfMode mode) {
+      auto g = Generator::Create(
+          {.model = model, .device = "cpu", .svf = SvfOptions{.cache_dir = *dir_, .mode = mode}});
       EXPECT_TRUE(g.ok()) << g.status();
       return g.ok() ? g->release() : nullptr;
     };
-    factored_ = make("factored");  // computes the decomposition and writes the cache
-    merged_ = make("merged");      // loads it
+    factored_ = make(SvfMode::kFactored);  // computes the decomposition and writes the cache
+    merged_ = make(SvfMode::kMerged);      // loads it
     ASSERT_NE(factored_, nullptr);
     ASSERT_NE(merged_, nullptr);
 
@@ -190,10 +190,11 @@ TEST_F(SvfGeneratorTest, MixtureOfOneExpertEqualsTheExpert) {
 // candidate mixture once, and composing its W' would cost several such forwards. The scores
 // equal the merged form's; a decode batch of that expert still merges it, once.
 TEST_F(SvfGeneratorTest, AutoModeScoresAnUncomposedExpertFactored) {
-  auto g = Generator::Create({.model = t2::testing::DefaultModelPath(), .device = "cpu",
-                              .svf = SvfOptions{.targets = "mlp", .cache_dir = *dir_}});
+  auto g = Generator::Create({.model = t2::testing::DefaultModelPath(),
+                              .device = "cpu",
+                              .svf = SvfOptions{.cache_dir = *dir_}});
   ASSERT_TRUE(g.ok()) << g.status();
-  ASSERT_EQ((*g)->options().svf->mode, "auto");
+  ASSERT_EQ((*g)->options().svf->mode, SvfMode::kAuto);
   ASSERT_TRUE((*g)->AddExpert("random1", *dir_ / "random1.safetensors").ok());
   ScoreRequest s;
   s.prompt_ids = Chat(**g, kQuestions[2], "").prompt_ids;
@@ -256,9 +257,11 @@ TEST_F(SvfGeneratorTest, AdapterOperationsDoNotWaitForTheRunningBatchToFinish) {
 // Cached prompt beginnings belong to the adapter they were computed with: another adapter
 // never reuses them, and replacing an expert under the same name drops them.
 TEST_F(SvfGeneratorTest, PrefixCacheIsKeptPerAdapterAndDroppedWhenTheExpertIsReplaced) {
-  auto made = Generator::Create({.model = t2::testing::DefaultModelPath(), .device = "cpu",
-                                 .prefix_cache_bytes = int64_t{64} << 20,
-                                 .svf = SvfOptions{.targets = "mlp", .cache_dir = *dir_, .mode = "factored"}});
+  auto made =
+      Generator::Create({.model = t2::testing::DefaultModelPath(),
+                         .device = "cpu",
+                         .prefix_cache_bytes = int64_t{64} << 20,
+                         .svf = SvfOptions{.cache_dir = *dir_, .mode = SvfMode::kFactored}});
   ASSERT_TRUE(made.ok()) << made.status();
   Generator& g = **made;
   ASSERT_TRUE(g.AddExpert("e", *dir_ / "random0.safetensors").ok());
@@ -318,10 +321,8 @@ TEST_F(SvfGeneratorTest, CallerErrorsNameTheAdapter) {
 }
 
 TEST(SvfGeneratorOptions, BadOptionsAndNoSvf) {
-  GeneratorOptions o{.model = "m.gguf", .svf = SvfOptions{.targets = "ffn"}};
-  EXPECT_THAT(o.Validate().message(), HasSubstr("svf.targets"));
-  o.svf = SvfOptions{.mode = "sometimes"};
-  EXPECT_THAT(o.Validate().message(), HasSubstr("svf.mode"));
+  // Targets and mode are enums: only what a type cannot rule out is left to Validate.
+  GeneratorOptions o{.model = "m.gguf"};
   o.svf = SvfOptions{.merged_cache_bytes = -1};
   EXPECT_THAT(o.Validate().message(), HasSubstr("svf.merged_cache_bytes"));
 }

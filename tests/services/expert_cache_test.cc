@@ -109,7 +109,9 @@ class ExpertCacheTest : public ::testing::Test {
     dir_ = new t2::testing::ScratchDir();
     const auto model = t2::testing::DefaultModelPath();
     auto generator = engine::Generator::Create(
-        {.model = model, .device = "cpu", .svf = engine::SvfOptions{.targets = "mlp", .cache_dir = dir_->path()}});
+        {.model = model,
+         .device = "cpu",
+         .svf = engine::SvfOptions{.targets = svf::TargetSet::kMlp, .cache_dir = dir_->path()}});
     ASSERT_TRUE(generator.ok()) << generator.status();
     generator_ = generator->release();
 

@@ -100,15 +100,15 @@ absl::StatusOr<std::unique_ptr<Generator>> Generator::Create(const GeneratorOpti
   impl->context_limit = c.sliding_window > 0 ? std::min(c.sliding_window, c.max_position_embeddings)
                                              : c.max_position_embeddings;
   if (options.max_context > 0) impl->context_limit = std::min(impl->context_limit, options.max_context);
-  impl->scheduler = std::make_unique<Scheduler>(
-      Scheduler::Config{.model = impl->model.get(),
-                        .tokenizer = impl->tokenizer.get(),
-                        .svf = impl->svf.get(),
-                        .model_lock = &impl->model_lock,
-                        .slots = options.max_batch_size,
-                        .max_queue = options.max_queue,
-                        .merged_only = options.svf.has_value() && options.svf->mode == "merged",
-                        .prefix_cache_bytes = options.prefix_cache_bytes});
+  impl->scheduler = std::make_unique<Scheduler>(Scheduler::Config{
+      .model = impl->model.get(),
+      .tokenizer = impl->tokenizer.get(),
+      .svf = impl->svf.get(),
+      .model_lock = &impl->model_lock,
+      .slots = options.max_batch_size,
+      .max_queue = options.max_queue,
+      .merged_only = options.svf.has_value() && options.svf->mode == SvfMode::kMerged,
+      .prefix_cache_bytes = options.prefix_cache_bytes});
   return std::unique_ptr<Generator>(new Generator(std::move(impl)));
 }
 

@@ -11,11 +11,19 @@
 
 namespace t2::engine {
 
-absl::Status SvfOptions::Validate() const {
-  if (auto t = svf::ParseTargetSet(targets); !t.ok()) return Annotate(t.status(), "svf.targets");
-  if (mode != "auto" && mode != "merged" && mode != "factored") {
-    return absl::InvalidArgumentError(absl::StrCat("svf.mode: '", mode, "' is not one of auto, merged, factored"));
+std::string_view SvfModeName(SvfMode mode) {
+  switch (mode) {
+    case SvfMode::kAuto:
+      return "auto";
+    case SvfMode::kMerged:
+      return "merged";
+    case SvfMode::kFactored:
+      return "factored";
   }
+  return "?";
+}
+
+absl::Status SvfOptions::Validate() const {
   if (merged_cache_bytes < 0) {
     return absl::InvalidArgumentError(absl::StrCat("svf.merged_cache_bytes must be >= 0, got ", merged_cache_bytes));
   }
@@ -25,7 +33,7 @@ absl::Status SvfOptions::Validate() const {
 absl::StatusOr<std::unique_ptr<SvfAdapters>> SvfAdapters::Create(model::LlamaModel& model, const SvfOptions& options,
                                                                  const std::filesystem::path& model_path) {
   T2_RETURN_IF_ERROR(options.Validate());
-  T2_ASSIGN_OR_RETURN(svf::TargetSet targets, svf::ParseTargetSet(options.targets));
+  const svf::TargetSet targets = options.targets;
   std::filesystem::path cache_dir = options.cache_dir;
   if (cache_dir.empty()) {
     cache_dir = std::filesystem::is_directory(model_path) ? model_path : model_path.parent_path();
@@ -171,8 +179,8 @@ bool SvfAdapters::RunFactored(const std::vector<std::string>& names, bool one_pa
     mixed = mixed || n != names.front();
     any = any || !n.empty();
   }
-  if (options_.mode == "factored") return any;
-  if (options_.mode == "merged") return false;
+  if (options_.mode == SvfMode::kFactored) return any;
+  if (options_.mode == SvfMode::kMerged) return false;
   if (mixed) return true;
   // auto, one expert (or none) for the whole batch: merged, composed once, pays off over the
   // decode steps that follow. A single forward (a Score: CEM scores every candidate mixture

@@ -137,7 +137,7 @@ absl::Status Run::Setup() {
     return absl::FailedPreconditionError("train: the generator was created without SVF");
   }
   dataset_hash_ = tasks::DatasetHash(task_);
-  targets_ = generator_.options().svf->targets;
+  targets_ = std::string(svf::TargetSetName(generator_.options().svf->targets));
   const std::string key = RunKey(options_, dataset_hash_, generator_.base_fingerprint(), targets_);
   run_dir_ = options_.work_dir / absl::StrCat(task_.name, "-", key.substr(0, 16));
   std::error_code ec;

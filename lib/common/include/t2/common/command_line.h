@@ -33,4 +33,21 @@ CLI::Validator NumberIn(double min, double max);
 // One of `choices`: "--mode: must be one of auto|merged|factored, got 'x'".
 CLI::Validator OneOf(std::vector<std::string> choices);
 
+// A flag choosing one of `values` of an enum by name (`name_of(value)`, as "mlp" for
+// svf::TargetSet::kMlp), bound to `value`, whose initial value is the default --help shows.
+template <typename Enum, typename Values, typename NameOf>
+CLI::Option* AddEnumOption(CLI::App& app, const std::string& flag, Enum& value,
+                           const Values& values, NameOf name_of, const std::string& help) {
+  std::vector<std::string> names;
+  for (Enum v : values) names.emplace_back(name_of(v));
+  auto set = [&value, values, name_of](const std::string& text) {
+    for (Enum v : values) {
+      if (name_of(v) == text) value = v;
+    }
+  };
+  return app.add_option_function<std::string>(flag, set, help)
+      ->transform(OneOf(names))
+      ->default_str(std::string(name_of(value)));
+}
+
 }  // namespace t2

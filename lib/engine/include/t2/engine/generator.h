@@ -26,21 +26,26 @@
 #include "absl/time/time.h"
 #include "t2/engine/sampling.h"
 #include "t2/model/config.h"
+#include "t2/svf/targets.h"
 #include "t2/tokenizer/tokenizer.h"
 
 namespace t2::engine {
 
 // SVF experts (Transformer²). With these set, the generator decomposes the model's target
 // matrices once (cached on disk) and requests may name an expert or mixture.
+// How a batch whose requests use different experts runs:
+//   factored: one batch, each row with its own z (no weight rebuild);
+//   merged:   one sub-batch per expert, W' written into the weights for each;
+//   auto:     merged when the whole batch shares one expert, else factored.
+// A request's result is the same either way (up to float rounding).
+enum class SvfMode { kAuto, kMerged, kFactored };
+inline constexpr SvfMode kSvfModes[] = {SvfMode::kAuto, SvfMode::kMerged, SvfMode::kFactored};
+std::string_view SvfModeName(SvfMode mode);  // "auto", "merged", "factored"
+
 struct SvfOptions {
-  std::string targets = "mlp";    // matrices experts may adapt: mlp | attn | all
-  std::filesystem::path cache_dir;  // SVD cache folder; empty: the model's own folder
-  // How a batch whose requests use different experts runs:
-  //   factored: one batch, each row with its own z (no weight rebuild);
-  //   merged:   one sub-batch per expert, W' written into the weights for each;
-  //   auto:     merged when the whole batch shares one expert, else factored.
-  // A request's result is the same either way (up to float rounding).
-  std::string mode = "auto";
+  svf::TargetSet targets = svf::TargetSet::kMlp;  // matrices experts may adapt
+  std::filesystem::path cache_dir;                // SVD cache folder; empty: the model's own folder
+  SvfMode mode = SvfMode::kAuto;
   int64_t merged_cache_bytes = int64_t{512} << 20;  // LRU of composed W' sets (merged mode)
   bool verify = false;  // check the decomposition reconstructs W (1e-5 relative) when loaded
 

@@ -15,6 +15,7 @@ namespace t2::svf {
 // mlp: gate/up/down of every layer (the reference implementation's default);
 // attn: q/k/v/o; all: both.
 enum class TargetSet { kMlp, kAttn, kAll };
+inline constexpr TargetSet kTargetSets[] = {TargetSet::kMlp, TargetSet::kAttn, TargetSet::kAll};
 
 std::string_view TargetSetName(TargetSet targets);             // "mlp", "attn", "all"
 absl::StatusOr<TargetSet> ParseTargetSet(std::string_view name);  // InvalidArgument naming the value
