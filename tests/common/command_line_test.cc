@@ -83,6 +83,34 @@ TEST(CommandLineTest, ChoicesNameTheAlternatives) {
   EXPECT_THAT(err, HasSubstr("--mode: must be one of auto|merged, got 'fast'"));
 }
 
+enum class Shade { kLight, kDark };
+constexpr Shade kShades[] = {Shade::kLight, Shade::kDark};
+std::string_view ShadeName(Shade shade) { return shade == Shade::kLight ? "light" : "dark"; }
+
+TEST(CommandLineTest, AnEnumFlagTakesItsValuesByName) {
+  const auto parse = [](const std::vector<std::string>& args, Shade& shade) {
+    CommandLine command_line("example", "");
+    AddEnumOption(command_line, "--shade", shade, kShades, ShadeName, "how dark");
+    ::testing::internal::CaptureStderr();
+    std::optional<int> exit_code = command_line.Parse(args);
+    return std::pair{exit_code, ::testing::internal::GetCapturedStderr()};
+  };
+  Shade shade = Shade::kLight;
+  EXPECT_EQ(parse({"--shade", "dark"}, shade).first, std::nullopt);
+  EXPECT_EQ(shade, Shade::kDark);
+  shade = Shade::kDark;
+  EXPECT_EQ(parse({}, shade).first, std::nullopt);
+  EXPECT_EQ(shade, Shade::kDark) << "not given: the default";
+  auto [exit_code, err] = parse({"--shade", "grey"}, shade);
+  EXPECT_THAT(exit_code, Optional(2));
+  EXPECT_THAT(err, HasSubstr("--shade: must be one of light|dark, got 'grey'"));
+  EXPECT_EQ(shade, Shade::kDark);
+
+  CommandLine command_line("example", "");
+  AddEnumOption(command_line, "--shade", shade, kShades, ShadeName, "how dark");
+  EXPECT_THAT(command_line.help(), HasSubstr("{light|dark}=dark"));
+}
+
 TEST(CommandLineTest, UnknownFlagsStrayArgumentsAndRepeatsAreErrors) {
   for (const auto& [args, message] : std::vector<std::pair<std::vector<std::string>, std::string>>{
            {{"--bogus"}, "--bogus"},
