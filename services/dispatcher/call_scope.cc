@@ -4,11 +4,14 @@
 
 namespace t2::dispatcher {
 
-CallScope CallScope::From(const grpc::ServerContext& context) {
-  return CallScope{.deadline = context.deadline(), .server = &context};
+CallScope CallScope::From(const grpc::ServerContextBase& context, std::stop_token stop) {
+  return CallScope{.deadline = context.deadline(), .stop = std::move(stop)};
 }
 
-bool CallScope::cancelled() const { return server != nullptr && server->IsCancelled(); }
+bool CallScope::cancelled() const {
+  return stop.stop_requested() ||
+         (deadline != Clock::time_point::max() && Clock::now() >= deadline);
+}
 
 absl::Status CallScope::CancelledStatus() const {
   if (deadline != Clock::time_point::max() && Clock::now() >= deadline) {

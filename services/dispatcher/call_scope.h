@@ -1,12 +1,14 @@
 // What a dispatcher handler's downstream calls inherit from the client's call: its deadline
-// (every worker and registry call gets it) and its cancellation (a handler that sees the
-// client gone cancels the worker call it is waiting on).
+// (every worker and registry call gets it) and its cancellation, as a stop token that the
+// call's reactor triggers from OnCancel (a wait on a worker call registers a
+// std::stop_callback that cancels it, so nothing polls the client's call).
 #pragma once
 
 #include <grpcpp/client_context.h>
 #include <grpcpp/server_context.h>
 
 #include <chrono>
+#include <stop_token>
 
 #include "absl/status/status.h"
 
@@ -16,9 +18,10 @@ struct CallScope {
   using Clock = std::chrono::system_clock;
 
   Clock::time_point deadline = Clock::time_point::max();  // max(): none
-  const grpc::ServerContext* server = nullptr;            // nullptr: nobody can cancel
+  std::stop_token stop = {};  // stop requested: the client cancelled or the server shut the call
 
-  static CallScope From(const grpc::ServerContext& context);
+  // The client's deadline from `context`; `stop` from the reactor serving it.
+  static CallScope From(const grpc::ServerContextBase& context, std::stop_token stop);
 
   // The client cancelled, its deadline passed, or the server is shutting the call down.
   bool cancelled() const;

@@ -34,6 +34,7 @@ struct Config {
   std::string port_file;
   t2::metrics::MetricsFlags metrics;
   int first_pass_max_tokens = 32;
+  int handler_threads = 64;
   bool cem_sequential = false;
   int shutdown_grace_seconds = 10;
 };
@@ -59,6 +60,12 @@ void AddFlags(t2::CommandLine& command_line, Config& c) {
   command_line
       .add_option("--first-pass-max-tokens", c.first_pass_max_tokens,
                   "answer budget of GENERATE-mode classification")
+      ->type_name("N")
+      ->transform(t2::IntIn(1, 4096));
+  command_line
+      .add_option("--handler-threads", c.handler_threads,
+                  "threads for the blocking parts of calls (first passes, CEM searches); a "
+                  "generation holds none once its first pass is done")
       ->type_name("N")
       ->transform(t2::IntIn(1, 4096));
   command_line.add_flag("--cem-sequential", c.cem_sequential,
@@ -138,7 +145,8 @@ int Serve(const Config& config, const std::shared_ptr<grpc::ServerCredentials>& 
   DispatcherService service(pool, resolver,
                             {.first_pass = {.generate_max_tokens = config.first_pass_max_tokens},
                              .adapt = {.max_concurrent_candidates = config.cem_sequential ? 1 : 0},
-                             .metrics = &dispatcher_metrics});
+                             .metrics = &dispatcher_metrics,
+                             .handlers = {.max_threads = config.handler_threads}});
 
   absl::StatusOr<t2::rpc::RunningServer> server =
       t2::rpc::StartServer({.address = config.listen,

@@ -22,10 +22,6 @@ using t2::v1::ScoreResponse;
 using t2::v1::WorkerGenerateRequest;
 using t2::v1::WorkerGenerateResponse;
 
-// How often a waiting thread looks at the client's call for a cancellation: gRPC's sync
-// server has no cancellation callback, and 20 ms is well under a token's time.
-constexpr auto kPollInterval = std::chrono::milliseconds(20);
-
 // Whether a finished call's UNAVAILABLE was the registry's outage rather than the worker's
 // (t2/rpc/metadata_keys.h): the worker answered, so it stays in the pool.
 bool IsRegistryOutage(const grpc::ClientContext& context) {
@@ -43,26 +39,28 @@ void ReportUnavailable(WorkerPool& pool, size_t index, const grpc::ClientContext
   pool.ReportUnavailable(index);
 }
 
-// One Worker.Generate stream. It keeps itself alive from Start until OnDone has run, so the
+// One Worker.Generate stream. It keeps itself alive from Begin until OnDone has run, so the
 // caller may drop its reference at any time; callbacks run on gRPC's threads.
-class GenerateReactor final : public grpc::ClientReadReactor<WorkerGenerateResponse> {
+class GenerateReactor final : public grpc::ClientReadReactor<WorkerGenerateResponse>,
+                              public std::enable_shared_from_this<GenerateReactor> {
  public:
   using OnMessage = std::function<void(WorkerGenerateResponse&&)>;
   using OnFinish = std::function<void(const grpc::Status&)>;
 
-  static std::shared_ptr<GenerateReactor> Start(t2::v1::Worker::Stub* stub,
-                                                const WorkerGenerateRequest& request,
-                                                const CallScope& scope, OnMessage on_message,
-                                                OnFinish on_finish) {
-    std::shared_ptr<GenerateReactor> r(
+  // Made before it starts, so that an owner can hold it before its first callback runs.
+  static std::shared_ptr<GenerateReactor> Create(OnMessage on_message, OnFinish on_finish) {
+    return std::shared_ptr<GenerateReactor>(
         new GenerateReactor(std::move(on_message), std::move(on_finish)));
-    r->self_ = r;
-    scope.Apply(r->context_);
-    r->request_ = request;
-    stub->async()->Generate(&r->context_, &r->request_, r.get());
-    r->StartRead(&r->response_);
-    r->StartCall();
-    return r;
+  }
+
+  void Begin(t2::v1::Worker::Stub* stub, const WorkerGenerateRequest& request,
+             const CallScope& scope) {
+    self_ = shared_from_this();
+    scope.Apply(context_);
+    request_ = request;
+    stub->async()->Generate(&context_, &request_, this);
+    StartRead(&response_);
+    StartCall();
   }
 
   void Cancel() { context_.TryCancel(); }
@@ -77,9 +75,12 @@ class GenerateReactor final : public grpc::ClientReadReactor<WorkerGenerateRespo
   }
 
   void OnDone(const grpc::Status& status) override {
-    // Last callback: release the self reference only after the caller has been told.
+    // Last callback: release the self reference only after the caller has been told. The
+    // callbacks go first: what they hold (often an owner holding this reactor) is let go.
     std::shared_ptr<GenerateReactor> keep = std::move(self_);
-    on_finish_(status);
+    OnFinish finish = std::move(on_finish_);
+    on_message_ = nullptr;
+    finish(status);
   }
 
  private:
@@ -92,14 +93,6 @@ class GenerateReactor final : public grpc::ClientReadReactor<WorkerGenerateRespo
   OnMessage on_message_;
   OnFinish on_finish_;
   std::shared_ptr<GenerateReactor> self_;
-};
-
-// Messages of one stream, handed from gRPC's threads to the waiting handler thread.
-struct StreamState {
-  std::mutex mu;
-  std::condition_variable cv;
-  std::deque<WorkerGenerateResponse> messages;
-  std::optional<grpc::Status> done;  // set after every message has been queued
 };
 
 bool CarriesAnswer(const WorkerGenerateResponse& m) {
@@ -147,18 +140,13 @@ absl::StatusOr<Response> UnaryWithRetry(WorkerPool& pool, const CallScope& scope
       call->done = s;
       call->cv.notify_all();
     });
-    bool cancelled = false;
     {
+      // The client's cancellation cancels the worker call, which then ends at once.
+      std::stop_callback cancel(scope.stop, [&call] { call->context.TryCancel(); });
       std::unique_lock lock(call->mu);
-      while (!call->done.has_value()) {
-        call->cv.wait_for(lock, kPollInterval);
-        if (!cancelled && scope.cancelled()) {
-          call->context.TryCancel();
-          cancelled = true;
-        }
-      }
+      call->cv.wait(lock, [&] { return call->done.has_value(); });
     }
-    if (cancelled) return scope.CancelledStatus();
+    if (scope.stop.stop_requested()) return scope.CancelledStatus();
     const grpc::Status& status = *call->done;
     if (status.ok()) return std::move(call->response);
     if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
@@ -173,88 +161,162 @@ absl::StatusOr<Response> UnaryWithRetry(WorkerPool& pool, const CallScope& scope
 
 }  // namespace
 
+struct GenerateRelay::Attempt {
+  WorkerPool::Lease lease;
+  std::shared_ptr<GenerateReactor> reactor = nullptr;
+  bool forwarded = false;  // guarded by the relay's mu_: something of its answer reached the sink
+};
+
+GenerateRelay::GenerateRelay(WorkerPool& pool, WorkerGenerateRequest request, CallScope scope,
+                             Sink sink, Done done)
+    : pool_(pool),
+      request_(std::move(request)),
+      scope_(std::move(scope)),
+      sink_(std::move(sink)),
+      done_(std::move(done)) {}
+
+GenerateRelay::~GenerateRelay() = default;
+
+std::shared_ptr<GenerateRelay> GenerateRelay::Create(WorkerPool& pool,
+                                                     WorkerGenerateRequest request, CallScope scope,
+                                                     Sink sink, Done done) {
+  return std::shared_ptr<GenerateRelay>(new GenerateRelay(
+      pool, std::move(request), std::move(scope), std::move(sink), std::move(done)));
+}
+
+void GenerateRelay::Begin() {
+  // Runs at once when the client has already gone. Held weakly: the callback is a member.
+  std::weak_ptr<GenerateRelay> weak = weak_from_this();
+  on_scope_stop_.emplace(scope_.stop, [weak] {
+    if (std::shared_ptr<GenerateRelay> self = weak.lock())
+      self->Stop(self->scope_.CancelledStatus());
+  });
+  TryNextWorker();
+}
+
+void GenerateRelay::TryNextWorker() {
+  std::shared_ptr<Attempt> attempt;
+  absl::Status failed;
+  {
+    std::lock_guard lock(mu_);
+    if (finished_) return;
+    std::optional<WorkerPool::Lease> lease;
+    if (stop_.has_value()) {
+      failed = *stop_;  // stopped between two workers: nothing runs that needs cancelling
+    } else if (lease = pool_.Acquire(tried_); !lease.has_value()) {
+      failed = absl::UnavailableError(
+          tried_.empty()
+              ? std::string("no workers")
+              : absl::StrCat("no worker could take the request; last error: ", last_error_));
+    } else {
+      attempt = std::make_shared<Attempt>(Attempt{.lease = std::move(*lease)});
+      // The reactor's callbacks hold the relay until the worker call is over.
+      std::shared_ptr<GenerateRelay> self = shared_from_this();
+      attempt->reactor = GenerateReactor::Create(
+          [self](WorkerGenerateResponse&& m) { self->OnMessage(m); },
+          [self, attempt](const grpc::Status& s) { self->OnWorkerDone(attempt, s); });
+      attempt_ = attempt;
+    }
+  }
+  if (attempt == nullptr) {
+    Finish(failed);
+    return;
+  }
+  attempt->reactor->Begin(attempt->lease.stub(), request_, scope_);
+}
+
+void GenerateRelay::OnMessage(const WorkerGenerateResponse& message) {
+  if (!CarriesAnswer(message)) return;
+  {
+    std::lock_guard lock(mu_);
+    // Stopped: the worker call is being cancelled; what still arrives is dropped.
+    if (stop_.has_value()) return;
+    attempt_->forwarded = true;
+  }
+  if (!sink_(message)) Stop(absl::CancelledError("the client stopped reading"));
+}
+
+void GenerateRelay::Stop(absl::Status why) {
+  std::shared_ptr<Attempt> attempt;
+  {
+    std::lock_guard lock(mu_);
+    if (finished_ || stop_.has_value()) return;
+    stop_ = std::move(why);
+    attempt = attempt_;
+  }
+  // The worker call ends with CANCELLED, and OnWorkerDone reports `why`.
+  if (attempt != nullptr) attempt->reactor->Cancel();
+}
+
+void GenerateRelay::OnWorkerDone(const std::shared_ptr<Attempt>& attempt,
+                                 const grpc::Status& status) {
+  const WorkerPool::Lease& lease = attempt->lease;
+  const grpc::ClientContext& context = attempt->reactor->context();
+  std::optional<absl::Status> stopped;
+  bool forwarded = false;
+  {
+    std::lock_guard lock(mu_);
+    stopped = stop_;
+    forwarded = attempt->forwarded;
+  }
+  if (stopped.has_value()) return Finish(*stopped);
+  if (status.ok()) return Finish(absl::OkStatus(), lease.address());
+  if (status.error_code() == grpc::StatusCode::UNAVAILABLE && !forwarded) {
+    ReportUnavailable(pool_, lease.index(), context);
+    {
+      std::lock_guard lock(mu_);
+      tried_.push_back(lease.index());
+      last_error_ = absl::StrCat(lease.address(), ": ", status.error_message());
+      LogWarning(absl::StrCat("generate: worker ", last_error_, "; trying another"));
+    }
+    return TryNextWorker();
+  }
+  if (forwarded && IsWorkerFailure(status.error_code())) {
+    if (status.error_code() == grpc::StatusCode::UNAVAILABLE)
+      ReportUnavailable(pool_, lease.index(), context);
+    return Finish(absl::UnavailableError(
+        absl::StrCat("worker ", lease.address(),
+                     " failed after its answer had started: ", status.error_message())));
+  }
+  Finish(rpc::FromGrpc(status));
+}
+
+void GenerateRelay::Finish(const absl::Status& status, const std::string& worker) {
+  Done done;
+  {
+    std::lock_guard lock(mu_);
+    if (finished_) return;
+    finished_ = true;
+    done = std::move(done_);
+    attempt_ = nullptr;  // the lease ends: the worker is no longer counted busy for us
+  }
+  done(status, worker);
+}
+
 absl::Status StreamGenerate(WorkerPool& pool, const WorkerGenerateRequest& request,
                             const CallScope& scope, const MessageSink& sink,
                             std::string* worker_address) {
-  std::vector<size_t> tried;
-  std::string last_error;
-  while (true) {
-    if (scope.cancelled()) return scope.CancelledStatus();
-    std::optional<WorkerPool::Lease> lease = pool.Acquire(tried);
-    if (!lease.has_value()) {
-      return absl::UnavailableError(
-          tried.empty()
-              ? std::string("no workers")
-              : absl::StrCat("no worker could take the request; last error: ", last_error));
-    }
-    auto state = std::make_shared<StreamState>();
-    std::shared_ptr<GenerateReactor> reactor = GenerateReactor::Start(
-        lease->stub(), request, scope,
-        [state](WorkerGenerateResponse&& m) {
-          std::lock_guard lock(state->mu);
-          state->messages.push_back(std::move(m));
-          state->cv.notify_all();
-        },
-        [state](const grpc::Status& s) {
-          std::lock_guard lock(state->mu);
-          state->done = s;
-          state->cv.notify_all();
-        });
-
-    bool forwarded = false;  // something of this worker's answer reached the sink
-    bool stopped = false;    // the sink asked to stop
-    bool cancelled = false;  // the client cancelled
-    grpc::Status status;
-    while (true) {
-      std::deque<WorkerGenerateResponse> batch;
-      std::optional<grpc::Status> done;
-      {
-        std::unique_lock lock(state->mu);
-        state->cv.wait_for(lock, kPollInterval,
-                           [&] { return !state->messages.empty() || state->done.has_value(); });
-        batch.swap(state->messages);
-        done = state->done;
-      }
-      if (!cancelled && !stopped && scope.cancelled()) {
-        reactor->Cancel();
-        cancelled = true;
-      }
-      for (const WorkerGenerateResponse& m : batch) {
-        if (cancelled || stopped || !CarriesAnswer(m)) continue;
-        forwarded = true;
-        if (!sink(m)) {
-          stopped = true;
-          reactor->Cancel();
-        }
-      }
-      if (done.has_value()) {
-        status = *done;
-        break;
-      }
-    }
-    if (cancelled) return scope.CancelledStatus();
-    if (stopped) return absl::CancelledError("the client stopped reading");
-    if (status.ok()) {
-      if (worker_address != nullptr) *worker_address = lease->address();
-      return absl::OkStatus();
-    }
-    if (status.error_code() == grpc::StatusCode::UNAVAILABLE && !forwarded) {
-      ReportUnavailable(pool, lease->index(), reactor->context());
-      tried.push_back(lease->index());
-      last_error = absl::StrCat(lease->address(), ": ", status.error_message());
-      LogWarning(absl::StrCat("generate: worker ", last_error, "; trying another"));
-      continue;
-    }
-    if (forwarded && IsWorkerFailure(status.error_code())) {
-      if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
-        ReportUnavailable(pool, lease->index(), reactor->context());
-      }
-      return absl::UnavailableError(
-          absl::StrCat("worker ", lease->address(),
-                       " failed after its answer had started: ", status.error_message()));
-    }
-    return rpc::FromGrpc(status);
-  }
+  struct Outcome {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::optional<absl::Status> status;
+    std::string worker;
+  };
+  auto outcome = std::make_shared<Outcome>();
+  std::shared_ptr<GenerateRelay> relay = GenerateRelay::Create(
+      pool, request, scope, sink, [outcome](const absl::Status& status, const std::string& worker) {
+        std::lock_guard lock(outcome->mu);
+        outcome->status = status;
+        outcome->worker = worker;
+        outcome->cv.notify_all();
+      });
+  relay->Begin();
+  // Bounded by the worker call: it carries the client's deadline, and the scope's stop
+  // cancels it.
+  std::unique_lock lock(outcome->mu);
+  outcome->cv.wait(lock, [&] { return outcome->status.has_value(); });
+  if (worker_address != nullptr && outcome->status->ok()) *worker_address = outcome->worker;
+  return *outcome->status;
 }
 
 absl::StatusOr<ScoreResponse> Score(WorkerPool& pool, const ScoreRequest& request,
@@ -286,7 +348,7 @@ struct Completion {
 
 struct BatchState {
   std::mutex mu;
-  std::condition_variable cv;
+  std::condition_variable_any cv;  // waits also end on the scope's stop
   std::deque<Completion> completions;
 
   void Push(size_t index, const grpc::Status& status) {
@@ -361,10 +423,10 @@ absl::Status RunBatch(WorkerPool& pool, std::vector<BatchCall>& calls, const Cal
       if (auto* gen = std::get_if<WorkerGenerateRequest>(&calls[i].request)) {
         calls[i].text.clear();
         std::string* text = &calls[i].text;  // written only by this call's callbacks
-        call.generate = GenerateReactor::Start(
-            call.lease.stub(), *gen, scope,
-            [text](WorkerGenerateResponse&& m) { text->append(m.text()); },
-            [state, i](const grpc::Status& s) { state->Push(i, s); });
+        call.generate =
+            GenerateReactor::Create([text](WorkerGenerateResponse&& m) { text->append(m.text()); },
+                                    [state, i](const grpc::Status& s) { state->Push(i, s); });
+        call.generate->Begin(call.lease.stub(), *gen, scope);
       } else {
         auto holder = std::make_shared<ScoreHolder>();
         scope.Apply(holder->context);
@@ -379,10 +441,26 @@ absl::Status RunBatch(WorkerPool& pool, std::vector<BatchCall>& calls, const Cal
     if (!cancelling && finished == n) break;
     if (cancelling && in_flight.empty()) break;
 
+    // Wakes for a completion, for the client's cancellation (until the batch is cancelling:
+    // then only the cancelled calls' completions matter) and when a call's backoff ends.
+    std::optional<Clock::time_point> backoff_ends;
+    if (!cancelling && in_flight.size() < max_in_flight) {
+      for (size_t i : ready) {
+        if (not_before[i] > now)
+          backoff_ends = std::min(backoff_ends.value_or(not_before[i]), not_before[i]);
+      }
+    }
     std::deque<Completion> completions;
     {
       std::unique_lock lock(state->mu);
-      state->cv.wait_for(lock, kPollInterval, [&] { return !state->completions.empty(); });
+      auto completed = [&] { return !state->completions.empty(); };
+      if (cancelling) {
+        state->cv.wait(lock, completed);
+      } else if (backoff_ends.has_value()) {
+        state->cv.wait_until(lock, scope.stop, *backoff_ends, completed);
+      } else {
+        state->cv.wait(lock, scope.stop, completed);
+      }
       completions.swap(state->completions);
     }
     for (Completion& c : completions) {

@@ -177,7 +177,10 @@ int Serve(const Config& config, const t2::engine::GeneratorOptions& options,
   // Listen before loading: health answers NOT_SERVING and calls UNAVAILABLE meanwhile.
   auto metrics = t2::metrics::StartServiceMetrics(config.metrics);
   if (!metrics.ok()) return Fail(metrics.status());
-  t2::worker::WorkerService service;
+  // A thread for every request the scheduler may hold (a Score waits on one until it is
+  // scored), and a few for requests being prepared.
+  t2::worker::WorkerService service(
+      {.max_threads = options.max_batch_size + options.max_queue + 16, .max_queue = 4096});
   auto server = t2::rpc::StartServer({.address = config.listen,
                                       .health_services = {t2::v1::Worker::service_full_name()},
                                       .metrics = metrics->registry.get(),

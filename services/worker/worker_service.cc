@@ -1,15 +1,16 @@
 #include "worker_service.h"
 
 #include <chrono>
-#include <condition_variable>
-#include <deque>
 #include <mutex>
+#include <optional>
+#include <span>
 
 #include "absl/strings/str_cat.h"
 #include "t2/common/log.h"
 #include "t2/common/status.h"
 #include "t2/rpc/handler_guard.h"
 #include "t2/rpc/metadata_keys.h"
+#include "t2/rpc/offloaded_call.h"
 #include "t2/rpc/status.h"
 
 namespace t2::worker {
@@ -29,7 +30,7 @@ FinishReason ToProto(engine::FinishReason reason) {
 
 // An expert that could not be made ready. UNAVAILABLE here is the registry's (the worker
 // itself is answering): it is marked so, for the dispatcher's routing (t2/rpc/metadata_keys.h).
-grpc::Status AdapterFailed(grpc::ServerContext& context, const absl::Status& status) {
+grpc::Status AdapterFailed(grpc::ServerContextBase& context, const absl::Status& status) {
   if (absl::IsUnavailable(status)) {
     context.AddTrailingMetadata(rpc::kUnavailableCauseKey, rpc::kUnavailableCauseRegistry);
   }
@@ -37,13 +38,13 @@ grpc::Status AdapterFailed(grpc::ServerContext& context, const absl::Status& sta
 }
 
 // The call's deadline for the scheduler (gRPC's "none" is the far future).
-absl::Time DeadlineOf(const grpc::ServerContext& context) {
+absl::Time DeadlineOf(const grpc::ServerContextBase& context) {
   auto deadline = context.deadline();
   if (deadline >= std::chrono::system_clock::now() + std::chrono::hours(24 * 365)) return absl::InfiniteFuture();
   return absl::FromChrono(deadline);
 }
 
-// Text is measured before it is tokenized: tokenizing runs on the gRPC thread, outside the
+// Text is measured before it is tokenized: tokenizing runs on a handler thread, outside the
 // queue cap, in time that grows with the text. Ordinary text takes about 4 bytes a token, so
 // more than this many bytes per position of the context could not fit it.
 constexpr int64_t kMaxBytesPerContextToken = 32;
@@ -136,145 +137,257 @@ absl::StatusOr<engine::GenerationRequest> WorkerService::ToEngineRequest(
   return out;
 }
 
-grpc::Status WorkerService::Generate(grpc::ServerContext* context, const t2::v1::WorkerGenerateRequest* request,
-                                     grpc::ServerWriter<t2::v1::WorkerGenerateResponse>* writer) {
-  if (auto s = Unready(); !s.ok()) return s;
-  std::shared_ptr<WorkerMetrics::Call> call;
-  if (metrics_ != nullptr) call = metrics_->StartCall();
-  std::string finish_reason = "none";
-  t2::v1::Usage usage;
-  grpc::Status status = rpc::GuardHandler("worker", "Generate", [&] {
-    return RunGenerate(context, request, writer, call, finish_reason, usage);
-  });
-  if (call != nullptr) {
-    call->Finished(status.error_code(), finish_reason, usage.prompt_tokens(), usage.completion_tokens());
+// One Generate call. Its request is prepared on the executor (tokenized, its expert made ready,
+// possibly fetched from the registry) and queued; from then on the scheduler's callbacks feed
+// the stream. One write is in flight at a time; tokens that arrive meanwhile are merged into
+// the next message, so a slow client never stalls the batch and gets fewer, longer messages.
+// Deletes itself when gRPC is done with the call (OnDone).
+class WorkerService::GenerateCall final
+    : public grpc::ServerWriteReactor<t2::v1::WorkerGenerateResponse> {
+ public:
+  GenerateCall(WorkerService& service, grpc::CallbackServerContext& context,
+               const t2::v1::WorkerGenerateRequest& request)
+      : service_(service), context_(context), request_(request) {
+    if (service_.metrics_ != nullptr) metrics_ = service_.metrics_->StartCall();
+    if (!service_.executor_.TrySubmit([this] { Prepare(); })) {
+      preparing_ = false;  // no other thread knows this call yet
+      End(rpc::ExecutorFull(service_.executor_, "worker", "Generate"));
+    }
   }
-  return status;
-}
 
-grpc::Status WorkerService::RunGenerate(grpc::ServerContext* context, const t2::v1::WorkerGenerateRequest* request,
-                                        grpc::ServerWriter<t2::v1::WorkerGenerateResponse>* writer,
-                                        const std::shared_ptr<WorkerMetrics::Call>& call, std::string& finish_reason,
-                                        t2::v1::Usage& usage) {
-  auto prepared = ToEngineRequest(*request);
-  if (!prepared.ok()) return rpc::ToGrpc(prepared.status());
-  const absl::Time deadline = DeadlineOf(*context);
-  // Held to the end of the call: the adapter stays loaded at least until the request is queued.
-  auto lease = experts_->Resolve(request->adapter(), deadline);
-  if (!lease.ok()) return AdapterFailed(*context, lease.status());
-  prepared->adapter = lease->adapter();
-  if (call != nullptr) call->SetAdapter(lease->adapter());
-
-  // The scheduler thread hands messages over; this thread writes them (a slow client never
-  // stalls the batch).
-  struct Stream {
-    std::mutex mu;
-    std::condition_variable cv;
-    std::deque<t2::v1::WorkerGenerateResponse> pending;
-    std::optional<absl::StatusOr<engine::GenerationResult>> done;
-    double queue_ms = 0;
-  };
-  auto stream = std::make_shared<Stream>();
-  engine::StreamCallbacks callbacks;
-  callbacks.on_start = [stream, call](double queue_ms) {
-    if (call != nullptr) call->Started(queue_ms / 1000.0);
-    std::lock_guard<std::mutex> lock(stream->mu);
-    stream->queue_ms = queue_ms;
-  };
-  callbacks.on_tokens = [stream, call](std::string_view text, std::span<const int32_t> tokens,
-                                       std::span<const float> logprobs) {
-    if (call != nullptr) call->Tokens(tokens.size());
-    std::lock_guard<std::mutex> lock(stream->mu);
-    t2::v1::WorkerGenerateResponse message;
-    message.set_text(std::string(text));
-    for (int32_t t : tokens) message.add_token_ids(t);
-    for (float lp : logprobs) message.add_logprobs(lp);
-    stream->pending.push_back(std::move(message));
-    stream->cv.notify_all();
-  };
-  callbacks.on_done = [stream](absl::StatusOr<engine::GenerationResult> result) {
-    std::lock_guard<std::mutex> lock(stream->mu);
-    stream->done = std::move(result);
-    stream->cv.notify_all();
-  };
-  auto handle = generator_->Submit(std::move(*prepared), std::move(callbacks), deadline);
-  if (!handle.ok()) return rpc::ToGrpc(handle.status());
-
-  bool first = true, cancelled = false;
-  while (true) {
-    std::deque<t2::v1::WorkerGenerateResponse> batch;
-    std::optional<absl::StatusOr<engine::GenerationResult>> done;
-    double queue_ms = 0;
+  void OnCancel() override {
+    std::shared_ptr<engine::RequestHandle> handle;
     {
-      std::unique_lock<std::mutex> lock(stream->mu);
-      stream->cv.wait_for(lock, std::chrono::milliseconds(20),
-                          [&] { return !stream->pending.empty() || stream->done.has_value(); });
-      batch.swap(stream->pending);
-      if (stream->done.has_value()) done = std::move(stream->done);
-      queue_ms = stream->queue_ms;
+      std::lock_guard lock(mu_);
+      cancelled_ = true;
+      handle = handle_;
     }
-    if (!cancelled && context->IsCancelled()) {
-      // The client went away or its deadline passed: free the slot at the next step.
-      (*handle)->Cancel();
-      cancelled = true;
-    }
-    // Everything pending goes out as one message; with the end, as the last message.
-    t2::v1::WorkerGenerateResponse message;
-    for (auto& m : batch) {
-      message.mutable_text()->append(m.text());
-      message.mutable_token_ids()->MergeFrom(m.token_ids());
-      message.mutable_logprobs()->MergeFrom(m.logprobs());
-    }
-    if (first) message.set_queue_ms(queue_ms);
-    if (!done.has_value()) {
-      if (!batch.empty() && !cancelled) {
-        if (!writer->Write(message)) {
-          (*handle)->Cancel();
-          cancelled = true;
-        }
-        first = false;
+    // The client went away or its deadline passed: the slot is freed at the next step, and
+    // on_done reports CANCELLED. Before the request is queued, Prepare sees `cancelled_`.
+    if (handle != nullptr) handle->Cancel();
+  }
+
+  void OnWriteDone(bool ok) override {
+    std::optional<grpc::Status> end;
+    std::shared_ptr<engine::RequestHandle> handle;
+    bool write_next = false;
+    {
+      std::lock_guard lock(mu_);
+      writing_ = false;
+      if (!ok) {
+        handle = handle_;  // the client is gone: stop generating for it
+        pending_.reset();
       }
-      continue;
+      if (pending_.has_value()) {
+        out_ = *std::move(pending_);
+        pending_.reset();
+        writing_ = write_next = true;
+      } else {
+        end = std::move(end_after_write_);
+        end_after_write_.reset();
+      }
     }
-    if (!done->ok()) {
-      if (cancelled) return grpc::Status(grpc::StatusCode::CANCELLED, "cancelled by the client");
-      return rpc::ToGrpc(done->status());
+    if (write_next) return Write();
+    if (end.has_value()) return End(*end);
+    if (handle != nullptr) handle->Cancel();  // on_done ends the call
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  // On the executor: the request checked and queued, or the call ended with why not.
+  void Prepare() {
+    grpc::Status status = rpc::GuardHandler("worker", "Generate", [&] { return Queue(); });
+    std::optional<grpc::Status> ended;
+    {
+      std::lock_guard lock(mu_);
+      preparing_ = false;
+      ended = std::move(ended_while_preparing_);
     }
-    message.set_finish_reason(ToProto((*done)->finish_reason));
-    message.mutable_usage()->set_prompt_tokens((*done)->prompt_tokens);
-    message.mutable_usage()->set_completion_tokens(static_cast<int64_t>((*done)->token_ids.size()));
-    finish_reason = std::string(engine::FinishReasonName((*done)->finish_reason));
-    usage = message.usage();
-    writer->Write(message);
+    if (!status.ok()) return End(status);  // nothing was queued: no callback will run
+    if (ended.has_value()) End(*ended);
+  }
+
+  grpc::Status Queue() {
+    absl::StatusOr<engine::GenerationRequest> prepared = service_.ToEngineRequest(request_);
+    if (!prepared.ok()) return rpc::ToGrpc(prepared.status());
+    const absl::Time deadline = DeadlineOf(context_);
+    // Held to the end of the call: the adapter stays loaded at least until the request is queued.
+    absl::StatusOr<ExpertCache::Lease> lease =
+        service_.experts_->Resolve(request_.adapter(), deadline);
+    if (!lease.ok()) return AdapterFailed(context_, lease.status());
+    prepared->adapter = lease->adapter();
+    if (metrics_ != nullptr) metrics_->SetAdapter(lease->adapter());
+    lease_ = *std::move(lease);
+    engine::StreamCallbacks callbacks;
+    callbacks.on_start = [this](double queue_ms) {
+      if (metrics_ != nullptr) metrics_->Started(queue_ms / 1000.0);
+      std::lock_guard lock(mu_);
+      queue_ms_ = queue_ms;
+    };
+    callbacks.on_tokens = [this](std::string_view text, std::span<const int32_t> tokens,
+                                 std::span<const float> logprobs) {
+      if (metrics_ != nullptr) metrics_->Tokens(tokens.size());
+      t2::v1::WorkerGenerateResponse message;
+      message.set_text(std::string(text));
+      for (int32_t t : tokens) message.add_token_ids(t);
+      for (float lp : logprobs) message.add_logprobs(lp);
+      Send(std::move(message), std::nullopt);
+    };
+    callbacks.on_done = [this](absl::StatusOr<engine::GenerationResult> result) {
+      OnGenerated(std::move(result));
+    };
+    {
+      std::lock_guard lock(mu_);
+      if (cancelled_) return grpc::Status(grpc::StatusCode::CANCELLED, "cancelled by the client");
+    }
+    // From here the callbacks may run, and may end the call, at any time.
+    absl::StatusOr<std::shared_ptr<engine::RequestHandle>> handle =
+        service_.generator_->Submit(*std::move(prepared), std::move(callbacks), deadline);
+    if (!handle.ok()) return rpc::ToGrpc(handle.status());
+    bool cancel_now = false;
+    {
+      std::lock_guard lock(mu_);
+      handle_ = *handle;
+      cancel_now = cancelled_;
+    }
+    if (cancel_now) (*handle)->Cancel();
     return grpc::Status::OK;
   }
+
+  // Writes `message` now, or merges it into the next one while a write is in flight; `end`
+  // ends the call once it has been written.
+  void Send(t2::v1::WorkerGenerateResponse message, std::optional<grpc::Status> end) {
+    {
+      std::lock_guard lock(mu_);
+      if (end.has_value()) end_after_write_ = std::move(end);
+      if (writing_) {
+        if (!pending_.has_value()) pending_.emplace();
+        pending_->mutable_text()->append(message.text());
+        pending_->mutable_token_ids()->MergeFrom(message.token_ids());
+        pending_->mutable_logprobs()->MergeFrom(message.logprobs());
+        if (message.finish_reason() != t2::v1::FINISH_REASON_UNSPECIFIED) {
+          pending_->set_finish_reason(message.finish_reason());
+          *pending_->mutable_usage() = message.usage();
+        }
+        return;
+      }
+      out_ = std::move(message);
+      if (first_) out_.set_queue_ms(queue_ms_);
+      first_ = false;
+      writing_ = true;
+    }
+    Write();
+  }
+
+  // The scheduler's last word: the finished result goes out as the last message, an error
+  // ends the call (after a write in flight).
+  void OnGenerated(absl::StatusOr<engine::GenerationResult> result) {
+    if (!result.ok()) {
+      grpc::Status status = rpc::ToGrpc(result.status());
+      {
+        std::lock_guard lock(mu_);
+        if (cancelled_)
+          status = grpc::Status(grpc::StatusCode::CANCELLED, "cancelled by the client");
+        pending_.reset();
+        if (writing_) {
+          end_after_write_ = status;
+          return;
+        }
+      }
+      return End(status);
+    }
+    t2::v1::WorkerGenerateResponse message;
+    message.set_finish_reason(ToProto(result->finish_reason));
+    message.mutable_usage()->set_prompt_tokens(result->prompt_tokens);
+    message.mutable_usage()->set_completion_tokens(static_cast<int64_t>(result->token_ids.size()));
+    finish_reason_ = std::string(engine::FinishReasonName(result->finish_reason));
+    usage_ = message.usage();
+    Send(std::move(message), grpc::Status::OK);
+  }
+
+  void Write() { StartWrite(&out_); }
+
+  // Records the call and finishes it: the last thing done with `this`. While Prepare runs
+  // (the request may finish before Submit has returned) it only notes the status: Prepare
+  // still uses `this`, and ends the call when it is done.
+  void End(const grpc::Status& status) {
+    {
+      std::lock_guard lock(mu_);
+      if (preparing_) {
+        ended_while_preparing_ = status;
+        return;
+      }
+    }
+    if (metrics_ != nullptr) {
+      metrics_->Finished(status.error_code(), finish_reason_, usage_.prompt_tokens(),
+                         usage_.completion_tokens());
+    }
+    Finish(status);
+  }
+
+  WorkerService& service_;
+  grpc::CallbackServerContext& context_;
+  const t2::v1::WorkerGenerateRequest& request_;
+  std::shared_ptr<WorkerMetrics::Call> metrics_;  // null without metrics
+  ExpertCache::Lease lease_;                      // set by Queue, held to the end
+  std::string finish_reason_ = "none";            // set with the last message, read by End
+  t2::v1::Usage usage_;
+
+  std::mutex mu_;
+  std::shared_ptr<engine::RequestHandle> handle_;  // guarded by mu_: once queued
+  bool cancelled_ = false;                         // guarded by mu_
+  double queue_ms_ = 0;                            // guarded by mu_
+  bool first_ = true;                              // guarded by mu_: no message written yet
+  t2::v1::WorkerGenerateResponse out_;             // guarded by mu_: the message being written
+  bool writing_ = false;                           // guarded by mu_
+  std::optional<t2::v1::WorkerGenerateResponse> pending_;  // guarded by mu_: arrived meanwhile
+  std::optional<grpc::Status> end_after_write_;            // guarded by mu_
+  bool preparing_ = true;                                  // guarded by mu_: Prepare runs
+  std::optional<grpc::Status> ended_while_preparing_;      // guarded by mu_
+};
+
+grpc::ServerWriteReactor<t2::v1::WorkerGenerateResponse>* WorkerService::Generate(
+    grpc::CallbackServerContext* context, const t2::v1::WorkerGenerateRequest* request) {
+  if (grpc::Status s = Unready(); !s.ok()) {
+    return rpc::FinishedStream<t2::v1::WorkerGenerateResponse>(s);
+  }
+  return new GenerateCall(*this, *context, *request);
 }
 
-grpc::Status WorkerService::Score(grpc::ServerContext* context, const t2::v1::ScoreRequest* request,
-                                  t2::v1::ScoreResponse* response) {
-  if (auto s = Unready(); !s.ok()) return s;
-  return rpc::GuardHandler("worker", "Score", [&] { return RunScore(context, request, response); });
+grpc::ServerUnaryReactor* WorkerService::Score(grpc::CallbackServerContext* context,
+                                               const t2::v1::ScoreRequest* request,
+                                               t2::v1::ScoreResponse* response) {
+  if (grpc::Status s = Unready(); !s.ok()) {
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    reactor->Finish(s);
+    return reactor;
+  }
+  return rpc::RunOffloaded(executor_, "worker", "Score", [=, this](std::stop_token stop) {
+    return RunScore(*context, *request, *response, stop);
+  });
 }
 
-grpc::Status WorkerService::RunScore(grpc::ServerContext* context,
-                                     const t2::v1::ScoreRequest* request,
-                                     t2::v1::ScoreResponse* response) {
+grpc::Status WorkerService::RunScore(grpc::CallbackServerContext& context,
+                                     const t2::v1::ScoreRequest& request,
+                                     t2::v1::ScoreResponse& response, const std::stop_token& stop) {
   const absl::Time start = absl::Now();
-  const bool has_prompt = request->input_case() == t2::v1::ScoreRequest::kPrompt;
-  if (auto s = CheckInput(request->has_chat(), has_prompt, request->chat(), request->prompt(),
+  const bool has_prompt = request.input_case() == t2::v1::ScoreRequest::kPrompt;
+  if (auto s = CheckInput(request.has_chat(), has_prompt, request.chat(), request.prompt(),
                           generator_->context_limit());
       !s.ok()) {
     return rpc::ToGrpc(s);
   }
   constexpr int kMaxCompletions = 64;
-  if (request->completions_size() < 1 || request->completions_size() > kMaxCompletions) {
+  if (request.completions_size() < 1 || request.completions_size() > kMaxCompletions) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                        absl::StrCat("completions: want 1..", kMaxCompletions, ", got ", request->completions_size()));
+                        absl::StrCat("completions: want 1..", kMaxCompletions, ", got ",
+                                     request.completions_size()));
   }
   // Every completion is checked before anything is tokenized, the prompt included.
   const int64_t max_bytes = kMaxBytesPerContextToken * generator_->context_limit();
-  for (int i = 0; i < request->completions_size(); ++i) {
-    const int64_t bytes = static_cast<int64_t>(request->completions(i).size());
+  for (int i = 0; i < request.completions_size(); ++i) {
+    const int64_t bytes = static_cast<int64_t>(request.completions(i).size());
     if (bytes == 0) {
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, absl::StrCat("completions[", i, "]: empty"));
     }
@@ -285,32 +398,40 @@ grpc::Status WorkerService::RunScore(grpc::ServerContext* context,
     }
   }
   engine::ScoreRequest score;
-  auto ids = Tokenize(request->has_chat() ? &request->chat() : nullptr,
-                      has_prompt ? &request->prompt() : nullptr);
+  auto ids = Tokenize(request.has_chat() ? &request.chat() : nullptr,
+                      has_prompt ? &request.prompt() : nullptr);
   if (!ids.ok()) return rpc::ToGrpc(ids.status());
   score.prompt_ids = std::move(*ids);
-  for (const std::string& completion : request->completions()) {
+  for (const std::string& completion : request.completions()) {
     score.completions.push_back(generator_->tokenizer().Encode(completion, /*add_special=*/false));
   }
-  auto lease = experts_->Resolve(request->adapter(), DeadlineOf(*context));
-  if (!lease.ok()) return AdapterFailed(*context, lease.status());
+  auto lease = experts_->Resolve(request.adapter(), DeadlineOf(context));
+  if (!lease.ok()) return AdapterFailed(context, lease.status());
   score.adapter = lease->adapter();
-  score.first_token_only = request->first_token_only();
+  score.first_token_only = request.first_token_only();
   auto scores =
-      generator_->Score(score, DeadlineOf(*context), [context] { return context->IsCancelled(); });
+      generator_->Score(score, DeadlineOf(context), [&stop] { return stop.stop_requested(); });
   if (!scores.ok()) return rpc::ToGrpc(scores.status());
   for (const auto& s : *scores) {
-    auto* c = response->add_completions();
+    auto* c = response.add_completions();
     c->set_logprob(s.logprob);
     c->set_tokens(s.tokens);
   }
-  response->set_duration_ms(absl::ToDoubleMilliseconds(absl::Now() - start));
+  response.set_duration_ms(absl::ToDoubleMilliseconds(absl::Now() - start));
   return grpc::Status::OK;
 }
 
-grpc::Status WorkerService::Info(grpc::ServerContext*, const t2::v1::WorkerInfoRequest*, t2::v1::WorkerInfo* info) {
-  if (!ready_) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "worker is loading its model");
-  return rpc::GuardHandler("worker", "Info", [&] { return RunInfo(info); });
+grpc::ServerUnaryReactor* WorkerService::Info(grpc::CallbackServerContext* context,
+                                              const t2::v1::WorkerInfoRequest*,
+                                              t2::v1::WorkerInfo* info) {
+  // Answered on gRPC's thread: it only reads counters.
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (!ready_) {
+    reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "worker is loading its model"));
+  } else {
+    reactor->Finish(rpc::GuardHandler("worker", "Info", [&] { return RunInfo(info); }));
+  }
+  return reactor;
 }
 
 grpc::Status WorkerService::RunInfo(t2::v1::WorkerInfo* info) {

@@ -1,14 +1,21 @@
-// The t2.v1.Worker gRPC handlers over the engine's Generator: validation before queueing,
-// streaming, cancellation and deadlines handed to the scheduler, draining on shutdown.
+// The t2.v1.Worker gRPC handlers over the engine's Generator, on gRPC's callback API:
+// validation before queueing, streaming, cancellation and deadlines handed to the scheduler,
+// draining on shutdown. What blocks (tokenizing, an expert's fetch from the registry, a Score
+// waiting for its batch) runs on a bounded handler executor, never on gRPC's threads; a
+// Generate holds no thread once its request is queued: the scheduler's callbacks write its
+// stream (WorkerService::GenerateCall), and the client's cancellation (OnCancel) cancels its
+// request.
 #pragma once
+
+#include <grpcpp/grpcpp.h>
 
 #include <atomic>
 #include <memory>
 #include <optional>
-
-#include <grpcpp/grpcpp.h>
+#include <stop_token>
 
 #include "expert_cache.h"
+#include "t2/common/bounded_executor.h"
 #include "t2/engine/generator.h"
 #include "t2/tokenizer/chat_template.h"
 #include "t2/v1/worker.grpc.pb.h"
@@ -16,21 +23,25 @@
 
 namespace t2::worker {
 
-class WorkerService final : public t2::v1::Worker::Service {
+class WorkerService final : public t2::v1::Worker::CallbackService {
  public:
   // Until Attach, every call gets UNAVAILABLE ("loading"): the server listens while the
-  // model loads, so that health checks can tell loading from dead.
-  WorkerService() = default;
+  // model loads, so that health checks can tell loading from dead. `handlers` bounds the
+  // threads of the blocking parts (a Score holds one until it is scored).
+  explicit WorkerService(BoundedExecutor::Options handlers = {.max_threads = 64, .max_queue = 4096})
+      : executor_(handlers) {}
   // `metrics` (may be null) records every Generate call; it must outlive the service.
   void Attach(engine::Generator& generator, ExpertCache& experts, std::string model_name,
               WorkerMetrics* metrics = nullptr);
 
-  grpc::Status Generate(grpc::ServerContext* context, const t2::v1::WorkerGenerateRequest* request,
-                        grpc::ServerWriter<t2::v1::WorkerGenerateResponse>* writer) override;
-  grpc::Status Score(grpc::ServerContext* context, const t2::v1::ScoreRequest* request,
-                     t2::v1::ScoreResponse* response) override;
-  grpc::Status Info(grpc::ServerContext* context, const t2::v1::WorkerInfoRequest* request,
-                    t2::v1::WorkerInfo* response) override;
+  grpc::ServerWriteReactor<t2::v1::WorkerGenerateResponse>* Generate(
+      grpc::CallbackServerContext* context, const t2::v1::WorkerGenerateRequest* request) override;
+  grpc::ServerUnaryReactor* Score(grpc::CallbackServerContext* context,
+                                  const t2::v1::ScoreRequest* request,
+                                  t2::v1::ScoreResponse* response) override;
+  grpc::ServerUnaryReactor* Info(grpc::CallbackServerContext* context,
+                                 const t2::v1::WorkerInfoRequest* request,
+                                 t2::v1::WorkerInfo* response) override;
 
   // New calls get UNAVAILABLE from now on; calls already running continue.
   void StartDraining() { draining_ = true; }
@@ -41,14 +52,11 @@ class WorkerService final : public t2::v1::Worker::Service {
   absl::StatusOr<engine::GenerationRequest> ToEngineRequest(const t2::v1::WorkerGenerateRequest& request) const;
 
   grpc::Status Unready() const;
-  // Generate's work; `call` (null without metrics) learns the adapter and the tokens.
-  grpc::Status RunGenerate(grpc::ServerContext* context, const t2::v1::WorkerGenerateRequest* request,
-                           grpc::ServerWriter<t2::v1::WorkerGenerateResponse>* writer,
-                           const std::shared_ptr<WorkerMetrics::Call>& call, std::string& finish_reason,
-                           t2::v1::Usage& usage);
-  grpc::Status RunScore(grpc::ServerContext* context, const t2::v1::ScoreRequest* request,
-                        t2::v1::ScoreResponse* response);
+  grpc::Status RunScore(grpc::CallbackServerContext& context, const t2::v1::ScoreRequest& request,
+                        t2::v1::ScoreResponse& response, const std::stop_token& stop);
   grpc::Status RunInfo(t2::v1::WorkerInfo* info);
+
+  class GenerateCall;  // one Generate call (worker_service.cc)
 
   engine::Generator* generator_ = nullptr;  // set once by Attach, before ready_
   ExpertCache* experts_ = nullptr;
@@ -57,6 +65,8 @@ class WorkerService final : public t2::v1::Worker::Service {
   std::atomic<bool> ready_{false};
   std::optional<tokenizer::ChatTemplate> chat_template_;  // unset: the model has none
   std::atomic<bool> draining_{false};
+  // Last: destroyed first, after the server has finished every call, letting queued work end.
+  BoundedExecutor executor_;
 };
 
 }  // namespace t2::worker

@@ -13,6 +13,8 @@
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
+#include <fstream>
+#include <future>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -30,6 +32,7 @@
 #include "t2/v1/dispatcher.grpc.pb.h"
 #include "t2/v1/registry.grpc.pb.h"
 #include "t2/v1/worker.grpc.pb.h"
+#include "testing/eventually.h"
 #include "testing/metric_sample.h"
 #include "worker_pool.h"
 
@@ -331,13 +334,21 @@ class DispatcherTest : public ::testing::Test {
   }
 
   // Starts `n` fake workers and a dispatcher in front of them.
-  void StartDispatcher(int n, AdaptOptions adapt = {}, ExpertResolver::Options resolver = {}) {
+  void StartDispatcher(int n, AdaptOptions adapt = {}, ExpertResolver::Options resolver = {},
+                       BoundedExecutor::Options handlers = {}) {
     std::vector<std::string> addresses;
     for (int i = 0; i < n; ++i) {
       workers_.push_back(std::make_unique<FakeWorker>());
       worker_servers_.push_back(Start(workers_.back().get()));
       addresses.push_back(worker_servers_.back().address);
     }
+    StartDispatcherFor(addresses, adapt, resolver, handlers);
+  }
+
+  // A dispatcher in front of the workers at `addresses`.
+  void StartDispatcherFor(const std::vector<std::string>& addresses, AdaptOptions adapt = {},
+                          ExpertResolver::Options resolver = {},
+                          BoundedExecutor::Options handlers = {}) {
     resolver_ = std::make_unique<ExpertResolver>(
         grpc::CreateChannel(registry_server_.address, t2::rpc::LoopbackChannelCredentials()),
         resolver);
@@ -350,8 +361,10 @@ class DispatcherTest : public ::testing::Test {
     pool_->ProbeNow();
     service_ = std::make_unique<DispatcherService>(
         *pool_, *resolver_,
-        DispatcherService::Options{
-            .first_pass = {.generate_max_tokens = 16}, .adapt = adapt, .metrics = &metrics_});
+        DispatcherService::Options{.first_pass = {.generate_max_tokens = 16},
+                                   .adapt = adapt,
+                                   .metrics = &metrics_,
+                                   .handlers = handlers});
     server_ = Start(service_.get());
     stub_ = v1::Dispatcher::NewStub(
         grpc::CreateChannel(server_.address, t2::rpc::LoopbackChannelCredentials()));
@@ -976,6 +989,122 @@ TEST_F(DispatcherTest, ClientCancellationCancelsTheWorkerCall) {
     std::this_thread::sleep_for(10ms);
   }
   EXPECT_TRUE(workers_[0]->saw_cancel);
+}
+
+// A worker on the callback API whose Generate streams stay open, silent, until cancelled:
+// what the dispatcher holds for a stream waiting on a worker, with no thread on either side.
+class HeldWorker final : public v1::Worker::CallbackService {
+ public:
+  int open() const { return open_.load(); }
+
+  grpc::ServerWriteReactor<v1::WorkerGenerateResponse>* Generate(
+      grpc::CallbackServerContext*, const v1::WorkerGenerateRequest*) override {
+    return new Held(open_);
+  }
+  grpc::ServerUnaryReactor* Info(grpc::CallbackServerContext* context, const v1::WorkerInfoRequest*,
+                                 v1::WorkerInfo* info) override {
+    info->set_max_batch_size(1024);
+    info->set_max_queue(1024);
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
+  }
+
+ private:
+  class Held final : public grpc::ServerWriteReactor<v1::WorkerGenerateResponse> {
+   public:
+    explicit Held(std::atomic<int>& open) : open_(open) { ++open_; }
+    void OnCancel() override { Finish(grpc::Status(grpc::StatusCode::CANCELLED, "held")); }
+    void OnDone() override {
+      --open_;
+      delete this;
+    }
+
+   private:
+    std::atomic<int>& open_;
+  };
+  std::atomic<int> open_{0};
+};
+
+// Threads of this process, from /proc.
+int ThreadCount() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("Threads:", 0) == 0) return std::stoi(line.substr(8));
+  }
+  return -1;
+}
+
+// Streams waiting on a worker hold no thread of the dispatcher (gRPC's synchronous API took
+// one each): 100 open at once add far fewer than 100 threads, and cancelling them reaches
+// the worker.
+TEST_F(DispatcherTest, WaitingStreamsHoldNoThreads) {
+  HeldWorker held;
+  worker_servers_.push_back(Start(&held));
+  StartDispatcherFor({worker_servers_.back().address});
+  constexpr int kStreams = 100;
+  struct Open {
+    grpc::ClientContext context;
+    std::unique_ptr<grpc::ClientReader<v1::GenerateStreamResponse>> reader;
+  };
+  std::vector<std::unique_ptr<Open>> streams;
+  const int before = ThreadCount();
+  for (int i = 0; i < kStreams; ++i) {
+    auto open = std::make_unique<Open>();
+    open->context.set_deadline(std::chrono::system_clock::now() + 60s);
+    open->reader = stub_->GenerateStream(&open->context, Prompt("wait"));
+    v1::GenerateStreamResponse head;
+    ASSERT_TRUE(open->reader->Read(&head)) << "stream " << i;  // the first pass is done
+    ASSERT_TRUE(head.has_first_pass());
+    streams.push_back(std::move(open));
+  }
+  ASSERT_TRUE(t2::testing::Eventually([&] { return held.open() == kStreams; }, 30s))
+      << held.open() << " of " << kStreams << " reached the worker";
+  const int during = ThreadCount();
+  EXPECT_LT(during - before, kStreams / 4) << before << " threads before, " << during << " after";
+  EXPECT_LE(service_->handler_threads(), 2) << "one first pass at a time needs one thread";
+
+  for (auto& open : streams) open->context.TryCancel();
+  for (auto& open : streams) {
+    EXPECT_EQ(open->reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  }
+  EXPECT_TRUE(t2::testing::Eventually([&] { return held.open() == 0; }, 30s))
+      << held.open() << " worker calls still open";
+  // `held` ends with this test; its server must end first (TearDown would be too late).
+  worker_servers_.back().server->Shutdown(std::chrono::system_clock::now() + 1s);
+}
+
+// A call that finds every handler thread busy and the queue full is refused at once with
+// RESOURCE_EXHAUSTED, instead of the dispatcher starting threads without bound.
+TEST_F(DispatcherTest, BusyHandlerThreadsRefuseWithResourceExhausted) {
+  StartDispatcher(1, {}, {}, {.max_threads = 1, .max_queue = 0});
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  workers_[0]->score = [released](const v1::ScoreRequest& r, v1::ScoreResponse* out) {
+    released.wait_for(30s);
+    for (int i = 0; i < r.completions_size(); ++i) out->add_completions()->set_logprob(-1.0 - i);
+    return grpc::Status::OK;
+  };
+  std::thread classifying([&] {
+    v1::GenerateRequest request = Prompt("hold the handler");
+    request.mutable_adaptation()->mutable_prompt()->set_mode(v1::CLASSIFY_MODE_LABEL_SCORE);
+    v1::GenerateResponse r;
+    EXPECT_TRUE(Generate(request, &r).ok());
+  });
+  ASSERT_TRUE(t2::testing::Eventually(
+      [&] {
+        std::lock_guard lock(workers_[0]->mu);
+        return !workers_[0]->score_requests.empty();
+      },
+      30s));
+  v1::GenerateResponse r;
+  grpc::Status refused = Generate(Prompt("hi"), &r);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(refused.error_message(), HasSubstr("busy"));
+  release.set_value();
+  classifying.join();
+  EXPECT_TRUE(Generate(Prompt("hi"), &r).ok()) << "served again once the thread is free";
 }
 
 // ---------------------------------------------------------------- adaptation

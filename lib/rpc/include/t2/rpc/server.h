@@ -30,7 +30,9 @@ struct ServerOptions {
   std::shared_ptr<grpc::ServerCredentials> credentials = nullptr;
   // Limits that keep one client from exhausting the server. gRPC's sync server gives every
   // call in progress a thread (a Watch, a stream, a stalled upload hold theirs): beyond
-  // max_threads new calls get RESOURCE_EXHAUSTED instead of the process running out.
+  // max_threads new calls get RESOURCE_EXHAUSTED instead of the process running out. (Calls
+  // of callback-API services hold no thread; their blocking work runs on a BoundedExecutor,
+  // rpc/offloaded_call.h, which sets their bound.)
   // max_concurrent_streams caps the calls one connection has open at once (HTTP/2 makes the
   // client queue the rest). Keepalive pings find peers that vanished without closing their
   // connection, so that their calls end and free their threads.
