@@ -42,9 +42,6 @@ class DispatcherService final : public t2::v1::Dispatcher::CallbackService {
                                   const t2::v1::AdaptRequest* request,
                                   t2::v1::AdaptResponse* response) override;
 
-  // The handler threads started so far (they stay), for tests and benchmarks.
-  int handler_threads() const { return executor_.threads(); }
-
  private:
   absl::Status DoClassify(const CallScope& scope, const t2::v1::ClassifyRequest& request,
                           t2::v1::ClassifyResponse& response, DispatcherMetrics::Call& call);

@@ -1063,7 +1063,6 @@ TEST_F(DispatcherTest, WaitingStreamsHoldNoThreads) {
       << held.open() << " of " << kStreams << " reached the worker";
   const int during = ThreadCount();
   EXPECT_LT(during - before, kStreams / 4) << before << " threads before, " << during << " after";
-  EXPECT_LE(service_->handler_threads(), 2) << "one first pass at a time needs one thread";
 
   for (auto& open : streams) open->context.TryCancel();
   for (auto& open : streams) {
