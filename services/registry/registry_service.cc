@@ -15,6 +15,7 @@
 #include "t2/rpc/metadata_keys.h"
 #include "t2/rpc/status.h"
 #include "t2/store/names.h"
+#include "watch_call.h"
 
 namespace t2::registry {
 namespace {
@@ -303,53 +304,13 @@ grpc::Status RegistryService::RegisterBaseModel(grpc::ServerContext*, const v1::
   });
 }
 
-grpc::Status RegistryService::Watch(grpc::ServerContext* context, const v1::WatchRequest* request,
-                                    grpc::ServerWriter<v1::RegistryEvent>* writer) {
-  if (metrics_ != nullptr) metrics_->WatchOpened();
-  grpc::Status status = Guarded("Watch", [&] { return DoWatch(context, *request, writer); });
-  if (metrics_ != nullptr) metrics_->WatchClosed();
-  return status;
-}
-
-grpc::Status RegistryService::DoWatch(grpc::ServerContext* context, const v1::WatchRequest& request,
-                                      grpc::ServerWriter<v1::RegistryEvent>* writer) {
-  if (request.from_sequence() < 0) {
-    return InvalidArgument(
-        absl::StrCat("watch.from_sequence: ", request.from_sequence(), " is negative"));
-  }
-  const grpc::Status unavailable(grpc::StatusCode::UNAVAILABLE, "the registry is shutting down");
-  if (shutting_down_) return unavailable;
-  int64_t after = request.from_sequence() > 0 ? request.from_sequence() : store_->LatestSequence();
-  if (request.from_sequence() > 0) {
-    // A watcher resuming past what the log still keeps (or from another store) must resync:
-    // OUT_OF_RANGE now, before the stream says it is established.
-    absl::StatusOr<std::vector<store::Event>> kept = store_->EventsSince(after, 1);
-    if (absl::IsOutOfRange(kept.status())) return rpc::ToGrpc(kept.status());
-  }
-  // Tells the client the watch is established: every change it makes from now on will be
-  // streamed to it, even with from_sequence 0.
-  context->AddInitialMetadata(rpc::kWatchEstablishedKey, absl::StrCat(after));
-  writer->SendInitialMetadata();
-  auto stop = [&] { return shutting_down_.load() || context->IsCancelled(); };
-  while (true) {
-    absl::StatusOr<std::vector<store::Event>> events =
-        store_->WaitForEvents(after, std::chrono::seconds(1), stop);
-    if (!events.ok()) {
-      if (events.status().code() != absl::StatusCode::kCancelled) {
-        return rpc::ToGrpc(events.status());
-      }
-      if (shutting_down_) return unavailable;
-      return grpc::Status(grpc::StatusCode::CANCELLED, "watch cancelled");
-    }
-    for (const store::Event& event : *events) {
-      v1::RegistryEvent message;
-      ToProto(event, &message);
-      if (!writer->Write(message)) {
-        return grpc::Status(grpc::StatusCode::CANCELLED, "watch: the client went away");
-      }
-      after = event.sequence;
-    }
-  }
+grpc::ServerWriteReactor<v1::RegistryEvent>* RegistryService::Watch(
+    grpc::CallbackServerContext* context, const v1::WatchRequest* request) {
+  return new WatchCall({.store = *store_,
+                        .executor = executor_,
+                        .shutting_down = shutting_down_,
+                        .metrics = metrics_},
+                       *context, *request);
 }
 
 }  // namespace t2::registry

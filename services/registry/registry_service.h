@@ -1,5 +1,7 @@
-// The t2.v1.Registry gRPC service over an ExpertStore (synchronous API: every handler runs on
-// a gRPC thread and may block on the store). Store errors map one to one to gRPC codes
+// The t2.v1.Registry gRPC service over an ExpertStore. Watch is on gRPC's callback API (a
+// Watch waits for changes without a thread: watch_call.h); the other handlers are
+// synchronous, each on a gRPC thread that may block on the store (transfers are ended by the
+// idle watchdog when a peer stalls). Store errors map one to one to gRPC codes
 // (t2::rpc::ToGrpc); no exception escapes a handler.
 //
 // Lifetime: the store must outlive the service, and the service the gRPC server. Call
@@ -16,6 +18,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "registry_metrics.h"
+#include "t2/common/bounded_executor.h"
 #include "t2/rpc/idle_watchdog.h"
 #include "t2/store/expert_store.h"
 #include "t2/v1/registry.grpc.pb.h"
@@ -35,7 +38,7 @@ struct RegistryServiceOptions {
   int64_t min_free_disk_bytes = int64_t{512} << 20;
 };
 
-class RegistryService final : public v1::Registry::Service {
+class RegistryService final : public v1::Registry::WithCallbackMethod_Watch<v1::Registry::Service> {
  public:
   using Options = RegistryServiceOptions;
 
@@ -45,7 +48,8 @@ class RegistryService final : public v1::Registry::Service {
       : store_(store),
         metrics_(metrics),
         options_(options),
-        watchdog_(options.transfer_idle_timeout) {}
+        watchdog_(options.transfer_idle_timeout),
+        executor_({.max_threads = 4, .max_queue = 4096}) {}
 
   // Ends every Watch stream (status UNAVAILABLE) and refuses new ones.
   void BeginShutdown();
@@ -80,8 +84,8 @@ class RegistryService final : public v1::Registry::Service {
                              v1::DeleteMixtureResponse* response) override;
   grpc::Status RegisterBaseModel(grpc::ServerContext* context, const v1::BaseModel* request,
                                  v1::BaseModel* response) override;
-  grpc::Status Watch(grpc::ServerContext* context, const v1::WatchRequest* request,
-                     grpc::ServerWriter<v1::RegistryEvent>* writer) override;
+  grpc::ServerWriteReactor<v1::RegistryEvent>* Watch(grpc::CallbackServerContext* context,
+                                                     const v1::WatchRequest* request) override;
 
  private:
   grpc::Status DoPublish(grpc::ServerContext* context,
@@ -89,8 +93,6 @@ class RegistryService final : public v1::Registry::Service {
                          v1::ExpertInfo* response);
   grpc::Status DoGetExpert(grpc::ServerContext* context, const v1::GetExpertRequest& request,
                            grpc::ServerWriter<v1::GetExpertResponse>* writer);
-  grpc::Status DoWatch(grpc::ServerContext* context, const v1::WatchRequest& request,
-                       grpc::ServerWriter<v1::RegistryEvent>* writer);
 
   // Reserves `bytes` of disk for an upload if the store's disk has room for them beside the
   // uploads in progress and min_free_disk_bytes; the reservation ends with the returned object.
@@ -103,6 +105,9 @@ class RegistryService final : public v1::Registry::Service {
   std::mutex disk_mu_;
   int64_t reserved_disk_bytes_ = 0;  // guarded by disk_mu_: declared sizes of uploads in progress
   std::atomic<bool> shutting_down_{false};
+  // Reads the change log for Watch streams. Last: destroyed first, after the server has
+  // finished every call.
+  BoundedExecutor executor_;
 };
 
 }  // namespace t2::registry

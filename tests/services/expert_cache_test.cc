@@ -51,7 +51,7 @@ using std::chrono::milliseconds;
 using std::chrono::seconds;
 
 // Forwards to the real registry; GetExpert for a held expert waits until it is let go.
-class GatedRegistry final : public v1::Registry::Service {
+class GatedRegistry final : public v1::Registry::WithCallbackMethod_Watch<v1::Registry::Service> {
  public:
   explicit GatedRegistry(registry::RegistryService* real) : real_(real) {}
 
@@ -90,9 +90,9 @@ class GatedRegistry final : public v1::Registry::Service {
                            v1::ListExpertsResponse* response) override {
     return real_->ListExperts(context, request, response);
   }
-  grpc::Status Watch(grpc::ServerContext* context, const v1::WatchRequest* request,
-                     grpc::ServerWriter<v1::RegistryEvent>* writer) override {
-    return real_->Watch(context, request, writer);
+  grpc::ServerWriteReactor<v1::RegistryEvent>* Watch(grpc::CallbackServerContext* context,
+                                                     const v1::WatchRequest* request) override {
+    return real_->Watch(context, request);
   }
 
  private:

@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <thread>
@@ -587,6 +588,47 @@ TEST_F(RegistryTest, WatchStreamsEventsInOrder) {
   EXPECT_THAT(sequences, ElementsAre(4, 5));
   replay_context.TryCancel();
   replay->Finish();
+}
+
+// Threads of process `pid`, from /proc.
+int ThreadsOf(pid_t pid) {
+  std::ifstream status(absl::StrCat("/proc/", pid, "/status"));
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("Threads:", 0) == 0) return std::stoi(line.substr(8));
+  }
+  return -1;
+}
+
+// A Watch waits for changes without a thread of the registry (gRPC's synchronous API held
+// one per stream): 200 open streams add far fewer than 200 threads, and every one of them
+// still gets the next change.
+TEST_F(RegistryTest, OpenWatchStreamsHoldNoThreads) {
+  RegisterBase();
+  constexpr int kWatchers = 200;
+  struct Open {
+    grpc::ClientContext context;
+    std::unique_ptr<grpc::ClientReader<v1::RegistryEvent>> reader;
+  };
+  std::vector<std::unique_ptr<Open>> watchers;
+  const int before = ThreadsOf(server_.pid());
+  for (int i = 0; i < kWatchers; ++i) {
+    auto open = std::make_unique<Open>();
+    open->context.set_deadline(In(seconds(60)));
+    open->reader = stub_->Watch(&open->context, v1::WatchRequest());
+    open->reader->WaitForInitialMetadata();  // established
+    watchers.push_back(std::move(open));
+  }
+  const int during = ThreadsOf(server_.pid());
+  EXPECT_LT(during - before, kWatchers / 4) << before << " threads before, " << during << " after";
+  ASSERT_THAT(Publish("math", 1, Bytes(1.0f)), GrpcOk());
+  for (auto& open : watchers) {
+    v1::RegistryEvent event;
+    ASSERT_TRUE(open->reader->Read(&event));
+    EXPECT_EQ(event.kind(), v1::RegistryEvent::KIND_EXPERT_PUBLISHED);
+    open->context.TryCancel();
+    EXPECT_THAT(open->reader->Finish(), GrpcIs(grpc::StatusCode::CANCELLED, ""));
+  }
 }
 
 TEST_F(RegistryTest, ShutdownEndsOpenWatchStreams) {

@@ -1,7 +1,6 @@
 // ExpertStore's change log: order, contents, waiting for new events.
 #include <atomic>
 #include <chrono>
-#include <thread>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -11,7 +10,6 @@
 namespace t2::store::testing {
 namespace {
 
-using std::chrono::milliseconds;
 using ::testing::SizeIs;
 
 TEST_F(StoreTest, EveryChangeAppendsOneEventInOrder) {
@@ -61,58 +59,26 @@ TEST_F(StoreTest, EveryChangeAppendsOneEventInOrder) {
   EXPECT_THAT(*limited, SizeIs(3));
 }
 
-TEST_F(StoreTest, WaitForEventsReturnsAtOnceWhenThereAreSome) {
+// A subscriber hears of every change as it is committed and of Close, and nothing once its
+// subscription is gone; closing only tells the subscribers, the store still works.
+TEST_F(StoreTest, SubscribersHearOfEachChangeAndOfClose) {
+  std::atomic<int> heard{0};
+  auto subscription = store_->Subscribe([&] { ++heard; });
   ASSERT_THAT(Publish("math", 1, ValidBytes(1.0f)), IsOk());
-  auto events = store_->WaitForEvents(0, std::chrono::seconds(30), nullptr);
+  EXPECT_EQ(heard, 1);  // told before Publish returned
+  ASSERT_THAT(Publish("math", 2, ValidBytes(2.0f)), IsOk());
+  EXPECT_EQ(heard, 2);
+  auto events = store_->EventsSince(0);
   ASSERT_THAT(events, IsOk());
-  EXPECT_THAT(*events, SizeIs(1));
-}
+  EXPECT_THAT(*events, SizeIs(2));  // what a subscriber reads when told
 
-TEST_F(StoreTest, WaitForEventsTimesOutEmpty) {
-  const auto start = std::chrono::steady_clock::now();
-  auto events = store_->WaitForEvents(0, milliseconds(100), nullptr);
-  ASSERT_THAT(events, IsOk());
-  EXPECT_THAT(*events, SizeIs(0));
-  EXPECT_GE(std::chrono::steady_clock::now() - start, milliseconds(100));
-}
-
-TEST_F(StoreTest, WaitForEventsWakesOnAChange) {
-  const std::string bytes = ValidBytes(1.0f);
-  std::thread publisher([&] {
-    std::this_thread::sleep_for(milliseconds(100));
-    EXPECT_THAT(Publish("math", 1, bytes), IsOk());
-  });
-  const auto start = std::chrono::steady_clock::now();
-  auto events = store_->WaitForEvents(0, std::chrono::seconds(20), nullptr);
-  publisher.join();
-  ASSERT_THAT(events, IsOk());
-  ASSERT_THAT(*events, SizeIs(1));
-  EXPECT_EQ((*events)[0].name, "math");
-  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
-}
-
-TEST_F(StoreTest, WaitForEventsEndsOnCancellationAndClose) {
-  std::atomic<bool> cancelled{false};
-  std::thread canceller([&] {
-    std::this_thread::sleep_for(milliseconds(100));
-    cancelled = true;
-  });
-  auto events =
-      store_->WaitForEvents(0, std::chrono::seconds(20), [&] { return cancelled.load(); });
-  canceller.join();
-  EXPECT_THAT(events, StatusIs(absl::StatusCode::kCancelled, ""));
-
-  std::thread closer([&] {
-    std::this_thread::sleep_for(milliseconds(100));
-    store_->Close();
-  });
-  const auto start = std::chrono::steady_clock::now();
-  events = store_->WaitForEvents(0, std::chrono::seconds(20), nullptr);
-  closer.join();
-  EXPECT_THAT(events, StatusIs(absl::StatusCode::kCancelled, "shutting down"));
-  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
-  // Closing only ends the waiting; the store still works.
-  EXPECT_THAT(Publish("math", 1, ValidBytes(1.0f)), IsOk());
+  EXPECT_FALSE(store_->closed());
+  store_->Close();
+  EXPECT_TRUE(store_->closed());
+  EXPECT_EQ(heard, 3);
+  subscription.reset();
+  ASSERT_THAT(Publish("math", 3, ValidBytes(3.0f)), IsOk());
+  EXPECT_EQ(heard, 3) << "no call after the subscription ended";
 }
 
 // The log used to keep every event forever. It keeps max_events now; a reader resuming from
@@ -130,11 +96,9 @@ TEST_F(StoreTest, TheChangeLogKeepsMaxEventsAndAStaleReaderIsOutOfRange) {
   auto stale = store_->EventsSince(1);
   EXPECT_EQ(stale.status().code(), absl::StatusCode::kOutOfRange) << stale.status();
   EXPECT_THAT(std::string(stale.status().message()), ::testing::HasSubstr("events 2 to 2"));
-  EXPECT_EQ(store_->WaitForEvents(0, milliseconds(0), nullptr).status().code(),
-            absl::StatusCode::kOutOfRange);
-  // A reader from another store (ahead of this log) resyncs too, without waiting.
-  EXPECT_EQ(store_->WaitForEvents(9, milliseconds(60'000), nullptr).status().code(),
-            absl::StatusCode::kOutOfRange);
+  EXPECT_EQ(store_->EventsSince(0).status().code(), absl::StatusCode::kOutOfRange);
+  // A reader from another store (ahead of this log) resyncs too.
+  EXPECT_EQ(store_->EventsSince(9).status().code(), absl::StatusCode::kOutOfRange);
   // Kept across a reopen.
   Reopen(/*max_events=*/3);
   EXPECT_THAT(store_->EventsSince(2), IsOk());

@@ -1,4 +1,4 @@
-// The change log: what Watch streams (EventsSince, WaitForEvents).
+// The change log: what Watch streams read (EventsSince, LatestSequence).
 #include <chrono>
 #include <functional>
 
@@ -87,34 +87,6 @@ absl::StatusOr<std::vector<Event>> ExpertStore::EventsSince(int64_t after_sequen
 int64_t ExpertStore::LatestSequence() const {
   std::lock_guard<std::mutex> lock(impl_->event_mu);
   return impl_->latest_sequence;
-}
-
-absl::StatusOr<std::vector<Event>> ExpertStore::WaitForEvents(
-    int64_t after_sequence, std::chrono::milliseconds max_wait,
-    const std::function<bool()>& cancelled, int limit) const {
-  // The poll interval bounds how late a cancellation that nothing signals is noticed.
-  constexpr auto kPoll = std::chrono::milliseconds(50);
-  const auto deadline = std::chrono::steady_clock::now() + max_wait;
-  {
-    std::unique_lock<std::mutex> lock(impl_->event_mu);
-    if (after_sequence > impl_->latest_sequence) {
-      // Ahead of what this process has announced: either an event committed a moment ago
-      // (latest_sequence follows the commit) or a caller from another store. The database
-      // tells them apart (EventsSince: OutOfRange for the latter).
-      lock.unlock();
-      T2_RETURN_IF_ERROR(EventsSince(after_sequence, 1).status());
-      lock.lock();
-    }
-    while (impl_->latest_sequence <= after_sequence && !impl_->closed) {
-      if (cancelled && cancelled()) return absl::CancelledError("watch cancelled");
-      const auto now = std::chrono::steady_clock::now();
-      if (now >= deadline) return std::vector<Event>();
-      impl_->event_cv.wait_until(lock, std::min(deadline, now + kPoll));
-    }
-    if (impl_->closed) return absl::CancelledError("the registry is shutting down");
-  }
-  if (cancelled && cancelled()) return absl::CancelledError("watch cancelled");
-  return EventsSince(after_sequence, limit);
 }
 
 }  // namespace t2::store

@@ -221,8 +221,26 @@ void ExpertStore::Close() {
   {
     std::lock_guard<std::mutex> lock(impl_->event_mu);
     impl_->closed = true;
+    for (const auto& [id, on_change] : impl_->subscribers) on_change();
   }
-  impl_->event_cv.notify_all();
+}
+
+bool ExpertStore::closed() const {
+  std::lock_guard<std::mutex> lock(impl_->event_mu);
+  return impl_->closed;
+}
+
+std::unique_ptr<ExpertStore::Subscription> ExpertStore::Subscribe(
+    std::function<void()> on_change) const {
+  std::lock_guard<std::mutex> lock(impl_->event_mu);
+  const int64_t id = impl_->next_subscriber++;
+  impl_->subscribers.emplace(id, std::move(on_change));
+  return std::unique_ptr<Subscription>(new Subscription(this, id));
+}
+
+ExpertStore::Subscription::~Subscription() {
+  std::lock_guard<std::mutex> lock(store_->impl_->event_mu);
+  store_->impl_->subscribers.erase(id_);
 }
 
 }  // namespace t2::store

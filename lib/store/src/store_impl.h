@@ -11,6 +11,8 @@
 #include <condition_variable>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -51,12 +53,13 @@ struct ExpertStore::Impl {
   mutable std::mutex mu;
   std::optional<internal::Database> db;
 
-  // The change-log tail that WaitForEvents waits on; separate from `mu` so waiting never
-  // holds up readers or writers.
+  // The change log's tail and its subscribers; separate from `mu` so that telling them
+  // never holds up readers or writers.
   mutable std::mutex event_mu;
-  mutable std::condition_variable event_cv;
   int64_t latest_sequence = 0;
   bool closed = false;
+  std::map<int64_t, std::function<void()>> subscribers;  // guarded by event_mu
+  int64_t next_subscriber = 0;                           // guarded by event_mu
 
   bool new_database = false;  // OpenDatabase created the schema just now
 
@@ -73,8 +76,8 @@ struct ExpertStore::Impl {
     {
       std::lock_guard<std::mutex> lock(event_mu);
       latest_sequence = std::max(latest_sequence, sequence);
+      for (const auto& [id, on_change] : subscribers) on_change();
     }
-    event_cv.notify_all();
   }
 
   // --- Queries; the caller holds `mu`. ---

@@ -129,16 +129,28 @@ class ExpertStore {
   absl::StatusOr<std::vector<Event>> EventsSince(int64_t after_sequence, int limit = 1000) const;
   // The sequence of the newest event (0 when there is none).
   int64_t LatestSequence() const;
-  // EventsSince, waiting up to `max_wait` for one to arrive when there is none yet (an empty
-  // result means the wait ran out). `cancelled` is polled every few tens of milliseconds and
-  // ends the wait with Cancelled; so does Close().
-  absl::StatusOr<std::vector<Event>> WaitForEvents(int64_t after_sequence,
-                                                   std::chrono::milliseconds max_wait,
-                                                   const std::function<bool()>& cancelled,
-                                                   int limit = 1000) const;
-  // Wakes every WaitForEvents with Cancelled, now and later (for server shutdown). Other
+  // Marks the change log closed (for server shutdown) and tells every subscriber. Other
   // methods keep working.
   void Close();
+  bool closed() const;
+
+  // News of the change log (a Watch stream waits for it without a thread): the callback
+  // runs after each new event and at Close(), until the Subscription is destroyed.
+  // It runs with the log's lock held, so it must only pass the news on (to an executor) and
+  // never call into the store; destroying the Subscription waits for a call in progress.
+  class Subscription {
+   public:
+    ~Subscription();
+    Subscription(const Subscription&) = delete;
+    Subscription& operator=(const Subscription&) = delete;
+
+   private:
+    friend class ExpertStore;
+    Subscription(const ExpertStore* store, int64_t id) : store_(store), id_(id) {}
+    const ExpertStore* store_;
+    int64_t id_;
+  };
+  [[nodiscard]] std::unique_ptr<Subscription> Subscribe(std::function<void()> on_change) const;
 
   const std::filesystem::path& root() const;
 
