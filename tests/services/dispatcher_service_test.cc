@@ -938,8 +938,9 @@ TEST_F(DispatcherTest, FewestOutstandingWins) {
     v1::GenerateResponse r;
     Generate(Prompt("hold"), &r);
   });
-  while (workers_[0]->GenerateCalls() + workers_[1]->GenerateCalls() == 0)
-    std::this_thread::sleep_for(5ms);
+  ASSERT_TRUE(t2::testing::Eventually(
+      [&] { return workers_[0]->GenerateCalls() + workers_[1]->GenerateCalls() > 0; }, 30s))
+      << "the held request never reached a worker";
   const int busy = workers_[0]->GenerateCalls() == 1 ? 0 : 1;
   for (int i = 0; i < 3; ++i) {
     v1::GenerateResponse r;
