@@ -1,8 +1,9 @@
 #include "t2/rpc/server_metrics.h"
 
-#include <chrono>
-
 #include <google/protobuf/descriptor.h>
+
+#include <atomic>
+#include <chrono>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
@@ -41,11 +42,15 @@ class CallMetrics : public grpc::experimental::Interceptor {
     families_.started->Add(labels_).Increment();
   }
   ~CallMetrics() override {
-    if (!recorded_) Record(grpc::StatusCode::CANCELLED);
+    if (!recorded_.exchange(true)) Record(grpc::StatusCode::CANCELLED);
   }
 
+  // A callback-API call's operations (its initial metadata, a write, its status) are
+  // intercepted on whichever threads start and complete them, possibly at once: the status is
+  // recorded once, by whichever sees it first.
   void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
-    if (!recorded_ && methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
+    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS) &&
+        !recorded_.exchange(true)) {
       Record(methods->GetSendStatus().error_code());
     }
     methods->Proceed();
@@ -53,7 +58,6 @@ class CallMetrics : public grpc::experimental::Interceptor {
 
  private:
   void Record(grpc::StatusCode code) {
-    recorded_ = true;
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
     prometheus::Labels with_code = labels_;
     with_code["grpc_code"] = GrpcCodeLabel(code);
@@ -66,7 +70,7 @@ class CallMetrics : public grpc::experimental::Interceptor {
   const Families& families_;
   const prometheus::Labels labels_;
   const std::chrono::steady_clock::time_point start_;
-  bool recorded_ = false;
+  std::atomic<bool> recorded_{false};
 };
 
 class Factory : public grpc::experimental::ServerInterceptorFactoryInterface {
