@@ -84,9 +84,9 @@ class GenerateRelay : public std::enable_shared_from_this<GenerateRelay> {
 // StreamGenerate returns CANCELLED.
 using MessageSink = GenerateRelay::Sink;
 
-// Runs one Worker.Generate to completion, waiting for it (for the first pass's and the unary
-// Generate's handler bodies). `worker_address` (optional) receives the address of the worker
-// that produced the answer.
+// Runs one Worker.Generate to completion, waiting for it on the calling thread (a handler
+// executor's: GENERATE-mode classification). `worker_address` (optional) receives the
+// address of the worker that produced the answer.
 absl::Status StreamGenerate(WorkerPool& pool, const t2::v1::WorkerGenerateRequest& request,
                             const CallScope& scope, const MessageSink& sink,
                             std::string* worker_address = nullptr);
