@@ -35,7 +35,6 @@ struct GenerateDeps {
 };
 
 // Each call starts itself on construction and deletes itself when gRPC is done with it (OnDone).
-
 class GenerateCall final : public grpc::ServerUnaryReactor {
  public:
   GenerateCall(const GenerateDeps& deps, grpc::CallbackServerContext& context,
