@@ -32,51 +32,11 @@
 #include "t2/rpc/server.h"
 #include "t2/v1/dispatcher.grpc.pb.h"
 #include "t2/v1/worker.grpc.pb.h"
+#include "testing/held_worker.h"
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-// A worker that answers Info with a capacity far above the bench's streams and holds every
-// Generate stream open until it is cancelled.
-class HeldWorker final : public t2::v1::Worker::CallbackService {
- public:
-  int open() const { return open_.load(); }
-
-  grpc::ServerWriteReactor<t2::v1::WorkerGenerateResponse>* Generate(
-      grpc::CallbackServerContext* /*context*/,
-      const t2::v1::WorkerGenerateRequest* /*request*/) override {
-    return new HeldStream(open_);
-  }
-
-  grpc::ServerUnaryReactor* Info(grpc::CallbackServerContext* context,
-                                 const t2::v1::WorkerInfoRequest* /*request*/,
-                                 t2::v1::WorkerInfo* info) override {
-    info->set_max_batch_size(1 << 16);
-    info->set_max_queue(1 << 20);
-    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-    reactor->Finish(grpc::Status::OK);
-    return reactor;
-  }
-
- private:
-  class HeldStream final : public grpc::ServerWriteReactor<t2::v1::WorkerGenerateResponse> {
-   public:
-    explicit HeldStream(std::atomic<int>& open) : open_(open) { ++open_; }
-    void OnCancel() override {
-      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "held stream cancelled"));
-    }
-    void OnDone() override {
-      --open_;
-      delete this;
-    }
-
-   private:
-    std::atomic<int>& open_;
-  };
-
-  std::atomic<int> open_{0};
-};
 
 // The bench's side of the calls: one GenerateStream reactor each, recording how it ended.
 class Streams {
@@ -209,7 +169,7 @@ int Run(const Config& config) {
   const auto dir =
       std::filesystem::temp_directory_path() / absl::StrFormat("t2-stream-bench-%d", getpid());
   std::filesystem::create_directories(dir);
-  HeldWorker worker;
+  t2::testing::HeldWorker worker;
   // Far above the bench's streams on the dispatcher's one connection to it.
   auto worker_server =
       t2::rpc::StartServer({.max_threads = 64, .max_concurrent_streams = 1 << 16}, {&worker});

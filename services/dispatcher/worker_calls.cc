@@ -263,11 +263,12 @@ void GenerateRelay::OnWorkerDone(const std::shared_ptr<Attempt>& attempt,
   if (status.ok()) return Finish(absl::OkStatus(), lease.address());
   if (status.error_code() == grpc::StatusCode::UNAVAILABLE && !forwarded) {
     ReportUnavailable(pool_, lease.index(), context);
+    const std::string error = absl::StrCat(lease.address(), ": ", status.error_message());
+    LogWarning(absl::StrCat("generate: worker ", error, "; trying another"));
     {
       std::lock_guard lock(mu_);
       tried_.push_back(lease.index());
-      last_error_ = absl::StrCat(lease.address(), ": ", status.error_message());
-      LogWarning(absl::StrCat("generate: worker ", last_error_, "; trying another"));
+      last_error_ = error;
     }
     return TryNextWorker();
   }

@@ -33,6 +33,7 @@
 #include "t2/v1/registry.grpc.pb.h"
 #include "t2/v1/worker.grpc.pb.h"
 #include "testing/eventually.h"
+#include "testing/held_worker.h"
 #include "testing/metric_sample.h"
 #include "worker_pool.h"
 
@@ -992,41 +993,6 @@ TEST_F(DispatcherTest, ClientCancellationCancelsTheWorkerCall) {
   EXPECT_TRUE(workers_[0]->saw_cancel);
 }
 
-// A worker on the callback API whose Generate streams stay open, silent, until cancelled:
-// what the dispatcher holds for a stream waiting on a worker, with no thread on either side.
-class HeldWorker final : public v1::Worker::CallbackService {
- public:
-  int open() const { return open_.load(); }
-
-  grpc::ServerWriteReactor<v1::WorkerGenerateResponse>* Generate(
-      grpc::CallbackServerContext*, const v1::WorkerGenerateRequest*) override {
-    return new Held(open_);
-  }
-  grpc::ServerUnaryReactor* Info(grpc::CallbackServerContext* context, const v1::WorkerInfoRequest*,
-                                 v1::WorkerInfo* info) override {
-    info->set_max_batch_size(1024);
-    info->set_max_queue(1024);
-    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-    reactor->Finish(grpc::Status::OK);
-    return reactor;
-  }
-
- private:
-  class Held final : public grpc::ServerWriteReactor<v1::WorkerGenerateResponse> {
-   public:
-    explicit Held(std::atomic<int>& open) : open_(open) { ++open_; }
-    void OnCancel() override { Finish(grpc::Status(grpc::StatusCode::CANCELLED, "held")); }
-    void OnDone() override {
-      --open_;
-      delete this;
-    }
-
-   private:
-    std::atomic<int>& open_;
-  };
-  std::atomic<int> open_{0};
-};
-
 // Threads of this process, from /proc.
 int ThreadCount() {
   std::ifstream status("/proc/self/status");
@@ -1041,7 +1007,7 @@ int ThreadCount() {
 // one each): 100 open at once add far fewer than 100 threads, and cancelling them reaches
 // the worker.
 TEST_F(DispatcherTest, WaitingStreamsHoldNoThreads) {
-  HeldWorker held;
+  t2::testing::HeldWorker held;
   worker_servers_.push_back(Start(&held));
   StartDispatcherFor({worker_servers_.back().address});
   constexpr int kStreams = 100;
