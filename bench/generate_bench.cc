@@ -42,13 +42,19 @@ int main(int argc, char** argv) {
   std::string model = argc > 1 ? argv[1] : "default";
   int decode_tokens = argc > 2 ? std::atoi(argv[2]) : 64;
   int threads = argc > 3 ? std::atoi(argv[3]) : 0;
-  std::string device = argc > 4 ? argv[4] : "cpu";  // cpu, cuda: the dtype is the device's default
+  // cpu, cuda, cuda:N: the dtype is the device's default
+  auto device = t2::model::DeviceSpec::Parse(argc > 4 ? argv[4] : "cpu");
+  if (!device.ok()) {
+    std::cerr << "device: " << device.status().message() << "\n";
+    return 2;
+  }
   auto path = t2::ResolveModelPath(model);
   if (!path.ok()) {
     std::cerr << path.status() << "\n";
     return 1;
   }
-  auto gen = Generator::Create({.model = *path, .device = device, .cpu_threads = threads, .max_batch_size = 64});
+  auto gen = Generator::Create(
+      {.model = *path, .device = *device, .cpu_threads = threads, .max_batch_size = 64});
   if (!gen.ok()) {
     std::cerr << gen.status() << "\n";
     return 1;

@@ -68,7 +68,11 @@ t2::svf::Expert RandomExpert(const t2::svf::Decomposition& d) {
 
 int main(int argc, char** argv) {
   const std::string spec = argc > 1 ? argv[1] : "default";
-  const std::string device_name = argc > 2 ? argv[2] : "cpu";
+  auto device_spec = t2::model::DeviceSpec::Parse(argc > 2 ? argv[2] : "cpu");
+  if (!device_spec.ok()) {
+    std::cerr << "device: " << device_spec.status().message() << "\n";
+    return 2;
+  }
   const int threads = argc > 3 ? std::atoi(argv[3]) : 0;
   if (threads > 0) at::set_num_threads(threads);
   auto path = t2::ResolveModelPath(spec);
@@ -76,7 +80,8 @@ int main(int argc, char** argv) {
     std::cerr << path.status() << "\n";
     return 1;
   }
-  auto model = t2::model::LlamaModel::Load(*path, {.device = device_name, .dtype = "float32"});
+  auto model = t2::model::LlamaModel::Load(
+      *path, {.device = *device_spec, .dtype = t2::model::ComputeDType::kFloat32});
   if (!model.ok()) {
     std::cerr << model.status() << "\n";
     return 1;

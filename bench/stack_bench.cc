@@ -62,12 +62,18 @@ std::unique_ptr<t2::engine::Generator> InProcessEngine() {
     std::fprintf(stderr, "engine: %s\n", model.status().ToString().c_str());
     return nullptr;
   }
+  auto device = t2::model::DeviceSpec::Parse(env("T2_BENCH_DEVICE", "cpu"));
+  if (!device.ok()) {
+    std::fprintf(stderr, "T2_BENCH_DEVICE: %s\n", std::string(device.status().message()).c_str());
+    return nullptr;
+  }
   const char* threads = std::getenv("T2_ENGINE_THREADS");
-  auto g = t2::engine::Generator::Create({.model = *model,
-                                          .device = env("T2_BENCH_DEVICE", "cpu"),
-                                          .cpu_threads = threads != nullptr ? std::atoi(threads) : 0,
-                                          .max_batch_size = 8,
-                                          .prefix_cache_bytes = int64_t{64} << 20});
+  auto g =
+      t2::engine::Generator::Create({.model = *model,
+                                     .device = *device,
+                                     .cpu_threads = threads != nullptr ? std::atoi(threads) : 0,
+                                     .max_batch_size = 8,
+                                     .prefix_cache_bytes = int64_t{64} << 20});
   if (!g.ok()) {
     std::fprintf(stderr, "engine: %s\n", g.status().ToString().c_str());
     return nullptr;

@@ -17,7 +17,11 @@
 
 int main(int argc, char** argv) {
   const std::string spec = argc > 1 ? argv[1] : "default";
-  const std::string device = argc > 2 ? argv[2] : "cpu";
+  auto device = t2::model::DeviceSpec::Parse(argc > 2 ? argv[2] : "cpu");
+  if (!device.ok()) {
+    std::cerr << "device: " << device.status().message() << "\n";
+    return 2;
+  }
   const int threads = argc > 3 ? std::atoi(argv[3]) : 0;
   if (threads > 0) at::set_num_threads(threads);
   auto path = t2::ResolveModelPath(spec);
@@ -27,7 +31,8 @@ int main(int argc, char** argv) {
   }
   // float32 on every device: the SVD is float32 whatever the serving dtype, and bf16 weights
   // would only change what is decomposed, not how long it takes.
-  auto model = t2::model::LlamaModel::Load(*path, {.device = device, .dtype = "float32"});
+  auto model = t2::model::LlamaModel::Load(
+      *path, {.device = *device, .dtype = t2::model::ComputeDType::kFloat32});
   if (!model.ok()) {
     std::cerr << model.status() << "\n";
     return 1;

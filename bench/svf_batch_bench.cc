@@ -78,7 +78,7 @@ int main(int argc, char** argv) {
 
   // Experts against the model's decomposition.
   {
-    auto model = t2::model::LlamaModel::Load(*path, {.device = "cpu"});
+    auto model = t2::model::LlamaModel::Load(*path, {.device = t2::model::DeviceSpec::Cpu()});
     if (!model.ok()) Die(model.status());
     auto d = t2::svf::Decomposition::Build(**model, {.targets = t2::svf::TargetSet::kMlp, .cache_dir = dir});
     if (!d.ok()) Die(d.status());
@@ -98,7 +98,7 @@ int main(int argc, char** argv) {
        {t2::engine::SvfMode::kAuto, t2::engine::SvfMode::kMerged}) {
     auto g = Generator::Create(
         {.model = *path,
-         .device = "cpu",
+         .device = t2::model::DeviceSpec::Cpu(),
          .cpu_threads = threads,
          .svf = t2::engine::SvfOptions{
              .targets = t2::svf::TargetSet::kMlp, .cache_dir = dir, .mode = mode}});

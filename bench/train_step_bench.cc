@@ -50,11 +50,17 @@ int main(int argc, char** argv) {
             repeats = std::atoi(argv[6]);
   const std::string out_path = argv[7];
   const int threads = argc > 8 ? std::atoi(argv[8]) : 0;
-  const std::string device = argc > 9 ? argv[9] : "cpu", dtype = argc > 10 ? argv[10] : "auto";
+  auto device = t2::model::DeviceSpec::Parse(argc > 9 ? argv[9] : "cpu");
+  if (!device.ok()) return Fail(device.status());
+  auto dtype = t2::model::ParseComputeDType(argc > 10 ? argv[10] : "auto");
+  if (!dtype.ok()) return Fail(dtype.status());
   task->max_new_tokens = max_new;
 
-  auto generator = t2::engine::Generator::Create(
-      {.model = *model, .device = device, .dtype = dtype, .cpu_threads = threads, .svf = t2::engine::SvfOptions{}});
+  auto generator = t2::engine::Generator::Create({.model = *model,
+                                                  .device = *device,
+                                                  .dtype = *dtype,
+                                                  .cpu_threads = threads,
+                                                  .svf = t2::engine::SvfOptions{}});
   if (!generator.ok()) return Fail(generator.status());
   t2::engine::Generator& g = **generator;
   std::vector<std::vector<int32_t>> prompts;

@@ -16,6 +16,7 @@
 #include "t2/common/command_line.h"
 #include "t2/common/env.h"
 #include "t2/common/status.h"
+#include "t2/model/device_flags.h"
 #include "t2/model/llama.h"
 #include "t2/svf/decomposition.h"
 #include "t2/svf/expert.h"
@@ -113,8 +114,8 @@ struct ConstantFlags {
   std::string task = "constant";
   std::string cache_dir;
   bool cache_dir_given = false;  // an empty one is refused
-  std::string device = "auto";
-  std::string dtype = "auto";
+  model::DeviceSpec device;
+  model::ComputeDType dtype = model::ComputeDType::kAuto;
 };
 
 int Constant(const ConstantFlags& flags) {
@@ -223,14 +224,7 @@ int RunExpert(const std::vector<std::string>& args) {
                                             "where the SVD cache lives (default: beside the model)")
                                ->type_name("DIR");
   // The expert records the fingerprint of the weights as loaded.
-  constant
-      ->add_option("--device", flags.device,
-                   "auto | cpu | cuda | cuda:N, as the server loads the model")
-      ->type_name("DEVICE");
-  constant
-      ->add_option("--dtype", flags.dtype,
-                   "auto | float32 | bfloat16 | float16, as the server loads the model")
-      ->type_name("DTYPE");
+  model::AddDeviceFlags(*constant, flags.device, flags.dtype, ", as the server loads the model");
 
   if (auto exit_code = command_line.Parse(args)) return *exit_code;
   if (inspect->parsed()) return Inspect(file);

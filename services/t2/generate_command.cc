@@ -16,6 +16,7 @@
 #include "t2/common/env.h"
 #include "t2/common/status.h"
 #include "t2/engine/generator.h"
+#include "t2/model/device_flags.h"
 #include "t2/rpc/security.h"
 #include "t2/tokenizer/chat_template.h"
 
@@ -34,7 +35,8 @@ struct GenerateFlags {
   double top_p = 1;
   int64_t seed = 0;
   std::vector<std::string> stop;
-  std::string device = "auto", dtype = "auto";
+  model::DeviceSpec device;
+  model::ComputeDType dtype = model::ComputeDType::kAuto;
   int32_t threads = 0;
   std::string expert, mixture;
   bool allow_base_mismatch = false;
@@ -274,13 +276,14 @@ void AddRequestFlags(CommandLine& command_line, GenerateFlags& flags) {
 // The model's own flags: they start flags.local_only, which --server refuses.
 void AddLocalFlags(CommandLine& command_line, GenerateFlags& flags) {
   CLI::App* local = command_line.add_option_group("Local model", "(not with --server)");
+  const model::DeviceFlags device = model::AddDeviceFlags(*local, flags.device, flags.dtype);
   flags.local_only = {
       local
           ->add_option("--model", flags.model,
                        ".gguf file, HF checkpoint folder, or the bundled default")
           ->type_name("PATH|default"),
-      local->add_option("--device", flags.device, "auto | cpu | cuda | cuda:N"),
-      local->add_option("--dtype", flags.dtype, "auto | float32 | bfloat16 | float16"),
+      device.device,
+      device.dtype,
       local->add_option("--threads", flags.threads, "CPU threads (0: one per core)")
           ->type_name("N")
           ->transform(IntIn(0, 4096)),

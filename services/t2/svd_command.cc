@@ -15,6 +15,7 @@
 #include "t2/common/command_line.h"
 #include "t2/common/env.h"
 #include "t2/common/status.h"
+#include "t2/model/device_flags.h"
 #include "t2/model/llama.h"
 #include "t2/svf/decomposition.h"
 #include "t2/svf/targets.h"
@@ -74,7 +75,8 @@ struct SvdFlags {
   std::string cache_dir;
   CLI::Option* cache_dir_flag = nullptr;
   bool verify = false;
-  std::string device = "auto", dtype = "auto";
+  model::DeviceSpec device;
+  model::ComputeDType dtype = model::ComputeDType::kAuto;
 };
 
 // Declares `t2 svd`'s argument and flags, bound to `flags`.
@@ -91,14 +93,8 @@ void AddSvdFlags(CommandLine& command_line, SvdFlags& flags) {
                              ->type_name("DIR");
   command_line.add_flag("--verify", flags.verify,
                         "check that every matrix reconstructs within 1e-5 (relative)");
-  command_line
-      .add_option("--device", flags.device,
-                  "auto | cpu | cuda | cuda:N, as the server will load the model")
-      ->type_name("DEVICE");
-  command_line
-      .add_option("--dtype", flags.dtype,
-                  "auto | float32 | bfloat16 | float16, as the server will load the model")
-      ->type_name("DTYPE");
+  model::AddDeviceFlags(command_line, flags.device, flags.dtype,
+                        ", as the server will load the model");
   command_line.footer(
       "t2 generate --expert and the server read the cache, which is tied to the weights as loaded\n"
       "(--device, --dtype).");

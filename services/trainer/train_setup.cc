@@ -10,6 +10,7 @@
 #include "absl/strings/str_format.h"
 #include "t2/common/env.h"
 #include "t2/common/status.h"
+#include "t2/model/device_flags.h"
 #include "t2/tasks/builtin.h"
 #include "t2/tasks/jsonl.h"
 
@@ -143,8 +144,7 @@ void AddTrainingFlags(CLI::App& app, TrainFlags& f) {
 // "Engine": engine::GeneratorOptions.
 void AddEngineFlags(CLI::App& app, TrainFlags& f) {
   CLI::App* engine = app.add_option_group("Engine");
-  engine->add_option("--device", f.device, "auto | cpu | cuda | cuda:N")->type_name("DEVICE");
-  engine->add_option("--dtype", f.dtype, "auto | float32 | bfloat16 | float16")->type_name("DTYPE");
+  model::AddDeviceFlags(*engine, f.device, f.dtype);
   engine->add_option("--threads", f.threads, "CPU threads (0: one per core)")
       ->type_name("N")
       ->transform(AnyInt32());

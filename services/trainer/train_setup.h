@@ -12,6 +12,7 @@
 #include "absl/status/statusor.h"
 #include "t2/common/command_line.h"
 #include "t2/engine/generator.h"
+#include "t2/model/device_spec.h"
 #include "t2/tasks/task.h"
 #include "t2/train/trainer.h"
 
@@ -48,8 +49,8 @@ struct TrainFlags {
   int32_t validation_size = train::TrainOptions{}.validation_size;
   svf::TargetSet targets = svf::TargetSet::kMlp;
   // Engine.
-  std::string device = "auto";
-  std::string dtype = "auto";
+  model::DeviceSpec device;
+  model::ComputeDType dtype = model::ComputeDType::kAuto;
   int32_t threads = 0;
   int32_t max_batch_size = 32;  // rollouts and evaluation decode together
   std::string svf_cache_dir;

@@ -16,6 +16,7 @@
 #include "t2/common/env.h"
 #include "t2/common/log.h"
 #include "t2/metrics/service_metrics.h"
+#include "t2/model/device_flags.h"
 #include "t2/rpc/security.h"
 #include "t2/rpc/server.h"
 #include "t2/rpc/status.h"
@@ -52,9 +53,7 @@ void AddFlags(t2::CommandLine& command_line, Config& c) {
       .add_option("--registry", c.registry,
                   "expert registry; without it only the base model is served")
       ->type_name("HOST:PORT");
-  command_line.add_option("--device", c.generator.device,
-                          "cpu | cuda | cuda:N | auto (see t2 generate --help)");
-  command_line.add_option("--dtype", c.generator.dtype, "float32 | bfloat16 | float16 | auto");
+  t2::model::AddDeviceFlags(command_line, c.generator.device, c.generator.dtype);
   command_line.add_option("--threads", c.generator.cpu_threads, "CPU threads (0: one per core)")
       ->type_name("N")
       ->transform(t2::IntIn(0, 1024));

@@ -17,7 +17,8 @@ using t2::testing::ReadJson;
 class GeneratorTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    auto g = Generator::Create({.model = t2::testing::DefaultModelPath(), .device = "cpu"});
+    auto g = Generator::Create(
+        {.model = t2::testing::DefaultModelPath(), .device = t2::model::DeviceSpec::Cpu()});
     ASSERT_TRUE(g.ok()) << g.status();
     generator_ = g->release();
   }

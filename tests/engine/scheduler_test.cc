@@ -72,8 +72,10 @@ struct Collector {
 class SchedulerTest : public ::testing::Test {
  protected:
   static std::unique_ptr<Generator> Make(int32_t slots, int32_t queue) {
-    auto g = Generator::Create({.model = t2::testing::DefaultModelPath(), .device = "cpu",
-                                .max_batch_size = slots, .max_queue = queue});
+    auto g = Generator::Create({.model = t2::testing::DefaultModelPath(),
+                                .device = t2::model::DeviceSpec::Cpu(),
+                                .max_batch_size = slots,
+                                .max_queue = queue});
     EXPECT_TRUE(g.ok()) << g.status();
     return g.ok() ? std::move(*g) : nullptr;
   }
@@ -351,7 +353,9 @@ TEST_F(SchedulerTest, ScoreEqualsTheLogProbabilitiesOfGeneration) {
 }
 
 TEST_F(SchedulerTest, MaxContextCapsPromptPlusNewTokens) {
-  auto g = Generator::Create({.model = t2::testing::DefaultModelPath(), .device = "cpu", .max_context = 64});
+  auto g = Generator::Create({.model = t2::testing::DefaultModelPath(),
+                              .device = t2::model::DeviceSpec::Cpu(),
+                              .max_context = 64});
   ASSERT_TRUE(g.ok());
   GenerationRequest r = Request(**g, "Hello", 1);
   r.max_new_tokens = 64 - static_cast<int32_t>(r.prompt_ids.size());
@@ -369,8 +373,11 @@ TEST_F(SchedulerTest, MaxContextCapsPromptPlusNewTokens) {
 TEST_F(SchedulerTest, PrefixCacheReuseEqualsComputingEveryPosition) {
   auto plain = Make(/*slots=*/4, /*queue=*/16);
   ASSERT_NE(plain, nullptr);
-  auto made = Generator::Create({.model = t2::testing::DefaultModelPath(), .device = "cpu", .max_batch_size = 2,
-                                 .max_queue = 16, .prefix_cache_bytes = int64_t{64} << 20});
+  auto made = Generator::Create({.model = t2::testing::DefaultModelPath(),
+                                 .device = t2::model::DeviceSpec::Cpu(),
+                                 .max_batch_size = 2,
+                                 .max_queue = 16,
+                                 .prefix_cache_bytes = int64_t{64} << 20});
   ASSERT_TRUE(made.ok()) << made.status();
   Generator& cached = **made;
   const std::string system =
@@ -442,8 +449,11 @@ TEST_F(SchedulerTest, PrefixCacheStaysWithinItsBudget) {
   // SmolLM2-135M keeps 30 layers x 2 x 3 heads x 64 floats = 46080 bytes per position: a
   // 2 MB budget holds one prompt of 24 to 43 tokens, not two.
   const int64_t budget = 2'000'000;
-  auto made = Generator::Create({.model = t2::testing::DefaultModelPath(), .device = "cpu", .max_batch_size = 2,
-                                 .max_queue = 4, .prefix_cache_bytes = budget});
+  auto made = Generator::Create({.model = t2::testing::DefaultModelPath(),
+                                 .device = t2::model::DeviceSpec::Cpu(),
+                                 .max_batch_size = 2,
+                                 .max_queue = 4,
+                                 .prefix_cache_bytes = budget});
   ASSERT_TRUE(made.ok()) << made.status();
   Generator& g = **made;
   const std::vector<std::string> prompts = {
@@ -466,7 +476,9 @@ TEST_F(SchedulerTest, PrefixCacheStaysWithinItsBudget) {
   ASSERT_TRUE(g.Generate(std::span(&again, 1)).ok());
   EXPECT_EQ(g.scheduler_stats().prefix_hits, 0);
 
-  auto bad = Generator::Create({.model = t2::testing::DefaultModelPath(), .device = "cpu", .prefix_cache_bytes = -1});
+  auto bad = Generator::Create({.model = t2::testing::DefaultModelPath(),
+                                .device = t2::model::DeviceSpec::Cpu(),
+                                .prefix_cache_bytes = -1});
   EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(bad.status().message()), HasSubstr("prefix_cache_bytes"));
 }

@@ -113,8 +113,9 @@ class StackTest : public ::testing::Test {
     ASSERT_TRUE(dispatcher.ok()) << dispatcher.status();
     dispatcher_ = dispatcher->release();
 
-    auto engine = engine::Generator::Create(
-        {.model = t2::testing::DefaultModelPath(), .device = "cpu", .svf = engine::SvfOptions{}});
+    auto engine = engine::Generator::Create({.model = t2::testing::DefaultModelPath(),
+                                             .device = t2::model::DeviceSpec::Cpu(),
+                                             .svf = engine::SvfOptions{}});
     ASSERT_TRUE(engine.ok()) << engine.status();
     engine_ = engine->release();
     for (const auto& [name, path] : expert_files_) ASSERT_TRUE(engine_->AddExpert(name, path).ok());

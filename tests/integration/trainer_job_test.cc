@@ -124,7 +124,9 @@ class TrainerJobTest : public ::testing::Test {
 
   // 40 questions answered by the base model itself (greedy, the job's own decoding).
   static void WriteTask() {
-    auto generator = engine::Generator::Create({.model = model_, .device = "cpu", .cpu_threads = 1,
+    auto generator = engine::Generator::Create({.model = model_,
+                                                .device = t2::model::DeviceSpec::Cpu(),
+                                                .cpu_threads = 1,
                                                 .svf = engine::SvfOptions{}});
     ASSERT_TRUE(generator.ok()) << generator.status();
     tasks::Task task{.name = "echo", .max_new_tokens = 6};

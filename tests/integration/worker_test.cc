@@ -87,7 +87,8 @@ class WorkerTest : public ::testing::Test {
                           dir_, "worker");
     ASSERT_TRUE(w.ok()) << w.status();
     worker_ = w->release();
-    auto g = engine::Generator::Create({.model = t2::testing::DefaultModelPath(), .device = "cpu"});
+    auto g = engine::Generator::Create(
+        {.model = t2::testing::DefaultModelPath(), .device = t2::model::DeviceSpec::Cpu()});
     ASSERT_TRUE(g.ok()) << g.status();
     engine_ = g->release();
   }

@@ -47,7 +47,7 @@ class FactoredTest : public ::testing::TestWithParam<const char*> {
  protected:
   void SetUp() override {
     dir_ = FixturesDir("model/tiny") / GetParam();
-    auto m = LlamaModel::Load(dir_, {.device = "cpu"});
+    auto m = LlamaModel::Load(dir_, {.device = DeviceSpec::Cpu()});
     ASSERT_TRUE(m.ok()) << m.status();
     model_ = std::move(*m);
     names_ = MatrixNames(model_->config(), /*attention=*/true, /*mlp=*/true);
@@ -66,7 +66,7 @@ class FactoredTest : public ::testing::TestWithParam<const char*> {
 
   // Logits of one prompt with the expert merged into a fresh copy of the weights.
   at::Tensor MergedLogits(const Zs& expert, const std::vector<int64_t>& ids) {
-    auto m = LlamaModel::Load(dir_, {.device = "cpu"});
+    auto m = LlamaModel::Load(dir_, {.device = DeviceSpec::Cpu()});
     EXPECT_TRUE(m.ok()) << m.status();
     for (const auto& [name, z] : expert) {  // parameters() are views into the model's weights
       const Svd& f = svd_.at(name);

@@ -34,7 +34,7 @@ float MaxAbsDiff(const at::Tensor& actual, const std::vector<float>& expected) {
 }
 
 std::unique_ptr<LlamaModel> LoadOrDie(const std::filesystem::path& path) {
-  auto model = LlamaModel::Load(path, {.device = "cpu"});
+  auto model = LlamaModel::Load(path, {.device = DeviceSpec::Cpu()});
   EXPECT_TRUE(model.ok()) << model.status();
   return model.ok() ? std::move(*model) : nullptr;
 }

@@ -63,7 +63,7 @@ TEST(WeightsTest, ValidateNamesTheTensorAtFault) {
 
 TEST(WeightsTest, ParametersAreLiveViewsUnderHfNames) {
   auto c = TinyConfig();
-  auto model = LlamaModel::FromWeights(c, RandomWeights(c), {.device = "cpu"});
+  auto model = LlamaModel::FromWeights(c, RandomWeights(c), {.device = DeviceSpec::Cpu()});
   ASSERT_TRUE(model.ok()) << model.status();
   const auto& params = (*model)->parameters();
   EXPECT_EQ(params.at("model.layers.1.self_attn.k_proj.weight").sizes(), (at::IntArrayRef{8, 16}));
@@ -82,7 +82,7 @@ TEST(WeightsTest, ParametersAreLiveViewsUnderHfNames) {
 
 TEST(WeightsTest, ForwardRejectsBadInput) {
   auto c = TinyConfig();
-  auto model = LlamaModel::FromWeights(c, RandomWeights(c), {.device = "cpu"}).value();
+  auto model = LlamaModel::FromWeights(c, RandomWeights(c), {.device = DeviceSpec::Cpu()}).value();
   auto cache = model->NewCache(1, 4).value();
   auto out_of_vocab = at::tensor({3, 50}, at::kLong).view({1, 2});
   EXPECT_THAT(model->Forward(out_of_vocab, std::vector<int64_t>{2}, cache, false).status().message(),

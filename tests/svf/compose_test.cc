@@ -121,7 +121,8 @@ TEST(NormalizationScale, KeepsTheSumOfSingularValues) {
 class MergedWeightsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto model = model::LlamaModel::Load(FixturesDir("model/tiny") / "llama", {.device = "cpu"});
+    auto model = model::LlamaModel::Load(FixturesDir("model/tiny") / "llama",
+                                         {.device = t2::model::DeviceSpec::Cpu()});
     ASSERT_TRUE(model.ok()) << model.status();
     model_ = std::move(*model);
     auto decomposition = Decomposition::Build(*model_, {.targets = TargetSet::kAll});
@@ -315,7 +316,9 @@ TEST_F(MergedWeightsTest, MergedLogitsMatchTheFactoredForm) {
 
 TEST(MergedWeightsCuda, ApplyAndRestoreOnTheGpu) {
   if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device";
-  auto model = model::LlamaModel::Load(FixturesDir("model/tiny") / "llama", {.device = "cuda", .dtype = "bfloat16"});
+  auto model = model::LlamaModel::Load(
+      FixturesDir("model/tiny") / "llama",
+      {.device = t2::model::DeviceSpec::Cuda(), .dtype = t2::model::ComputeDType::kBFloat16});
   ASSERT_TRUE(model.ok()) << model.status();
   auto decomposition = Decomposition::Build(**model, {.targets = TargetSet::kMlp});
   ASSERT_TRUE(decomposition.ok()) << decomposition.status();

@@ -54,7 +54,8 @@ TEST(Targets, LayerOf) {
 // Decomposition
 
 std::unique_ptr<model::LlamaModel> LoadTiny(const std::string& name) {
-  auto model = model::LlamaModel::Load(FixturesDir("model/tiny") / name, {.device = "cpu"});
+  auto model = model::LlamaModel::Load(FixturesDir("model/tiny") / name,
+                                       {.device = t2::model::DeviceSpec::Cpu()});
   EXPECT_TRUE(model.ok()) << name << ": " << model.status();
   return model.ok() ? std::move(*model) : nullptr;
 }
@@ -203,8 +204,9 @@ TEST(Decomposition, SingularValuesMatchNumpy) {
 TEST(Decomposition, OnCudaFactorsStayOnTheModelsDeviceAndMatchCpu) {
   if (!model::CudaAvailable()) GTEST_SKIP() << "no CUDA device";
   auto cpu = LoadTiny("llama");
-  auto cuda = model::LlamaModel::Load(FixturesDir("model/tiny") / "llama",
-                                      {.device = "cuda", .dtype = "float32"});
+  auto cuda = model::LlamaModel::Load(
+      FixturesDir("model/tiny") / "llama",
+      {.device = t2::model::DeviceSpec::Cuda(), .dtype = t2::model::ComputeDType::kFloat32});
   ASSERT_TRUE(cpu && cuda.ok()) << cuda.status();
   EXPECT_EQ(BaseFingerprint(**cuda), BaseFingerprint(*cpu)) << "same float32 weights, same base";
   ScratchDir dir;

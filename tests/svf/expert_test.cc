@@ -76,7 +76,8 @@ void SetFloat(RawTensor& t, size_t index, float value) {
 class ExpertFileTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto model = model::LlamaModel::Load(FixturesDir("model/tiny") / "llama", {.device = "cpu"});
+    auto model = model::LlamaModel::Load(FixturesDir("model/tiny") / "llama",
+                                         {.device = t2::model::DeviceSpec::Cpu()});
     ASSERT_TRUE(model.ok()) << model.status();
     model_ = std::move(*model);
     auto mlp = Decomposition::Build(*model_, {.targets = TargetSet::kMlp});

@@ -39,7 +39,8 @@ TEST_P(GradientTest, LossGradientAndStepMatchPyTorch) {
   const Case c = GetParam();
   const json ref = testing::ReadJson(testing::FixturesDir("train") /
                                      (c.kl_coef > 0 ? "gradient_" + c.targets + "_0.2.json" : "gradient_" + c.targets + "_0.json"));
-  auto model = model::LlamaModel::Load(testing::FixturesDir("train") / "tiny_chat", {.device = "cpu"});
+  auto model = model::LlamaModel::Load(testing::FixturesDir("train") / "tiny_chat",
+                                       {.device = t2::model::DeviceSpec::Cpu()});
   ASSERT_TRUE(model.ok()) << model.status();
   auto targets = svf::ParseTargetSet(c.targets);
   ASSERT_TRUE(targets.ok());

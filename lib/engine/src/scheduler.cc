@@ -503,37 +503,44 @@ void Scheduler::FailFrom(const absl::Status& status, size_t from) {
   RemoveFinished();
 }
 
-void Scheduler::PrefillAdmitted(int64_t first) {
+Scheduler::PrefillPlan Scheduler::PlanPrefill(int64_t first) {
   const int64_t count = static_cast<int64_t>(live_.size()) - first;
-  // Prompt beginnings computed before (a shared system prompt, the first pass's fixed
-  // instructions) are copied from the prefix cache; only the rest of each prompt runs.
-  std::vector<PrefixCache::Match> reuse(count);
-  int64_t capacity = 0, widest_rest = 0, deepest = 0, widest = 0;
+  PrefillPlan plan{.reuse = std::vector<PrefixCache::Match>(count)};
   for (const auto& seq : live_) {
     const auto& r = seq->entry->request;
-    capacity = std::max<int64_t>(capacity, r.prompt_ids.size() + r.max_new_tokens);
+    plan.capacity = std::max<int64_t>(plan.capacity, r.prompt_ids.size() + r.max_new_tokens);
   }
+  int64_t deepest = 0, widest = 0;
   for (int64_t b = 0; b < count; ++b) {
     const auto& r = live_[first + b]->entry->request;
-    reuse[b] = prefix_.Find(r.adapter, r.prompt_ids);
+    plan.reuse[b] = prefix_.Find(r.adapter, r.prompt_ids);
     widest = std::max<int64_t>(widest, r.prompt_ids.size());
-    widest_rest = std::max<int64_t>(widest_rest, r.prompt_ids.size() - reuse[b].length);
-    deepest = std::max(deepest, reuse[b].length);
+    plan.widest_rest =
+        std::max<int64_t>(plan.widest_rest, r.prompt_ids.size() - plan.reuse[b].length);
+    deepest = std::max(deepest, plan.reuse[b].length);
   }
   // One prefill gives every row the same number of (padded) steps, so a row whose reused
   // beginning is long needs room for it plus the widest remainder. Near the context limit
   // that may not fit: then everything is computed.
-  if (deepest + widest_rest > CacheLimit()) {
-    std::fill(reuse.begin(), reuse.end(), PrefixCache::Match{});
-    widest_rest = widest;
+  if (deepest + plan.widest_rest > CacheLimit()) {
+    std::fill(plan.reuse.begin(), plan.reuse.end(), PrefixCache::Match{});
+    plan.widest_rest = widest;
     deepest = 0;
   }
-  capacity = std::max(capacity, deepest + widest_rest);
-  if (auto s = EnsureCache(first + count, capacity, first); !s.ok()) return FailFrom(s, first);
+  plan.capacity = std::max(plan.capacity, deepest + plan.widest_rest);
+  return plan;
+}
+
+void Scheduler::PrefillAdmitted(int64_t first) {
+  const int64_t count = static_cast<int64_t>(live_.size()) - first;
+  // Prompt beginnings computed before (a shared system prompt, the first pass's fixed
+  // instructions) are copied from the prefix cache; only the rest of each prompt runs.
+  const PrefillPlan plan = PlanPrefill(first);
+  if (auto s = EnsureCache(first + count, plan.capacity, first); !s.ok()) return FailFrom(s, first);
   for (int64_t b = 0; b < count; ++b) {
-    if (reuse[b].length > 0) {
-      cache_.CopyPrefixFrom(*reuse[b].source, 0, first + b, reuse[b].length);
-      prefix_.CountReuse(reuse[b].length);
+    if (plan.reuse[b].length > 0) {
+      cache_.CopyPrefixFrom(*plan.reuse[b].source, 0, first + b, plan.reuse[b].length);
+      prefix_.CountReuse(plan.reuse[b].length);
     }
   }
 
@@ -544,13 +551,14 @@ void Scheduler::PrefillAdmitted(int64_t first) {
   std::optional<model::RowAdapters> rows;
   if (adapters->has_value()) rows = SliceAdapters(**adapters, first, count);
 
-  auto tokens = at::zeros({count, widest_rest}, at::kLong);
+  // Each row's remaining prompt, right-padded to the widest.
+  auto tokens = at::zeros({count, plan.widest_rest}, at::kLong);
   std::vector<int64_t> lengths(count);
   auto* tok = tokens.data_ptr<int64_t>();
   for (int64_t b = 0; b < count; ++b) {
     const auto& ids = live_[first + b]->entry->request.prompt_ids;
-    std::copy(ids.begin() + reuse[b].length, ids.end(), tok + b * widest_rest);
-    lengths[b] = static_cast<int64_t>(ids.size()) - reuse[b].length;
+    std::copy(ids.begin() + plan.reuse[b].length, ids.end(), tok + b * plan.widest_rest);
+    lengths[b] = static_cast<int64_t>(ids.size()) - plan.reuse[b].length;
   }
   model::KvCache view = cache_.Slice(first, count);
   auto logits = config_.model->Forward(tokens, lengths, view, false, rows ? &*rows : nullptr);

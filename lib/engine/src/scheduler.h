@@ -91,6 +91,14 @@ class Scheduler {
   // Prefills the rows admitted this step, [first, live_.size()), reusing cached prompt
   // beginnings. On an error those rows end with it.
   void PrefillAdmitted(int64_t first);
+  // What PrefillAdmitted reuses and computes: per admitted row, the beginning the prefix cache
+  // holds; the positions every cache row needs; the padded number of new tokens per row.
+  struct PrefillPlan {
+    std::vector<PrefixCache::Match> reuse;
+    int64_t capacity = 0;
+    int64_t widest_rest = 0;
+  };
+  PrefillPlan PlanPrefill(int64_t first);  // counts the lookups, marks what it reuses as recent
   // Ends live rows [from, n) with `status` (a failed model step) and removes them.
   void FailFrom(const absl::Status& status, size_t from);
   // Copies the prefix cache's counters where stats() can read them.

@@ -410,6 +410,42 @@ absl::StatusOr<std::map<std::string, std::string>> ReadIndex(const std::filesyst
   return weight_map;
 }
 
+// Tensor name -> (shard number, tensor), as SafetensorsCheckpoint keeps it.
+using TensorIndex = std::map<std::string, std::pair<size_t, const SafetensorsTensor*>>;
+
+// Every tensor of every shard into `index`, each in exactly one shard. Tensors a shard holds
+// but the index file does not list are kept: the index is a lookup aid, the shards the data.
+absl::Status IndexShards(const std::filesystem::path& dir,
+                         const std::vector<std::shared_ptr<SafetensorsFile>>& shards,
+                         const std::vector<std::string>& shard_names, TensorIndex& index) {
+  for (size_t s = 0; s < shards.size(); ++s) {
+    for (const SafetensorsTensor& t : shards[s]->tensors()) {
+      auto [it, inserted] = index.emplace(t.name, std::make_pair(s, &t));
+      if (!inserted) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            dir.string(), ": tensor ", Quoted(t.name), " is in both shard ",
+            Quoted(shard_names[it->second.first]), " and shard ", Quoted(shard_names[s])));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Each tensor the index file lists is in the shard it names.
+absl::Status CheckWeightMap(const std::filesystem::path& index_path,
+                            const std::map<std::string, std::string>& weight_map,
+                            const std::vector<std::string>& shard_names, const TensorIndex& index) {
+  for (const auto& [tensor, shard] : weight_map) {
+    auto it = index.find(tensor);
+    if (it == index.end() || shard_names[it->second.first] != shard) {
+      return absl::InvalidArgumentError(absl::StrCat(index_path.string(), ": maps tensor ",
+                                                     Quoted(tensor), " to shard ", Quoted(shard),
+                                                     ", which does not contain it"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<SafetensorsCheckpoint> SafetensorsCheckpoint::Open(
@@ -450,26 +486,8 @@ absl::StatusOr<SafetensorsCheckpoint> SafetensorsCheckpoint::Open(
     checkpoint.shards_.push_back(std::make_shared<SafetensorsFile>(*std::move(file)));
   }
 
-  // Every tensor of every shard, each in exactly one shard. Tensors a shard holds but the
-  // index does not list are kept: the index is a lookup aid, the shards are the data.
-  for (size_t s = 0; s < checkpoint.shards_.size(); ++s) {
-    for (const SafetensorsTensor& t : checkpoint.shards_[s]->tensors()) {
-      auto [it, inserted] = checkpoint.index_.emplace(t.name, std::make_pair(s, &t));
-      if (!inserted) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            dir.string(), ": tensor ", Quoted(t.name), " is in both shard ",
-            Quoted(shard_names[it->second.first]), " and shard ", Quoted(shard_names[s])));
-      }
-    }
-  }
-  for (const auto& [tensor, shard] : *weight_map) {
-    auto it = checkpoint.index_.find(tensor);
-    if (it == checkpoint.index_.end() || shard_names[it->second.first] != shard) {
-      return absl::InvalidArgumentError(absl::StrCat(index_path.string(), ": maps tensor ",
-                                                     Quoted(tensor), " to shard ", Quoted(shard),
-                                                     ", which does not contain it"));
-    }
-  }
+  T2_RETURN_IF_ERROR(IndexShards(dir, checkpoint.shards_, shard_names, checkpoint.index_));
+  T2_RETURN_IF_ERROR(CheckWeightMap(index_path, *weight_map, shard_names, checkpoint.index_));
   return checkpoint;
 }
 

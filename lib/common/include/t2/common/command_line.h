@@ -50,4 +50,21 @@ CLI::Option* AddEnumOption(CLI::App& app, const std::string& flag, Enum& value,
       ->default_str(std::string(name_of(value)));
 }
 
+// A flag whose text `parse` (text -> absl::StatusOr<T>) turns into `value`: a parse error is
+// the usage error, after the flag's name. `format(value)` is the default --help shows.
+template <typename T, typename Parse, typename Format>
+CLI::Option* AddParsedOption(CLI::App& app, const std::string& flag, T& value, Parse parse,
+                             Format format, const std::string& help) {
+  CLI::Validator valid(
+      [parse](std::string& text) -> std::string {
+        auto parsed = parse(text);
+        return parsed.ok() ? std::string() : std::string(parsed.status().message());
+      },
+      "");
+  auto set = [&value, parse](const std::string& text) { value = *parse(text); };
+  return app.add_option_function<std::string>(flag, set, help)
+      ->transform(valid)
+      ->default_str(std::string(format(value)));
+}
+
 }  // namespace t2

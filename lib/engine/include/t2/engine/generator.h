@@ -26,6 +26,7 @@
 #include "absl/time/time.h"
 #include "t2/engine/sampling.h"
 #include "t2/model/config.h"
+#include "t2/model/device_spec.h"
 #include "t2/svf/targets.h"
 #include "t2/tokenizer/tokenizer.h"
 
@@ -54,8 +55,8 @@ struct SvfOptions {
 
 struct GeneratorOptions {
   std::filesystem::path model;  // .gguf file or HF checkpoint folder
-  std::string device = "auto";  // see t2::model::LoadOptions
-  std::string dtype = "auto";
+  model::DeviceSpec device;     // auto: CUDA if available
+  model::ComputeDType dtype = model::ComputeDType::kAuto;  // auto: f32 on CPU, bf16 on CUDA
   int32_t cpu_threads = 0;       // 0: LibTorch's default (one per core)
   int32_t max_batch_size = 32;   // sequences decoded together (batch slots)
   int32_t max_queue = 256;       // Submit beyond this many waiting requests: ResourceExhausted

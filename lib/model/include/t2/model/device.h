@@ -1,12 +1,11 @@
 // Where the model runs: a device chosen once at start and the compute dtype that goes with it.
 #pragma once
 
-#include <string>
-
 #include <c10/core/Device.h>
 #include <c10/core/ScalarType.h>
 
 #include "absl/status/statusor.h"
+#include "t2/model/device_spec.h"
 
 namespace t2::model {
 
@@ -18,9 +17,10 @@ struct Placement {
 // True when LibTorch sees a usable CUDA device.
 bool CudaAvailable();
 
-// Resolves a device spec ("auto", "cpu", "cuda", "cuda:N") and dtype spec ("auto", "float32",
-// "bfloat16", "float16"). "auto" picks CUDA when available; the auto dtype is float32 on CPU
-// and bfloat16 on CUDA. Half precision on CPU is refused (slow and not what parity assumes).
-absl::StatusOr<Placement> ResolveDevice(const std::string& device, const std::string& dtype);
+// The placement a device and dtype ask for on this machine. The auto device is CUDA when
+// available; the auto dtype is float32 on CPU and bfloat16 on CUDA. Half precision on CPU is
+// refused (slow, and not what parity assumes); so is a CUDA device this machine lacks
+// (FailedPrecondition when it has none).
+absl::StatusOr<Placement> ResolveDevice(DeviceSpec device, ComputeDType dtype);
 
 }  // namespace t2::model

@@ -9,6 +9,8 @@
 // state in LibTorch's thread pool); callers serialise (the engine's scheduler does).
 #pragma once
 
+#include <ATen/Tensor.h>
+
 #include <cstdint>
 #include <filesystem>
 #include <map>
@@ -17,17 +19,16 @@
 #include <string>
 #include <vector>
 
-#include <ATen/Tensor.h>
-
 #include "absl/status/statusor.h"
 #include "t2/model/config.h"
+#include "t2/model/device_spec.h"
 #include "t2/model/weights.h"
 
 namespace t2::model {
 
 struct LoadOptions {
-  std::string device = "auto";  // "cpu", "cuda", "cuda:N", or "auto" (cuda if available)
-  std::string dtype = "auto";   // "float32", "bfloat16", "float16", or "auto" (f32 cpu, bf16 cuda)
+  DeviceSpec device;                         // auto: CUDA if available
+  ComputeDType dtype = ComputeDType::kAuto;  // auto: float32 on CPU, bfloat16 on CUDA
   absl::Status Validate() const;
 };
 
