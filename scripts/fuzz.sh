@@ -10,7 +10,8 @@
 # Configures a separate clang build in $T2_FUZZ_BUILD_DIR (default build-fuzz), builds only the
 # fuzz targets, seeds each corpus with small valid inputs the reference Python packages write
 # (tests/fuzz/make_seeds.py), and runs each fuzzer for $FUZZ_SECONDS seconds (default 120;
-# --smoke: 10, for CI; an explicit FUZZ_SECONDS wins). Exits non-zero if any fuzzer crashes,
+# --smoke: 10, for CI; an explicit FUZZ_SECONDS wins), as many at once as there are cores
+# ($T2_FUZZ_JOBS to change that). Exits non-zero if any fuzzer crashes,
 # fails an invariant or a sanitizer reports; the reproducer is saved under
 # $T2_FUZZ_BUILD_DIR/crashes/ (replay: <build>/tests/fuzz/<target>_fuzz <file>).
 set -euo pipefail
@@ -22,7 +23,7 @@ TARGETS=()
 for arg in "$@"; do
   case "$arg" in
     --smoke) default_seconds=10 ;;
-    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *)
       [[ " ${ALL_TARGETS[*]} " == *" $arg "* ]] \
         || { echo "[fuzz] unknown target '$arg' (targets: ${ALL_TARGETS[*]})" >&2; exit 2; }
@@ -60,29 +61,49 @@ mkdir -p "$BUILD_DIR/crashes"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:symbolize=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
-failed=()
-summary=()
-for target in "${TARGETS[@]}"; do
-  corpus=$BUILD_DIR/corpus/$target
+# Runs one fuzzer; its one-line result goes to $BUILD_DIR/<target>.result.
+run_target() {
+  local target=$1 corpus=$BUILD_DIR/corpus/$1 log=$BUILD_DIR/$1-fuzz.log line
   mkdir -p "$corpus"
-  log=$BUILD_DIR/$target-fuzz.log
-  dict=()
+  local dict=()
   [ -f "tests/fuzz/$target.dict" ] && dict=(-dict="tests/fuzz/$target.dict")
-  say "$target: ${FUZZ_SECONDS}s (log: $log)"
   # The first corpus folder receives new inputs; the seeds folder is only read.
   if "$BUILD_DIR/tests/fuzz/${target}_fuzz" "$corpus" "$BUILD_DIR/seeds/$target" \
       -max_total_time="$FUZZ_SECONDS" -max_len=65536 -timeout=10 -rss_limit_mb=4096 \
       "${dict[@]}" -artifact_prefix="$BUILD_DIR/crashes/$target-" \
       -print_final_stats=1 >"$log" 2>&1; then
+    local execs cov
     execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || true)
     cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 || true)
     line="$target: clean, ${execs:-?} executions, $cov, corpus $(ls "$corpus" | wc -l) files"
   else
-    failed+=("$target")
     line="$target: FAILED ($(grep -o "Test unit written to .*" "$log" | head -1 || true))"
     grep -E 'ERROR:|runtime error|SUMMARY|invariant failed|Test unit written' "$log" >&2 || tail -30 "$log" >&2
   fi
+  echo "$line" >"$BUILD_DIR/$target.result"
   say "$line"
+}
+
+# One fuzzer per core at a time ($T2_FUZZ_JOBS to change it): each is single-threaded.
+jobs_max=${T2_FUZZ_JOBS:-$(nproc)}
+running=0
+for target in "${TARGETS[@]}"; do
+  rm -f "$BUILD_DIR/$target.result"
+  if [ "$running" -ge "$jobs_max" ]; then
+    wait -n || true
+    running=$((running - 1))
+  fi
+  say "$target: ${FUZZ_SECONDS}s (log: $BUILD_DIR/$target-fuzz.log)"
+  run_target "$target" &
+  running=$((running + 1))
+done
+wait || true
+
+failed=()
+summary=()
+for target in "${TARGETS[@]}"; do
+  line=$(cat "$BUILD_DIR/$target.result" 2>/dev/null || echo "$target: FAILED (no result)")
+  [[ "$line" == "$target: clean"* ]] || failed+=("$target")
   summary+=("$line")
 done
 
