@@ -202,14 +202,16 @@ TEST(CliInfo, HfCheckpointFolderShowsHfNamesAndBias) {
 namespace svf_cli {
 
 // t2 expert constant → t2 expert inspect → t2 generate --expert / --mixture: a constant
-// expert (nuclear normalisation) must answer exactly what transformers' base model does.
+// expert (nuclear normalisation) must answer exactly what transformers' base model does. The
+// SVD cache is the default one beside the model, as a user's would be: computing it takes
+// half a minute, and the other tests that adapt the default model share it.
 TEST(CliSvf, ConstantExpertAndMixtureAnswerLikeTheBaseModel) {
   const std::string dir = ::testing::TempDir() + "/t2_cli_svf";
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   const std::string expert = dir + "/half.safetensors";
-  ProcessResult r = T2({"expert", "constant", "--model", "default", "--device", "cpu", "--value", "0.5",
-                        "--task", "demo", "--cache-dir", dir, "--out", expert});
+  ProcessResult r = T2({"expert", "constant", "--model", "default", "--device", "cpu", "--value",
+                        "0.5", "--task", "demo", "--out", expert});
   ASSERT_EQ(r.exit_code, 0) << r.err;
 
   r = T2({"expert", "inspect", expert});
@@ -223,9 +225,16 @@ TEST(CliSvf, ConstantExpertAndMixtureAnswerLikeTheBaseModel) {
   const auto& c = manifest["greedy"][1];
   for (const std::vector<std::string>& adapter : {std::vector<std::string>{"--expert", expert},
                                                   std::vector<std::string>{"--mixture", dir + "/mix.json"}}) {
-    std::vector<std::string> args = {"generate", "--model", "default", "--device", "cpu", "--chat", "--prompt",
-                                     c["question"].get<std::string>(), "--max-new-tokens", "64",
-                                     "--svf-cache-dir", dir};
+    std::vector<std::string> args = {"generate",
+                                     "--model",
+                                     "default",
+                                     "--device",
+                                     "cpu",
+                                     "--chat",
+                                     "--prompt",
+                                     c["question"].get<std::string>(),
+                                     "--max-new-tokens",
+                                     "64"};
     args.insert(args.end(), adapter.begin(), adapter.end());
     r = T2(args);
     ASSERT_EQ(r.exit_code, 0) << adapter[0] << ": " << r.err;
@@ -240,12 +249,12 @@ TEST(CliSvf, ConstantExpertAndMixtureAnswerLikeTheBaseModel) {
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_THAT(r.err, HasSubstr("--svf-targets: must be one of mlp|attn|all, got 'ffn'"));
   std::ofstream(dir + "/bad_alpha.json") << R"({"experts": ["half.safetensors"], "alpha": [-1]})";
-  r = T2({"generate", "--model", "default", "--prompt", "hi", "--svf-cache-dir", dir, "--mixture",
-          dir + "/bad_alpha.json"});
+  r = T2(
+      {"generate", "--model", "default", "--prompt", "hi", "--mixture", dir + "/bad_alpha.json"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.err, HasSubstr("alpha"));
   std::ofstream(dir + "/garbage.safetensors") << "not a safetensors file";
-  r = T2({"generate", "--model", "default", "--prompt", "hi", "--svf-cache-dir", dir, "--expert",
+  r = T2({"generate", "--model", "default", "--prompt", "hi", "--expert",
           dir + "/garbage.safetensors"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.err, HasSubstr("garbage.safetensors"));

@@ -27,6 +27,12 @@ using ::testing::HasSubstr;
 const std::vector<std::string> kQuestions = {"What is the capital of France?", "Write a haiku about rain.",
                                              "What is 12 times 7?", "Name three primary colors."};
 
+// The default model's SVD cache in its own folder (where the worker and t2 keep it by
+// default), shared with the other tests that adapt the default model: computing it takes half
+// a minute, and a cache written by another test is the same decomposition (keyed by the
+// weights' fingerprint, written atomically).
+std::filesystem::path SvdCacheDir() { return t2::testing::DefaultModelPath().parent_path(); }
+
 class SvfGeneratorTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -35,20 +41,22 @@ class SvfGeneratorTest : public ::testing::Test {
     std::filesystem::create_directories(*dir_);
     const auto model = t2::testing::DefaultModelPath();
     auto make = [&](SvfMode mode) {
-      auto g = Generator::Create(
-          {.model = model, .device = "cpu", .svf = SvfOptions{.cache_dir = *dir_, .mode = mode}});
+      auto g = Generator::Create({.model = model,
+                                  .device = t2::model::DeviceSpec::Cpu(),
+                                  .svf = SvfOptions{.cache_dir = SvdCacheDir(), .mode = mode}});
       EXPECT_TRUE(g.ok()) << g.status();
       return g.ok() ? g->release() : nullptr;
     };
-    factored_ = make(SvfMode::kFactored);  // computes the decomposition and writes the cache
+    factored_ = make(SvfMode::kFactored);  // computes the decomposition unless it is cached
     merged_ = make(SvfMode::kMerged);      // loads it
     ASSERT_NE(factored_, nullptr);
     ASSERT_NE(merged_, nullptr);
 
     // Experts made against the same decomposition (a third load, from the cache).
-    auto base = model::LlamaModel::Load(model, {.device = "cpu"});
+    auto base = model::LlamaModel::Load(model, {.device = t2::model::DeviceSpec::Cpu()});
     ASSERT_TRUE(base.ok()) << base.status();
-    auto decomposition = svf::Decomposition::Build(**base, {.targets = svf::TargetSet::kMlp, .cache_dir = *dir_});
+    auto decomposition = svf::Decomposition::Build(
+        **base, {.targets = svf::TargetSet::kMlp, .cache_dir = SvdCacheDir()});
     ASSERT_TRUE(decomposition.ok()) << decomposition.status();
     EXPECT_TRUE(decomposition->loaded_from_cache());
     auto constant = svf::ConstantExpert(*decomposition, 0.7f, "SmolLM2-135M-Instruct");
@@ -191,8 +199,8 @@ TEST_F(SvfGeneratorTest, MixtureOfOneExpertEqualsTheExpert) {
 // equal the merged form's; a decode batch of that expert still merges it, once.
 TEST_F(SvfGeneratorTest, AutoModeScoresAnUncomposedExpertFactored) {
   auto g = Generator::Create({.model = t2::testing::DefaultModelPath(),
-                              .device = "cpu",
-                              .svf = SvfOptions{.cache_dir = *dir_}});
+                              .device = t2::model::DeviceSpec::Cpu(),
+                              .svf = SvfOptions{.cache_dir = SvdCacheDir()}});
   ASSERT_TRUE(g.ok()) << g.status();
   ASSERT_EQ((*g)->options().svf->mode, SvfMode::kAuto);
   ASSERT_TRUE((*g)->AddExpert("random1", *dir_ / "random1.safetensors").ok());
@@ -257,11 +265,11 @@ TEST_F(SvfGeneratorTest, AdapterOperationsDoNotWaitForTheRunningBatchToFinish) {
 // Cached prompt beginnings belong to the adapter they were computed with: another adapter
 // never reuses them, and replacing an expert under the same name drops them.
 TEST_F(SvfGeneratorTest, PrefixCacheIsKeptPerAdapterAndDroppedWhenTheExpertIsReplaced) {
-  auto made =
-      Generator::Create({.model = t2::testing::DefaultModelPath(),
-                         .device = "cpu",
-                         .prefix_cache_bytes = int64_t{64} << 20,
-                         .svf = SvfOptions{.cache_dir = *dir_, .mode = SvfMode::kFactored}});
+  auto made = Generator::Create(
+      {.model = t2::testing::DefaultModelPath(),
+       .device = t2::model::DeviceSpec::Cpu(),
+       .prefix_cache_bytes = int64_t{64} << 20,
+       .svf = SvfOptions{.cache_dir = SvdCacheDir(), .mode = SvfMode::kFactored}});
   ASSERT_TRUE(made.ok()) << made.status();
   Generator& g = **made;
   ASSERT_TRUE(g.AddExpert("e", *dir_ / "random0.safetensors").ok());

@@ -108,18 +108,22 @@ class ExpertCacheTest : public ::testing::Test {
   static void SetUpTestSuite() {
     dir_ = new t2::testing::ScratchDir();
     const auto model = t2::testing::DefaultModelPath();
+    // The model's own SVD cache, as the worker uses by default, shared with the other tests
+    // that adapt the default model (computing it takes half a minute).
+    const auto svd_cache = model.parent_path();
     auto generator = engine::Generator::Create(
         {.model = model,
-         .device = "cpu",
-         .svf = engine::SvfOptions{.targets = svf::TargetSet::kMlp, .cache_dir = dir_->path()}});
+         .device = t2::model::DeviceSpec::Cpu(),
+         .svf = engine::SvfOptions{.targets = svf::TargetSet::kMlp, .cache_dir = svd_cache}});
     ASSERT_TRUE(generator.ok()) << generator.status();
     generator_ = generator->release();
 
     // One expert per name a test uses (names stay distinct across tests because the
     // generator outlives each cache), each with its own bytes so that no two share a blob.
-    auto base = model::LlamaModel::Load(model, {.device = "cpu"});
+    auto base = model::LlamaModel::Load(model, {.device = t2::model::DeviceSpec::Cpu()});
     ASSERT_TRUE(base.ok()) << base.status();
-    auto decomposition = svf::Decomposition::Build(**base, {.targets = svf::TargetSet::kMlp, .cache_dir = dir_->path()});
+    auto decomposition = svf::Decomposition::Build(
+        **base, {.targets = svf::TargetSet::kMlp, .cache_dir = svd_cache});
     ASSERT_TRUE(decomposition.ok()) << decomposition.status();
 
     auto store = store::ExpertStore::Open({.root = dir_->path() / "registry"});
