@@ -22,7 +22,7 @@ APT_PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libsqlite3-dev sqlite3
   libgtest-dev libgmock-dev libbenchmark-dev libcpp-httplib-dev libpcre2-dev libre2-dev libssl-dev libicu-dev
-  prometheus prometheus-cpp-dev prometheus-pushgateway python3-venv ccache
+  prometheus prometheus-cpp-dev prometheus-pushgateway python3-venv ccache lld
   # scripts/tsan_deps.sh: Debian's gRPC and Abseil sources, rebuilt with ThreadSanitizer
   # (gRPC's reflection library needs protoc's headers to build its code generator)
   curl dpkg-dev libprotoc-dev

@@ -23,6 +23,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "commands.h"
+#include "deploy_dir.h"
 #include "job.h"
 #include "stack_client.h"
 #include "t2/common/command_line.h"
@@ -194,7 +195,7 @@ bool LaunchPrometheus(Service& s, const std::vector<const Service*>& targets, co
     std::ofstream out(config);
     out << "# Written by t2 up --prometheus: this stack's services, scraped every 5 s.\n"
         << "global:\n  scrape_interval: 5s\n  evaluation_interval: 5s\n";
-    const std::filesystem::path rules = std::filesystem::path(T2_DEPLOY_DIR) / "prometheus/rules/t2.rules.yml";
+    const std::filesystem::path rules = BuiltDeployDir() / "prometheus/rules/t2.rules.yml";
     if (std::filesystem::exists(rules)) out << "rule_files:\n  - " << rules.string() << "\n";
     out << "scrape_configs:\n";
     for (const Service* t : targets) {
