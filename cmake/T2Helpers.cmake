@@ -31,14 +31,17 @@ function(t2_sanitizer_test_env)
 endfunction()
 
 # t2_cc_test(NAME <name> SRCS ... DEPS ... [LABELS ...] [FIXTURES ...] [TIMEOUT s] [ENV ...]
-#            [PER_TEST])
+#            [COST s] [PER_TEST])
 #   A GoogleTest binary registered with ctest as one test (one process: a suite that loads a
 #   model loads it once). PER_TEST, for binaries that load no model: one ctest entry per
 #   GoogleTest test, named <name>.<Suite>.<Test>, so ctest runs them in parallel and a failure
 #   names its test. Listed when ctest runs (PRE_TEST), not at build time: a sanitizer build's
 #   binaries then start under their runtime options only. TIMEOUT applies to each entry.
+#   COST: the seconds the test takes on the 2-core machine, for the slow ones. ctest -j starts
+#   tests in descending cost, so the short ones fill the other core around the long ones;
+#   ctest learns costs from earlier runs, but a fresh clone has none.
 function(t2_cc_test)
-  cmake_parse_arguments(T2 "PER_TEST" "NAME;TIMEOUT" "SRCS;DEPS;LABELS;FIXTURES;ENV" ${ARGN})
+  cmake_parse_arguments(T2 "PER_TEST" "NAME;TIMEOUT;COST" "SRCS;DEPS;LABELS;FIXTURES;ENV" ${ARGN})
   add_executable(${T2_NAME} ${T2_SRCS})
   target_link_libraries(${T2_NAME} PRIVATE ${T2_DEPS} GTest::gmock GTest::gtest_main)
   target_compile_options(${T2_NAME} PRIVATE ${T2_WARNINGS})
@@ -76,6 +79,9 @@ function(t2_cc_test)
   endif()
   if(T2_FIXTURES)
     set_tests_properties(${T2_NAME} PROPERTIES FIXTURES_REQUIRED "${T2_FIXTURES}")
+  endif()
+  if(T2_COST)
+    set_tests_properties(${T2_NAME} PROPERTIES COST ${T2_COST})
   endif()
 endfunction()
 

@@ -19,6 +19,28 @@
 
 namespace t2::cli {
 
+namespace {
+
+// Writes `token` to a new file only its owner can read; an existing file is never replaced.
+// The exit code: 0, or 1 after saying why on stderr.
+int WriteTokenFile(const std::string& path, const std::string& token) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    std::cerr << "t2 token: cannot create " << path << " (it must not exist yet)\n";
+    return 1;
+  }
+  const std::string line = token + "\n";
+  const bool written = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
+  ::close(fd);
+  if (!written) {
+    std::cerr << "t2 token: cannot write " << path << "\n";
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace
+
 int RunToken(const std::vector<std::string>& args) {
   CommandLine command_line(
       "t2 token", "Makes a new random bearer token and the auth-file entry granting it roles.");
@@ -61,18 +83,7 @@ int RunToken(const std::vector<std::string>& args) {
   if (auto parsed = rpc::ParseAuthFile(entry); !parsed.ok())
     return usage_error(parsed.status().message());
 
-  const int fd = ::open(token_file.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd < 0) {
-    std::cerr << "t2 token: cannot create " << token_file << " (it must not exist yet)\n";
-    return 1;
-  }
-  const std::string line = token + "\n";
-  const bool written = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
-  ::close(fd);
-  if (!written) {
-    std::cerr << "t2 token: cannot write " << token_file << "\n";
-    return 1;
-  }
+  if (int exit_code = WriteTokenFile(token_file, token); exit_code != 0) return exit_code;
   if (!auth_file.empty()) {
     std::ofstream auth(auth_file, std::ios::app);
     auth << entry << "\n";
