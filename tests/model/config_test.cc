@@ -86,7 +86,7 @@ TEST(DeviceTest, ParsesWhatTheFlagsAccept) {
   EXPECT_THAT(ParseComputeDType("int4").status().message(), HasSubstr("got 'int4'"));
 }
 
-TEST(DeviceTest, FlagsParseOnceAndNameTheFlagInErrors) {
+TEST(DeviceTest, FlagsSetTheValuesAndNameTheFlagInErrors) {
   DeviceSpec device = DeviceSpec::Cpu();
   ComputeDType dtype = ComputeDType::kAuto;
   CommandLine command_line("example", "An example.");

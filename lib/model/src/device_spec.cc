@@ -2,9 +2,11 @@
 
 #include <charconv>
 #include <limits>
+#include <string>
 #include <system_error>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "t2/common/status.h"
 
 namespace t2::model {
@@ -58,8 +60,12 @@ absl::StatusOr<ComputeDType> ParseComputeDType(std::string_view text) {
   for (ComputeDType dtype : kComputeDTypes) {
     if (ComputeDTypeName(dtype) == text) return dtype;
   }
+  // The names come from the table, so a new dtype cannot be left out of the message.
+  const std::string names =
+      absl::StrJoin(kComputeDTypes, ", ",
+                    [](std::string* out, ComputeDType d) { out->append(ComputeDTypeName(d)); });
   return absl::InvalidArgumentError(
-      absl::StrCat("must be one of auto, float32, bfloat16, float16, got '", AsAbsl(text), "'"));
+      absl::StrCat("must be one of ", names, ", got '", AsAbsl(text), "'"));
 }
 
 }  // namespace t2::model
