@@ -15,6 +15,7 @@
 #include <gtest/gtest.h>
 
 #include "testing/reference_data.h"
+#include "testing/scratch_dir.h"
 
 namespace {
 
@@ -47,8 +48,8 @@ ProcessResult T2(const std::vector<std::string>& args, const std::string& input 
   const char* binary = std::getenv("T2_BINARY");
   EXPECT_NE(binary, nullptr) << "T2_BINARY is not set (ctest sets it)";
   if (binary == nullptr) return {};
-  const std::string dir = ::testing::TempDir();
-  const std::string in = dir + "/t2_cli_in", out = dir + "/t2_cli_out", err = dir + "/t2_cli_err";
+  const t2::testing::ScratchDir dir;
+  const std::string in = dir / "in", out = dir / "out", err = dir / "err";
   std::ofstream(in, std::ios::binary) << input;
   std::string command = ShellQuote(binary);
   for (const auto& a : args) command += " " + ShellQuote(a);
@@ -157,12 +158,13 @@ TEST(CliGenerate, BadFlagsExitTwoNamingTheFlag) {
 }
 
 TEST(CliGenerate, MissingOrCorruptModelExitsOneNamingThePath) {
-  const std::string missing = ::testing::TempDir() + "/no_such_model.gguf";
+  const t2::testing::ScratchDir dir;
+  const std::string missing = dir / "no_such_model.gguf";
   ProcessResult r = T2({"generate", "--model", missing, "--prompt", "hi"});
   EXPECT_EQ(r.exit_code, 1) << r.err;
   EXPECT_THAT(r.err, HasSubstr("no_such_model.gguf"));
 
-  const std::string corrupt = ::testing::TempDir() + "/corrupt.gguf";
+  const std::string corrupt = dir / "corrupt.gguf";
   std::ofstream(corrupt, std::ios::binary) << "GGUF\x03\x00\x00\x00 truncated";
   r = T2({"generate", "--model", corrupt, "--prompt", "hi"});
   EXPECT_EQ(r.exit_code, 1) << r.err;
@@ -206,9 +208,8 @@ namespace svf_cli {
 // SVD cache is the default one beside the model, as a user's would be: computing it takes
 // half a minute, and the other tests that adapt the default model share it.
 TEST(CliSvf, ConstantExpertAndMixtureAnswerLikeTheBaseModel) {
-  const std::string dir = ::testing::TempDir() + "/t2_cli_svf";
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
+  const t2::testing::ScratchDir scratch;
+  const std::string dir = scratch.path();
   const std::string expert = dir + "/half.safetensors";
   ProcessResult r = T2({"expert", "constant", "--model", "default", "--device", "cpu", "--value",
                         "0.5", "--task", "demo", "--out", expert});
@@ -268,8 +269,8 @@ TEST(CliSvf, ConstantExpertAndMixtureAnswerLikeTheBaseModel) {
 // The one training run on the default model (the other trainer tests use a tiny one): a
 // step of the built-in math task end to end, with its plot, the expert copied out and judged.
 TEST(CliTrain, OneStepOnTheDefaultModel) {
-  const std::string dir = ::testing::TempDir() + "/t2_cli_train";
-  std::filesystem::remove_all(dir);
+  const t2::testing::ScratchDir scratch;
+  const std::string dir = scratch / "work";  // t2 train creates its work dir
   ProcessResult r = T2({"train", "--model", "default", "--device", "cpu", "--task", "math", "--work-dir", dir,
                         "--steps", "1", "--batch-size", "2", "--micro-batch-size", "1", "--validation-size", "2",
                         "--max-new-tokens", "12", "--kl-coef", "0.1", "--out", dir + "/math.safetensors", "--plot",

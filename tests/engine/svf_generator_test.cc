@@ -18,6 +18,7 @@
 #include "t2/svf/decomposition.h"
 #include "t2/svf/expert.h"
 #include "testing/reference_data.h"
+#include "testing/scratch_dir.h"
 
 namespace t2::engine {
 namespace {
@@ -36,9 +37,7 @@ std::filesystem::path SvdCacheDir() { return t2::testing::DefaultModelPath().par
 class SvfGeneratorTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    dir_ = new std::filesystem::path(std::filesystem::path(::testing::TempDir()) / "svf_generator_test");
-    std::filesystem::remove_all(*dir_);
-    std::filesystem::create_directories(*dir_);
+    dir_ = new t2::testing::ScratchDir;
     const auto model = t2::testing::DefaultModelPath();
     auto make = [&](SvfMode mode) {
       auto g = Generator::Create({.model = model,
@@ -79,7 +78,6 @@ class SvfGeneratorTest : public ::testing::Test {
   static void TearDownTestSuite() {
     delete factored_;
     delete merged_;
-    std::filesystem::remove_all(*dir_);
     delete dir_;
   }
 
@@ -100,11 +98,11 @@ class SvfGeneratorTest : public ::testing::Test {
     return results.ok() ? *results : std::vector<GenerationResult>(requests.size());
   }
 
-  static std::filesystem::path* dir_;
+  static t2::testing::ScratchDir* dir_;  // the experts the tests load
   static Generator* factored_;
   static Generator* merged_;
 };
-std::filesystem::path* SvfGeneratorTest::dir_ = nullptr;
+t2::testing::ScratchDir* SvfGeneratorTest::dir_ = nullptr;
 Generator* SvfGeneratorTest::factored_ = nullptr;
 Generator* SvfGeneratorTest::merged_ = nullptr;
 

@@ -7,7 +7,6 @@
 #include <ATen/ATen.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -28,6 +27,7 @@
 #include "t2/model/llama.h"
 #include "t2/svf/targets.h"
 #include "testing/reference_data.h"
+#include "testing/scratch_dir.h"
 
 namespace t2::svf {
 namespace {
@@ -60,24 +60,7 @@ std::unique_ptr<model::LlamaModel> LoadTiny(const std::string& name) {
   return model.ok() ? std::move(*model) : nullptr;
 }
 
-// A fresh folder for one test, removed afterwards.
-class ScratchDir {
- public:
-  ScratchDir() {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    std::string name = std::string("t2_svf_") + info->test_suite_name() + "_" + info->name() + "_" +
-                       std::to_string(getpid());
-    std::replace(name.begin(), name.end(), '/', '_');  // parameterised tests: "Suite/Test/0"
-    path_ = fs::path(::testing::TempDir()) / name;
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~ScratchDir() { fs::remove_all(path_); }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using t2::testing::ScratchDir;
 
 absl::StatusOr<Decomposition> BuildCached(const model::LlamaModel& model, const fs::path& dir,
                                           std::vector<DecomposeProgress>* progress = nullptr) {

@@ -7,6 +7,8 @@
 #include <fstream>
 #include <iterator>
 
+#include "testing/scratch_dir.h"
+
 namespace t2::formats::testing_util {
 
 std::filesystem::path FixturesDir() {
@@ -49,7 +51,10 @@ std::vector<uint16_t> ReadU16s(const std::filesystem::path& path) {
 }
 
 std::filesystem::path WriteTemp(const std::string& name, std::span<const uint8_t> bytes) {
-  const std::filesystem::path path = std::filesystem::path(::testing::TempDir()) / name;
+  // A folder of this process's own: another build's or checkout's gguf_test may run at the
+  // same time, and a shared "/tmp/valid.gguf" could be rewritten while this one reads it.
+  static const t2::testing::ScratchDir dir;
+  const std::filesystem::path path = dir / name;
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out.write(reinterpret_cast<const char*>(bytes.data()),
             static_cast<std::streamsize>(bytes.size()));

@@ -22,7 +22,8 @@ std::vector<uint8_t> ReadBytes(const std::filesystem::path& path);
 std::vector<float> ReadFloats(const std::filesystem::path& path);
 std::vector<uint16_t> ReadU16s(const std::filesystem::path& path);
 
-// Writes `bytes` to a fresh file under the test temp dir and returns its path.
+// Writes `bytes` to `name` in a folder of this process's own under the test temp dir (removed
+// when the process exits) and returns its path.
 std::filesystem::path WriteTemp(const std::string& name, std::span<const uint8_t> bytes);
 
 // Same length and, element by element, the same bit pattern (any NaN equals any NaN).
