@@ -1,48 +1,21 @@
 #include "registry_service.h"
 
-#include <chrono>
-#include <climits>
-#include <filesystem>
-#include <string>
-#include <utility>
+#include <string_view>
 
-#include "absl/strings/str_cat.h"
+#include "call_outcome.h"
 #include "proto_convert.h"
-#include "t2/common/log.h"
-#include "t2/common/status.h"
-#include "t2/rpc/auth.h"
 #include "t2/rpc/handler_guard.h"
-#include "t2/rpc/metadata_keys.h"
 #include "t2/rpc/status.h"
-#include "t2/store/names.h"
 #include "watch_call.h"
 
 namespace t2::registry {
 namespace {
 
-grpc::Status InvalidArgument(std::string message) {
-  return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, std::move(message));
-}
-
-// Server-side trouble is logged; a client's mistakes are only reported back to it.
-void Report(std::string_view method, const grpc::Status& status) {
-  switch (status.error_code()) {
-    case grpc::StatusCode::INTERNAL:
-    case grpc::StatusCode::DATA_LOSS:
-    case grpc::StatusCode::UNKNOWN:
-    case grpc::StatusCode::RESOURCE_EXHAUSTED:
-      LogError(absl::StrCat("registry ", AsAbsl(method), ": ", status.error_message()));
-      break;
-    default:
-      break;
-  }
-}
-
-// Every handler's body runs in the shared guard; the outcome is then logged or not.
+// Every unary handler's body runs in the shared guard; the outcome is then logged or not.
 template <typename Body>
 grpc::Status Guarded(std::string_view method, Body&& body) {
   grpc::Status status = rpc::GuardHandler("registry", method, body);
-  Report(method, status);
+  ReportOutcome(method, status);
   return status;
 }
 
@@ -53,141 +26,14 @@ void RegistryService::BeginShutdown() {
   store_->Close();
 }
 
-grpc::Status RegistryService::PublishExpert(grpc::ServerContext* context,
-                                            grpc::ServerReader<v1::PublishExpertRequest>* reader,
-                                            v1::ExpertInfo* response) {
-  grpc::Status status = Guarded("PublishExpert", [&] { return DoPublish(context, reader, response); });
-  if (metrics_ != nullptr) metrics_->RecordPublish(status.error_code());
-  return status;
+grpc::ServerReadReactor<v1::PublishExpertRequest>* RegistryService::PublishExpert(
+    grpc::CallbackServerContext* context, v1::ExpertInfo* response) {
+  return new PublishCall(transfer_deps(), *context, *response);
 }
 
-grpc::Status RegistryService::DoPublish(grpc::ServerContext* context,
-                                        grpc::ServerReader<v1::PublishExpertRequest>* reader,
-                                        v1::ExpertInfo* response) {
-  // Watched from the start: a client that never sends its header holds a thread too.
-  const std::unique_ptr<rpc::IdleWatchdog::Call> watched = watchdog_.Watch(context);
-  const auto idle = [&](std::string_view what) {
-    LogWarning(absl::StrCat("registry PublishExpert: ", AsAbsl(what), ": nothing arrived for ",
-                            absl::FormatDuration(watchdog_.idle()), "; upload cancelled"));
-    return grpc::Status(
-        grpc::StatusCode::DEADLINE_EXCEEDED,
-        absl::StrCat("publish: nothing arrived for ", absl::FormatDuration(watchdog_.idle())));
-  };
-  v1::PublishExpertRequest message;
-  if (!reader->Read(&message)) {
-    if (watched->expired()) return idle("before the header");
-    return InvalidArgument("publish.header: the stream ended before the header");
-  }
-  watched->Touch();
-  if (!message.has_header()) {
-    return InvalidArgument("publish.header: the first message must be the header");
-  }
-  store::PublishHeader header = FromProto(message.header());
-  header.publisher = rpc::CallerIdentity(*context);
-  // Checked before any byte is accepted, so a bad header never costs a 256 MiB upload.
-  absl::Status valid = store::CheckPublishHeader(header);
-  if (!valid.ok()) return rpc::ToGrpc(valid);
-
-  absl::StatusOr<std::shared_ptr<void>> reservation = ReserveDisk(header.size_bytes);
-  if (!reservation.ok()) return rpc::ToGrpc(reservation.status());
-
-  absl::StatusOr<store::StagedBlob> staged = store_->StageBlob();
-  if (!staged.ok()) return rpc::ToGrpc(staged.status());
-  int64_t chunks = 0;
-  while (reader->Read(&message)) {
-    watched->Touch();
-    ++chunks;
-    switch (message.part_case()) {
-      case v1::PublishExpertRequest::kHeader:
-        return InvalidArgument(
-            absl::StrCat("publish.header: a second header (message ", chunks + 1, ")"));
-      case v1::PublishExpertRequest::PART_NOT_SET:
-        return InvalidArgument(
-            absl::StrCat("publish.chunk: message ", chunks + 1, " has neither header nor chunk"));
-      case v1::PublishExpertRequest::kChunk:
-        break;
-    }
-    const std::string& chunk = message.chunk();
-    if (static_cast<int64_t>(chunk.size()) > kChunkBytes) {
-      return InvalidArgument(absl::StrCat("publish.chunk: chunk ", chunks, " holds ", chunk.size(),
-                                          " bytes; at most ", kChunkBytes, " are allowed"));
-    }
-    if (static_cast<int64_t>(chunk.size()) > header.size_bytes - staged->size()) {
-      return InvalidArgument(absl::StrCat("publish.chunk: more bytes than the ", header.size_bytes,
-                                          " that publish.header.size_bytes declares"));
-    }
-    absl::Status appended = staged->Append(chunk);
-    if (!appended.ok()) return rpc::ToGrpc(appended);
-  }
-  if (watched->expired()) return idle(absl::StrCat(header.name, "@", header.version));
-  if (context->IsCancelled()) {
-    return grpc::Status(grpc::StatusCode::CANCELLED, "publish: the client cancelled");
-  }
-  absl::StatusOr<store::ExpertInfo> info = store_->Publish(header, *std::move(staged));
-  if (!info.ok()) return rpc::ToGrpc(info.status());
-  ToProto(*info, response);
-  return grpc::Status::OK;
-}
-
-absl::StatusOr<std::shared_ptr<void>> RegistryService::ReserveDisk(int64_t bytes) {
-  std::error_code ec;
-  const std::filesystem::space_info space = std::filesystem::space(store_->root(), ec);
-  if (ec) {
-    LogError(absl::StrCat("registry: free disk space unknown: ", ec.message()));
-    return absl::InternalError("publish: the registry cannot check its free disk space");
-  }
-  std::lock_guard lock(disk_mu_);
-  const int64_t available = static_cast<int64_t>(std::min<uintmax_t>(space.available, INT64_MAX));
-  const int64_t left = available - reserved_disk_bytes_ - bytes;
-  if (left < options_.min_free_disk_bytes) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "publish: the registry's disk has no room for ", bytes, " more bytes (", available,
-        " free, ", reserved_disk_bytes_, " promised to uploads in progress, ",
-        options_.min_free_disk_bytes, " kept free)"));
-  }
-  reserved_disk_bytes_ += bytes;
-  return std::shared_ptr<void>(nullptr, [this, bytes](void*) {
-    std::lock_guard lock(disk_mu_);
-    reserved_disk_bytes_ -= bytes;
-  });
-}
-
-grpc::Status RegistryService::GetExpert(grpc::ServerContext* context,
-                                        const v1::GetExpertRequest* request,
-                                        grpc::ServerWriter<v1::GetExpertResponse>* writer) {
-  return Guarded("GetExpert", [&] { return DoGetExpert(context, *request, writer); });
-}
-
-grpc::Status RegistryService::DoGetExpert(grpc::ServerContext* context,
-                                          const v1::GetExpertRequest& request,
-                                          grpc::ServerWriter<v1::GetExpertResponse>* writer) {
-  absl::StatusOr<store::ExpertInfo> info = store_->ResolveExpert(request.name(), request.version());
-  if (!info.ok()) return rpc::ToGrpc(info.status());
-  // Opening checks the whole blob, so a damaged one fails before anything is sent.
-  absl::StatusOr<store::BlobReader> blob = store_->OpenBlob(*info);
-  if (!blob.ok()) return rpc::ToGrpc(blob.status());
-  v1::GetExpertResponse response;
-  ToProto(*info, response.mutable_info());
-  // A reader that stops reading blocks Write (flow control): the watchdog ends it.
-  const std::unique_ptr<rpc::IdleWatchdog::Call> watched = watchdog_.Watch(context);
-  if (!writer->Write(response)) {
-    return grpc::Status(grpc::StatusCode::CANCELLED, "get: the client went away");
-  }
-  while (true) {
-    watched->Touch();
-    if (context->IsCancelled()) {
-      return grpc::Status(grpc::StatusCode::CANCELLED, "get: the client cancelled");
-    }
-    absl::StatusOr<std::string> chunk = blob->Next(kChunkBytes);
-    if (!chunk.ok()) return rpc::ToGrpc(chunk.status());
-    if (chunk->empty()) break;
-    response.Clear();
-    response.set_chunk(*std::move(chunk));
-    if (!writer->Write(response)) {
-      return grpc::Status(grpc::StatusCode::CANCELLED, "get: the client went away");
-    }
-  }
-  return grpc::Status::OK;
+grpc::ServerWriteReactor<v1::GetExpertResponse>* RegistryService::GetExpert(
+    grpc::CallbackServerContext* context, const v1::GetExpertRequest* request) {
+  return new GetExpertCall(transfer_deps(), *context, *request);
 }
 
 grpc::Status RegistryService::ResolveExpert(grpc::ServerContext*,

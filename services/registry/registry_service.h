@@ -1,7 +1,8 @@
-// The t2.v1.Registry gRPC service over an ExpertStore. Watch is on gRPC's callback API (a
-// Watch waits for changes without a thread: watch_call.h); the other handlers are
-// synchronous, each on a gRPC thread that may block on the store (transfers are ended by the
-// idle watchdog when a peer stalls). Store errors map one to one to gRPC codes
+// The t2.v1.Registry gRPC service over an ExpertStore. The streaming calls are on gRPC's
+// callback API, so an open stream holds no thread: Watch waits for changes (watch_call.h),
+// PublishExpert and GetExpert wait for their peer between chunks (transfer_calls.h), and the
+// store work of each runs on the handler executor. The unary handlers are synchronous, each
+// on a gRPC thread that may block on the store. Store errors map one to one to gRPC codes
 // (t2::rpc::ToGrpc); no exception escapes a handler.
 //
 // Lifetime: the store must outlive the service, and the service the gRPC server. Call
@@ -13,21 +14,17 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 
-#include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "disk_reservations.h"
 #include "registry_metrics.h"
 #include "t2/common/bounded_executor.h"
 #include "t2/rpc/idle_watchdog.h"
 #include "t2/store/expert_store.h"
 #include "t2/v1/registry.grpc.pb.h"
+#include "transfer_calls.h"
 
 namespace t2::registry {
-
-// Largest chunk a publisher may send and the size of the chunks GetExpert sends (the proto's
-// limit).
-inline constexpr int64_t kChunkBytes = 1 << 20;
 
 struct RegistryServiceOptions {
   // An upload or download that makes no progress this long is cancelled (its thread and
@@ -38,7 +35,9 @@ struct RegistryServiceOptions {
   int64_t min_free_disk_bytes = int64_t{512} << 20;
 };
 
-class RegistryService final : public v1::Registry::WithCallbackMethod_Watch<v1::Registry::Service> {
+class RegistryService final
+    : public v1::Registry::WithCallbackMethod_PublishExpert<v1::Registry::WithCallbackMethod_GetExpert<
+          v1::Registry::WithCallbackMethod_Watch<v1::Registry::Service>>> {
  public:
   using Options = RegistryServiceOptions;
 
@@ -47,18 +46,17 @@ class RegistryService final : public v1::Registry::WithCallbackMethod_Watch<v1::
                            const Options& options = Options())
       : store_(store),
         metrics_(metrics),
-        options_(options),
         watchdog_(options.transfer_idle_timeout),
+        disk_(store->root(), options.min_free_disk_bytes),
         executor_({.max_threads = 4, .max_queue = 4096}) {}
 
   // Ends every Watch stream (status UNAVAILABLE) and refuses new ones.
   void BeginShutdown();
 
-  grpc::Status PublishExpert(grpc::ServerContext* context,
-                             grpc::ServerReader<v1::PublishExpertRequest>* reader,
-                             v1::ExpertInfo* response) override;
-  grpc::Status GetExpert(grpc::ServerContext* context, const v1::GetExpertRequest* request,
-                         grpc::ServerWriter<v1::GetExpertResponse>* writer) override;
+  grpc::ServerReadReactor<v1::PublishExpertRequest>* PublishExpert(
+      grpc::CallbackServerContext* context, v1::ExpertInfo* response) override;
+  grpc::ServerWriteReactor<v1::GetExpertResponse>* GetExpert(
+      grpc::CallbackServerContext* context, const v1::GetExpertRequest* request) override;
   grpc::Status ResolveExpert(grpc::ServerContext* context, const v1::ResolveExpertRequest* request,
                              v1::ExpertInfo* response) override;
   grpc::Status ListExperts(grpc::ServerContext* context, const v1::ListExpertsRequest* request,
@@ -88,25 +86,18 @@ class RegistryService final : public v1::Registry::WithCallbackMethod_Watch<v1::
                                                      const v1::WatchRequest* request) override;
 
  private:
-  grpc::Status DoPublish(grpc::ServerContext* context,
-                         grpc::ServerReader<v1::PublishExpertRequest>* reader,
-                         v1::ExpertInfo* response);
-  grpc::Status DoGetExpert(grpc::ServerContext* context, const v1::GetExpertRequest& request,
-                           grpc::ServerWriter<v1::GetExpertResponse>* writer);
-
-  // Reserves `bytes` of disk for an upload if the store's disk has room for them beside the
-  // uploads in progress and min_free_disk_bytes; the reservation ends with the returned object.
-  absl::StatusOr<std::shared_ptr<void>> ReserveDisk(int64_t bytes);
+  TransferDeps transfer_deps() {
+    return {.store = *store_, .executor = executor_, .watchdog = watchdog_, .disk = disk_, .metrics = metrics_};
+  }
 
   store::ExpertStore* store_;
   RegistryMetrics* metrics_;
-  const Options options_;
   rpc::IdleWatchdog watchdog_;
-  std::mutex disk_mu_;
-  int64_t reserved_disk_bytes_ = 0;  // guarded by disk_mu_: declared sizes of uploads in progress
+  DiskReservations disk_;
   std::atomic<bool> shutting_down_{false};
-  // Reads the change log for Watch streams. Last: destroyed first, after the server has
-  // finished every call.
+  // Runs the streaming calls' store work: reading the change log for Watch streams, staging
+  // and publishing uploads, opening and reading blobs for downloads. Last: destroyed first,
+  // after the server has finished every call.
   BoundedExecutor executor_;
 };
 

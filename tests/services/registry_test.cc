@@ -761,6 +761,113 @@ TEST_F(RegistryTest, StalledUploadsEndAndAFullDiskRefusesPublishes) {
   EXPECT_TRUE(std::filesystem::is_empty(root() / "tmp"));
 }
 
+// Transfers wait for their peer without a thread of the registry (gRPC's synchronous API held
+// one per transfer until the idle watchdog ended it): 100 uploads that stopped after their
+// first chunk and 20 downloads nobody reads add far fewer threads than that, the registry
+// answers meanwhile, and each stalled transfer goes on or ends cleanly afterwards.
+TEST_F(RegistryTest, OpenTransfersHoldNoThreads) {
+  // A 3 MiB expert, so that an unread download waits on flow control.
+  for (auto& [name, rank] : base_.target_ranks) rank = 1 << 17;
+  RegisterBase();
+  const std::string big = Bytes(1.0f);
+  ASSERT_THAT(Publish("big", 1, big, kMiB), GrpcOk());
+  const std::string small = Bytes(2.0f);
+  const int before = ThreadsOf(server_.pid());
+
+  constexpr int kUploads = 100;
+  constexpr int kDownloads = 20;
+  struct Upload {
+    grpc::ClientContext context;
+    v1::ExpertInfo response;
+    std::unique_ptr<grpc::ClientWriter<v1::PublishExpertRequest>> writer;
+  };
+  std::vector<std::unique_ptr<Upload>> uploads;
+  for (int i = 0; i < kUploads; ++i) {
+    auto upload = std::make_unique<Upload>();
+    upload->context.set_deadline(In(seconds(60)));
+    upload->writer = stub_->PublishExpert(&upload->context, &upload->response);
+    ASSERT_TRUE(upload->writer->Write(Header(absl::StrCat("u", i), 1, small)));
+    ASSERT_TRUE(upload->writer->Write(Chunk(small.substr(0, 64))));
+    uploads.push_back(std::move(upload));
+  }
+  struct Download {
+    grpc::ClientContext context;
+    std::unique_ptr<grpc::ClientReader<v1::GetExpertResponse>> reader;
+    std::string bytes;
+  };
+  std::vector<std::unique_ptr<Download>> downloads;
+  for (int i = 0; i < kDownloads; ++i) {
+    auto download = std::make_unique<Download>();
+    download->context.set_deadline(In(seconds(60)));
+    v1::GetExpertRequest request;
+    request.set_name("big");
+    download->reader = stub_->GetExpert(&download->context, request);
+    v1::GetExpertResponse info;
+    ASSERT_TRUE(download->reader->Read(&info));  // the info; the blob waits for the client
+    ASSERT_TRUE(info.has_info());
+    downloads.push_back(std::move(download));
+  }
+  EXPECT_THAT(ListedLabels("", true), ElementsAre("big@1")) << "the registry answers meanwhile";
+  const int during = ThreadsOf(server_.pid());
+  EXPECT_LT(during - before, (kUploads + kDownloads) / 4)
+      << before << " threads before, " << during << " with the transfers open";
+
+  // The downloads go on where they stopped; the uploads end as their clients choose.
+  for (auto& download : downloads) {
+    v1::GetExpertResponse message;
+    while (download->reader->Read(&message)) download->bytes += message.chunk();
+    EXPECT_THAT(download->reader->Finish(), GrpcOk());
+    EXPECT_TRUE(download->bytes == big) << download->bytes.size() << " of " << big.size() << " bytes";
+  }
+  for (int i = 0; i < kUploads; ++i) {
+    Upload& upload = *uploads[i];
+    if (i % 2 == 0) {
+      upload.context.TryCancel();
+      EXPECT_THAT(upload.writer->Finish(), GrpcIs(grpc::StatusCode::CANCELLED, ""));
+    } else {
+      for (size_t at = 64; at < small.size(); at += kMiB) {
+        ASSERT_TRUE(upload.writer->Write(Chunk(small.substr(at, kMiB))));
+      }
+      upload.writer->WritesDone();
+      EXPECT_THAT(upload.writer->Finish(), GrpcOk());
+      EXPECT_EQ(upload.response.name(), absl::StrCat("u", i));
+    }
+  }
+  EXPECT_EQ(ListedLabels("", true).size(), 1 + kUploads / 2);
+}
+
+// A download whose client stops reading is cancelled by the idle watchdog, so it does not
+// hold the blob open until the client's deadline.
+TEST_F(RegistryTest, StalledDownloadsEnd) {
+  StopServer();
+  StartServer({"--transfer-idle-seconds", "1"});
+  for (auto& [name, rank] : base_.target_ranks) rank = 1 << 17;  // 3 MiB: more than is buffered
+  RegisterBase();
+  const std::string big = Bytes(1.0f);
+  ASSERT_THAT(Publish("big", 1, big, kMiB), GrpcOk());
+  // Without BDP probing the client's receive window stays at its initial 64 KiB, so what it
+  // leaves unread holds the registry's next write back.
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  auto stub = v1::Registry::NewStub(
+      grpc::CreateCustomChannel(address_, t2::rpc::LoopbackChannelCredentials(), args));
+  grpc::ClientContext context;
+  context.set_deadline(In(seconds(30)));
+  v1::GetExpertRequest request;
+  request.set_name("big");
+  auto reader = stub->GetExpert(&context, request);
+  v1::GetExpertResponse message;
+  ASSERT_TRUE(reader->Read(&message));
+  const auto start = std::chrono::steady_clock::now();
+  std::this_thread::sleep_for(seconds(3));  // stalled: the registry gives up after 1 s idle
+  std::string bytes;
+  while (reader->Read(&message)) bytes += message.chunk();
+  EXPECT_THAT(reader->Finish(), GrpcIs(grpc::StatusCode::CANCELLED, ""));
+  EXPECT_LT(bytes.size(), big.size());
+  EXPECT_LT(std::chrono::steady_clock::now() - start, seconds(15)) << "ended by the client's deadline";
+  EXPECT_EQ(Get("big", 1).bytes, big) << "the registry serves on";
+}
+
 TEST_F(RegistryTest, OutOfRangeFlagsExitNamingTheFlag) {
   const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
       {{"--transfer-idle-seconds", "0"},

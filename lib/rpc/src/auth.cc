@@ -250,7 +250,7 @@ class AuthProcessor : public grpc::AuthMetadataProcessor {
 
 }  // namespace
 
-std::string CallerIdentity(const grpc::ServerContext& context) {
+std::string CallerIdentity(const grpc::ServerContextBase& context) {
   const std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
   if (auth == nullptr) return "";
   for (const char* property : {kCallerIdentityProperty, "x509_common_name"}) {

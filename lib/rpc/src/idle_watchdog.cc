@@ -15,7 +15,7 @@ IdleWatchdog::~IdleWatchdog() {
   thread_.join();
 }
 
-std::unique_ptr<IdleWatchdog::Call> IdleWatchdog::Watch(grpc::ServerContext* context) {
+std::unique_ptr<IdleWatchdog::Call> IdleWatchdog::Watch(grpc::ServerContextBase* context) {
   std::lock_guard lock(mu_);
   const uint64_t id = next_id_++;
   calls_[id] = Entry{.context = context, .last_progress = absl::Now()};

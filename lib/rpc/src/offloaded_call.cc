@@ -41,4 +41,19 @@ grpc::ServerUnaryReactor* RunOffloaded(BoundedExecutor& executor, std::string se
   return reactor;
 }
 
+void RunStreamStep(BoundedExecutor& executor, std::string_view service, std::string_view method,
+                   StreamStep step, StreamStepThen then) {
+  auto run = [service = std::string(service), method = std::string(method), step = std::move(step),
+              then]() {
+    std::optional<grpc::Status> outcome;
+    const grpc::Status thrown = GuardHandler(service, method, [&] {
+      outcome = step();
+      return grpc::Status::OK;
+    });
+    if (!thrown.ok()) outcome = thrown;
+    then(std::move(outcome));
+  };
+  if (!executor.TrySubmit(std::move(run))) then(ExecutorFull(executor, service, method));
+}
+
 }  // namespace t2::rpc

@@ -80,7 +80,7 @@ std::shared_ptr<grpc::AuthMetadataProcessor> MakeAuthProcessor(std::shared_ptr<A
 // token or certificate; without an auth file, a verified client certificate's common name;
 // otherwise "".
 inline constexpr char kCallerIdentityProperty[] = "t2_identity";
-std::string CallerIdentity(const grpc::ServerContext& context);
+std::string CallerIdentity(const grpc::ServerContextBase& context);
 
 // A new random token (32 bytes, URL-safe base64) and its auth-file hash ("sha256:<hex>").
 std::string NewToken();

@@ -1,8 +1,8 @@
-// Ends server calls whose peer has gone quiet. gRPC's sync server blocks a handler in Read
-// while a client sends nothing, and in Write while it reads nothing: a stalled upload or
-// download held its thread (and, for an upload, its staging file) until the client's deadline,
-// which a client may leave unset. A call watched here that makes no progress for `idle` is
-// cancelled (its Read/Write then fail and the handler returns).
+// Ends server calls whose peer has gone quiet. A client that stops sending in an upload, or
+// stops reading a download, would otherwise hold the call's resources (a synchronous
+// handler's thread; an upload's staging file and disk reservation) until its deadline, which
+// a client may leave unset. A call watched here that makes no progress for `idle` is
+// cancelled: its pending read or write then fails (a callback reactor also gets OnCancel).
 #pragma once
 
 #include <grpcpp/server_context.h>
@@ -41,12 +41,13 @@ class IdleWatchdog {
   IdleWatchdog(const IdleWatchdog&) = delete;
   IdleWatchdog& operator=(const IdleWatchdog&) = delete;
 
-  std::unique_ptr<Call> Watch(grpc::ServerContext* context);
+  // Works for both APIs: a synchronous handler's context or a callback reactor's.
+  std::unique_ptr<Call> Watch(grpc::ServerContextBase* context);
   absl::Duration idle() const { return idle_; }
 
  private:
   struct Entry {
-    grpc::ServerContext* context;
+    grpc::ServerContextBase* context;
     absl::Time last_progress;
     bool expired = false;
   };

@@ -10,8 +10,10 @@
 #include <grpcpp/support/server_callback.h>
 
 #include <functional>
+#include <optional>
 #include <stop_token>
 #include <string>
+#include <string_view>
 
 #include "t2/common/bounded_executor.h"
 
@@ -24,6 +26,18 @@ using OffloadedBody = std::function<grpc::Status(std::stop_token stop)>;
 // "Score").
 grpc::ServerUnaryReactor* RunOffloaded(BoundedExecutor& executor, std::string service,
                                        std::string method, OffloadedBody body);
+
+// One step of a streaming reactor whose work blocks (a disk read or write, a database
+// commit): `step` runs on `executor`, in GuardHandler, and returns the status to finish the
+// call with, or nullopt to go on. `then` runs next on the same thread with that outcome
+// (INTERNAL if the step threw), or at once on this thread with RESOURCE_EXHAUSTED when the
+// executor has no room. A reactor that runs one step at a time, and whose `then` starts the
+// next read or write or calls Finish as its last act, touches its state from one thread at a
+// time without a lock.
+using StreamStep = std::function<std::optional<grpc::Status>()>;
+using StreamStepThen = std::function<void(std::optional<grpc::Status>)>;
+void RunStreamStep(BoundedExecutor& executor, std::string_view service, std::string_view method,
+                   StreamStep step, StreamStepThen then);
 
 // The reactor a server-streaming handler returns for a call refused before it began.
 template <typename Response>
