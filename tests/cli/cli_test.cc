@@ -111,6 +111,18 @@ struct BadCall {
   std::string message;  // what stderr must say, naming the flag
 };
 
+// Each call exits 2 with `message` on stderr and nothing on stdout.
+void ExpectUsageErrors(const std::vector<BadCall>& calls) {
+  for (const auto& call : calls) {
+    ProcessResult r = T2(call.args);
+    std::string shown;
+    for (const auto& a : call.args) shown += a + " ";
+    EXPECT_EQ(r.exit_code, 2) << "t2 " << shown << "\nstderr: " << r.err;
+    EXPECT_THAT(r.err, HasSubstr(call.message)) << "t2 " << shown;
+    EXPECT_EQ(r.out, "") << "t2 " << shown << ": nothing on stdout for a usage error";
+  }
+}
+
 TEST(CliGenerate, BadFlagsExitTwoNamingTheFlag) {
   const std::string m = DefaultModel();
   const std::vector<BadCall> calls = {
@@ -147,14 +159,74 @@ TEST(CliGenerate, BadFlagsExitTwoNamingTheFlag) {
       {{"info"}, "model is required"},
       {{"info", "a", "b"}, "The following argument was not expected: b"},
   };
-  for (const auto& call : calls) {
-    ProcessResult r = T2(call.args);
-    std::string shown;
-    for (const auto& a : call.args) shown += a + " ";
-    EXPECT_EQ(r.exit_code, 2) << "t2 " << shown << "\nstderr: " << r.err;
-    EXPECT_THAT(r.err, HasSubstr(call.message)) << "t2 " << shown;
-    EXPECT_EQ(r.out, "") << "t2 " << shown << ": nothing on stdout for a usage error";
-  }
+  ExpectUsageErrors(calls);
+}
+
+// The client subcommands' usage errors are found before any connection: the addresses given
+// are closed ports, which a call that got that far would report as UNAVAILABLE (exit 1).
+// Every call names a transport (--insecure-loopback), so the error is the one being tested.
+TEST(CliClient, BadFlagsExitTwoNamingTheFlag) {
+  const std::string reg = "127.0.0.1:1", disp = "127.0.0.1:2";
+  const t2::testing::ScratchDir dir;
+  const std::string file = dir / "expert.safetensors";
+  std::ofstream(file) << "not read: the flags are wrong";
+  const std::string good = dir / "good.jsonl", bad = dir / "bad.jsonl";
+  std::ofstream(good) << R"({"question": "1+1?", "answer": "2"})"
+                      << "\n";
+  std::ofstream(bad) << R"({"question": "1+1?", "answer": "2"})"
+                     << "\n"
+                     << R"({"question": "no answer"})"
+                     << "\n";
+  std::vector<BadCall> calls = {
+      {{"experts"}, "A subcommand is required"},
+      {{"experts", "frob", "--registry", reg}, "unknown command 'frob'"},
+      {{"experts", "list"}, "--registry is required"},
+      {{"experts", "list", "--registry", reg, "--bogus"},
+       "The following argument was not expected: --bogus"},
+      {{"experts", "publish", "--registry", reg, "--name", "x", file}, "--version is required"},
+      {{"experts", "publish", "--registry", reg, "--name", "x", "--version", "0", file},
+       "--version: must be an integer in [1, "},
+      {{"experts", "publish", "--registry", reg, "--version", "1", file}, "--name is required"},
+      {{"experts", "get", "--registry", reg, "x"}, "--out is required"},
+      {{"experts", "get", "--registry", reg, "x@abc", "--out", "y"},
+       "experts get: 'x@abc': the version after @ must be an integer >= 1"},
+      {{"experts", "deprecate", "--registry", reg, "x"}, "NAME@VERSION"},
+      {{"experts", "alias", "--registry", reg, "only-one"}, "expected ALIAS NAME[@VERSION]"},
+      {{"experts", "mixtures", "--registry", reg, "extra"}, "unexpected argument 'extra'"},
+      {{"experts", "mixtures", "--registry", reg, "--delete"}, "expected exactly one NAME"},
+      {{"experts", "list", "--registry", reg, "--timeout", "0"}, "--timeout"},
+      {{"generate", "--server", disp, "--prompt", "hi", "--model", "default"},
+       "--model cannot be used with --server"},
+      {{"generate", "--server", disp, "--prompt", "hi", "--device", "cpu"},
+       "--device cannot be used with --server"},
+      {{"generate", "--server", disp, "--prompt", "hi", "--expert", "a", "--task", "b"},
+       "exclusive"},
+      {{"generate", "--server", disp, "--prompt", "hi", "--classify", "maybe"},
+       "--classify: must be one of prompt|prompt-generate|cls, got 'maybe'"},
+      {{"generate", "--server", disp, "--prompt", "hi", "--max-new-tokens", "0"},
+       "--max-new-tokens"},
+      {{"generate", "--server", disp, "--prompt", "hi", "--temperature", "-1"}, "temperature"},
+      {{"generate", "--server", disp}, "--prompt is required"},
+      {{"generate", "--prompt", "hi", "--task", "b"}, "--task needs --server"},
+      {{"generate", "--prompt", "hi", "--classify", "prompt"}, "--classify needs --server"},
+      {{"adapt", "--server", disp, "--task", "t", "--verifier", "numeric"},
+       "--examples is required"},
+      {{"adapt", "--server", disp, "--task", "t", "--examples", good, "--verifier", "fuzzy"},
+       "--verifier: must be one of exact|numeric|choice|regex, got 'fuzzy'"},
+      {{"adapt", "--server", disp, "--task", "t", "--examples", bad, "--verifier", "numeric"},
+       "line 2: \"answer\" is missing"},
+      {{"adapt", "--server", disp, "--task", "t", "--examples", good, "--verifier", "numeric",
+        "--population", "0"},
+       "--population: must be an integer in [1, 2147483647], got '0'"},
+      {{"adapt", "--task", "t", "--examples", good, "--verifier", "numeric"},
+       "--server is required"},
+      {{"health"}, "--server is required"},
+      {{"health", "--server", reg, "--wait-s", "-1"},
+       "--wait-s: must be a number in [0, 86400], got '-1'"},
+      {{"health", "--server", reg, "extra"}, "The following argument was not expected: extra"},
+  };
+  for (BadCall& call : calls) call.args.push_back("--insecure-loopback");
+  ExpectUsageErrors(calls);
 }
 
 TEST(CliGenerate, MissingOrCorruptModelExitsOneNamingThePath) {

@@ -1,8 +1,8 @@
 // The t2 client subcommands against a real stack (registry, one worker, dispatcher as
 // processes on loopback), each run as a separate t2 process as a user runs it: `t2 experts`
 // publish/list/alias/get/deprecate, `t2 generate --server` with a registry expert and with an
-// unknown one, `t2 adapt` over two experts and generation with the task it stored, and usage
-// errors (exit 2 with a message naming the flag) that never reach the stack.
+// unknown one, `t2 adapt` over two experts and generation with the task it stored. (Their
+// usage errors, which never reach a stack, are in cli_test.)
 #include <arpa/inet.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -416,70 +416,6 @@ TEST_F(CliStackTest, ServicesRequireCredentialsAndTheRoleEachCallNeeds) {
   // Health stays open: a probe needs to trust the server, nothing more.
   r = T2As({"health", "--server", disp}, {"--tls-ca", ca});
   EXPECT_EQ(r.exit_code, 0) << r.output;
-}
-
-TEST_F(CliStackTest, UsageErrorsExitTwoNamingTheFlag) {
-  const std::string reg = registry_->address, disp = dispatcher_->address;
-  const auto good = dir_ / "good.jsonl";
-  std::ofstream(good) << R"({"question": "1+1?", "answer": "2"})" << "\n";
-  const auto bad = dir_ / "bad.jsonl";
-  std::ofstream(bad) << R"({"question": "1+1?", "answer": "2"})" << "\n" << R"({"question": "no answer"})" << "\n";
-  const std::string file = files_["low"].string();
-  const std::vector<std::pair<std::vector<std::string>, std::string>> calls = {
-      {{"experts"}, "A subcommand is required"},
-      {{"experts", "frob", "--registry", reg}, "unknown command 'frob'"},
-      {{"experts", "list"}, "--registry is required"},
-      {{"experts", "list", "--registry", reg, "--bogus"},
-       "The following argument was not expected: --bogus"},
-      {{"experts", "publish", "--registry", reg, "--name", "x", file}, "--version is required"},
-      {{"experts", "publish", "--registry", reg, "--name", "x", "--version", "0", file},
-       "--version: must be an integer in [1, "},
-      {{"experts", "publish", "--registry", reg, "--version", "1", file}, "--name is required"},
-      {{"experts", "get", "--registry", reg, "x"}, "--out is required"},
-      {{"experts", "get", "--registry", reg, "x@abc", "--out", "y"},
-       "experts get: 'x@abc': the version after @ must be an integer >= 1"},
-      {{"experts", "deprecate", "--registry", reg, "x"}, "NAME@VERSION"},
-      {{"experts", "alias", "--registry", reg, "only-one"}, "expected ALIAS NAME[@VERSION]"},
-      {{"experts", "mixtures", "--registry", reg, "extra"}, "unexpected argument 'extra'"},
-      {{"experts", "mixtures", "--registry", reg, "--delete"}, "expected exactly one NAME"},
-      {{"experts", "list", "--registry", reg, "--timeout", "0"}, "--timeout"},
-      {{"generate", "--server", disp, "--prompt", "hi", "--model", "default"},
-       "--model cannot be used with --server"},
-      {{"generate", "--server", disp, "--prompt", "hi", "--device", "cpu"},
-       "--device cannot be used with --server"},
-      {{"generate", "--server", disp, "--prompt", "hi", "--expert", "a", "--task", "b"},
-       "exclusive"},
-      {{"generate", "--server", disp, "--prompt", "hi", "--classify", "maybe"},
-       "--classify: must be one of prompt|prompt-generate|cls, got 'maybe'"},
-      {{"generate", "--server", disp, "--prompt", "hi", "--max-new-tokens", "0"},
-       "--max-new-tokens"},
-      {{"generate", "--server", disp, "--prompt", "hi", "--temperature", "-1"}, "temperature"},
-      {{"generate", "--server", disp}, "--prompt is required"},
-      {{"generate", "--prompt", "hi", "--task", "b"}, "--task needs --server"},
-      {{"generate", "--prompt", "hi", "--classify", "prompt"}, "--classify needs --server"},
-      {{"adapt", "--server", disp, "--task", "t", "--verifier", "numeric"},
-       "--examples is required"},
-      {{"adapt", "--server", disp, "--task", "t", "--examples", good.string(), "--verifier",
-        "fuzzy"},
-       "--verifier: must be one of exact|numeric|choice|regex, got 'fuzzy'"},
-      {{"adapt", "--server", disp, "--task", "t", "--examples", bad.string(), "--verifier",
-        "numeric"},
-       "line 2: \"answer\" is missing"},
-      {{"adapt", "--server", disp, "--task", "t", "--examples", good.string(), "--verifier",
-        "numeric", "--population", "0"},
-       "--population: must be an integer in [1, 2147483647], got '0'"},
-      {{"adapt", "--task", "t", "--examples", good.string(), "--verifier", "numeric"},
-       "--server is required"},
-      {{"health"}, "--server is required"},
-      {{"health", "--server", reg, "--wait-s", "-1"},
-       "--wait-s: must be a number in [0, 86400], got '-1'"},
-      {{"health", "--server", reg, "extra"}, "The following argument was not expected: extra"},
-  };
-  for (const auto& [args, message] : calls) {
-    CliRun r = T2(args);
-    EXPECT_EQ(r.exit_code, 2) << Shown(args) << "\n" << r.output;
-    EXPECT_THAT(r.output, HasSubstr(message)) << Shown(args);
-  }
 }
 
 }  // namespace
