@@ -164,12 +164,6 @@ class CliStackTest : public ::testing::Test {
     return run;
   }
 
-  static std::string Shown(const std::vector<std::string>& args) {
-    std::string shown = "t2";
-    for (const auto& a : args) shown += " " + a;
-    return shown;
-  }
-
   // `t2 experts COMMAND --registry ADDR ARGS...`
   static CliRun Experts(const std::string& command, std::vector<std::string> args) {
     args.insert(args.begin(), {"experts", command, "--registry", registry_->address});
