@@ -50,10 +50,16 @@ using ::testing::UnorderedElementsAre;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
-// Forwards to the real registry; GetExpert for a held expert waits until it is let go.
+// Forwards to the real registry; GetExpert for a held expert waits until it is let go. The
+// registry's own GetExpert is a callback reactor, which cannot be started late, so this one is
+// a synchronous handler that relays the real registry's stream from its own server once the
+// gate opens. (A test server with a few held calls can spare a thread each.)
 class GatedRegistry final : public v1::Registry::WithCallbackMethod_Watch<v1::Registry::Service> {
  public:
-  explicit GatedRegistry(registry::RegistryService* real) : real_(real) {}
+  GatedRegistry(registry::RegistryService* real, const std::string& real_address)
+      : real_(real),
+        real_stub_(v1::Registry::NewStub(
+            grpc::CreateChannel(real_address, t2::rpc::LoopbackChannelCredentials()))) {}
 
   void Hold(const std::string& name) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -82,9 +88,22 @@ class GatedRegistry final : public v1::Registry::WithCallbackMethod_Watch<v1::Re
       std::unique_lock<std::mutex> lock(mu_);
       ++get_calls_[request->name()];
       cv_.notify_all();
+      // The synchronous API has no cancellation callback: checked every 20 ms while held.
       while (held_.count(request->name()) != 0 && !context->IsCancelled()) cv_.wait_for(lock, milliseconds(20));
     }
-    return real_->GetExpert(context, request, writer);
+    if (context->IsCancelled())
+      return grpc::Status(grpc::StatusCode::CANCELLED, "held and cancelled");
+    grpc::ClientContext upstream;
+    upstream.set_deadline(context->deadline());
+    auto reader = real_stub_->GetExpert(&upstream, *request);
+    v1::GetExpertResponse message;
+    while (reader->Read(&message)) {
+      if (!writer->Write(message)) {
+        upstream.TryCancel();
+        break;
+      }
+    }
+    return reader->Finish();
   }
   grpc::Status ListExperts(grpc::ServerContext* context, const v1::ListExpertsRequest* request,
                            v1::ListExpertsResponse* response) override {
@@ -97,6 +116,7 @@ class GatedRegistry final : public v1::Registry::WithCallbackMethod_Watch<v1::Re
 
  private:
   registry::RegistryService* real_;
+  std::unique_ptr<v1::Registry::Stub> real_stub_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::set<std::string> held_;
@@ -154,15 +174,21 @@ class ExpertCacheTest : public ::testing::Test {
       (*sha256_)[name] = info->sha256;
     }
     real_ = new registry::RegistryService(store_);
-    gate_ = new GatedRegistry(real_);
+    auto real_server = rpc::StartServer({}, {real_});
+    ASSERT_TRUE(real_server.ok()) << real_server.status();
+    real_server_ = new rpc::RunningServer(std::move(*real_server));
+    gate_ = new GatedRegistry(real_, real_server_->address);
     auto server = rpc::StartServer({}, {gate_});
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = new rpc::RunningServer(std::move(*server));
   }
 
   static void TearDownTestSuite() {
-    if (server_ != nullptr) server_->server->Shutdown(std::chrono::system_clock::now() + seconds(1));
-    delete server_;
+    for (rpc::RunningServer* server : {server_, real_server_}) {
+      if (server != nullptr)
+        server->server->Shutdown(std::chrono::system_clock::now() + seconds(1));
+      delete server;
+    }
     delete gate_;
     delete real_;
     delete store_;
@@ -206,7 +232,8 @@ class ExpertCacheTest : public ::testing::Test {
   static store::ExpertStore* store_;
   static registry::RegistryService* real_;
   static GatedRegistry* gate_;
-  static rpc::RunningServer* server_;
+  static rpc::RunningServer* server_;                  // the gate's: what the caches use
+  static rpc::RunningServer* real_server_;             // the registry's own, which the gate relays
   static std::map<std::string, std::string>* sha256_;  // by expert name
 };
 t2::testing::ScratchDir* ExpertCacheTest::dir_ = nullptr;
@@ -215,6 +242,7 @@ store::ExpertStore* ExpertCacheTest::store_ = nullptr;
 registry::RegistryService* ExpertCacheTest::real_ = nullptr;
 GatedRegistry* ExpertCacheTest::gate_ = nullptr;
 rpc::RunningServer* ExpertCacheTest::server_ = nullptr;
+rpc::RunningServer* ExpertCacheTest::real_server_ = nullptr;
 std::map<std::string, std::string>* ExpertCacheTest::sha256_ = nullptr;
 
 TEST_F(ExpertCacheTest, ALoadedExpertIsServedWhileAnotherIsBeingFetched) {
@@ -445,7 +473,7 @@ TEST_F(ExpertCacheTest, TheWatchReconnectsAfterARegistryRestartAndReplaysWhatItM
   ASSERT_TRUE(eventually([&] { return !cache->watching(); }));
   ASSERT_TRUE(store_->Deprecate("reconnect", 1).ok());  // while the registry is away
 
-  auto restarted = new GatedRegistry(real_);
+  auto restarted = new GatedRegistry(real_, real_server_->address);
   auto server = rpc::StartServer({.address = address}, {restarted});
   ASSERT_TRUE(server.ok()) << server.status();
   server_ = new rpc::RunningServer(std::move(*server));
