@@ -37,11 +37,24 @@ endfunction()
 #   GoogleTest test, named <name>.<Suite>.<Test>, so ctest runs them in parallel and a failure
 #   names its test. Listed when ctest runs (PRE_TEST), not at build time: a sanitizer build's
 #   binaries then start under their runtime options only. TIMEOUT applies to each entry.
+#   Left out (not even compiled) when T2_TEST_LABELS is set and has none of its LABELS.
 #   COST: the seconds the test takes on the 2-core machine, for the slow ones. ctest -j starts
 #   tests in descending cost, so the short ones fill the other core around the long ones;
 #   ctest learns costs from earlier runs, but a fresh clone has none.
 function(t2_cc_test)
   cmake_parse_arguments(T2 "PER_TEST" "NAME;TIMEOUT;COST" "SRCS;DEPS;LABELS;FIXTURES;ENV" ${ARGN})
+  if(T2_TEST_LABELS)
+    # A build that runs only some labels (scripts/sanitize.sh) does not compile the others.
+    set(wanted FALSE)
+    foreach(label IN LISTS T2_LABELS)
+      if(label IN_LIST T2_TEST_LABELS)
+        set(wanted TRUE)
+      endif()
+    endforeach()
+    if(NOT wanted)
+      return()
+    endif()
+  endif()
   add_executable(${T2_NAME} ${T2_SRCS})
   target_link_libraries(${T2_NAME} PRIVATE ${T2_DEPS} GTest::gmock GTest::gtest_main)
   target_compile_options(${T2_NAME} PRIVATE ${T2_WARNINGS})
