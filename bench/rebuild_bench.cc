@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "absl/strings/str_format.h"
-#include "t2/common/env.h"
+#include "float32_model_args.h"
 #include "t2/model/llama.h"
 #include "t2/svf/compose.h"
 #include "t2/svf/decomposition.h"
@@ -67,38 +67,26 @@ t2::svf::Expert RandomExpert(const t2::svf::Decomposition& d) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const std::string spec = argc > 1 ? argv[1] : "default";
-  auto device_spec = t2::model::DeviceSpec::Parse(argc > 2 ? argv[2] : "cpu");
-  if (!device_spec.ok()) {
-    std::cerr << "device: " << device_spec.status().message() << "\n";
-    return 2;
-  }
-  const int threads = argc > 3 ? std::atoi(argv[3]) : 0;
-  if (threads > 0) at::set_num_threads(threads);
-  auto path = t2::ResolveModelPath(spec);
-  if (!path.ok()) {
-    std::cerr << path.status() << "\n";
-    return 1;
-  }
-  auto model = t2::model::LlamaModel::Load(
-      *path, {.device = *device_spec, .dtype = t2::model::ComputeDType::kFloat32});
-  if (!model.ok()) {
-    std::cerr << model.status() << "\n";
-    return 1;
-  }
-  const std::filesystem::path cache_dir = std::filesystem::is_directory(*path) ? *path : path->parent_path();
-  const at::Device device = (*model)->parameters().begin()->second.device();
+  auto loaded = t2::bench::LoadFloat32Model(argc, argv);
+  if (const int* exit_code = std::get_if<int>(&loaded)) return *exit_code;
+  const auto& [path, model] = std::get<t2::bench::Float32Model>(loaded);
+  const std::filesystem::path cache_dir =
+      std::filesystem::is_directory(path) ? path : path.parent_path();
+  const at::Device device = model->parameters().begin()->second.device();
   at::manual_seed(0);
   constexpr int64_t kGemmSize = 1024;
   const double gflops = GemmGflops(device, kGemmSize);
 
-  std::cout << absl::StrFormat("%s on %s (float32), %d threads; at::mm %d³ float32: %.1f GFLOP/s\n\n",
-                               (*model)->config().name, (*model)->device_name(), at::get_num_threads(),
-                               kGemmSize, gflops)
-            << "| targets | matrices |  GFLOP | Apply ms (median) | floor ms | ratio | Write cached W' ms |\n"
-            << "|---------|---------:|-------:|------------------:|---------:|------:|-------------------:|\n";
+  std::cout << absl::StrFormat(
+                   "%s on %s (float32), %d threads; at::mm %d³ float32: %.1f GFLOP/s\n\n",
+                   model->config().name, model->device_name(), at::get_num_threads(), kGemmSize,
+                   gflops)
+            << "| targets | matrices |  GFLOP | Apply ms (median) | floor ms | ratio | Write "
+               "cached W' ms |\n"
+            << "|---------|---------:|-------:|------------------:|---------:|------:|-------------"
+               "------:|\n";
   for (auto targets : {t2::svf::TargetSet::kMlp, t2::svf::TargetSet::kAll}) {
-    auto d = t2::svf::Decomposition::Build(**model, {.targets = targets, .cache_dir = cache_dir});
+    auto d = t2::svf::Decomposition::Build(*model, {.targets = targets, .cache_dir = cache_dir});
     if (!d.ok()) {
       std::cerr << d.status() << "\n";
       return 1;
@@ -108,7 +96,7 @@ int main(int argc, char** argv) {
       const t2::svf::SvdFactors& f = *d->Find(name);
       flops += 2.0 * f.u.size(0) * f.v.size(0) * f.rank();
     }
-    auto merged = t2::svf::MergedWeights::Create(**model, *d);
+    auto merged = t2::svf::MergedWeights::Create(*model, *d);
     if (!merged.ok()) {
       std::cerr << merged.status() << "\n";
       return 1;

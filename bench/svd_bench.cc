@@ -10,41 +10,24 @@
 #include <string>
 
 #include "absl/strings/str_format.h"
-#include "t2/common/env.h"
+#include "float32_model_args.h"
 #include "t2/model/llama.h"
 #include "t2/svf/decomposition.h"
 #include "t2/svf/targets.h"
 
 int main(int argc, char** argv) {
-  const std::string spec = argc > 1 ? argv[1] : "default";
-  auto device = t2::model::DeviceSpec::Parse(argc > 2 ? argv[2] : "cpu");
-  if (!device.ok()) {
-    std::cerr << "device: " << device.status().message() << "\n";
-    return 2;
-  }
-  const int threads = argc > 3 ? std::atoi(argv[3]) : 0;
-  if (threads > 0) at::set_num_threads(threads);
-  auto path = t2::ResolveModelPath(spec);
-  if (!path.ok()) {
-    std::cerr << path.status() << "\n";
-    return 1;
-  }
-  // float32 on every device: the SVD is float32 whatever the serving dtype, and bf16 weights
-  // would only change what is decomposed, not how long it takes.
-  auto model = t2::model::LlamaModel::Load(
-      *path, {.device = *device, .dtype = t2::model::ComputeDType::kFloat32});
-  if (!model.ok()) {
-    std::cerr << model.status() << "\n";
-    return 1;
-  }
-  std::cout << absl::StrFormat("%s on %s, %d threads\n\n", (*model)->config().name,
-                               (*model)->device_name(), at::get_num_threads())
+  auto loaded = t2::bench::LoadFloat32Model(argc, argv);
+  if (const int* exit_code = std::get_if<int>(&loaded)) return *exit_code;
+  const std::unique_ptr<t2::model::LlamaModel>& model =
+      std::get<t2::bench::Float32Model>(loaded).model;
+  std::cout << absl::StrFormat("%s on %s, %d threads\n\n", model->config().name,
+                               model->device_name(), at::get_num_threads())
             << "| targets | matrices | total r | seconds | GB of factors |\n"
             << "|---------|----------|---------|---------|---------------|\n";
   for (auto targets :
        {t2::svf::TargetSet::kMlp, t2::svf::TargetSet::kAttn, t2::svf::TargetSet::kAll}) {
     const auto start = std::chrono::steady_clock::now();
-    auto d = t2::svf::Decomposition::Build(**model, {.targets = targets});
+    auto d = t2::svf::Decomposition::Build(*model, {.targets = targets});
     const double s =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (!d.ok()) {
