@@ -56,7 +56,7 @@ class WorkerService final : public t2::v1::Worker::CallbackService {
                         t2::v1::ScoreResponse& response, const std::stop_token& stop);
   grpc::Status RunInfo(t2::v1::WorkerInfo* info);
 
-  class GenerateCall;  // one Generate call (worker_service.cc)
+  class GenerateCall;  // one Generate call (generate_call.cc)
 
   engine::Generator* generator_ = nullptr;  // set once by Attach, before ready_
   ExpertCache* experts_ = nullptr;
