@@ -343,7 +343,9 @@ TEST_F(StackTest, WorkersLoadTheVersionAnAliasMovesToAndUnloadDeprecatedOnes) {
   EXPECT_TRUE(wait_until(serving, "warm@2", true)) << serving->LogTail();
   EXPECT_EQ(info(serving).experts_prefetched(), prefetched + 1);
   for (ServiceProcess* w : workers_) {
-    if (w != serving) EXPECT_FALSE(has(info(w), "warm@2")) << "a worker that never served warm loaded it";
+    if (w != serving) {
+      EXPECT_FALSE(has(info(w), "warm@2")) << "a worker that never served warm loaded it";
+    }
   }
 
   grpc::ClientContext context;

@@ -63,7 +63,9 @@ TEST_P(GradientTest, LossGradientAndStepMatchPyTorch) {
   ASSERT_TRUE(report.ok()) << report.status();
   const double ref_loss = ref["loss"].get<double>();
   EXPECT_LE(std::abs(report->loss - ref_loss), 1e-4 * std::abs(ref_loss)) << report->loss << " vs " << ref_loss;
-  if (c.kl_coef > 0) EXPECT_GT(report->kl, 0);
+  if (c.kl_coef > 0) {
+    EXPECT_GT(report->kl, 0);
+  }
 
   std::vector<at::Tensor> ours, theirs;
   for (const auto& [name, values] : ref["grad"].items()) {

@@ -37,8 +37,14 @@ __attribute__((target("avx512f"))) void DotRowsAvx512(const float* __restrict w,
     for (int r = 0; r < kRows; ++r)
       acc[r] = _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(mask, x + r * k + i), acc[r]);
   }
+  // GCC 12's _mm512_reduce_add_ps starts from an undefined vector, which its own
+  // -W(maybe-)uninitialized flags once inlined (GCC bug 105593, fixed in GCC 13).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC unroll 8
   for (int r = 0; r < kRows; ++r) out[r * out_stride] = _mm512_reduce_add_ps(acc[r]);
+#pragma GCC diagnostic pop
 }
 
 using DotFn = void (*)(const float*, const float*, int64_t, float*, int64_t);
