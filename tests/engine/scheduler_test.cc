@@ -13,6 +13,7 @@
 
 #include "t2/common/fault_point.h"
 #include "t2/engine/generator.h"
+#include "testing/eventually.h"
 #include "testing/reference_data.h"
 
 namespace t2::engine {
@@ -274,9 +275,8 @@ TEST_F(SchedulerTest, ScoreWaitsInLineUnderTheQueueCapDeadlinesAndCancellation) 
   auto waiting = std::async(std::launch::async, [&] {
     return g->Score(score, absl::Now() + absl::Seconds(120), [&] { return cancel.load(); });
   });
-  const absl::Time until = absl::Now() + absl::Seconds(30);
-  while (g->scheduler_stats().queued == 0 && absl::Now() < until)
-    absl::SleepFor(absl::Milliseconds(1));
+  t2::testing::Eventually([&] { return g->scheduler_stats().queued > 0; },
+                          std::chrono::seconds(30));
   ASSERT_EQ(g->scheduler_stats().queued, 1) << "the Score is waiting";
   auto refused = g->Score(score, absl::Now() + absl::Seconds(120));
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kResourceExhausted) << refused.status();

@@ -16,7 +16,6 @@
 #include <cmath>
 #include <condition_variable>
 #include <fstream>
-#include <functional>
 #include <future>
 #include <iterator>
 #include <map>
@@ -454,12 +453,8 @@ TEST_F(ExpertCacheTest, WorkerMetricsFollowCallsAndAdapters) {
 TEST_F(ExpertCacheTest, TheWatchReconnectsAfterARegistryRestartAndReplaysWhatItMissed) {
   auto cache = NewCache(4);
   cache->StartWatch();
-  auto eventually = [](const std::function<bool()>& done) {
-    const absl::Time until = absl::Now() + absl::Seconds(60);
-    while (!done() && absl::Now() < until) absl::SleepFor(absl::Milliseconds(10));
-    return done();
-  };
-  ASSERT_TRUE(eventually([&] { return cache->watching(); }));
+
+  ASSERT_TRUE(t2::testing::Eventually([&] { return cache->watching(); }));
   {
     auto lease = cache->Resolve(Spec("reconnect"), In(absl::Seconds(60)));
     ASSERT_TRUE(lease.ok()) << lease.status();
@@ -470,7 +465,7 @@ TEST_F(ExpertCacheTest, TheWatchReconnectsAfterARegistryRestartAndReplaysWhatItM
   server_->server->Shutdown(std::chrono::system_clock::now());
   delete server_;
   server_ = nullptr;
-  ASSERT_TRUE(eventually([&] { return !cache->watching(); }));
+  ASSERT_TRUE(t2::testing::Eventually([&] { return !cache->watching(); }));
   ASSERT_TRUE(store_->Deprecate("reconnect", 1).ok());  // while the registry is away
 
   auto restarted = new GatedRegistry(real_, real_server_->address);
@@ -479,8 +474,9 @@ TEST_F(ExpertCacheTest, TheWatchReconnectsAfterARegistryRestartAndReplaysWhatItM
   server_ = new rpc::RunningServer(std::move(*server));
   delete gate_;
   gate_ = restarted;
-  ASSERT_TRUE(eventually([&] { return cache->watching(); })) << "the Watch did not reconnect";
-  EXPECT_TRUE(eventually([&] { return !Loaded("reconnect@1"); }))
+  ASSERT_TRUE(t2::testing::Eventually([&] { return cache->watching(); }))
+      << "the Watch did not reconnect";
+  EXPECT_TRUE(t2::testing::Eventually([&] { return !Loaded("reconnect@1"); }))
       << "the deprecation made during the outage was not replayed";
 }
 
