@@ -31,13 +31,7 @@ struct Config {
   std::string port_file;
   std::string registry;  // empty: only the base model is served
   // The worker's defaults for a shared server, where the library's suit one process.
-  t2::engine::GeneratorOptions generator = [] {
-    t2::engine::GeneratorOptions options;
-    options.max_batch_size = 8;
-    options.max_queue = 64;
-    options.max_context = 2048;
-    return options;
-  }();
+  t2::engine::GeneratorOptions generator{.max_batch_size = 8, .max_queue = 64, .max_context = 2048};
   t2::engine::SvfOptions svf;
   int64_t prefix_cache_mb = 64;
   std::string expert_dir = (t2::T2Home() / "worker-experts").string();

@@ -18,7 +18,7 @@ struct PkiOptions {
   std::vector<std::string> names;
   // Further DNS names or IP addresses every certificate is valid for, besides localhost,
   // 127.0.0.1 and ::1 (a Kubernetes Service's name, say).
-  std::vector<std::string> hosts = {};  // "= {}": designated initializers may leave it out
+  std::vector<std::string> hosts;
   int valid_days = 30;
   std::string ca_name = "t2 throwaway CA";
 };
