@@ -3,14 +3,16 @@
 // the tokens and log-probs it gets alone with its W' rebuilt into the weights (merged form);
 // mixtures; and the errors a caller can make.
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <chrono>
-#include <thread>
 #include <filesystem>
+#include <iterator>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "t2/engine/generator.h"
@@ -33,6 +35,50 @@ const std::vector<std::string> kQuestions = {"What is the capital of France?", "
 // a minute, and a cache written by another test is the same decomposition (keyed by the
 // weights' fingerprint, written atomically).
 std::filesystem::path SvdCacheDir() { return t2::testing::DefaultModelPath().parent_path(); }
+
+int LiveThreads() {
+  const std::filesystem::directory_iterator tasks("/proc/self/task");
+  return static_cast<int>(std::distance(begin(tasks), end(tasks)));
+}
+
+// OpenMP's and MKL's thread counts are per thread, and a generator's forwards run on its
+// scheduler's thread. On a model this small the first work there that MKL spreads over
+// threads is composing W' (its elementwise work stays below LibTorch's own threading):
+// unless the scheduler's thread took the generator's count first, MKL starts a pool of one
+// thread per core for it, whatever cpu_threads says. First in the file: no other generator
+// is about yet.
+TEST(SvfGeneratorThreads, OneCpuThreadMeansTheSchedulerAlone) {
+  const auto model = t2::testing::FixturesDir("train") / "tiny_chat";
+  t2::testing::ScratchDir dir;
+  auto base = model::LlamaModel::Load(model, {.device = t2::model::DeviceSpec::Cpu()});
+  ASSERT_TRUE(base.ok()) << base.status();
+  auto decomposition =
+      svf::Decomposition::Build(**base, {.targets = svf::TargetSet::kMlp, .cache_dir = dir.path()});
+  ASSERT_TRUE(decomposition.ok()) << decomposition.status();
+  ASSERT_TRUE(svf::WriteExpert(svf::ConstantExpert(*decomposition, 0.9f, "tiny_chat"),
+                               dir / "e.safetensors")
+                  .ok());
+
+  const int default_threads = at::get_num_threads();
+  const int before = LiveThreads();
+  {
+    auto g =
+        Generator::Create({.model = model,
+                           .device = t2::model::DeviceSpec::Cpu(),
+                           .cpu_threads = 1,
+                           .svf = SvfOptions{.cache_dir = dir.path(), .mode = SvfMode::kMerged}});
+    ASSERT_TRUE(g.ok()) << g.status();
+    ASSERT_TRUE((*g)->AddExpert("e", dir / "e.safetensors").ok());
+    GenerationRequest r;
+    r.prompt_ids = (*g)->tokenizer().Encode("What is 2 plus one?", false);
+    r.max_new_tokens = 2;
+    r.adapter = "e";
+    auto result = (*g)->Generate(std::span(&r, 1));
+    ASSERT_TRUE(result.ok()) << result.status();
+    EXPECT_EQ(LiveThreads(), before + 1);  // the scheduler's own
+  }
+  at::set_num_threads(default_threads);  // the count is process-wide: the later tests keep theirs
+}
 
 class SvfGeneratorTest : public ::testing::Test {
  protected:

@@ -1,6 +1,7 @@
 #include "scheduler.h"
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <c10/core/InferenceMode.h>
 
 #include <algorithm>
@@ -265,6 +266,11 @@ void Scheduler::Admit(std::vector<std::shared_ptr<Entry>>& out) {
 }
 
 void Scheduler::Loop() {
+  // OpenMP's thread count, and MKL's, are per thread: what at::set_num_threads set in the
+  // thread that made the generator does not reach this one, where every forward runs. Without
+  // this a worker's --threads bounded LibTorch's own loops only, while MKL's matmuls took one
+  // thread per core.
+  at::init_num_threads();
   while (true) {
     std::vector<std::shared_ptr<Entry>> admitted;
     std::deque<std::shared_ptr<ScoreJob>> score_jobs;
