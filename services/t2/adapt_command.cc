@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "command_errors.h"
 #include "commands.h"
 #include "nlohmann/json.hpp"
 #include "t2/common/command_line.h"
@@ -38,22 +39,21 @@ struct AdaptFlags {
   rpc::Security security;
 };
 
-absl::Status Usage(std::string_view message) { return absl::InvalidArgumentError(AsAbsl(message)); }
-
 // Reads the examples file; any problem is a usage error naming --examples and the line.
 absl::StatusOr<std::vector<t2::v1::SolvedExample>> ReadExamples(const std::string& path) {
   std::ifstream in(path);
-  if (!in) return Usage(absl::StrCat("--examples: cannot read ", path));
+  if (!in) return UsageError(absl::StrCat("--examples: cannot read ", path));
   std::vector<t2::v1::SolvedExample> examples;
   std::string line;
   for (int number = 1; std::getline(in, line); ++number) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     const std::string where = absl::StrCat("--examples ", path, " line ", number, ": ");
     nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-    if (j.is_discarded() || !j.is_object()) return Usage(absl::StrCat(where, "not a JSON object"));
+    if (j.is_discarded() || !j.is_object())
+      return UsageError(absl::StrCat(where, "not a JSON object"));
     t2::v1::SolvedExample example;
     for (const char* key : {"question", "answer"}) {
-      if (!j.contains(key)) return Usage(absl::StrCat(where, "\"", key, "\" is missing"));
+      if (!j.contains(key)) return UsageError(absl::StrCat(where, "\"", key, "\" is missing"));
       const auto& v = j[key];
       // A numeric answer may be written as a JSON number.
       std::string text;
@@ -62,14 +62,14 @@ absl::StatusOr<std::vector<t2::v1::SolvedExample>> ReadExamples(const std::strin
       } else if (v.is_number() && std::string(key) == "answer") {
         text = v.dump();
       } else {
-        return Usage(absl::StrCat(where, "\"", key, "\" must be a string"));
+        return UsageError(absl::StrCat(where, "\"", key, "\" must be a string"));
       }
       if (std::string(key) == "question") example.set_question(text);
       else example.set_answer(text);
     }
     examples.push_back(std::move(example));
   }
-  if (examples.empty()) return Usage(absl::StrCat("--examples ", path, ": no examples"));
+  if (examples.empty()) return UsageError(absl::StrCat("--examples ", path, ": no examples"));
   return examples;
 }
 
@@ -87,7 +87,7 @@ absl::StatusOr<t2::v1::AdaptRequest> BuildRequest(const AdaptFlags& flags) {
   const std::pair<const char*, const std::string*> required[] = {
       {"server", &flags.server}, {"task", &flags.task}, {"examples", &flags.examples}};
   for (const auto& [name, value] : required) {
-    if (value->empty()) return Usage(absl::StrCat("--", name, " is required"));
+    if (value->empty()) return UsageError(absl::StrCat("--", name, " is required"));
   }
   t2::v1::AdaptRequest request;
   request.set_task(flags.task);
@@ -98,7 +98,7 @@ absl::StatusOr<t2::v1::AdaptRequest> BuildRequest(const AdaptFlags& flags) {
     for (absl::string_view name : absl::StrSplit(flags.experts, ',', absl::SkipWhitespace())) {
       request.add_experts(std::string(name));
     }
-    if (request.experts().empty()) return Usage("--experts needs at least one name");
+    if (request.experts().empty()) return UsageError("--experts needs at least one name");
   }
   request.set_generations(flags.generations);
   request.set_population(flags.population);
@@ -194,16 +194,10 @@ void AddAdaptFlags(CommandLine& command_line, AdaptFlags& flags) {
   command_line.footer("Then: t2 generate --server ADDR --task NAME.");
 }
 
-// Prints a usage error; returns bad usage's exit status.
-int ExitUsage(absl::string_view message) {
-  std::cerr << "t2 adapt: " << message << "\n";
-  return 2;
-}
-
 // Sends the request to the dispatcher and prints the mixture it stored; returns the exit status.
 int Adapt(const AdaptFlags& flags, const t2::v1::AdaptRequest& request) {
   auto channel = rpc::MakeClientChannel(flags.security, flags.server);
-  if (!channel.ok()) return ExitUsage(channel.status().message());
+  if (!channel.ok()) return ExitWith("adapt", channel.status().message(), kExitUsage);
   auto stub = t2::v1::Dispatcher::NewStub(*channel);
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() +
@@ -231,8 +225,9 @@ int RunAdapt(const std::vector<std::string>& args) {
   AddAdaptFlags(command_line, flags);
   if (auto exit_code = command_line.Parse(args)) return *exit_code;
   auto request = BuildRequest(flags);
-  if (!request.ok()) return ExitUsage(request.status().message());
-  if (flags.timeout == 0) return ExitUsage("--timeout must be in (0, 86400] seconds");
+  if (!request.ok()) return ExitWith("adapt", request.status().message(), kExitUsage);
+  if (flags.timeout == 0)
+    return ExitWith("adapt", "--timeout must be in (0, 86400] seconds", kExitUsage);
   return Adapt(flags, *request);
 }
 

@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "command_errors.h"
 #include "commands.h"
 #include "stack_client.h"
 #include "t2/common/command_line.h"
@@ -47,15 +48,13 @@ struct ExpertsFlags {
   CLI::Option* mixture_arg = nullptr;
 };
 
-absl::Status Usage(std::string_view message) { return absl::InvalidArgumentError(AsAbsl(message)); }
-
 // What a finished subcommand returns: OK, a usage error (exit 2) or a failed call (exit 1).
 struct Outcome {
   absl::Status status;
   bool usage = false;
 };
 
-Outcome UsageError(std::string_view message) { return {Usage(message), true}; }
+Outcome UsageOutcome(std::string_view message) { return {UsageError(message), true}; }
 
 struct Call {
   std::shared_ptr<grpc::Channel> channel;
@@ -141,7 +140,7 @@ Outcome Publish(const ExpertsFlags& flags, const Call& call) {
 // Downloads into `out` through the registry client: `out` is either the whole expert, its
 // size and sha256 checked against the registry's header, or untouched.
 Outcome Get(const ExpertsFlags& flags, const Call& call) {
-  if (flags.out.empty()) return UsageError("experts get: --out is required");
+  if (flags.out.empty()) return UsageOutcome("experts get: --out is required");
   auto what = names::ParseNameVersion("experts get", flags.expert);
   if (!what.ok()) return {what.status(), true};
   const std::filesystem::path out = flags.out;
@@ -175,7 +174,7 @@ Outcome Alias(const ExpertsFlags& flags, const Call& call) {
   // Both arguments are optional to CLI11: how many there must be depends on --delete.
   if (flags.remove) {
     if (flags.alias.empty() || !flags.target.empty()) {
-      return UsageError("experts alias --delete: expected exactly one ALIAS argument");
+      return UsageOutcome("experts alias --delete: expected exactly one ALIAS argument");
     }
     t2::v1::DeleteAliasRequest request;
     request.set_alias(flags.alias);
@@ -187,7 +186,7 @@ Outcome Alias(const ExpertsFlags& flags, const Call& call) {
     return {};
   }
   if (flags.alias.empty() || flags.target.empty()) {
-    return UsageError("experts alias: expected ALIAS NAME[@VERSION] (or --delete ALIAS)");
+    return UsageOutcome("experts alias: expected ALIAS NAME[@VERSION] (or --delete ALIAS)");
   }
   auto target = names::ParseNameVersion("experts alias", flags.target);
   if (!target.ok()) return {target.status(), true};
@@ -211,7 +210,8 @@ Outcome Alias(const ExpertsFlags& flags, const Call& call) {
 Outcome Deprecate(const ExpertsFlags& flags, const Call& call) {
   auto what = names::ParseNameVersion("experts deprecate", flags.expert);
   if (!what.ok()) return {what.status(), true};
-  if (what->version == 0) return UsageError("experts deprecate: give the version to deprecate as NAME@VERSION");
+  if (what->version == 0)
+    return UsageOutcome("experts deprecate: give the version to deprecate as NAME@VERSION");
   t2::v1::DeprecateExpertRequest request;
   request.set_name(what->name);
   request.set_version(what->version);
@@ -227,7 +227,7 @@ Outcome Mixtures(const ExpertsFlags& flags, const Call& call) {
   // The argument is optional to CLI11: it goes with --delete only.
   if (flags.remove) {
     if (flags.mixture_arg->count() == 0) {
-      return UsageError("experts mixtures --delete: expected exactly one NAME argument");
+      return UsageOutcome("experts mixtures --delete: expected exactly one NAME argument");
     }
     t2::v1::DeleteMixtureRequest request;
     request.set_name(flags.mixture);
@@ -239,7 +239,8 @@ Outcome Mixtures(const ExpertsFlags& flags, const Call& call) {
     return {};
   }
   if (flags.mixture_arg->count() > 0) {
-    return UsageError(absl::StrCat("experts mixtures: unexpected argument '", flags.mixture, "'"));
+    return UsageOutcome(
+        absl::StrCat("experts mixtures: unexpected argument '", flags.mixture, "'"));
   }
   t2::v1::ListMixturesResponse response;
   grpc::ClientContext context;
@@ -341,19 +342,14 @@ Commands AddExpertsCommands(CommandLine& command_line, ExpertsFlags& flags) {
   return commands;
 }
 
-// Prints a usage error; returns bad usage's exit status.
-int ExitUsage(absl::string_view message) {
-  std::cerr << "t2 experts: " << message << "\n";
-  return 2;
-}
-
 // Runs the command that was parsed against the registry; returns the exit status.
 int RunCommand(const ExpertsFlags& flags, const Commands& commands) {
-  if (flags.registry.empty()) return ExitUsage("--registry is required");
-  if (flags.timeout == 0) return ExitUsage("--timeout must be in (0, 86400] seconds");
+  if (flags.registry.empty()) return ExitWith("experts", "--registry is required", kExitUsage);
+  if (flags.timeout == 0)
+    return ExitWith("experts", "--timeout must be in (0, 86400] seconds", kExitUsage);
 
   auto made = rpc::MakeClientChannel(flags.security, flags.registry);
-  if (!made.ok()) return ExitUsage(made.status().message());
+  if (!made.ok()) return ExitWith("experts", made.status().message(), kExitUsage);
   const std::shared_ptr<grpc::Channel>& channel = *made;
   const Call call{
       .channel = channel,
@@ -364,7 +360,7 @@ int RunCommand(const ExpertsFlags& flags, const Commands& commands) {
   const auto command = std::find_if(commands.begin(), commands.end(),
                                     [](const auto& c) { return c.first->parsed(); });
   Outcome outcome = command->second(flags, call);
-  if (outcome.usage) return ExitUsage(outcome.status.message());
+  if (outcome.usage) return ExitWith("experts", outcome.status.message(), kExitUsage);
   if (!outcome.status.ok()) {
     std::cerr << "t2 experts: " << absl::StatusCodeToString(outcome.status.code()) << ": " << outcome.status.message()
               << "\n";

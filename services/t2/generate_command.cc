@@ -9,6 +9,7 @@
 #include <limits>
 
 #include "absl/strings/str_cat.h"
+#include "command_errors.h"
 #include "commands.h"
 #include "nlohmann/json.hpp"
 #include "stack_client.h"
@@ -51,11 +52,6 @@ struct GenerateFlags {
   // Flags that only make sense with a local model, and ones that only make sense with --server.
   std::vector<CLI::Option*> local_only, server_only;
 };
-
-int Fail(const absl::Status& status, int code) {
-  std::cerr << "t2 generate: " << status.message() << "\n";
-  return code;
-}
 
 // Any finite number: a flag whose range is checked later, with the rest of the request (so --help
 // shows none).
@@ -223,11 +219,12 @@ absl::StatusOr<t2::v1::GenerateRequest> BuildRemoteRequest(const GenerateFlags& 
 // the first pass's choice and the finish line to stderr (as the local summary does).
 int RunRemote(const GenerateFlags& flags) {
   auto request = BuildRemoteRequest(flags);
-  if (!request.ok()) return Fail(request.status(), 2);
+  if (!request.ok()) return ExitWith("generate", request.status(), 2);
   if (flags.timeout == 0)
-    return Fail(absl::InvalidArgumentError("--timeout must be in (0, 86400] seconds"), 2);
+    return ExitWith("generate",
+                    absl::InvalidArgumentError("--timeout must be in (0, 86400] seconds"), 2);
   auto channel = rpc::MakeClientChannel(flags.security, flags.server);
-  if (!channel.ok()) return Fail(channel.status(), 2);
+  if (!channel.ok()) return ExitWith("generate", channel.status(), 2);
   absl::Status status =
       StreamThroughDispatcher(*channel, *request, std::cout, std::cerr, flags.timeout);
   std::cout << std::flush;
@@ -383,7 +380,7 @@ int StreamAnswer(engine::Generator& generator, const engine::GenerationRequest& 
     std::fwrite(text.data(), 1, text.size(), stdout);
     std::fflush(stdout);
   });
-  if (!results.ok()) return Fail(results.status(), 1);
+  if (!results.ok()) return ExitWith("generate", results.status(), 1);
   double gen_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const auto& r = results->front();
   std::cout << std::endl;
@@ -401,27 +398,29 @@ int StreamAnswer(engine::Generator& generator, const engine::GenerationRequest& 
 int RunLocal(const GenerateFlags& flags) {
   for (const CLI::Option* flag : flags.server_only) {
     if (flag->count() > 0) {
-      return Fail(absl::InvalidArgumentError(absl::StrCat(flag->get_name(), " needs --server")), 2);
+      return ExitWith("generate",
+                      absl::InvalidArgumentError(absl::StrCat(flag->get_name(), " needs --server")),
+                      2);
     }
   }
   auto model_path = ResolveModelPath(flags.model);
-  if (!model_path.ok()) return Fail(model_path.status(), 1);
+  if (!model_path.ok()) return ExitWith("generate", model_path.status(), 1);
   auto options = LocalOptions(flags, *model_path);
-  if (!options.ok()) return Fail(options.status(), 2);
+  if (!options.ok()) return ExitWith("generate", options.status(), 2);
   auto load_start = std::chrono::steady_clock::now();
   auto generator = engine::Generator::Create(*options);
-  if (!generator.ok()) return Fail(generator.status(), 1);
+  if (!generator.ok()) return ExitWith("generate", generator.status(), 1);
   double load_s =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - load_start).count();
 
   auto request = BuildRequest(flags, **generator);
-  if (!request.ok()) return Fail(request.status(), 2);
+  if (!request.ok()) return ExitWith("generate", request.status(), 2);
   if (options->svf.has_value()) {
     auto adapter = LoadAdapter(flags, **generator);
-    if (!adapter.ok()) return Fail(adapter.status(), 1);
+    if (!adapter.ok()) return ExitWith("generate", adapter.status(), 1);
     request->adapter = *adapter;
   }
-  if (auto s = (*generator)->ValidateRequest(*request); !s.ok()) return Fail(s, 2);
+  if (auto s = (*generator)->ValidateRequest(*request); !s.ok()) return ExitWith("generate", s, 2);
   return StreamAnswer(**generator, *request, load_s);
 }
 

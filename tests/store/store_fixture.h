@@ -4,12 +4,16 @@
 #include <memory>
 #include <string>
 
+#include "absl/status/status.h"
 #include "gtest/gtest.h"
 #include "store/expert_fixture.h"
 #include "store/store_test_util.h"
 #include "t2/store/expert_store.h"
 
 namespace t2::store::testing {
+
+// The code most of the store's checks return (bad names, versions, shapes).
+inline constexpr absl::StatusCode kInvalid = absl::StatusCode::kInvalidArgument;
 
 class StoreTest : public ::testing::Test {
  protected:

@@ -27,8 +27,6 @@ using ::testing::ElementsAre;
 using ::testing::Field;
 using ::testing::SizeIs;
 
-constexpr absl::StatusCode kInvalid = absl::StatusCode::kInvalidArgument;
-
 std::vector<std::string> Labels(const std::vector<ExpertInfo>& infos) {
   std::vector<std::string> out;
   for (const ExpertInfo& i : infos) out.push_back(i.name + "@" + std::to_string(i.version));

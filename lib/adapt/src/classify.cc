@@ -5,6 +5,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "strip_whitespace.h"
 #include "t2/common/status.h"
 
 namespace t2::adapt {
@@ -65,27 +66,17 @@ std::optional<std::string> LastBoxed(std::string_view text) {
   return last;
 }
 
-namespace {
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-  return s;
-}
-
-}  // namespace
-
 std::string NormalizeCategory(std::string_view label) {
-  std::string_view s = Trim(label);
+  std::string_view s = StripWhitespace(label);
   for (std::string_view wrapper : {"\\text{", "\\textbf{", "\\mathrm{", "\\texttt{"}) {
     if (s.size() > wrapper.size() && s.substr(0, wrapper.size()) == wrapper && s.back() == '}') {
-      s = Trim(s.substr(wrapper.size(), s.size() - wrapper.size() - 1));
+      s = StripWhitespace(s.substr(wrapper.size(), s.size() - wrapper.size() - 1));
       break;
     }
   }
-  if (!s.empty() && s.back() == '.') s = Trim(s.substr(0, s.size() - 1));
+  if (!s.empty() && s.back() == '.') s = StripWhitespace(s.substr(0, s.size() - 1));
   if (s.size() >= 2 && (s.front() == '"' || s.front() == '\'') && s.back() == s.front()) {
-    s = Trim(s.substr(1, s.size() - 2));
+    s = StripWhitespace(s.substr(1, s.size() - 2));
   }
   std::string lower = absl::AsciiStrToLower(AsAbsl(s));
   for (std::string_view category : kCategories) {

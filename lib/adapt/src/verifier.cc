@@ -8,6 +8,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "re2/re2.h"
+#include "strip_whitespace.h"
 #include "t2/adapt/classify.h"
 #include "t2/common/status.h"
 
@@ -20,12 +21,6 @@ constexpr int64_t kRegexMemoryBytes = int64_t{1} << 20;
 
 bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 bool IsAlnum(char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0; }
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-  return s;
-}
 
 bool IsChoice(char c) { return c >= 'A' && c <= 'J'; }
 
@@ -142,7 +137,7 @@ absl::StatusOr<double> ExpectedNumber(std::string_view expected) {
 }
 
 absl::StatusOr<char> ExpectedChoiceLetter(std::string_view expected) {
-  std::string_view t = Trim(expected);
+  std::string_view t = StripWhitespace(expected);
   if (t.size() == 3 && t.front() == '(' && t.back() == ')') t = t.substr(1, 1);
   if (t.size() == 2 && (t.back() == '.' || t.back() == ')')) t = t.substr(0, 1);
   std::optional<char> letter;
@@ -164,7 +159,7 @@ absl::StatusOr<char> ExpectedChoiceLetter(std::string_view expected) {
 absl::StatusOr<std::string> ExpectedCategory(std::string_view expected) {
   const std::string category = NormalizeCategory(expected);
   if (category == kOtherCategory &&
-      absl::AsciiStrToLower(AsAbsl(Trim(expected))) != kOtherCategory) {
+      absl::AsciiStrToLower(AsAbsl(StripWhitespace(expected))) != kOtherCategory) {
     return absl::InvalidArgumentError(
         absl::StrCat("expected answer '", AsAbsl(expected),
                      "' is not a category (code, math, reasoning, other)"));
@@ -197,7 +192,7 @@ absl::StatusOr<Verifier> Verifier::Create(VerifierKind kind, std::string_view ex
   v.kind_ = kind;
   switch (kind) {
     case VerifierKind::kExact:
-      v.expected_text_ = std::string(Trim(expected));
+      v.expected_text_ = std::string(StripWhitespace(expected));
       return v;
     case VerifierKind::kNumeric: {
       T2_ASSIGN_OR_RETURN(v.expected_number_, ExpectedNumber(expected));
@@ -223,7 +218,7 @@ absl::StatusOr<Verifier> Verifier::Create(VerifierKind kind, std::string_view ex
 bool Verifier::Accepts(std::string_view answer) const {
   switch (kind_) {
     case VerifierKind::kExact:
-      return Trim(answer) == expected_text_;
+      return StripWhitespace(answer) == expected_text_;
     case VerifierKind::kNumeric: {
       std::optional<double> number = LastNumber(answer);
       return number.has_value() && NumbersEqual(*number, expected_number_);

@@ -10,13 +10,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "t2/common/status.h"
+#include "t2/model/torch_error.h"
 
 namespace t2::svf {
 namespace {
-
-absl::Status TorchError(std::string_view what, const c10::Error& e) {
-  return absl::InternalError(absl::StrCat(AsAbsl(what), ": ", e.what_without_backtrace()));
-}
 
 // Cheap checks that keep Apply from failing half-way through the weights: every vector
 // names a decomposed matrix and has its rank.
@@ -91,7 +88,7 @@ absl::StatusOr<MergedWeights> MergedWeights::Create(model::LlamaModel& model,
       merged.base_[name] = w.clone(at::MemoryFormat::Contiguous);
     }
   } catch (const c10::Error& e) {
-    return TorchError("merged weights: snapshot of the base", e);
+    return model::TorchError("merged weights: snapshot of the base", e);
   }
   return merged;
 }
@@ -112,7 +109,7 @@ absl::Status MergedWeights::Apply(const Expert& expert) {
   } catch (const c10::Error& e) {
     // Never leave a half-written mix of two experts behind.
     RestoreBase();
-    return TorchError("applying expert", e);
+    return model::TorchError("applying expert", e);
   }
   return absl::OkStatus();
 }
@@ -133,7 +130,7 @@ absl::StatusOr<std::map<std::string, at::Tensor>> MergedWeights::Compose(const E
                       .to(base.scalar_type());
     }
   } catch (const c10::Error& e) {
-    return TorchError("composing expert", e);
+    return model::TorchError("composing expert", e);
   }
   return out;
 }

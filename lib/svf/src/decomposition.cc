@@ -15,10 +15,11 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "t2/common/sha256.h"
 #include "t2/common/log.h"
+#include "t2/common/sha256.h"
 #include "t2/common/status.h"
 #include "t2/formats/safetensors.h"
+#include "t2/model/torch_error.h"
 
 namespace t2::svf {
 namespace {
@@ -55,12 +56,6 @@ std::span<const uint8_t> Bytes(const at::Tensor& cpu_contiguous) {
           static_cast<size_t>(cpu_contiguous.nbytes())};
 }
 
-void Warn(std::string_view message) { LogWarning(message); }
-
-absl::Status TorchError(std::string_view what, const c10::Error& e) {
-  return absl::InternalError(absl::StrCat(AsAbsl(what), ": ", e.what_without_backtrace()));
-}
-
 absl::StatusOr<std::string> Fingerprint(const model::LlamaModel& model) {
   Sha256 hash;
   try {
@@ -80,7 +75,7 @@ absl::StatusOr<std::string> Fingerprint(const model::LlamaModel& model) {
       }
     }
   } catch (const c10::Error& e) {
-    return TorchError("base fingerprint", e);
+    return model::TorchError("base fingerprint", e);
   }
   return hash.HexDigest();
 }
@@ -98,7 +93,7 @@ absl::StatusOr<SvdFactors> ComputeSvd(const std::string& name, const at::Tensor&
     }
     return f;
   } catch (const c10::Error& e) {
-    return TorchError(absl::StrCat("svd of ", name), e);
+    return model::TorchError(absl::StrCat("svd of ", name), e);
   }
 }
 
@@ -170,7 +165,7 @@ absl::StatusOr<FactorMap> ReadFactorFile(const fs::path& path, const Expected& e
       factors[name] = {.u = u.to(device), .s = s.to(device), .v = v.to(device)};
     }
   } catch (const c10::Error& e) {
-    return TorchError("reading factors", e);
+    return model::TorchError("reading factors", e);
   }
   // The checksum is what catches a flipped bit in the data, which parses fine.
   if (hash.HexDigest() != field("data_sha256")) {
@@ -200,7 +195,7 @@ absl::Status WriteFactorFile(const fs::path& path, const Expected& expected,
       }
     }
   } catch (const c10::Error& e) {
-    return TorchError(absl::StrCat("writing ", path.string()), e);
+    return model::TorchError(absl::StrCat("writing ", path.string()), e);
   }
   const std::map<std::string, std::string> metadata = {
       {"format", kFormat},
@@ -242,8 +237,8 @@ absl::StatusOr<FactorMap> ComputeAll(const model::LlamaModel& model,
         reused = true;
         ++progress.cached;
       } else {
-        Warn(absl::StrCat("svd: ignoring staged ", staged.string(), ": ", loaded.status().message(),
-                          "; recomputing it"));
+        LogWarning(absl::StrCat("svd: ignoring staged ", staged.string(), ": ",
+                                loaded.status().message(), "; recomputing it"));
       }
     }
     if (!reused) {
@@ -254,8 +249,8 @@ absl::StatusOr<FactorMap> ComputeAll(const model::LlamaModel& model,
       if (!staged.empty()) {
         const Expected one{expected.fingerprint, expected.targets, {name}, {expected.shapes[i]}};
         if (auto s = WriteFactorFile(staged, one, {name}, factors); !s.ok()) {
-          Warn(absl::StrCat("svd: cannot stage ", name, ": ", s.message(),
-                            "; continuing without staging"));
+          LogWarning(absl::StrCat("svd: cannot stage ", name, ": ", s.message(),
+                                  "; continuing without staging"));
           staging.clear();
         }
       }
@@ -289,7 +284,7 @@ absl::Status DecomposeOptions::Validate() const {
 std::string BaseFingerprint(const model::LlamaModel& model) {
   auto fingerprint = Fingerprint(model);
   if (!fingerprint.ok()) {
-    Warn(absl::StrCat("svd: ", fingerprint.status().message()));
+    LogWarning(absl::StrCat("svd: ", fingerprint.status().message()));
     return "";
   }
   return *std::move(fingerprint);
@@ -353,13 +348,13 @@ absl::StatusOr<Decomposition> Decomposition::Build(const model::LlamaModel& mode
         d.cache_path_.clear();
         d.loaded_from_cache_ = false;
       }
-      Warn(absl::StrCat("svd: ignoring cache ", path.string(), ": ", loaded.status().message(),
-                        "; rebuilding it"));
+      LogWarning(absl::StrCat("svd: ignoring cache ", path.string(), ": ",
+                              loaded.status().message(), "; rebuilding it"));
     }
     fs::create_directories(path.string() + kStagingSuffix, ec);
     if (ec) {
-      Warn(absl::StrCat("svd: cannot create the staging folder beside ", path.string(), ": ",
-                        ec.message()));
+      LogWarning(absl::StrCat("svd: cannot create the staging folder beside ", path.string(), ": ",
+                              ec.message()));
     }
   }
   const fs::path staging = path.empty() ? fs::path() : fs::path(path.string() + kStagingSuffix);
@@ -375,7 +370,7 @@ absl::StatusOr<Decomposition> Decomposition::Build(const model::LlamaModel& mode
   if (!path.empty()) {
     if (absl::Status s = WriteFactorFile(path, expected, d.names_, d.factors_); !s.ok()) {
       // The factors are correct in memory; only the next start loses the cache.
-      Warn(absl::StrCat("svd: cannot write the cache: ", s.message()));
+      LogWarning(absl::StrCat("svd: cannot write the cache: ", s.message()));
     } else {
       d.cache_path_ = path;
       std::error_code ec;
@@ -413,7 +408,7 @@ absl::Status Decomposition::Verify(const model::WeightMap& base, double max_rela
       const double diff = (w - approx).norm().item<double>();
       error = norm > 0 ? diff / norm : diff;
     } catch (const c10::Error& e) {
-      return TorchError(absl::StrCat("svd verify of ", name), e);
+      return model::TorchError(absl::StrCat("svd verify of ", name), e);
     }
     if (!(error <= max_relative_error)) {  // also catches NaN
       return absl::FailedPreconditionError(absl::StrCat("svd of ", name,

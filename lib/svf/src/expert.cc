@@ -30,8 +30,6 @@ namespace fs = std::filesystem;
 constexpr const char* kKeys[] = {"format_version", "base_model", "base_fingerprint", "targets",
                                  "normalization",  "task",       "metrics",          "created_at"};
 
-void Warn(std::string_view message) { LogWarning(message); }
-
 absl::Status TensorError(const std::string& name, std::string_view problem) {
   return absl::InvalidArgumentError(absl::StrCat("expert tensor '", name, "': ", AsAbsl(problem)));
 }
@@ -223,7 +221,7 @@ absl::Status ValidateExpert(const Expert& expert, const Decomposition& decomposi
       return absl::FailedPreconditionError(
           absl::StrCat(message, "; allow a base mismatch to apply it anyway"));
     }
-    Warn(absl::StrCat(message, "; applying it anyway (allow_base_mismatch)"));
+    LogWarning(absl::StrCat(message, "; applying it anyway (allow_base_mismatch)"));
   }
   return absl::OkStatus();
 }

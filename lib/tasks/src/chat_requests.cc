@@ -10,10 +10,10 @@
 namespace t2::tasks {
 namespace {
 
-using Template = std::function<std::string(Rng&)>;
+using ChatRequestTemplate = std::function<std::string(Rng&)>;
 
 // A data table (one entry per template), which is why it is long.
-const std::vector<Template>& Templates() {
+const std::vector<ChatRequestTemplate>& ChatRequestTemplates() {
   static const std::vector<std::string> forms = {"a short poem", "a haiku", "a limerick", "a short story",
                                                  "a song verse", "a thank-you note", "a product description",
                                                  "a birthday message", "a bedtime story", "a riddle"};
@@ -68,18 +68,27 @@ const std::vector<Template>& Templates() {
   static const std::vector<std::string> chores = {"remove a coffee stain from a shirt", "plant tomatoes",
                                                   "tie a tie", "clean a cast iron pan", "fold a fitted sheet",
                                                   "make cold brew coffee"};
-  static const std::vector<Template> templates = {
+  static const std::vector<ChatRequestTemplate> templates = {
       [](Rng& r) { return absl::StrCat("Write ", r.Pick(forms), " about ", r.Pick(topics), "."); },
-      [](Rng& r) { return absl::StrCat("Translate \"", r.Pick(phrases), "\" into ", r.Pick(languages), "."); },
-      [](Rng& r) { return absl::StrCat("Give me ", r.Int(3, 5), " tips for ", r.Pick(activities), "."); },
+      [](Rng& r) {
+        return absl::StrCat("Translate \"", r.Pick(phrases), "\" into ", r.Pick(languages), ".");
+      },
+      [](Rng& r) {
+        return absl::StrCat("Give me ", r.Int(3, 5), " tips for ", r.Pick(activities), ".");
+      },
       [](Rng& r) { return absl::StrCat("Suggest a name for ", r.Pick(things), "."); },
       [](Rng& r) {
         return absl::StrCat("Write a polite email to ", r.Pick(recipients), " about ", r.Pick(subjects), ".");
       },
-      [](Rng& r) { return absl::StrCat("Recommend ", r.Int(2, 5), " ", r.Pick(media), " for ", r.Pick(audiences), "."); },
+      [](Rng& r) {
+        return absl::StrCat("Recommend ", r.Int(2, 5), " ", r.Pick(media), " for ",
+                            r.Pick(audiences), ".");
+      },
       [](Rng& r) { return absl::StrCat("Describe ", r.Pick(places), " in a few sentences."); },
       [](Rng& r) { return absl::StrCat("How do I ", r.Pick(chores), "?"); },
-      [](Rng& r) { return absl::StrCat("Plan a ", r.Int(2, 5), "-day visit to ", r.Pick(cities), "."); },
+      [](Rng& r) {
+        return absl::StrCat("Plan a ", r.Int(2, 5), "-day visit to ", r.Pick(cities), ".");
+      },
       [](Rng& r) { return absl::StrCat("Write a short speech for ", r.Pick(occasions), "."); },
       [](Rng& r) { return absl::StrCat("Give me a recipe for ", r.Pick(dishes), "."); },
       [](Rng& r) {
@@ -99,7 +108,8 @@ std::vector<Example> GenerateChat(uint64_t seed, size_t count) {
   std::vector<Example> out;
   out.reserve(count);
   for (size_t i = 0; i < count; ++i) {
-    out.push_back({absl::StrCat("chat-", seed, "-", i), rng.Pick(Templates())(rng), "other"});
+    out.push_back(
+        {absl::StrCat("chat-", seed, "-", i), rng.Pick(ChatRequestTemplates())(rng), "other"});
   }
   return out;
 }

@@ -28,11 +28,11 @@ struct Snippet {
 // Python's floor division and modulo for a positive divisor.
 int64_t FloorDiv(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 
-using Template = std::function<Snippet(Rng&)>;
+using CodeTemplate = std::function<Snippet(Rng&)>;
 
 // A data table (one entry per template), which is why it is long.
-const std::vector<Template>& Templates() {
-  static const std::vector<Template> templates = {
+const std::vector<CodeTemplate>& CodeTemplates() {
+  static const std::vector<CodeTemplate> templates = {
       // One step: a literal, a variable, one operation.
       [](Rng& r) {
         int64_t a = r.Int(0, 99);
@@ -49,7 +49,8 @@ const std::vector<Template>& Templates() {
       },
       [](Rng& r) {
         int64_t a = r.Int(1, 20), b = r.Int(1, 20);
-        if (r.Int(0, 1) == 0) return Snippet{absl::StrCat("print(", a, " + ", b, ")"), absl::StrCat(a + b)};
+        if (r.Int(0, 1) == 0)
+          return Snippet{absl::StrCat("print(", a, " + ", b, ")"), absl::StrCat(a + b)};
         return Snippet{absl::StrCat("print(", a, " * ", b, ")"), absl::StrCat(a * b)};
       },
       [](Rng& r) {
@@ -72,9 +73,18 @@ const std::vector<Template>& Templates() {
         const int form = static_cast<int>(r.Int(0, 2));
         std::string expr;
         int64_t out = 0;
-        if (form == 0) { expr = absl::StrCat(v[0], " * ", v[1], " - ", c); out = a * b - c; }
-        if (form == 1) { expr = absl::StrCat(v[0], " + ", v[1], " * ", c); out = a + b * c; }
-        if (form == 2) { expr = absl::StrCat("(", v[0], " + ", c, ") * ", v[1]); out = (a + c) * b; }
+        if (form == 0) {
+          expr = absl::StrCat(v[0], " * ", v[1], " - ", c);
+          out = a * b - c;
+        }
+        if (form == 1) {
+          expr = absl::StrCat(v[0], " + ", v[1], " * ", c);
+          out = a + b * c;
+        }
+        if (form == 2) {
+          expr = absl::StrCat("(", v[0], " + ", c, ") * ", v[1]);
+          out = (a + c) * b;
+        }
         return Snippet{absl::StrCat(v[0], " = ", a, "\n", v[1], " = ", b, "\nprint(", expr, ")"), absl::StrCat(out)};
       },
       // a loop that sums
@@ -91,11 +101,26 @@ const std::vector<Template>& Templates() {
         const int form = static_cast<int>(r.Int(0, 4));
         const int64_t i = r.Int(0, static_cast<int64_t>(w.size()) - 1);
         std::string expr, out;
-        if (form == 0) { expr = absl::StrCat("s[", i, "]"); out = std::string(1, w[i]); }
-        if (form == 1) { expr = "s[-1]"; out = std::string(1, w.back()); }
-        if (form == 2) { expr = "len(s)"; out = absl::StrCat(w.size()); }
-        if (form == 3) { expr = "s.upper()"; out = absl::AsciiStrToUpper(w); }
-        if (form == 4) { expr = "s[::-1]"; out = std::string(w.rbegin(), w.rend()); }
+        if (form == 0) {
+          expr = absl::StrCat("s[", i, "]");
+          out = std::string(1, w[i]);
+        }
+        if (form == 1) {
+          expr = "s[-1]";
+          out = std::string(1, w.back());
+        }
+        if (form == 2) {
+          expr = "len(s)";
+          out = absl::StrCat(w.size());
+        }
+        if (form == 3) {
+          expr = "s.upper()";
+          out = absl::AsciiStrToUpper(w);
+        }
+        if (form == 4) {
+          expr = "s[::-1]";
+          out = std::string(w.rbegin(), w.rend());
+        }
         return Snippet{absl::StrCat("s = \"", w, "\"\nprint(", expr, ")"), out};
       },
       // lists: max, min, sum, an element, the smallest after sorting, the length
@@ -107,10 +132,22 @@ const std::vector<Template>& Templates() {
         const int64_t i = r.Int(0, static_cast<int64_t>(n) - 1);
         std::string expr;
         int64_t out = 0;
-        if (form == 0) { expr = "max(nums)"; out = *std::max_element(nums.begin(), nums.end()); }
-        if (form == 1) { expr = "min(nums)"; out = *std::min_element(nums.begin(), nums.end()); }
-        if (form == 2) { expr = "sum(nums)"; for (int64_t x : nums) out += x; }
-        if (form == 3) { expr = absl::StrCat("nums[", i, "]"); out = nums[i]; }
+        if (form == 0) {
+          expr = "max(nums)";
+          out = *std::max_element(nums.begin(), nums.end());
+        }
+        if (form == 1) {
+          expr = "min(nums)";
+          out = *std::min_element(nums.begin(), nums.end());
+        }
+        if (form == 2) {
+          expr = "sum(nums)";
+          for (int64_t x : nums) out += x;
+        }
+        if (form == 3) {
+          expr = absl::StrCat("nums[", i, "]");
+          out = nums[i];
+        }
         if (form == 4) {
           std::vector<int64_t> sorted = nums;
           std::sort(sorted.begin(), sorted.end());
@@ -146,7 +183,8 @@ const std::vector<Template>& Templates() {
       // floor division and modulo
       [](Rng& r) {
         int64_t a = r.Int(10, 99), b = r.Int(2, 9);
-        if (r.Int(0, 1) == 0) return Snippet{absl::StrCat("print(", a, " // ", b, ")"), absl::StrCat(FloorDiv(a, b))};
+        if (r.Int(0, 1) == 0)
+          return Snippet{absl::StrCat("print(", a, " // ", b, ")"), absl::StrCat(FloorDiv(a, b))};
         return Snippet{absl::StrCat("print(", a, " % ", b, ")"), absl::StrCat(a - b * FloorDiv(a, b))};
       },
       // a function
@@ -181,7 +219,8 @@ const std::vector<Template>& Templates() {
         const size_t pick = static_cast<size_t>(r.Int(0, 2));
         int64_t add = r.Int(1, 9);
         std::vector<std::string> entries;
-        for (size_t i = 0; i < 3; ++i) entries.push_back(absl::StrCat("\"", keys[i], "\": ", values[i]));
+        for (size_t i = 0; i < 3; ++i)
+          entries.push_back(absl::StrCat("\"", keys[i], "\": ", values[i]));
         return Snippet{absl::StrCat("d = {", absl::StrJoin(entries, ", "), "}\nprint(d[\"", keys[pick], "\"] + ", add, ")"),
                        absl::StrCat(values[pick] + add)};
       },
@@ -196,7 +235,7 @@ std::vector<Example> GenerateCode(uint64_t seed, size_t count) {
   std::vector<Example> out;
   out.reserve(count);
   for (size_t i = 0; i < count; ++i) {
-    Snippet s = rng.Pick(Templates())(rng);
+    Snippet s = rng.Pick(CodeTemplates())(rng);
     out.push_back({absl::StrCat("code-", seed, "-", i), std::move(s.code), std::move(s.output)});
   }
   return out;

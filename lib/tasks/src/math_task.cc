@@ -34,10 +34,10 @@ struct Problem {
   int64_t answer;
 };
 
-using Template = std::function<Problem(Rng&)>;
+using MathTemplate = std::function<Problem(Rng&)>;
 
-const std::vector<Template>& OneStepTemplates() {
-  static const std::vector<Template> templates = {
+const std::vector<MathTemplate>& OneStepTemplates() {
+  static const std::vector<MathTemplate> templates = {
       // add
       [](Rng& r) {
         const Person& p = r.Pick(kPeople);
@@ -93,8 +93,8 @@ const std::vector<Template>& OneStepTemplates() {
 }
 
 // A data table (one entry per template), which is why it is long.
-const std::vector<Template>& TwoStepTemplates() {
-  static const std::vector<Template> templates = {
+const std::vector<MathTemplate>& TwoStepTemplates() {
+  static const std::vector<MathTemplate> templates = {
       // add, then take away
       [](Rng& r) {
         const Person& p = r.Pick(kPeople);
@@ -204,7 +204,7 @@ std::vector<Example> GenerateMath(uint64_t seed, size_t count) {
   out.reserve(count);
   for (size_t i = 0; i < count; ++i) {
     const bool one_step = rng.Int(0, 2) < 2;
-    const Template& t = rng.Pick(one_step ? OneStepTemplates() : TwoStepTemplates());
+    const MathTemplate& t = rng.Pick(one_step ? OneStepTemplates() : TwoStepTemplates());
     Problem p = t(rng);
     out.push_back({absl::StrCat("math-", seed, "-", i), std::move(p.text), absl::StrCat(p.answer)});
   }

@@ -52,18 +52,19 @@ Example Render(Rng& r, Question q, const std::string& id) {
   return {id, text, answer};
 }
 
-using Template = std::function<Question(Rng&)>;
+using ReasoningTemplate = std::function<Question(Rng&)>;
 
 // A data table (one entry per template), which is why it is long.
-const std::vector<Template>& Templates() {
-  static const std::vector<Template> templates = {
+const std::vector<ReasoningTemplate>& ReasoningTemplates() {
+  static const std::vector<ReasoningTemplate> templates = {
       // A > B > C (> D): who is the most / the least?
       [](Rng& r) {
         const size_t n = static_cast<size_t>(r.Int(3, 4));
         std::vector<std::string> people = r.Sample(kNames, n);  // people[0] ranks highest
         const Relation& rel = r.Pick(kRelations);
         std::vector<std::string> facts;
-        for (size_t i = 0; i + 1 < n; ++i) facts.push_back(absl::StrCat(people[i], " ", rel.more, " ", people[i + 1], "."));
+        for (size_t i = 0; i + 1 < n; ++i)
+          facts.push_back(absl::StrCat(people[i], " ", rel.more, " ", people[i + 1], "."));
         r.Shuffle(facts);
         const bool most = r.Int(0, 1) == 0;
         Question q;
@@ -173,7 +174,7 @@ std::vector<Example> GenerateReasoning(uint64_t seed, size_t count) {
   std::vector<Example> out;
   out.reserve(count);
   for (size_t i = 0; i < count; ++i) {
-    Question q = rng.Pick(Templates())(rng);
+    Question q = rng.Pick(ReasoningTemplates())(rng);
     out.push_back(Render(rng, std::move(q), absl::StrCat("reasoning-", seed, "-", i)));
   }
   return out;

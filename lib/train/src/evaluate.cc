@@ -5,6 +5,7 @@
 #include <mutex>
 
 #include "absl/strings/str_cat.h"
+#include "seconds_since.h"
 #include "t2/common/status.h"
 #include "t2/tokenizer/chat_template.h"
 
@@ -79,7 +80,7 @@ absl::StatusOr<EvalResult> Evaluate(engine::Generator& generator, const tasks::T
   if (examples.empty()) return result;
   if (!task.choices.empty()) {
     T2_ASSIGN_OR_RETURN(result, EvaluateChoices(generator, task, examples, adapter, on_done));
-    result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    result.seconds = SecondsSince(start);
     return result;
   }
   result.correct.assign(examples.size(), false);
@@ -134,7 +135,7 @@ absl::StatusOr<EvalResult> Evaluate(engine::Generator& generator, const tasks::T
   size_t right = 0;
   for (bool c : result.correct) right += c ? 1 : 0;
   result.accuracy = static_cast<double>(right) / static_cast<double>(examples.size());
-  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  result.seconds = SecondsSince(start);
   return result;
 }
 

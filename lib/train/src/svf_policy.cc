@@ -12,24 +12,18 @@
 #include <chrono>
 
 #include "absl/strings/str_cat.h"
+#include "seconds_since.h"
 #include "t2/common/status.h"
+#include "t2/model/torch_error.h"
 #include "t2/svf/compose.h"
 
 namespace t2::train {
 namespace {
 
-double Since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
-
 // A GPU runs kernels after the call that queued them returns: wait for the stream (reading one
 // value does) so that each phase's time in the report is its own. Nothing to wait for on a CPU.
 void WaitForDevice(const at::Tensor& t) {
   if (t.defined() && t.is_cuda()) (void)t.sum().item<double>();
-}
-
-absl::Status TorchError(std::string_view what, const c10::Error& e) {
-  return absl::InternalError(absl::StrCat(AsAbsl(what), ": ", e.what_without_backtrace()));
 }
 
 // One micro-batch as the training forward takes it: right-padded ids, lengths, where each
@@ -91,7 +85,7 @@ absl::StatusOr<std::unique_ptr<SvfPolicy>> SvfPolicy::Create(const svf::Decompos
     }
     policy->adam_ = std::make_unique<torch::optim::Adam>(params, torch::optim::AdamOptions(learning_rate));
   } catch (const c10::Error& e) {
-    return TorchError("svf policy", e);
+    return model::TorchError("svf policy", e);
   }
   return policy;
 }
@@ -110,7 +104,7 @@ absl::Status SvfPolicy::SetP(const std::map<std::string, at::Tensor>& values) {
     c10::NoGradGuard no_grad;
     for (const std::string& name : names_) p_[name].copy_(values.at(name));
   } catch (const c10::Error& e) {
-    return TorchError("p", e);
+    return model::TorchError("p", e);
   }
   return absl::OkStatus();
 }
@@ -154,7 +148,7 @@ absl::StatusOr<GradientReport> SvfPolicy::ComputeGradients(model::LlamaModel& mo
       weights[name] = leaf;
     }
     WaitForDevice(leaves.back());
-    report.compose_s = Since(start);
+    report.compose_s = SecondsSince(start);
 
     const double batch = static_cast<double>(rollouts.size());
     const at::Device device = composed.front().device();
@@ -190,11 +184,11 @@ absl::StatusOr<GradientReport> SvfPolicy::ComputeGradients(model::LlamaModel& mo
       }
       loss = loss / batch;
       report.loss += loss.item<double>();
-      report.forward_s += Since(start);
+      report.forward_s += SecondsSince(start);
       start = std::chrono::steady_clock::now();
       loss.backward();
       WaitForDevice(leaves.front().grad());
-      report.backward_s += Since(start);
+      report.backward_s += SecondsSince(start);
     }
     start = std::chrono::steady_clock::now();
     std::vector<at::Tensor> grads;
@@ -203,10 +197,10 @@ absl::StatusOr<GradientReport> SvfPolicy::ComputeGradients(model::LlamaModel& mo
     }
     torch::autograd::backward(composed, grads);
     WaitForDevice(p_.begin()->second.grad());
-    report.backward_s += Since(start);
+    report.backward_s += SecondsSince(start);
     report.kl = kl_sum / batch;
   } catch (const c10::Error& e) {
-    return TorchError("gradients", e);
+    return model::TorchError("gradients", e);
   }
   return report;
 }
@@ -265,7 +259,7 @@ absl::Status SvfPolicy::Restore(const std::map<std::string, at::Tensor>& state, 
       adam_->state()[param.unsafeGetTensorImpl()] = std::move(s);
     }
   } catch (const c10::Error& e) {
-    return TorchError("checkpoint: Adam state", e);
+    return model::TorchError("checkpoint: Adam state", e);
   }
   return absl::OkStatus();
 }

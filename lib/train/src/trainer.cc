@@ -11,6 +11,7 @@
 #include "absl/time/time.h"
 #include "checkpoint.h"
 #include "nlohmann/json.hpp"
+#include "seconds_since.h"
 #include "svf_policy.h"
 #include "t2/common/crash_point.h"
 #include "t2/common/sha256.h"
@@ -23,10 +24,6 @@ namespace t2::train {
 namespace {
 
 constexpr const char* kCandidate = "train:candidate";
-
-double Since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
 
 // Everything that decides the trained expert, hashed: a work folder trained with one set is
 // never continued with another. The step count is left out so that a finished run can be
@@ -273,7 +270,7 @@ absl::StatusOr<StepReport> Run::EvaluateInitialExpert() {
   T2_RETURN_IF_ERROR(svf::WriteExpert(policy_->ToExpert(Metadata(0, accuracy)), expert_path_));
   state_.data_order_json = order_.ToJson();
   StepReport r{.step = 0, .steps = options_.steps, .validation_accuracy = accuracy};
-  r.eval_s = r.seconds = Since(start);
+  r.eval_s = r.seconds = SecondsSince(start);
   T2_RETURN_IF_ERROR(AppendMetrics(metrics_path_, r));
   T2_RETURN_IF_ERROR(WriteCheckpoint(checkpoint_path_, *policy_, state_));
   return r;
@@ -283,7 +280,7 @@ absl::Status Run::TrainStep(int32_t step, const std::vector<size_t>& batch, Step
   auto phase = std::chrono::steady_clock::now();
   T2_RETURN_IF_ERROR(PublishCandidate());
   T2_ASSIGN_OR_RETURN(std::vector<Rollout> rollouts, Rollouts(step, batch, r.tokens));
-  r.rollout_s = Since(phase);
+  r.rollout_s = SecondsSince(phase);
   int64_t right = 0;
   for (const Rollout& ro : rollouts) right += ro.reward > 0 ? 1 : 0;
   r.train_accuracy = static_cast<double>(right) / static_cast<double>(rollouts.size());
@@ -312,7 +309,7 @@ absl::Status Run::TrainStep(int32_t step, const std::vector<size_t>& batch, Step
   r.backward_s = g.backward_s;
   phase = std::chrono::steady_clock::now();
   r.grad_norm = policy_->Step(options_.max_grad_norm);
-  r.update_s = Since(phase);
+  r.update_s = SecondsSince(phase);
   return absl::OkStatus();
 }
 
@@ -327,7 +324,7 @@ absl::Status Run::ValidateIfDue(int32_t step, StepReport& r) {
     state_.best_step = step;
     T2_RETURN_IF_ERROR(svf::WriteExpert(policy_->ToExpert(Metadata(step, accuracy)), expert_path_));
   }
-  r.eval_s = Since(phase);
+  r.eval_s = SecondsSince(phase);
   return absl::OkStatus();
 }
 
@@ -350,9 +347,9 @@ absl::StatusOr<TrainResult> Run::Go(const std::function<void(const StepReport&)>
     T2_RETURN_IF_ERROR(TrainStep(step, order_.Next(static_cast<size_t>(options_.batch_size)), r));
     state_.step = step;
     T2_RETURN_IF_ERROR(ValidateIfDue(step, r));
-    r.seconds = Since(start);
+    r.seconds = SecondsSince(start);
     r.tokens_per_s = r.seconds > 0 ? static_cast<double>(r.tokens) / r.seconds : 0;
-    const double per_step = Since(loop_start) / static_cast<double>(step - first_step);
+    const double per_step = SecondsSince(loop_start) / static_cast<double>(step - first_step);
     r.eta_s = per_step * (options_.steps - step);
     state_.train_seconds += r.seconds;
     state_.data_order_json = order_.ToJson();
@@ -370,7 +367,7 @@ absl::StatusOr<TrainResult> Run::Go(const std::function<void(const StepReport&)>
   result.best_step = state_.best_step;
   result.best_validation_accuracy = state_.best_validation_accuracy;
   result.steps = state_.step;
-  result.seconds = Since(call_start);
+  result.seconds = SecondsSince(call_start);
   return result;
 }
 
