@@ -25,6 +25,16 @@ TORCH_FREE = [
 ]
 TORCH_FLAG = re.compile(r"/torch/include\b|-DUSE_C10D")  # its include folder, or its definitions
 TORCH_LIBRARY = re.compile(r"\blib(torch|c10)[\w.-]*\.so")
+UNITY_SOURCE = re.compile(r"unity_\d+_cxx\.cxx$")  # CMake's batch of sources (T2_UNITY_BUILD)
+UNITY_INCLUDE = re.compile(r'^#include "(.+)"$', re.MULTILINE)
+
+
+def sources(entry):
+    """The source files one compile command covers: a unity batch covers those it includes."""
+    path = pathlib.Path(entry["directory"], entry["file"]).resolve()
+    if UNITY_SOURCE.search(path.name):
+        return [pathlib.Path(p).resolve() for p in UNITY_INCLUDE.findall(path.read_text())]
+    return [path]
 
 
 def main() -> int:
@@ -38,22 +48,23 @@ def main() -> int:
 
     commands = json.loads((args.build / "compile_commands.json").read_text())
     checked = 0
+    seen = []
     for entry in commands:
-        path = pathlib.Path(entry["file"]).resolve()
-        try:
-            relative = path.relative_to(source).as_posix()
-        except ValueError:
-            continue  # generated sources (protobuf) live in the build folder
-        if not any(relative == p or relative.startswith(p + "/") for p in TORCH_FREE):
-            continue
-        checked += 1
         command = entry.get("command") or " ".join(entry["arguments"])
-        if TORCH_FLAG.search(command):
-            problems.append(f"{relative}: compiled with LibTorch's headers or flags")
+        for path in sources(entry):
+            try:
+                relative = path.relative_to(source).as_posix()
+            except ValueError:
+                continue  # generated sources (protobuf) live in the build folder
+            seen.append(relative)
+            if not any(relative == p or relative.startswith(p + "/") for p in TORCH_FREE):
+                continue
+            checked += 1
+            if TORCH_FLAG.search(command):
+                problems.append(f"{relative}: compiled with LibTorch's headers or flags")
     # Every folder must have been seen: a renamed one would otherwise pass unchecked.
     for prefix in TORCH_FREE:
-        if not any(pathlib.Path(e["file"]).resolve().as_posix().startswith((source / prefix).as_posix())
-                   for e in commands):
+        if not any(r == prefix or r.startswith(prefix + "/") for r in seen):
             problems.append(f"{prefix}: no translation unit in compile_commands.json (renamed?)")
 
     for binary in args.binaries:
