@@ -2,8 +2,8 @@
 # Times .ci/run the way the README states it: a fresh clone of this checkout's HEAD in a
 # temporary folder, each step timed on its own, with the share of the machine's cores that was
 # busy meanwhile (so a figure taken while something else ran shows it). $T2_HOME (Python
-# environment, model, ccache, fixture cache, TSan-built gRPC) is used as it is: empty its
-# ccache (or change the compiler flags) for the cold figure.
+# environment, model, ccache, fixture cache, TSan-built gRPC) is used as it is; for the cold
+# figure, point ccache at an empty folder: CCACHE_DIR=$(mktemp -d) scripts/time_ci.sh
 #
 #   scripts/time_ci.sh [CLONE_DIR]      (default: a new folder under /tmp, removed afterwards)
 #
