@@ -47,7 +47,7 @@ struct KindStats {
 
 int Inspect(const std::filesystem::path& path) {
   auto expert = svf::ReadExpert(path);
-  if (!expert.ok()) return ExitWith("expert", expert.status(), 1);
+  if (!expert.ok()) return ExitWith("expert", expert.status(), kExitFailure);
 
   // Per kind, in the order kinds first appear in a layer (q, k, v, o, gate, up, down).
   std::map<std::string, KindStats> stats;
@@ -116,14 +116,15 @@ struct ConstantFlags {
 
 int Constant(const ConstantFlags& flags) {
   if (flags.out.empty())
-    return ExitWith("expert", absl::InvalidArgumentError("constant: --out is required"), 2);
+    return ExitWith("expert", absl::InvalidArgumentError("constant: --out is required"),
+                    kExitUsage);
   // The parsers' messages start with the field, which is the flag's name.
   const svf::TargetSet targets = flags.targets;
   auto normalization = svf::ParseNormalization(flags.normalization);
   if (!normalization.ok()) {
     return ExitWith(
         "expert", absl::InvalidArgumentError(absl::StrCat("--", normalization.status().message())),
-        2);
+        kExitUsage);
   }
   // z = 0 under the nuclear normalisation would divide by Σσz = 0.
   const bool nuclear = *normalization == svf::Normalization::kNuclearNorm;
@@ -135,36 +136,39 @@ int Constant(const ConstantFlags& flags) {
         absl::InvalidArgumentError(absl::StrCat(
             "--value must be a finite number ", nuclear ? "> 0" : ">= 0", " for normalization ",
             AsAbsl(svf::NormalizationName(*normalization)), ", got ", value)),
-        2);
+        kExitUsage);
   }
   const model::LoadOptions load{.device = flags.device, .dtype = flags.dtype};
   if (auto s = load.Validate(); !s.ok()) {
-    return ExitWith("expert", absl::InvalidArgumentError(absl::StrCat("--", s.message())), 2);
+    return ExitWith("expert", absl::InvalidArgumentError(absl::StrCat("--", s.message())),
+                    kExitUsage);
   }
   if (flags.cache_dir_given && flags.cache_dir.empty()) {
-    return ExitWith("expert", absl::InvalidArgumentError("--cache-dir must not be empty"), 2);
+    return ExitWith("expert", absl::InvalidArgumentError("--cache-dir must not be empty"),
+                    kExitUsage);
   }
 
   auto model_path = ResolveModelPath(flags.model);
-  if (!model_path.ok()) return ExitWith("expert", Annotate(model_path.status(), "--model"), 1);
+  if (!model_path.ok())
+    return ExitWith("expert", Annotate(model_path.status(), "--model"), kExitFailure);
   std::filesystem::path cache_dir = flags.cache_dir;
   if (cache_dir.empty()) {
     cache_dir = std::filesystem::is_directory(*model_path) ? *model_path : model_path->parent_path();
   }
   auto model = model::LlamaModel::Load(*model_path, load);
-  if (!model.ok()) return ExitWith("expert", model.status(), 1);
+  if (!model.ok()) return ExitWith("expert", model.status(), kExitFailure);
   auto decomposition =
       svf::Decomposition::Build(**model, {.targets = targets, .cache_dir = cache_dir});
-  if (!decomposition.ok()) return ExitWith("expert", decomposition.status(), 1);
+  if (!decomposition.ok()) return ExitWith("expert", decomposition.status(), kExitFailure);
 
   svf::Expert expert =
       svf::ConstantExpert(*decomposition, static_cast<float>(value), (*model)->config().name);
   expert.metadata.normalization = *normalization;
   expert.metadata.task = flags.task;
   if (auto s = svf::ValidateExpert(expert, *decomposition); !s.ok())
-    return ExitWith("expert", s, 1);
+    return ExitWith("expert", s, kExitFailure);
   const std::filesystem::path out = flags.out;
-  if (auto s = svf::WriteExpert(expert, out); !s.ok()) return ExitWith("expert", s, 1);
+  if (auto s = svf::WriteExpert(expert, out); !s.ok()) return ExitWith("expert", s, kExitFailure);
   int64_t parameters = 0;
   for (const auto& [name, z] : expert.z) parameters += z.numel();
   std::cout << absl::StrFormat("wrote %s: %s, %d vectors, %d parameters, z = %g (%s)\n",
@@ -179,11 +183,12 @@ int RunExpert(const std::vector<std::string>& args) {
   // CLI11 alone would answer both with "A subcommand is required".
   if (args.empty())
     return ExitWith("expert",
-                    absl::InvalidArgumentError("expected a subcommand: inspect or constant"), 2);
+                    absl::InvalidArgumentError("expected a subcommand: inspect or constant"),
+                    kExitUsage);
   if (!args[0].starts_with("-") && args[0] != "inspect" && args[0] != "constant") {
     return ExitWith("expert",
                     absl::InvalidArgumentError(absl::StrCat("unknown subcommand '", args[0], "'")),
-                    2);
+                    kExitUsage);
   }
   CommandLine command_line("t2 expert", "Looks inside SVF expert files, and makes constant ones.");
   command_line.footer(

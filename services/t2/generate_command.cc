@@ -219,12 +219,13 @@ absl::StatusOr<t2::v1::GenerateRequest> BuildRemoteRequest(const GenerateFlags& 
 // the first pass's choice and the finish line to stderr (as the local summary does).
 int RunRemote(const GenerateFlags& flags) {
   auto request = BuildRemoteRequest(flags);
-  if (!request.ok()) return ExitWith("generate", request.status(), 2);
+  if (!request.ok()) return ExitWith("generate", request.status(), kExitUsage);
   if (flags.timeout == 0)
     return ExitWith("generate",
-                    absl::InvalidArgumentError("--timeout must be in (0, 86400] seconds"), 2);
+                    absl::InvalidArgumentError("--timeout must be in (0, 86400] seconds"),
+                    kExitUsage);
   auto channel = rpc::MakeClientChannel(flags.security, flags.server);
-  if (!channel.ok()) return ExitWith("generate", channel.status(), 2);
+  if (!channel.ok()) return ExitWith("generate", channel.status(), kExitUsage);
   absl::Status status =
       StreamThroughDispatcher(*channel, *request, std::cout, std::cerr, flags.timeout);
   std::cout << std::flush;
@@ -380,7 +381,7 @@ int StreamAnswer(engine::Generator& generator, const engine::GenerationRequest& 
     std::fwrite(text.data(), 1, text.size(), stdout);
     std::fflush(stdout);
   });
-  if (!results.ok()) return ExitWith("generate", results.status(), 1);
+  if (!results.ok()) return ExitWith("generate", results.status(), kExitFailure);
   double gen_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const auto& r = results->front();
   std::cout << std::endl;
@@ -400,27 +401,28 @@ int RunLocal(const GenerateFlags& flags) {
     if (flag->count() > 0) {
       return ExitWith("generate",
                       absl::InvalidArgumentError(absl::StrCat(flag->get_name(), " needs --server")),
-                      2);
+                      kExitUsage);
     }
   }
   auto model_path = ResolveModelPath(flags.model);
-  if (!model_path.ok()) return ExitWith("generate", model_path.status(), 1);
+  if (!model_path.ok()) return ExitWith("generate", model_path.status(), kExitFailure);
   auto options = LocalOptions(flags, *model_path);
-  if (!options.ok()) return ExitWith("generate", options.status(), 2);
+  if (!options.ok()) return ExitWith("generate", options.status(), kExitUsage);
   auto load_start = std::chrono::steady_clock::now();
   auto generator = engine::Generator::Create(*options);
-  if (!generator.ok()) return ExitWith("generate", generator.status(), 1);
+  if (!generator.ok()) return ExitWith("generate", generator.status(), kExitFailure);
   double load_s =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - load_start).count();
 
   auto request = BuildRequest(flags, **generator);
-  if (!request.ok()) return ExitWith("generate", request.status(), 2);
+  if (!request.ok()) return ExitWith("generate", request.status(), kExitUsage);
   if (options->svf.has_value()) {
     auto adapter = LoadAdapter(flags, **generator);
-    if (!adapter.ok()) return ExitWith("generate", adapter.status(), 1);
+    if (!adapter.ok()) return ExitWith("generate", adapter.status(), kExitFailure);
     request->adapter = *adapter;
   }
-  if (auto s = (*generator)->ValidateRequest(*request); !s.ok()) return ExitWith("generate", s, 2);
+  if (auto s = (*generator)->ValidateRequest(*request); !s.ok())
+    return ExitWith("generate", s, kExitUsage);
   return StreamAnswer(**generator, *request, load_s);
 }
 

@@ -149,7 +149,7 @@ int Decompose(const std::filesystem::path& model_path, const model::LoadOptions&
               svf::DecomposeOptions options) {
   const auto start = std::chrono::steady_clock::now();
   auto model = model::LlamaModel::Load(model_path, load);
-  if (!model.ok()) return ExitWith("svd", model.status(), 1);
+  if (!model.ok()) return ExitWith("svd", model.status(), kExitFailure);
   SvdStats stats;
   stats.load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
@@ -160,7 +160,7 @@ int Decompose(const std::filesystem::path& model_path, const model::LoadOptions&
     bar.Update(p);
   };
   auto d = svf::Decomposition::Build(**model, options);
-  if (!d.ok()) return ExitWith("svd", d.status(), 1);
+  if (!d.ok()) return ExitWith("svd", d.status(), kExitFailure);
   stats.svd_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - svd_start).count();
   return PrintSummary(**model, model_path, *d, options, stats);
 }
@@ -176,14 +176,14 @@ int RunSvd(const std::vector<std::string>& args) {
   const model::LoadOptions load{.device = flags.device, .dtype = flags.dtype};
   // Validate's message starts with the field ("device: ..."), which is the flag's name.
   if (auto s = load.Validate(); !s.ok())
-    return ExitWith("svd", absl::InvalidArgumentError(absl::StrCat("--", s.message())), 2);
+    return ExitWith("svd", absl::InvalidArgumentError(absl::StrCat("--", s.message())), kExitUsage);
   if (flags.cache_dir_flag->count() > 0 && flags.cache_dir.empty()) {
-    return ExitWith("svd", absl::InvalidArgumentError("--cache-dir must not be empty"), 2);
+    return ExitWith("svd", absl::InvalidArgumentError("--cache-dir must not be empty"), kExitUsage);
   }
   auto model_path = ResolveModelPath(flags.model_spec);
-  if (!model_path.ok()) return ExitWith("svd", model_path.status(), 1);
+  if (!model_path.ok()) return ExitWith("svd", model_path.status(), kExitFailure);
   auto cache_dir = CacheDir(flags, *model_path);
-  if (!cache_dir.ok()) return ExitWith("svd", cache_dir.status(), 2);
+  if (!cache_dir.ok()) return ExitWith("svd", cache_dir.status(), kExitUsage);
   return Decompose(*model_path, load,
                    {.targets = flags.targets, .cache_dir = *cache_dir, .verify = flags.verify});
 }
