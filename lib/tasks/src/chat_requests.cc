@@ -68,26 +68,38 @@ const std::vector<ChatRequestTemplate>& ChatRequestTemplates() {
   static const std::vector<std::string> chores = {"remove a coffee stain from a shirt", "plant tomatoes",
                                                   "tie a tie", "clean a cast iron pan", "fold a fitted sheet",
                                                   "make cold brew coffee"};
+  // A template that draws more than once does so one statement at a time, the last word first:
+  // the order these requests were first made in (GCC evaluated a call's arguments right to
+  // left; C++ leaves that order to the compiler, and clang went left to right).
   static const std::vector<ChatRequestTemplate> templates = {
-      [](Rng& r) { return absl::StrCat("Write ", r.Pick(forms), " about ", r.Pick(topics), "."); },
       [](Rng& r) {
-        return absl::StrCat("Translate \"", r.Pick(phrases), "\" into ", r.Pick(languages), ".");
+        const std::string& topic = r.Pick(topics);
+        return absl::StrCat("Write ", r.Pick(forms), " about ", topic, ".");
       },
       [](Rng& r) {
-        return absl::StrCat("Give me ", r.Int(3, 5), " tips for ", r.Pick(activities), ".");
+        const std::string& language = r.Pick(languages);
+        return absl::StrCat("Translate \"", r.Pick(phrases), "\" into ", language, ".");
+      },
+      [](Rng& r) {
+        const std::string& activity = r.Pick(activities);
+        return absl::StrCat("Give me ", r.Int(3, 5), " tips for ", activity, ".");
       },
       [](Rng& r) { return absl::StrCat("Suggest a name for ", r.Pick(things), "."); },
       [](Rng& r) {
-        return absl::StrCat("Write a polite email to ", r.Pick(recipients), " about ", r.Pick(subjects), ".");
+        const std::string& subject = r.Pick(subjects);
+        return absl::StrCat("Write a polite email to ", r.Pick(recipients), " about ", subject,
+                            ".");
       },
       [](Rng& r) {
-        return absl::StrCat("Recommend ", r.Int(2, 5), " ", r.Pick(media), " for ",
-                            r.Pick(audiences), ".");
+        const std::string& audience = r.Pick(audiences);
+        const std::string& medium = r.Pick(media);
+        return absl::StrCat("Recommend ", r.Int(2, 5), " ", medium, " for ", audience, ".");
       },
       [](Rng& r) { return absl::StrCat("Describe ", r.Pick(places), " in a few sentences."); },
       [](Rng& r) { return absl::StrCat("How do I ", r.Pick(chores), "?"); },
       [](Rng& r) {
-        return absl::StrCat("Plan a ", r.Int(2, 5), "-day visit to ", r.Pick(cities), ".");
+        const std::string& city = r.Pick(cities);
+        return absl::StrCat("Plan a ", r.Int(2, 5), "-day visit to ", city, ".");
       },
       [](Rng& r) { return absl::StrCat("Write a short speech for ", r.Pick(occasions), "."); },
       [](Rng& r) { return absl::StrCat("Give me a recipe for ", r.Pick(dishes), "."); },

@@ -1,6 +1,8 @@
 // Deterministic choices for the task generators: mt19937_64 (fully specified by the C++
 // standard) and modulo arithmetic written out, so that the same seed gives the same examples
-// with any standard library (std::uniform_int_distribution's algorithm is unspecified).
+// with any standard library (std::uniform_int_distribution's algorithm is unspecified). With
+// any compiler too, as long as no call takes two draws as arguments: the order in which a
+// call's arguments are evaluated is unspecified (tasks_test pins every dataset's hash).
 #pragma once
 
 #include <cstdint>
