@@ -12,6 +12,8 @@
 #include <optional>
 #include <vector>
 
+#include "t2/common/sanitizer.h"
+
 namespace t2 {
 namespace {
 
@@ -23,7 +25,7 @@ namespace {
 }
 
 TEST(HeapReleaseTest, FreedMemoryBelowTheTopOfTheHeapGoesBackToTheSystem) {
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__) || !defined(__GLIBC__)
+#if defined(T2_SANITIZER_OWNS_MALLOC) || !defined(__GLIBC__)
   GTEST_SKIP() << "glibc's malloc is not the allocator here";
 #else
   // 256 MiB in 64 KiB blocks (under the mmap threshold, so from the heap), written so the
@@ -59,7 +61,7 @@ TEST(HeapReleaseTest, ReleasesAtMostOncePerInterval) {
   HeapReleaser releaser(absl::Seconds(10));
   const absl::Time t0 = absl::FromUnixSeconds(1000);
   const bool first = releaser.MaybeRelease(t0);
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__) || !defined(__GLIBC__)
+#if defined(T2_SANITIZER_OWNS_MALLOC) || !defined(__GLIBC__)
   EXPECT_FALSE(first);
 #else
   EXPECT_TRUE(first);

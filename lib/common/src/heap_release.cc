@@ -1,5 +1,7 @@
 #include "t2/common/heap_release.h"
 
+#include "t2/common/sanitizer.h"
+
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
@@ -7,7 +9,7 @@
 namespace t2 {
 
 bool ReleaseFreeHeapMemory() {
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#if defined(T2_SANITIZER_OWNS_MALLOC)
   return false;  // the sanitizer's allocator owns the heap; glibc's arenas are unused
 #elif defined(__GLIBC__)
   malloc_trim(0);
@@ -18,7 +20,7 @@ bool ReleaseFreeHeapMemory() {
 }
 
 std::optional<HeapUsage> ReadHeapUsage() {
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#if defined(T2_SANITIZER_OWNS_MALLOC)
   return std::nullopt;
 #elif defined(__GLIBC__)
   const struct mallinfo2 info = mallinfo2();
