@@ -7,13 +7,13 @@
 # expert_file, json_columns (lib/store), verifier (lib/adapt), request_validation (the
 # dispatcher's request checks).
 #
-# Configures a separate clang build in $T2_FUZZ_BUILD_DIR (default build-fuzz), builds only the
-# fuzz targets, seeds each corpus with small valid inputs the reference Python packages write
-# (tests/fuzz/make_seeds.py), and runs each fuzzer for $FUZZ_SECONDS seconds (default 120;
-# --smoke: 10, for CI; an explicit FUZZ_SECONDS wins), as many at once as there are cores
-# ($T2_FUZZ_JOBS to change that). Exits non-zero if any fuzzer crashes,
-# fails an invariant or a sanitizer reports; the reproducer is saved under
-# $T2_FUZZ_BUILD_DIR/crashes/ (replay: <build>/tests/fuzz/<target>_fuzz <file>).
+# Builds the fuzz targets in the ASan+UBSan configuration scripts/sanitize.sh tests
+# (scripts/asan_build.sh: clang, build-asan or $T2_ASAN_BUILD_DIR), seeds each corpus with
+# small valid inputs the reference Python packages write (tests/fuzz/make_seeds.py), and runs
+# each fuzzer for $FUZZ_SECONDS seconds (default 120; --smoke: 10, for CI; an explicit
+# FUZZ_SECONDS wins), as many at once as there are cores ($T2_FUZZ_JOBS to change that).
+# Exits non-zero if any fuzzer crashes, fails an invariant or a sanitizer reports; the
+# reproducer is saved under <build>/crashes/ (replay: <build>/tests/fuzz/<target>_fuzz <file>).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ALL_TARGETS=(gguf safetensors tokenizer_json chat_template expert_file json_columns verifier
@@ -35,22 +35,12 @@ FUZZ_SECONDS=${FUZZ_SECONDS:-$default_seconds}
 T2_HOME=${T2_HOME:-$HOME/.cache/t2serve}
 PY=$T2_HOME/venv/bin/python
 [ -x "$PY" ] || { echo "[fuzz] $PY missing: run scripts/setup.sh first" >&2; exit 1; }
-BUILD_DIR=${T2_FUZZ_BUILD_DIR:-build-fuzz}
+BUILD_DIR=${T2_ASAN_BUILD_DIR:-build-asan}
 START=$SECONDS
 
 say() { printf '\033[1m[fuzz]\033[0m %s\n' "$*"; }
 
-mkdir -p "$BUILD_DIR"
-source scripts/ccache_env.sh
-TORCH_PREFIX=$("$PY" -c 'import torch.utils; print(torch.utils.cmake_prefix_path)')
-# Tests must be on for tests/fuzz to be configured; only the fuzz targets are built. LibTorch
-# is only found (the configure step needs it), never linked into a fuzz target.
-CC=clang CXX=clang++ cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DCMAKE_PREFIX_PATH="$TORCH_PREFIX" -DT2_PYTHON="$PY" -DT2_SANITIZE=ON -DT2_BUILD_FUZZ=ON \
-  -DT2_BUILD_TESTS=ON -DT2_BUILD_BENCH=OFF -DT2_WITH_CUDA=OFF ${CCACHE_LAUNCHER[@]+"${CCACHE_LAUNCHER[@]}"} \
-  >"$BUILD_DIR/configure.log" 2>&1 \
-  || { cat "$BUILD_DIR/configure.log" >&2; exit 1; }
-cmake --build "$BUILD_DIR" -j "${T2_JOBS:-$(nproc)}" --target "${TARGETS[@]/%/_fuzz}"
+T2_BUILD_TARGETS="${TARGETS[*]/%/_fuzz}" scripts/asan_build.sh
 say "built in $((SECONDS - START))s"
 
 rm -rf "$BUILD_DIR/seeds"

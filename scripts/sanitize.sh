@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Builds t2serve with AddressSanitizer + UndefinedBehaviorSanitizer (-DT2_SANITIZE=ON) into
-# ./build-asan (or $T2_BUILD_DIR) and runs the unit and integration tests there: the services
-# the integration tests start (registry, worker, dispatcher, trainer, the t2 tool) run
-# sanitized too. The parity tests (HF reference comparisons, minutes of model compute) are
-# left to scripts/test.sh.
+# Builds t2serve with AddressSanitizer + UndefinedBehaviorSanitizer (scripts/asan_build.sh:
+# clang, -DT2_SANITIZE=ON, into ./build-asan or $T2_ASAN_BUILD_DIR) and runs the unit and
+# integration tests there: the services the integration tests start (registry, worker,
+# dispatcher, trainer, the t2 tool) run sanitized too. The parity tests (HF reference
+# comparisons, minutes of model compute) are left to scripts/test.sh.
 # Any ASan, LSan or UBSan report fails the run: the process that hits it halts (options in
 # the top-level CMakeLists.txt, in each test's ctest environment), and the ASan and LSan
 # reports of every process, the services a test starts included, are also written under
@@ -12,12 +12,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/sanitizer_reports.sh
-export T2_BUILD_DIR=${T2_BUILD_DIR:-build-asan}
-export T2_BUILD_TYPE=${T2_BUILD_TYPE:-Debug}
-echo "[sanitize] building $T2_BUILD_DIR (ASan+UBSan, $T2_BUILD_TYPE)"
-# Only the tests it runs are compiled (T2_TEST_LABELS): not the parity tests' binaries.
-scripts/build.sh -DT2_SANITIZE=ON -DT2_BUILD_BENCH=OFF "-DT2_TEST_LABELS=unit;integration"
-cd "$T2_BUILD_DIR"
+build_dir=${T2_ASAN_BUILD_DIR:-build-asan}
+echo "[sanitize] building $build_dir (ASan+UBSan)"
+scripts/asan_build.sh
+cd "$build_dir"
 reset_sanitizer_reports
 echo "[sanitize] running the unit and integration tests under ASan+UBSan"
 rc=0

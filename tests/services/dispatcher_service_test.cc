@@ -90,7 +90,7 @@ class FakeRegistry final : public v1::Registry::Service {
     info.set_deprecated(deprecated);
     experts.push_back(info);
   }
-  void SetAlias(const std::string& alias, const std::string& name, int64_t version) {
+  void AddAlias(const std::string& alias, const std::string& name, int64_t version) {
     std::lock_guard lock(mu);
     aliases[alias] = Ref(name, version);
   }
@@ -311,8 +311,8 @@ class DispatcherTest : public ::testing::Test {
     registry_.AddExpert("math-svf", 3, /*deprecated=*/true);
     registry_.AddExpert("code-svf", 1);
     registry_.AddExpert("cls-svf", 1);
-    registry_.SetAlias("math", "math-svf", 2);
-    registry_.SetAlias("code", "code-svf", 1);
+    registry_.AddAlias("math", "math-svf", 2);
+    registry_.AddAlias("code", "code-svf", 1);
     registry_server_ = Start(&registry_);
   }
 
@@ -696,7 +696,7 @@ TEST_F(DispatcherTest, WatchReconnectsAfterARegistryRestart) {
   // ...and it comes back on the same address with a change the old stream never announced.
   FakeRegistry restarted;
   restarted.AddExpert("math-svf", 1);
-  restarted.SetAlias("math", "math-svf", 1);
+  restarted.AddAlias("math", "math-svf", 1);
   absl::StatusOr<rpc::RunningServer> again = rpc::StartServer({.address = address}, {&restarted});
   ASSERT_TRUE(again.ok()) << again.status();
   ASSERT_TRUE(restarted.WaitForWatchers(1));  // the resolver reconnected by itself
@@ -791,7 +791,7 @@ TEST_F(DispatcherTest, GenerateModeParsesTheBoxAndFallsBackToBase) {
 }
 
 TEST_F(DispatcherTest, ClassifierExpertAdaptsTheClassifier) {
-  registry_.SetAlias("cls", "cls-svf", 1);
+  registry_.AddAlias("cls", "cls-svf", 1);
   StartDispatcher(1);
   workers_[0]->classify_answer = "\\boxed{math}";
   v1::GenerateRequest request = Prompt("Integrate x^2");
@@ -1102,7 +1102,7 @@ void MakeMixtureSensitive(FakeWorker& w) {
 }
 
 TEST_F(DispatcherTest, AdaptFindsTheMixtureAndStoresIt) {
-  registry_.SetAlias("cls", "cls-svf", 1);  // never mixed in
+  registry_.AddAlias("cls", "cls-svf", 1);  // never mixed in
   StartDispatcher(2);
   for (auto& w : workers_) MakeMixtureSensitive(*w);
   v1::GenerateRequest use_task = Prompt("question #12");
