@@ -162,7 +162,10 @@ absl::StatusOr<Response> UnaryWithRetry(WorkerPool& pool, const CallScope& scope
 }  // namespace
 
 struct GenerateRelay::Attempt {
-  WorkerPool::Lease lease;
+  // Ended (reset) as soon as the worker call is over, on the thread that hears so: the
+  // reactor's callbacks, which hold this Attempt, are let go by gRPC only later, after the
+  // client may already have its answer and sent the next request.
+  std::optional<WorkerPool::Lease> lease;
   std::shared_ptr<GenerateReactor> reactor = nullptr;
   bool forwarded = false;  // guarded by the relay's mu_: something of its answer reached the sink
 };
@@ -222,7 +225,7 @@ void GenerateRelay::TryNextWorker() {
     Finish(failed);
     return;
   }
-  attempt->reactor->Begin(attempt->lease.stub(), request_, scope_);
+  attempt->reactor->Begin(attempt->lease->stub(), request_, scope_);
 }
 
 void GenerateRelay::OnMessage(const WorkerGenerateResponse& message) {
@@ -250,7 +253,9 @@ void GenerateRelay::Stop(absl::Status why) {
 
 void GenerateRelay::OnWorkerDone(const std::shared_ptr<Attempt>& attempt,
                                  const grpc::Status& status) {
-  const WorkerPool::Lease& lease = attempt->lease;
+  const size_t index = attempt->lease->index();
+  const std::string address = attempt->lease->address();
+  attempt->lease.reset();  // the worker is no longer busy for us
   const grpc::ClientContext& context = attempt->reactor->context();
   std::optional<absl::Status> stopped;
   bool forwarded = false;
@@ -260,24 +265,23 @@ void GenerateRelay::OnWorkerDone(const std::shared_ptr<Attempt>& attempt,
     forwarded = attempt->forwarded;
   }
   if (stopped.has_value()) return Finish(*stopped);
-  if (status.ok()) return Finish(absl::OkStatus(), lease.address());
+  if (status.ok()) return Finish(absl::OkStatus(), address);
   if (status.error_code() == grpc::StatusCode::UNAVAILABLE && !forwarded) {
-    ReportUnavailable(pool_, lease.index(), context);
-    const std::string error = absl::StrCat(lease.address(), ": ", status.error_message());
+    ReportUnavailable(pool_, index, context);
+    const std::string error = absl::StrCat(address, ": ", status.error_message());
     LogWarning(absl::StrCat("generate: worker ", error, "; trying another"));
     {
       std::lock_guard lock(mu_);
-      tried_.push_back(lease.index());
+      tried_.push_back(index);
       last_error_ = error;
     }
     return TryNextWorker();
   }
   if (forwarded && IsWorkerFailure(status.error_code())) {
     if (status.error_code() == grpc::StatusCode::UNAVAILABLE)
-      ReportUnavailable(pool_, lease.index(), context);
-    return Finish(absl::UnavailableError(
-        absl::StrCat("worker ", lease.address(),
-                     " failed after its answer had started: ", status.error_message())));
+      ReportUnavailable(pool_, index, context);
+    return Finish(absl::UnavailableError(absl::StrCat(
+        "worker ", address, " failed after its answer had started: ", status.error_message())));
   }
   Finish(rpc::FromGrpc(status));
 }
@@ -289,7 +293,7 @@ void GenerateRelay::Finish(const absl::Status& status, const std::string& worker
     if (finished_) return;
     finished_ = true;
     done = std::move(done_);
-    attempt_ = nullptr;  // the lease ends: the worker is no longer counted busy for us
+    attempt_ = nullptr;
   }
   done(status, worker);
 }

@@ -922,6 +922,26 @@ TEST_F(DispatcherTest, AllWorkersDownIsUnavailable) {
   EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE);
 }
 
+// A worker counts as busy for us exactly while our call to it runs: by the time the client
+// has its answer, the lease is over. (It used to end only when gRPC let go of the finished
+// worker call's callback, after the answer: the next request could find the worker still
+// counted busy and go to one that really was, which FewestOutstandingWins once saw.)
+TEST_F(DispatcherTest, AWorkerIsNoLongerCountedBusyOnceTheAnswerArrives) {
+  StartDispatcher(1);
+  for (int i = 0; i < 300; ++i) {
+    v1::GenerateResponse r;
+    ASSERT_TRUE(Generate(Prompt("hi"), &r).ok());
+    ASSERT_EQ(pool_->Snapshot().at(0).outstanding, 0) << "after unary request " << i;
+    grpc::ClientContext context;
+    auto reader = stub_->GenerateStream(&context, Prompt("hi"));
+    v1::GenerateStreamResponse m;
+    while (reader->Read(&m)) {
+    }
+    ASSERT_TRUE(reader->Finish().ok());
+    ASSERT_EQ(pool_->Snapshot().at(0).outstanding, 0) << "after stream " << i;
+  }
+}
+
 TEST_F(DispatcherTest, FewestOutstandingWins) {
   StartDispatcher(2);
   // Hold one request on whichever worker gets it; the next must go to the other.
