@@ -5,8 +5,8 @@
 # dispatcher, trainer, the t2 tool) run sanitized too. The parity tests (HF reference
 # comparisons, minutes of model compute) are left to scripts/test.sh.
 # Any ASan, LSan or UBSan report fails the run: the process that hits it halts (options in
-# the top-level CMakeLists.txt, in each test's ctest environment), and the ASan and LSan
-# reports of every process, the services a test starts included, are also written under
+# the top-level CMakeLists.txt, in each test's ctest environment), and the ASan, LSan and
+# UBSan reports of every process, the services a test starts included, are also written under
 # <build>/sanitizer-reports, which must be empty at the end.
 # Extra arguments go to ctest (e.g. -R gguf).
 set -euo pipefail

@@ -44,7 +44,9 @@ __attribute__((target("avx512f"), no_sanitize("pointer-overflow"))) void DotRows
   // -W(maybe-)uninitialized flags once inlined (GCC bug 105593, fixed in GCC 13).
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wuninitialized"
+#if !defined(__clang__)  // clang has no such group, and says so
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #pragma GCC unroll 8
   for (int r = 0; r < kRows; ++r) out[r * out_stride] = _mm512_reduce_add_ps(acc[r]);
 #pragma GCC diagnostic pop
