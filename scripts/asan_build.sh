@@ -6,9 +6,10 @@
 #
 # clang, because libFuzzer is clang's, and because clang compiled this configuration's largest
 # source (services/t2's first unity batch, ASan at -O1) in 30.8 s where GCC 12 took 40.9 s.
-# Debug (asserts on), compiled at -O1 (the top-level CMakeLists.txt says why); every object
-# carries libFuzzer's coverage instrumentation (-DT2_BUILD_FUZZ=ON): the fuzz targets need it
-# in the libraries they link, and in the tests' binaries the hooks are the ASan runtime's no-ops.
+# Debug (asserts on), compiled at -O1 (the top-level CMakeLists.txt says why; test code at -O0).
+# The libraries the fuzz targets link carry libFuzzer's coverage instrumentation
+# (-DT2_BUILD_FUZZ=ON, tests/fuzz/CMakeLists.txt); in the tests' binaries its hooks are the ASan
+# runtime's no-ops.
 #
 # Only the unit and integration tests are compiled (T2_TEST_LABELS): scripts/test.sh runs
 # the parity tests. T2_BUILD_TARGETS: only these targets (space-separated); all by default.
