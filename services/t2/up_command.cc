@@ -313,7 +313,10 @@ void AddUpFlags(CommandLine& command_line, UpConfig& c) {
                   "the model the worker serves (default: the bundled "
                   "SmolLM2-135M-Instruct)")
       ->type_name("PATH|default");
-  command_line.add_option("--dir", c.dir_flag, "state and logs: DIR/registry (experts), DIR/logs")
+  command_line
+      .add_option("--dir", c.dir_flag,
+                  "state and logs: DIR/registry (experts), DIR/worker-experts (the worker's "
+                  "downloads), DIR/logs")
       ->type_name("DIR");
   command_line.add_option("--host", c.host, "address to listen on")->type_name("HOST");
   for (auto [flag, port] : {std::pair{"--dispatcher-port", &c.dispatcher_port},
@@ -430,10 +433,12 @@ bool LaunchStack(const UpConfig& config, const std::filesystem::path& pki,
     return false;
   }
   stack.started.push_back(&stack.worker);
-  // The first start decomposes the model (cached beside it afterwards).
+  // The first start decomposes the model (cached beside it afterwards, shared by every stack);
+  // the experts it downloads are this stack's, kept under --dir like the registry's.
   if (!Launch(stack.worker, config.binaries.at("t2-worker"),
               {"--model", config.model.string(), "--registry", stack.registry.address,
-               "--max-batch-size", config.max_batch_size},
+               "--max-batch-size", config.max_batch_size, "--expert-dir",
+               (config.dir / "worker-experts").string()},
               config.host, config.worker_port, config.run_dir, pki, client,
               std::chrono::seconds(600))) {
     return false;

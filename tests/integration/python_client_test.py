@@ -354,6 +354,9 @@ def main():
         assert stream[-1].finish_reason == unary.finish_reason
         assert unary.text != base.text, "the scaled expert should change the answer"
         print("base:", repr(base.text), "\nexpert:", repr(unary.text), flush=True)
+        # The worker keeps what it downloads under t2 up's --dir, not in the user's $T2_HOME.
+        downloaded = os.path.join(work, "stack", "worker-experts", info.sha256 + ".safetensors")
+        assert open(downloaded, "rb").read() == blob, downloaded
 
         # Unknown names are NOT_FOUND, never a silent fallback to the base model.
         try:

@@ -43,10 +43,12 @@ def cache_key(script: pathlib.Path, args: list[str]) -> str:
     add("python", sys.version.encode())
     packages = sorted(f"{d.metadata['Name']}=={d.version}" for d in importlib.metadata.distributions())
     add("packages", "\n".join(packages).encode())
-    # The default model (and any other) as setup.sh placed it.
+    # The models setup.sh placed (GGUF files). Not everything in that folder: t2 writes its SVD
+    # caches (*.svd.safetensors) beside the model, so keying on those made the first test run
+    # change every key after it, and a bare machine computed all reference data twice.
     models = t2_home() / "models"
     if models.is_dir():
-        for path in sorted(models.iterdir()):
+        for path in sorted(models.glob("*.gguf")):
             if path.is_file():
                 add(f"model:{path.name}", str(path.stat().st_size).encode())
     return h.hexdigest()[:20]

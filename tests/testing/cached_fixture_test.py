@@ -1,5 +1,6 @@
-"""cached_fixture.py: a script runs once per inputs, a changed script or argument runs it
-again, a failed run caches nothing, and a test writing into its copy leaves the cache alone."""
+"""cached_fixture.py: a script runs once per inputs, a changed script, argument or model runs it
+again (an SVD cache written beside the model does not), a failed run caches nothing, and a test
+writing into its copy leaves the cache alone."""
 import os
 import pathlib
 import subprocess
@@ -60,6 +61,20 @@ class CachedFixtureTest(unittest.TestCase):
         self.assertEqual((out / "data.txt").read_text(), "a!")
         self.assertEqual(self.runs(), 3)
         self.assertFalse((out / ".complete").exists())
+
+    def test_a_changed_model_runs_again_and_an_svd_cache_beside_it_does_not(self):
+        models = self.root / "home" / "models"
+        models.mkdir(parents=True)
+        (models / "model.gguf").write_bytes(b"1234")
+        out = self.root / "out"
+        self.assertEqual(self.run_wrapper(out).returncode, 0)
+        # What t2 writes beside a model the first time it decomposes it (svf/decomposition.h).
+        (models / "0123456789abcdef.mlp.svd.safetensors").write_bytes(b"derived")
+        self.assertEqual(self.run_wrapper(out).returncode, 0)
+        self.assertEqual(self.runs(), 1)
+        (models / "model.gguf").write_bytes(b"12345")
+        self.assertEqual(self.run_wrapper(out).returncode, 0)
+        self.assertEqual(self.runs(), 2)
 
     def test_disabled_cache_runs_every_time(self):
         env = dict(self.env, T2_FIXTURE_CACHE="0")
