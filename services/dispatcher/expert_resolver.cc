@@ -3,9 +3,9 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "t2/common/log.h"
 #include "t2/common/status.h"
-#include "t2/rpc/status.h"
 
 namespace t2::dispatcher {
 namespace {
@@ -24,8 +24,8 @@ ResolvedAdapter SingleExpert(const t2::v1::ExpertRef& ref) {
 bool Cacheable(const absl::Status& s) { return s.ok() || absl::IsNotFound(s); }
 
 // Registry errors other than NOT_FOUND keep their code; the message says it was the registry.
-absl::Status RegistryError(const grpc::Status& status, std::string_view call) {
-  return Annotate(rpc::FromGrpc(status), absl::StrCat("registry ", AsAbsl(call)));
+absl::Status RegistryError(const absl::Status& status, std::string_view call) {
+  return Annotate(status, absl::StrCat("registry ", AsAbsl(call)));
 }
 
 }  // namespace
@@ -33,7 +33,7 @@ absl::Status RegistryError(const grpc::Status& status, std::string_view call) {
 ResolvedAdapter BaseAdapter() { return ResolvedAdapter{.spec = {}, .label = "base"}; }
 
 ExpertResolver::ExpertResolver(const std::shared_ptr<grpc::Channel>& registry, Options options)
-    : registry_(registry), stub_(registry_.stub()), options_(options) {
+    : registry_(registry), options_(options) {
   registry::EventWatch::Callbacks callbacks;
   // Lookups are cached only while a stream is established (Lookup, Store): a change made while
   // none was open, or before the registry subscribed the new one, would never be announced.
@@ -72,11 +72,9 @@ ExpertResolver::~ExpertResolver() { watch_.reset(); }
 void ExpertResolver::StartWatch() { watch_->Start(); }
 
 absl::Status ExpertResolver::Ping(std::chrono::milliseconds timeout) {
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + timeout);
-  t2::v1::ListAliasesResponse response;
-  grpc::Status status = stub_.ListAliases(&context, t2::v1::ListAliasesRequest(), &response);
-  if (!status.ok()) return RegistryError(status, "ListAliases");
+  absl::StatusOr<std::vector<t2::v1::Alias>> aliases =
+      registry_.ListAliases(absl::Now() + absl::FromChrono(timeout));
+  if (!aliases.ok()) return RegistryError(aliases.status(), "ListAliases");
   return absl::OkStatus();
 }
 
@@ -171,17 +169,11 @@ absl::StatusOr<ResolvedAdapter> ExpertResolver::ResolveMixture(std::string_view 
 
 absl::StatusOr<ResolvedAdapter> ExpertResolver::FetchAlias(const std::string& alias,
                                                            const CallScope& scope) {
-  grpc::ClientContext context;
-  context.set_deadline(scope.Capped(options_.call_timeout));
-  t2::v1::GetAliasRequest request;
-  request.set_alias(alias);
-  t2::v1::Alias response;
-  grpc::Status status = stub_.GetAlias(&context, request, &response);
-  if (status.error_code() == grpc::StatusCode::NOT_FOUND) {
-    return absl::NotFoundError(absl::StrCat("no alias named '", alias, "'"));
-  }
-  if (!status.ok()) return RegistryError(status, absl::StrCat("GetAlias('", alias, "')"));
-  return SingleExpert(response.target());
+  absl::StatusOr<std::optional<t2::v1::Alias>> found =
+      registry_.GetAlias(alias, absl::FromChrono(scope.Capped(options_.call_timeout)));
+  if (!found.ok()) return RegistryError(found.status(), absl::StrCat("GetAlias('", alias, "')"));
+  if (!found->has_value()) return absl::NotFoundError(absl::StrCat("no alias named '", alias, "'"));
+  return SingleExpert((*found)->target());
 }
 
 absl::StatusOr<ResolvedAdapter> ExpertResolver::FetchExpert(std::string_view spec,
@@ -208,27 +200,21 @@ absl::StatusOr<ResolvedAdapter> ExpertResolver::FetchExpert(std::string_view spe
 absl::StatusOr<ResolvedAdapter> ExpertResolver::FetchMixture(const std::string& name,
                                                              std::string_view what,
                                                              const CallScope& scope) {
-  grpc::ClientContext context;
-  context.set_deadline(scope.Capped(options_.call_timeout));
-  t2::v1::GetMixtureRequest request;
-  request.set_name(name);
-  t2::v1::Mixture response;
-  grpc::Status status = stub_.GetMixture(&context, request, &response);
-  if (status.error_code() == grpc::StatusCode::NOT_FOUND) {
+  absl::StatusOr<std::optional<t2::v1::Mixture>> found =
+      registry_.GetMixture(name, absl::FromChrono(scope.Capped(options_.call_timeout)));
+  if (!found.ok()) return RegistryError(found.status(), absl::StrCat("GetMixture('", name, "')"));
+  if (!found->has_value()) {
     return absl::NotFoundError(absl::StrCat("no ", AsAbsl(what), " named '", name, "'"));
   }
-  if (!status.ok()) return RegistryError(status, absl::StrCat("GetMixture('", name, "')"));
-  return ResolvedAdapter{.spec = response.spec(), .label = absl::StrCat("mixture:", name)};
+  return ResolvedAdapter{.spec = (*found)->spec(), .label = absl::StrCat("mixture:", name)};
 }
 
 absl::StatusOr<std::vector<t2::v1::ExpertRef>> ExpertResolver::AliasTargets(
     const std::set<std::string>& except, const CallScope& scope) {
-  grpc::ClientContext context;
-  context.set_deadline(scope.Capped(options_.call_timeout));
-  t2::v1::ListAliasesResponse response;
-  grpc::Status status = stub_.ListAliases(&context, t2::v1::ListAliasesRequest(), &response);
-  if (!status.ok()) return RegistryError(status, "ListAliases");
-  std::vector<t2::v1::Alias> aliases(response.aliases().begin(), response.aliases().end());
+  absl::StatusOr<std::vector<t2::v1::Alias>> listed =
+      registry_.ListAliases(absl::FromChrono(scope.Capped(options_.call_timeout)));
+  if (!listed.ok()) return RegistryError(listed.status(), "ListAliases");
+  std::vector<t2::v1::Alias> aliases = *std::move(listed);
   std::sort(aliases.begin(), aliases.end(),
             [](const auto& a, const auto& b) { return a.alias() < b.alias(); });
   std::vector<t2::v1::ExpertRef> out;
@@ -245,20 +231,16 @@ absl::StatusOr<std::vector<t2::v1::ExpertRef>> ExpertResolver::AliasTargets(
 
 absl::StatusOr<t2::v1::Mixture> ExpertResolver::PutMixture(const t2::v1::Mixture& mixture,
                                                            const CallScope& scope) {
-  grpc::ClientContext context;
-  context.set_deadline(scope.Capped(options_.call_timeout));
-  t2::v1::PutMixtureRequest request;
-  *request.mutable_mixture() = mixture;
-  t2::v1::Mixture response;
-  grpc::Status status = stub_.PutMixture(&context, request, &response);
-  if (!status.ok()) {
-    return RegistryError(status, absl::StrCat("PutMixture('", mixture.name(), "')"));
+  absl::StatusOr<t2::v1::Mixture> stored =
+      registry_.PutMixture(mixture, absl::FromChrono(scope.Capped(options_.call_timeout)));
+  if (!stored.ok()) {
+    return RegistryError(stored.status(), absl::StrCat("PutMixture('", mixture.name(), "')"));
   }
   // Our own write: a client that adapts and then generates with the task must not meet a
   // cached NOT_FOUND before the Watch event arrives.
   std::lock_guard lock(mu_);
   EraseName(mixture.name());
-  return response;
+  return *std::move(stored);
 }
 
 void ExpertResolver::EraseName(const std::string& name) {

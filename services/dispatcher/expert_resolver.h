@@ -117,7 +117,6 @@ class ExpertResolver {
   void EraseName(const std::string& name);
 
   registry::RegistryClient registry_;
-  t2::v1::Registry::Stub& stub_;  // registry_'s, for the calls it has no method for
   Options options_;
 
   mutable std::mutex mu_;

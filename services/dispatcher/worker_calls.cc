@@ -39,8 +39,11 @@ void ReportUnavailable(WorkerPool& pool, size_t index, const grpc::ClientContext
   pool.ReportUnavailable(index);
 }
 
+}  // namespace
+
 // One Worker.Generate stream. It keeps itself alive from Begin until OnDone has run, so the
-// caller may drop its reference at any time; callbacks run on gRPC's threads.
+// caller may drop its reference at any time; callbacks run on gRPC's threads. Not in the
+// anonymous namespace: GenerateRelay::Attempt, a member of a class the header declares, holds one.
 class GenerateReactor final : public grpc::ClientReadReactor<WorkerGenerateResponse>,
                               public std::enable_shared_from_this<GenerateReactor> {
  public:
@@ -94,6 +97,8 @@ class GenerateReactor final : public grpc::ClientReadReactor<WorkerGenerateRespo
   OnFinish on_finish_;
   std::shared_ptr<GenerateReactor> self_;
 };
+
+namespace {
 
 bool CarriesAnswer(const WorkerGenerateResponse& m) {
   return !m.text().empty() || m.token_ids_size() > 0 ||

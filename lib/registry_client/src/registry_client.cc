@@ -22,6 +22,15 @@ void RegistryClient::Prepare(grpc::ClientContext& context, absl::Duration timeou
   context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
 }
 
+void RegistryClient::Prepare(grpc::ClientContext& context,
+                             std::optional<absl::Time> deadline) const {
+  if (deadline.has_value()) {
+    context.set_deadline(absl::ToChronoTime(*deadline));
+  } else {
+    Prepare(context, options_.call_timeout);
+  }
+}
+
 absl::StatusOr<t2::v1::ExpertInfo> RegistryClient::Publish(const std::string& name, int64_t version,
                                                            const std::filesystem::path& file) const {
   std::error_code ec;
@@ -139,21 +148,18 @@ absl::StatusOr<t2::v1::ExpertInfo> RegistryClient::Resolve(
   request.set_version(version);
   t2::v1::ExpertInfo response;
   grpc::ClientContext context;
-  if (deadline.has_value()) {
-    context.set_deadline(absl::ToChronoTime(*deadline));
-  } else {
-    Prepare(context, options_.call_timeout);
-  }
+  Prepare(context, deadline);
   T2_RETURN_IF_ERROR(rpc::FromGrpc(stub_->ResolveExpert(&context, request, &response)));
   return response;
 }
 
-absl::StatusOr<std::optional<t2::v1::Alias>> RegistryClient::GetAlias(const std::string& alias) const {
+absl::StatusOr<std::optional<t2::v1::Alias>> RegistryClient::GetAlias(
+    const std::string& alias, std::optional<absl::Time> deadline) const {
   t2::v1::GetAliasRequest request;
   request.set_alias(alias);
   t2::v1::Alias response;
   grpc::ClientContext context;
-  Prepare(context, options_.call_timeout);
+  Prepare(context, deadline);
   absl::Status status = rpc::FromGrpc(stub_->GetAlias(&context, request, &response));
   if (absl::IsNotFound(status)) return std::optional<t2::v1::Alias>();
   T2_RETURN_IF_ERROR(status);
@@ -170,6 +176,40 @@ absl::StatusOr<t2::v1::Alias> RegistryClient::SetAlias(const std::string& alias,
   grpc::ClientContext context;
   Prepare(context, options_.call_timeout);
   T2_RETURN_IF_ERROR(rpc::FromGrpc(stub_->SetAlias(&context, request, &response)));
+  return response;
+}
+
+absl::StatusOr<std::vector<t2::v1::Alias>> RegistryClient::ListAliases(
+    std::optional<absl::Time> deadline) const {
+  t2::v1::ListAliasesResponse response;
+  grpc::ClientContext context;
+  Prepare(context, deadline);
+  T2_RETURN_IF_ERROR(
+      rpc::FromGrpc(stub_->ListAliases(&context, t2::v1::ListAliasesRequest(), &response)));
+  return std::vector<t2::v1::Alias>(response.aliases().begin(), response.aliases().end());
+}
+
+absl::StatusOr<std::optional<t2::v1::Mixture>> RegistryClient::GetMixture(
+    const std::string& name, std::optional<absl::Time> deadline) const {
+  t2::v1::GetMixtureRequest request;
+  request.set_name(name);
+  t2::v1::Mixture response;
+  grpc::ClientContext context;
+  Prepare(context, deadline);
+  absl::Status status = rpc::FromGrpc(stub_->GetMixture(&context, request, &response));
+  if (absl::IsNotFound(status)) return std::optional<t2::v1::Mixture>();
+  T2_RETURN_IF_ERROR(status);
+  return std::optional<t2::v1::Mixture>(std::move(response));
+}
+
+absl::StatusOr<t2::v1::Mixture> RegistryClient::PutMixture(
+    const t2::v1::Mixture& mixture, std::optional<absl::Time> deadline) const {
+  t2::v1::PutMixtureRequest request;
+  *request.mutable_mixture() = mixture;
+  t2::v1::Mixture response;
+  grpc::ClientContext context;
+  Prepare(context, deadline);
+  T2_RETURN_IF_ERROR(rpc::FromGrpc(stub_->PutMixture(&context, request, &response)));
   return response;
 }
 

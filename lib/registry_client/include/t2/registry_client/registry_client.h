@@ -1,6 +1,6 @@
 // The client side of the expert registry (proto/t2/v1/registry.proto): publish an expert
-// file, download one with its size and sha256 checked, versions, aliases, base models.
-// Used by the t2 tool and the trainer job. Free of LibTorch.
+// file, download one with its size and sha256 checked, versions, aliases, mixtures, base
+// models. Used by the t2 tool, the trainer job, the worker and the dispatcher. Free of LibTorch.
 //
 // Every call has a deadline (call_timeout; publish and download get transfer_timeout) and
 // returns the registry's status as an absl::Status (UNAVAILABLE when it cannot be reached).
@@ -66,16 +66,27 @@ class RegistryClient {
   // Versions of `name` (every expert when empty), by name then version.
   absl::StatusOr<std::vector<t2::v1::ExpertInfo>> ListExperts(const std::string& name,
                                                               bool include_deprecated) const;
-  // The alias's target; nullopt when there is no such alias.
-  absl::StatusOr<std::optional<t2::v1::Alias>> GetAlias(const std::string& alias) const;
+  // The alias's target; nullopt when there is no such alias. `deadline`, here and below,
+  // replaces call_timeout (the dispatcher caps each call by its request's deadline).
+  absl::StatusOr<std::optional<t2::v1::Alias>> GetAlias(
+      const std::string& alias, std::optional<absl::Time> deadline = std::nullopt) const;
   absl::StatusOr<t2::v1::Alias> SetAlias(const std::string& alias, const std::string& name, int64_t version) const;
+  // Every alias, in the registry's order.
+  absl::StatusOr<std::vector<t2::v1::Alias>> ListAliases(
+      std::optional<absl::Time> deadline = std::nullopt) const;
+  // The stored CEM mixture named `name`; nullopt when there is none.
+  absl::StatusOr<std::optional<t2::v1::Mixture>> GetMixture(
+      const std::string& name, std::optional<absl::Time> deadline = std::nullopt) const;
+  // Stores (or replaces) a mixture under its name; the registry's copy comes back.
+  absl::StatusOr<t2::v1::Mixture> PutMixture(
+      const t2::v1::Mixture& mixture, std::optional<absl::Time> deadline = std::nullopt) const;
   // Idempotent for the same model (ALREADY_EXISTS only for a conflicting one).
   absl::StatusOr<t2::v1::BaseModel> RegisterBaseModel(const t2::v1::BaseModel& model) const;
 
-  t2::v1::Registry::Stub& stub() const { return *stub_; }
-
  private:
   void Prepare(grpc::ClientContext& context, absl::Duration timeout) const;
+  // The caller's deadline where it gave one, else now + call_timeout.
+  void Prepare(grpc::ClientContext& context, std::optional<absl::Time> deadline) const;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<t2::v1::Registry::Stub> stub_;
   ClientOptions options_;
