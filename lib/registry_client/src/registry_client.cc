@@ -13,22 +13,33 @@ namespace {
 
 constexpr size_t kChunkBytes = 1 << 20;
 
+// Lookups whose miss is an answer, not an error: NOT_FOUND becomes nullopt.
+template <typename T>
+absl::StatusOr<std::optional<T>> NoneIfNotFound(absl::StatusOr<T> found) {
+  if (absl::IsNotFound(found.status())) return std::optional<T>();
+  T2_RETURN_IF_ERROR(found.status());
+  return std::optional<T>(*std::move(found));
+}
+
 }  // namespace
 
 RegistryClient::RegistryClient(std::shared_ptr<grpc::Channel> channel, ClientOptions options)
     : channel_(std::move(channel)), stub_(t2::v1::Registry::NewStub(channel_)), options_(options) {}
 
-void RegistryClient::Prepare(grpc::ClientContext& context, absl::Duration timeout) const {
-  context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+void RegistryClient::Prepare(grpc::ClientContext& context, std::optional<absl::Time> deadline,
+                             absl::Duration otherwise) const {
+  context.set_deadline(absl::ToChronoTime(deadline.value_or(absl::Now() + otherwise)));
 }
 
-void RegistryClient::Prepare(grpc::ClientContext& context,
-                             std::optional<absl::Time> deadline) const {
-  if (deadline.has_value()) {
-    context.set_deadline(absl::ToChronoTime(*deadline));
-  } else {
-    Prepare(context, options_.call_timeout);
-  }
+template <typename Request, typename Response>
+absl::StatusOr<Response> RegistryClient::Unary(
+    grpc::Status (t2::v1::Registry::Stub::*method)(grpc::ClientContext*, const Request&, Response*),
+    const Request& request, std::optional<absl::Time> deadline) const {
+  grpc::ClientContext context;
+  Prepare(context, deadline, options_.call_timeout);
+  Response response;
+  T2_RETURN_IF_ERROR(rpc::FromGrpc(((*stub_).*method)(&context, request, &response)));
+  return response;
 }
 
 absl::StatusOr<t2::v1::ExpertInfo> RegistryClient::Publish(const std::string& name, int64_t version,
@@ -49,7 +60,7 @@ absl::StatusOr<t2::v1::ExpertInfo> RegistryClient::Publish(const std::string& na
   in.seekg(0);
 
   grpc::ClientContext context;
-  Prepare(context, options_.transfer_timeout);
+  Prepare(context, std::nullopt, options_.transfer_timeout);
   t2::v1::ExpertInfo info;
   auto writer = stub_->PublishExpert(&context, &info);
   t2::v1::PublishExpertRequest header;
@@ -83,11 +94,7 @@ absl::StatusOr<t2::v1::ExpertInfo> RegistryClient::Download(const std::string& n
   request.set_name(name);
   request.set_version(version);
   grpc::ClientContext context;
-  if (options.deadline.has_value()) {
-    context.set_deadline(absl::ToChronoTime(*options.deadline));
-  } else {
-    Prepare(context, options_.transfer_timeout);
-  }
+  Prepare(context, options.deadline, options_.transfer_timeout);
   auto reader = stub_->GetExpert(&context, request);
   t2::v1::GetExpertResponse message;
   t2::v1::ExpertInfo info;
@@ -134,10 +141,8 @@ absl::StatusOr<std::vector<t2::v1::ExpertInfo>> RegistryClient::ListExperts(cons
   t2::v1::ListExpertsRequest request;
   request.set_name(name);
   request.set_include_deprecated(include_deprecated);
-  t2::v1::ListExpertsResponse response;
-  grpc::ClientContext context;
-  Prepare(context, options_.call_timeout);
-  T2_RETURN_IF_ERROR(rpc::FromGrpc(stub_->ListExperts(&context, request, &response)));
+  T2_ASSIGN_OR_RETURN(t2::v1::ListExpertsResponse response,
+                      Unary(&t2::v1::Registry::Stub::ListExperts, request, std::nullopt));
   return std::vector<t2::v1::ExpertInfo>(response.experts().begin(), response.experts().end());
 }
 
@@ -146,24 +151,14 @@ absl::StatusOr<t2::v1::ExpertInfo> RegistryClient::Resolve(
   t2::v1::ResolveExpertRequest request;
   request.set_name(name);
   request.set_version(version);
-  t2::v1::ExpertInfo response;
-  grpc::ClientContext context;
-  Prepare(context, deadline);
-  T2_RETURN_IF_ERROR(rpc::FromGrpc(stub_->ResolveExpert(&context, request, &response)));
-  return response;
+  return Unary(&t2::v1::Registry::Stub::ResolveExpert, request, deadline);
 }
 
 absl::StatusOr<std::optional<t2::v1::Alias>> RegistryClient::GetAlias(
     const std::string& alias, std::optional<absl::Time> deadline) const {
   t2::v1::GetAliasRequest request;
   request.set_alias(alias);
-  t2::v1::Alias response;
-  grpc::ClientContext context;
-  Prepare(context, deadline);
-  absl::Status status = rpc::FromGrpc(stub_->GetAlias(&context, request, &response));
-  if (absl::IsNotFound(status)) return std::optional<t2::v1::Alias>();
-  T2_RETURN_IF_ERROR(status);
-  return std::optional<t2::v1::Alias>(std::move(response));
+  return NoneIfNotFound(Unary(&t2::v1::Registry::Stub::GetAlias, request, deadline));
 }
 
 absl::StatusOr<t2::v1::Alias> RegistryClient::SetAlias(const std::string& alias, const std::string& name,
@@ -172,20 +167,14 @@ absl::StatusOr<t2::v1::Alias> RegistryClient::SetAlias(const std::string& alias,
   request.set_alias(alias);
   request.set_name(name);
   request.set_version(version);
-  t2::v1::Alias response;
-  grpc::ClientContext context;
-  Prepare(context, options_.call_timeout);
-  T2_RETURN_IF_ERROR(rpc::FromGrpc(stub_->SetAlias(&context, request, &response)));
-  return response;
+  return Unary(&t2::v1::Registry::Stub::SetAlias, request, std::nullopt);
 }
 
 absl::StatusOr<std::vector<t2::v1::Alias>> RegistryClient::ListAliases(
     std::optional<absl::Time> deadline) const {
-  t2::v1::ListAliasesResponse response;
-  grpc::ClientContext context;
-  Prepare(context, deadline);
-  T2_RETURN_IF_ERROR(
-      rpc::FromGrpc(stub_->ListAliases(&context, t2::v1::ListAliasesRequest(), &response)));
+  T2_ASSIGN_OR_RETURN(
+      t2::v1::ListAliasesResponse response,
+      Unary(&t2::v1::Registry::Stub::ListAliases, t2::v1::ListAliasesRequest(), deadline));
   return std::vector<t2::v1::Alias>(response.aliases().begin(), response.aliases().end());
 }
 
@@ -193,32 +182,18 @@ absl::StatusOr<std::optional<t2::v1::Mixture>> RegistryClient::GetMixture(
     const std::string& name, std::optional<absl::Time> deadline) const {
   t2::v1::GetMixtureRequest request;
   request.set_name(name);
-  t2::v1::Mixture response;
-  grpc::ClientContext context;
-  Prepare(context, deadline);
-  absl::Status status = rpc::FromGrpc(stub_->GetMixture(&context, request, &response));
-  if (absl::IsNotFound(status)) return std::optional<t2::v1::Mixture>();
-  T2_RETURN_IF_ERROR(status);
-  return std::optional<t2::v1::Mixture>(std::move(response));
+  return NoneIfNotFound(Unary(&t2::v1::Registry::Stub::GetMixture, request, deadline));
 }
 
 absl::StatusOr<t2::v1::Mixture> RegistryClient::PutMixture(
     const t2::v1::Mixture& mixture, std::optional<absl::Time> deadline) const {
   t2::v1::PutMixtureRequest request;
   *request.mutable_mixture() = mixture;
-  t2::v1::Mixture response;
-  grpc::ClientContext context;
-  Prepare(context, deadline);
-  T2_RETURN_IF_ERROR(rpc::FromGrpc(stub_->PutMixture(&context, request, &response)));
-  return response;
+  return Unary(&t2::v1::Registry::Stub::PutMixture, request, deadline);
 }
 
 absl::StatusOr<t2::v1::BaseModel> RegistryClient::RegisterBaseModel(const t2::v1::BaseModel& model) const {
-  t2::v1::BaseModel response;
-  grpc::ClientContext context;
-  Prepare(context, options_.call_timeout);
-  T2_RETURN_IF_ERROR(rpc::FromGrpc(stub_->RegisterBaseModel(&context, model, &response)));
-  return response;
+  return Unary(&t2::v1::Registry::Stub::RegisterBaseModel, model, std::nullopt);
 }
 
 }  // namespace t2::registry

@@ -84,9 +84,14 @@ class RegistryClient {
   absl::StatusOr<t2::v1::BaseModel> RegisterBaseModel(const t2::v1::BaseModel& model) const;
 
  private:
-  void Prepare(grpc::ClientContext& context, absl::Duration timeout) const;
-  // The caller's deadline where it gave one, else now + call_timeout.
-  void Prepare(grpc::ClientContext& context, std::optional<absl::Time> deadline) const;
+  // The caller's deadline where it gave one, else now + `otherwise`.
+  void Prepare(grpc::ClientContext& context, std::optional<absl::Time> deadline,
+               absl::Duration otherwise) const;
+  // One unary RPC under `deadline` (else call_timeout), its status as an absl::Status.
+  template <typename Request, typename Response>
+  absl::StatusOr<Response> Unary(grpc::Status (t2::v1::Registry::Stub::*method)(
+                                     grpc::ClientContext*, const Request&, Response*),
+                                 const Request& request, std::optional<absl::Time> deadline) const;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<t2::v1::Registry::Stub> stub_;
   ClientOptions options_;
